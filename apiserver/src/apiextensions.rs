@@ -1,0 +1,75 @@
+//! CustomResourceDefinitions as kube-apiserver serves them: checked and given
+//! an `Established` status when stored, their objects removed with them; and
+//! namespaces, whose deletion removes what they hold.
+
+use crate::error::{ApiError, Cause};
+use crate::http::App;
+use crate::registry::{self, Builtin};
+use crate::store::Precondition;
+use serde_json::{Value, json};
+
+/// Checks a CRD and fills in the status that says it is served.
+pub fn prepare(crd: &mut Value) -> Result<(), Cause> {
+    registry::from_crd(crd).map_err(|e| Cause {
+        reason: "FieldValueInvalid",
+        message: e.message,
+        field: e.field,
+    })?;
+    let now = super::http::now();
+    let names = crd["spec"]["names"].clone();
+    let cond = |t: &str, reason: &str, message: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message});
+    crd["status"] = json!({
+        "acceptedNames": names,
+        "storedVersions": crd["spec"]["versions"].as_array().map(|vs| vs.iter()
+            .filter(|v| v["storage"] == json!(true)).map(|v| v["name"].clone()).collect::<Vec<_>>()).unwrap_or_default(),
+        "conditions": [
+            cond("NamesAccepted", "NoConflicts", "no conflicts found"),
+            cond("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+        ],
+    });
+    Ok(())
+}
+
+async fn delete_prefix(app: &App, prefix: &str) -> Result<(), ApiError> {
+    loop {
+        let page = app
+            .store
+            .list(crate::store::ListRequest {
+                prefix,
+                limit: 500,
+                ..Default::default()
+            })
+            .await?;
+        if page.items.is_empty() {
+            return Ok(());
+        }
+        for kv in page.items {
+            match app.store.delete(kv.key.clone(), Precondition::None).await {
+                Ok(_) | Err(crate::store::StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Removes every object of a CRD's resource and stops serving it.
+pub async fn delete_crd_content(app: &App, crd: &Value) -> Result<(), ApiError> {
+    let group = crd["spec"]["group"].as_str().unwrap_or_default();
+    let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or_default();
+    app.registry.remove_group_resource(group, plural);
+    delete_prefix(app, &format!("/{group}/{plural}/")).await
+}
+
+/// Removes every namespaced object in a namespace.
+pub async fn delete_namespace_content(app: &App, ns: &str) -> Result<(), ApiError> {
+    let mut seen = std::collections::HashSet::new();
+    for info in app.registry.all() {
+        if info.namespaced
+            && seen.insert(info.storage_prefix.clone())
+            && info.builtin != Builtin::Namespace
+        {
+            delete_prefix(app, &info.collection_prefix(Some(ns))).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! The objects every server has before its first request: the namespaces
+//! `default`, `kube-system` and `mosaic-system`, and Mosaic's CRDs (updated in
+//! place when this version of Mosaic changes them). Stored CRDs are served.
+
+use crate::registry::Registry;
+use crate::store::{ListRequest, Precondition, Store};
+use serde_json::{Value, json};
+
+fn stamp(mut obj: Value) -> Value {
+    obj["metadata"]["uid"] = json!(crate::http::now_uid());
+    obj["metadata"]["creationTimestamp"] = json!(crate::http::now());
+    obj["metadata"]["generation"] = json!(1);
+    obj
+}
+
+/// Writes what is missing and registers every stored CRD.
+pub async fn run(store: &dyn Store, registry: &Registry) -> Result<(), String> {
+    let ns_info = registry.get("", "v1", "namespaces").expect("built in");
+    for ns in ["default", "kube-system", "mosaic-system"] {
+        let key = ns_info.key(None, ns);
+        if store.get(&key).await.map_err(|e| e.to_string())?.is_none() {
+            let obj = stamp(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}}),
+            );
+            store
+                .create(key, serde_json::to_vec(&obj).expect("JSON"))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let crd_info = registry
+        .get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        .expect("built in");
+    for crd in mosaic_crds::all_crds() {
+        let mut want = serde_json::to_value(&crd).map_err(|e| e.to_string())?;
+        crate::apiextensions::prepare(&mut want)
+            .map_err(|c| format!("{}: {}", c.field, c.message))?;
+        let name = want["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let key = crd_info.key(None, &name);
+        match store.get(&key).await.map_err(|e| e.to_string())? {
+            None => {
+                let obj = stamp(want);
+                store
+                    .create(key, serde_json::to_vec(&obj).expect("JSON"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Some(kv) => {
+                let mut have: Value =
+                    serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
+                if have["spec"] != want["spec"] {
+                    let g = have["metadata"]["generation"].as_i64().unwrap_or(1);
+                    have["spec"] = want["spec"].clone();
+                    have["status"] = want["status"].clone();
+                    have["metadata"]["generation"] = json!(g + 1);
+                    store
+                        .update(
+                            key,
+                            serde_json::to_vec(&have).expect("JSON"),
+                            Precondition::ModRevision(kv.mod_revision),
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+    }
+    let prefix = format!("{}/", crd_info.storage_prefix);
+    let stored = store
+        .list(ListRequest {
+            prefix: &prefix,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    for kv in stored.items {
+        let crd: Value = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
+        if let Err(e) = registry.apply_crd(&crd) {
+            tracing::warn!(key = %kv.key, error = %e, "stored CRD cannot be served");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! Response bodies: whole JSON or text, `Status` errors, and streams for watches.
+
+use crate::error::ApiError;
+use bytes::Bytes;
+use http::{Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, StreamBody};
+use serde_json::Value;
+use std::convert::Infallible;
+use tokio::sync::mpsc;
+
+/// The largest request body accepted (as kube-apiserver: 3 MiB).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// Every response body.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, v: &Value) -> Response<Body> {
+    json_typed(status, v, "application/json")
+}
+
+/// A JSON response with a given content type.
+pub fn json_typed(status: StatusCode, v: &Value, content_type: &str) -> Response<Body> {
+    let bytes = serde_json::to_vec(v).expect("a JSON value always serialises");
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(full(bytes))
+        .expect("static response parts are valid")
+}
+
+/// A plain-text response.
+pub fn text(status: StatusCode, s: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(full(s.to_string()))
+        .expect("static response parts are valid")
+}
+
+/// A `Status` response for an error.
+pub fn status_response(e: &ApiError) -> Response<Body> {
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json(code, &e.to_status())
+}
+
+/// A streamed body fed by a channel of chunks (watches).
+pub fn stream(rx: mpsc::Receiver<Bytes>) -> Body {
+    let s = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(http_body::Frame::data(b)), rx))
+    });
+    StreamBody::new(s).boxed_unsync()
+}

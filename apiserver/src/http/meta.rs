@@ -1,0 +1,169 @@
+//! Object metadata rules shared by every verb: timestamps, uids, names,
+//! resourceVersion in and out of the store, and decoding request bodies.
+
+use crate::error::{ApiError, Cause};
+use crate::store::KeyValue;
+use rand::Rng;
+use serde_json::{Value, json};
+
+/// Now, as Kubernetes writes timestamps (RFC 3339, seconds, UTC).
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// A random (version 4) UUID.
+pub fn new_uid() -> String {
+    let mut b: [u8; 16] = rand::rng().random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Five random lowercase alphanumerics, for `generateName`.
+pub fn name_suffix() -> String {
+    const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut r = rand::rng();
+    (0..5)
+        .map(|_| CHARS[r.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+/// Checks a DNS-1123 subdomain name (what most kinds require).
+pub fn check_name(name: &str, field: &str) -> Option<Cause> {
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    (!valid).then(|| Cause {
+        reason: "FieldValueInvalid",
+        message: format!(
+            "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric \
+             characters, '-' or '.', and must start and end with an alphanumeric character"
+        ),
+        field: field.into(),
+    })
+}
+
+/// Checks label keys and values.
+pub fn check_labels(obj: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let Some(labels) = obj["metadata"]["labels"].as_object() else {
+        return causes;
+    };
+    let ok_value = |v: &str| {
+        v.len() <= 63
+            && (v.is_empty()
+                || (v
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
+                    && v.as_bytes()[0].is_ascii_alphanumeric()
+                    && v.as_bytes()[v.len() - 1].is_ascii_alphanumeric()))
+    };
+    for (k, v) in labels {
+        let name = k.rsplit('/').next().unwrap_or(k);
+        if name.is_empty() || !ok_value(name) {
+            causes.push(Cause {
+                reason: "FieldValueInvalid",
+                message: format!("Invalid value: \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.'"),
+                field: "metadata.labels".into(),
+            });
+        }
+        match v.as_str() {
+            Some(s) if ok_value(s) => {}
+            _ => causes.push(Cause {
+                reason: "FieldValueInvalid",
+                message: format!("Invalid value: {v}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.'"),
+                field: format!("metadata.labels.{k}"),
+            }),
+        }
+    }
+    causes
+}
+
+/// A stored value as an API object, with `metadata.resourceVersion` set.
+pub fn from_store(kv: &KeyValue) -> Result<Value, ApiError> {
+    let mut v: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key)))?;
+    v["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
+    Ok(v)
+}
+
+/// An API object as stored (no resourceVersion: the store's revision is it).
+pub fn to_store(obj: &Value) -> Vec<u8> {
+    let mut o = obj.clone();
+    if let Some(m) = o["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
+        m.remove("selfLink");
+    }
+    serde_json::to_vec(&o).expect("a JSON value always serialises")
+}
+
+/// Parses a request body as JSON, or YAML when the content type says so.
+pub fn decode(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
+    let ct = content_type.split(';').next().unwrap_or("").trim();
+    let v: Value = if ct.ends_with("yaml") && body.first().is_none_or(|b| *b != b'{') {
+        serde_saphyr::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "couldn't decode the request body as JSON: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?
+    };
+    Ok(v)
+}
+
+/// The resourceVersion an object carries, parsed.
+pub fn resource_version(obj: &Value) -> Result<Option<i64>, ApiError> {
+    match &obj["metadata"]["resourceVersion"] {
+        Value::Null => Ok(None),
+        Value::String(s) if s.is_empty() => Ok(None),
+        Value::String(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}"))),
+        other => Err(ApiError::bad_request(format!(
+            "invalid resourceVersion {other}"
+        ))),
+    }
+}
+
+/// Kubernetes's short human duration (`45s`, `5m3s`, `3h`, `2d`).
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        s if s < 120 => format!("{s}s"),
+        s if s < 600 => format!("{}m{}s", s / 60, s % 60),
+        s if s < 3 * 3600 => format!("{}m", s / 60),
+        s if s < 8 * 3600 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        s if s < 48 * 3600 => format!("{}h", s / 3600),
+        s if s < 8 * 86400 => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+        s if s < 2 * 365 * 86400 => format!("{}d", s / 86400),
+        s => format!("{}y", s / (365 * 86400)),
+    }
+}
+
+/// Seconds since an RFC 3339 timestamp.
+pub fn age_secs(ts: &str) -> Option<i64> {
+    let t: jiff::Timestamp = ts.parse().ok()?;
+    Some(jiff::Timestamp::now().as_second() - t.as_second())
+}

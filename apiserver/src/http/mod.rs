@@ -1,0 +1,220 @@
+//! The HTTP face of the server: authentication, routing by Kubernetes URL
+//! shape, and dispatch to the discovery, OpenAPI, object and list/watch handlers.
+//!
+//! [`App::handle`] takes any `http::Request` and never fails: every error is a
+//! `Status` response. The TLS listener in [`crate::serve`] and the in-process
+//! tower service both call it.
+
+mod body;
+mod discovery;
+mod list;
+mod meta;
+mod objects;
+mod openapi;
+mod params;
+mod route;
+mod selectors;
+mod table;
+mod update;
+mod watch;
+
+pub use body::{Body, MAX_BODY};
+pub use meta::{new_uid as now_uid, now};
+pub use params::Params;
+pub use route::Route;
+
+use crate::auth::{self, Attributes, Authenticator};
+use crate::error::ApiError;
+use crate::registry::Registry;
+use crate::store::Store;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Request counters for /metrics.
+#[derive(Default)]
+pub struct Metrics {
+    /// Requests served.
+    pub requests: AtomicU64,
+    /// Requests that ended in an error status.
+    pub errors: AtomicU64,
+    /// Watches currently open.
+    pub watches: AtomicU64,
+}
+
+/// Shared state of every request.
+pub struct App {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// What is served.
+    pub registry: Arc<Registry>,
+    /// Token to user.
+    pub authn: Authenticator,
+    /// Counters.
+    pub metrics: Metrics,
+    /// `https://host:port` clients should use (for discovery's server address).
+    pub external_url: String,
+}
+
+impl App {
+    /// Serves one request.
+    pub async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.metrics.requests.fetch_add(1, Ordering::Relaxed);
+        let (parts, body) = req.into_parts();
+        let resp = match self.route(&parts, body).await {
+            Ok(r) => r,
+            Err(e) => body::status_response(&e),
+        };
+        if resp.status().as_u16() >= 400 {
+            self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        resp
+    }
+
+    async fn route<B>(
+        self: &Arc<Self>,
+        parts: &http::request::Parts,
+        body: B,
+    ) -> Result<Response<Body>, ApiError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let path = parts.uri.path();
+        match path {
+            "/healthz" | "/livez" | "/readyz" => return Ok(body::text(StatusCode::OK, "ok")),
+            "/version" => return Ok(body::json(StatusCode::OK, &discovery::version())),
+            _ => {}
+        }
+        let user = self
+            .authn
+            .authenticate(
+                parts
+                    .headers
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|h| h.to_str().ok()),
+            )
+            .ok_or_else(ApiError::unauthorized)?;
+        let params = Params::parse(parts.uri.query().unwrap_or(""))?;
+        let accept = parts
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if path == "/metrics" {
+            return Ok(body::text(StatusCode::OK, &self.metrics_text()));
+        }
+        if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
+            return openapi::serve(&self.registry, path);
+        }
+        let route = Route::parse(path, &self.registry)?;
+        match route {
+            Route::Discovery(d) => discovery::serve(&self.registry, d, &accept, &self.external_url),
+            Route::Resource(r) => {
+                let verb = verb(&parts.method, &r, &params)?;
+                auth::authorize(
+                    &user,
+                    Attributes {
+                        verb,
+                        group: &r.info.group,
+                        resource: &r.info.plural,
+                        subresource: r.subresource.as_deref().unwrap_or(""),
+                        namespace: r.namespace.as_deref().unwrap_or(""),
+                    },
+                )?;
+                let content_type = parts
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("application/json")
+                    .to_string();
+                let req = objects::Request {
+                    app: self.clone(),
+                    route: r,
+                    params,
+                    accept,
+                    content_type,
+                    user,
+                };
+                match verb {
+                    "get" => objects::get(req).await,
+                    "list" => list::list(req).await,
+                    "watch" => watch::watch(req).await,
+                    "create" => objects::create(req, read_body(body).await?).await,
+                    "update" => objects::update(req, read_body(body).await?).await,
+                    "patch" => objects::patch(req, read_body(body).await?).await,
+                    "delete" => objects::delete(req, read_body(body).await?).await,
+                    "deletecollection" => list::delete_collection(req).await,
+                    _ => Err(ApiError::method_not_allowed(parts.method.as_str(), path)),
+                }
+            }
+        }
+    }
+
+    fn metrics_text(&self) -> String {
+        let m = &self.metrics;
+        format!(
+            "# HELP mosaic_apiserver_requests_total Requests served.\n# TYPE mosaic_apiserver_requests_total counter\n\
+             mosaic_apiserver_requests_total {}\n\
+             # HELP mosaic_apiserver_request_errors_total Requests answered with an error status.\n# TYPE mosaic_apiserver_request_errors_total counter\n\
+             mosaic_apiserver_request_errors_total {}\n\
+             # HELP mosaic_apiserver_watches Open watches.\n# TYPE mosaic_apiserver_watches gauge\n\
+             mosaic_apiserver_watches {}\n\
+             # HELP mosaic_store_revision The store's current revision.\n# TYPE mosaic_store_revision gauge\n\
+             mosaic_store_revision {}\n",
+            m.requests.load(Ordering::Relaxed),
+            m.errors.load(Ordering::Relaxed),
+            m.watches.load(Ordering::Relaxed),
+            self.store.revision()
+        )
+    }
+}
+
+/// The Kubernetes verb of a request.
+fn verb(
+    method: &Method,
+    r: &route::ResourceRoute,
+    params: &Params,
+) -> Result<&'static str, ApiError> {
+    let collection = r.name.is_none();
+    Ok(match (method, collection) {
+        (&Method::GET, true) if params.watch => "watch",
+        (&Method::GET, true) => "list",
+        (&Method::GET, false) if params.watch => "watch",
+        (&Method::GET, false) => "get",
+        (&Method::POST, true) => "create",
+        (&Method::PUT, false) => "update",
+        (&Method::PATCH, false) => "patch",
+        (&Method::DELETE, false) => "delete",
+        (&Method::DELETE, true) => "deletecollection",
+        (m, _) => {
+            return Err(ApiError::method_not_allowed(
+                m.as_str(),
+                &r.info.group_resource(),
+            ));
+        }
+    })
+}
+
+/// Reads a request body up to [`MAX_BODY`] bytes; more is a 413.
+async fn read_body<B>(body: B) -> Result<Bytes, ApiError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let limited = http_body_util::Limited::new(body, MAX_BODY);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(MAX_BODY)),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "reading the request body: {e}"
+        ))),
+    }
+}

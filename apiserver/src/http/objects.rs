@@ -1,0 +1,381 @@
+//! Single-object verbs: create, get, delete; update and patch are in
+//! [`super::update`]. Each follows kube-apiserver's rules for metadata,
+//! namespaces, validation, dry runs and finalizers.
+
+use super::body::{self, Body};
+use super::{App, Params, meta, route::ResourceRoute, table};
+use crate::auth::User;
+use crate::error::{ApiError, Cause, Subject};
+use crate::registry::{Builtin, ResourceInfo};
+use crate::schema;
+use crate::store::Precondition;
+use http::{Response, StatusCode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub use super::update::{patch, update};
+
+/// One resource request, parsed.
+pub struct Request {
+    /// Shared state.
+    pub app: Arc<App>,
+    /// What the path names.
+    pub route: ResourceRoute,
+    /// Query parameters.
+    pub params: Params,
+    /// The Accept header.
+    pub accept: String,
+    /// The Content-Type header.
+    pub content_type: String,
+    /// Who asks.
+    #[allow(dead_code)]
+    pub user: User,
+}
+
+impl Request {
+    /// The error subject for the named object.
+    pub fn subject<'a>(&'a self, name: &'a str) -> Subject<'a> {
+        Subject {
+            group: &self.route.info.group,
+            resource: &self.route.info.plural,
+            kind: &self.route.info.kind,
+            name,
+        }
+    }
+
+    /// The store key of the named object.
+    pub fn key(&self, name: &str) -> String {
+        self.route.info.key(self.route.namespace.as_deref(), name)
+    }
+
+    /// The object name from the path.
+    pub fn name(&self) -> &str {
+        self.route.name.as_deref().unwrap_or_default()
+    }
+
+    /// Renders one object as JSON or as a Table row.
+    pub fn respond(&self, status: StatusCode, obj: &Value) -> Response<Body> {
+        if table::wants_table(&self.accept) {
+            let t = table::table(
+                &self.route.info,
+                std::slice::from_ref(obj),
+                &self.params,
+                json!({}),
+                true,
+            );
+            return body::json(status, &t);
+        }
+        body::json(status, obj)
+    }
+}
+
+/// Validation warnings to send back in `Warning` headers.
+pub type Warnings = Vec<String>;
+
+/// Applies the schema (prune, default, validate) and the per-kind checks.
+/// Unknown fields are an error under `fieldValidation=Strict`, a warning under `Warn`.
+pub fn admit(req: &Request, obj: &mut Value, name: &str) -> Result<Warnings, ApiError> {
+    let info = &req.route.info;
+    let mut warnings = Vec::new();
+    let mut causes: Vec<Cause> = Vec::new();
+    if let Some(s) = &info.schema {
+        let out = schema::apply(s, obj);
+        if !out.unknown.is_empty() {
+            match req.params.field_validation.as_str() {
+                "Strict" => {
+                    let list = out
+                        .unknown
+                        .iter()
+                        .map(|u| format!("unknown field \"{u}\""))
+                        .collect::<Vec<_>>();
+                    return Err(ApiError::bad_request(format!(
+                        "strict decoding error: {}",
+                        list.join(", ")
+                    )));
+                }
+                "Warn" => {
+                    warnings.extend(out.unknown.iter().map(|u| format!("unknown field \"{u}\"")))
+                }
+                _ => {}
+            }
+        }
+        causes.extend(out.causes);
+    }
+    causes.extend(meta::check_labels(obj));
+    causes.extend(crate::admission::check(info, obj));
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(req.subject(name), causes));
+    }
+    Ok(warnings)
+}
+
+/// Adds `Warning` headers.
+pub fn with_warnings(mut resp: Response<Body>, warnings: &Warnings) -> Response<Body> {
+    for w in warnings {
+        let v = format!("299 - \"{}\"", w.replace('"', "\\\""));
+        if let Ok(h) = http::HeaderValue::from_str(&v) {
+            resp.headers_mut().append("Warning", h);
+        }
+    }
+    resp
+}
+
+/// Checks `apiVersion` and `kind` against the resource, filling them when absent.
+pub fn check_type_meta(info: &ResourceInfo, obj: &mut Value) -> Result<(), ApiError> {
+    if !obj.is_object() {
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
+    }
+    let api_version = info.api_version();
+    match obj["apiVersion"].as_str() {
+        None => obj["apiVersion"] = json!(api_version),
+        Some(v) if v == api_version => {}
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({api_version})"
+            )));
+        }
+    }
+    match obj["kind"].as_str() {
+        None => obj["kind"] = json!(info.kind),
+        Some(k) if k == info.kind => {}
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                info.kind
+            )));
+        }
+    }
+    if !obj["metadata"].is_object() {
+        if obj["metadata"].is_null() {
+            obj["metadata"] = json!({});
+        } else {
+            return Err(ApiError::bad_request("metadata must be an object"));
+        }
+    }
+    Ok(())
+}
+
+/// Makes the body's namespace agree with the path's (a mismatch is a 400).
+pub fn check_namespace(req: &Request, obj: &mut Value) -> Result<(), ApiError> {
+    let info = &req.route.info;
+    if !info.namespaced {
+        if let Some(m) = obj["metadata"].as_object_mut() {
+            m.remove("namespace");
+        }
+        return Ok(());
+    }
+    let path_ns = req.route.namespace.as_deref().ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "{} is namespaced: use /namespaces/<ns>/{}",
+            info.plural, info.plural
+        ))
+    })?;
+    match obj["metadata"]["namespace"].as_str() {
+        None | Some("") => obj["metadata"]["namespace"] = json!(path_ns),
+        Some(ns) if ns == path_ns => {}
+        Some(ns) => {
+            return Err(ApiError::bad_request(format!(
+                "the namespace of the provided object ({ns}) does not match the namespace sent on the request ({path_ns})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// 404 unless the request's namespace exists; 403 while it terminates.
+pub async fn require_namespace(req: &Request) -> Result<(), ApiError> {
+    let Some(ns) = req.route.namespace.as_deref() else {
+        return Ok(());
+    };
+    let ns_info = req
+        .app
+        .registry
+        .get("", "v1", "namespaces")
+        .expect("namespaces are built in");
+    let found = req.app.store.get(&ns_info.key(None, ns)).await?;
+    let subject = Subject {
+        group: "",
+        resource: "namespaces",
+        kind: "namespaces",
+        name: ns,
+    };
+    match found {
+        None => Err(ApiError::not_found(subject)),
+        Some(kv) => {
+            let v = meta::from_store(&kv)?;
+            if v["metadata"]["deletionTimestamp"].is_string() {
+                return Err(ApiError::forbidden(format!(
+                    "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    req.route.info.group_resource(),
+                    "",
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// POST to a collection.
+pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, ApiError> {
+    let info = req.route.info.clone();
+    let mut obj = meta::decode(&req.content_type, &bytes)?;
+    check_type_meta(&info, &mut obj)?;
+    check_namespace(&req, &mut obj)?;
+    let name = match (
+        obj["metadata"]["name"].as_str(),
+        obj["metadata"]["generateName"].as_str(),
+    ) {
+        (Some(n), _) if !n.is_empty() => n.to_string(),
+        (_, Some(prefix)) if !prefix.is_empty() => format!("{prefix}{}", meta::name_suffix()),
+        _ => {
+            return Err(ApiError::invalid(
+                req.subject(""),
+                vec![Cause {
+                    reason: "FieldValueRequired",
+                    message: "Required value: name or generateName is required".into(),
+                    field: "metadata.name".into(),
+                }],
+            ));
+        }
+    };
+    if let Some(c) = meta::check_name(&name, "metadata.name") {
+        return Err(ApiError::invalid(req.subject(&name), vec![c]));
+    }
+    require_namespace(&req).await?;
+    let warnings = admit(&req, &mut obj, &name)?;
+    let m = obj["metadata"].as_object_mut().expect("checked above");
+    m.insert("name".into(), json!(name));
+    m.insert("uid".into(), json!(meta::new_uid()));
+    m.insert("creationTimestamp".into(), json!(meta::now()));
+    m.insert("generation".into(), json!(1));
+    for k in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
+        m.remove(k);
+    }
+    match info.builtin {
+        Builtin::Custom if info.status_subresource => {
+            obj.as_object_mut().expect("an object").remove("status");
+        }
+        Builtin::Namespace => obj["status"] = json!({"phase": "Active"}),
+        Builtin::Crd => crate::apiextensions::prepare(&mut obj)
+            .map_err(|c| ApiError::invalid(req.subject(&name), vec![c]))?,
+        _ => {}
+    }
+    if req.params.dry_run {
+        return Ok(with_warnings(
+            req.respond(StatusCode::CREATED, &obj),
+            &warnings,
+        ));
+    }
+    let kv = req
+        .app
+        .store
+        .create(req.key(&name), meta::to_store(&obj))
+        .await
+        .map_err(|e| ApiError::from_store(e, req.subject(&name)))?;
+    let stored = meta::from_store(&kv)?;
+    if info.builtin == Builtin::Crd
+        && let Err(e) = req.app.registry.apply_crd(&stored)
+    {
+        tracing::warn!(error = %e, "stored CRD cannot be served");
+    }
+    Ok(with_warnings(
+        req.respond(StatusCode::CREATED, &stored),
+        &warnings,
+    ))
+}
+
+/// GET one object.
+pub async fn get(req: Request) -> Result<Response<Body>, ApiError> {
+    let name = req.name();
+    let kv = req
+        .app
+        .store
+        .get(&req.key(name))
+        .await?
+        .ok_or_else(|| ApiError::not_found(req.subject(name)))?;
+    Ok(req.respond(StatusCode::OK, &meta::from_store(&kv)?))
+}
+
+/// DELETE one object: marks it when finalizers remain, removes it otherwise.
+pub async fn delete(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, ApiError> {
+    let name = req.name().to_string();
+    let opts: Value = if bytes.is_empty() {
+        json!({})
+    } else {
+        meta::decode(&req.content_type, &bytes)?
+    };
+    let dry_run = req.params.dry_run
+        || opts["dryRun"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
+    let pre_rv = opts["preconditions"]["resourceVersion"]
+        .as_str()
+        .and_then(|s| s.parse::<i64>().ok());
+    let pre_uid = opts["preconditions"]["uid"].as_str();
+    for _ in 0..8 {
+        let kv = req
+            .app
+            .store
+            .get(&req.key(&name))
+            .await?
+            .ok_or_else(|| ApiError::not_found(req.subject(&name)))?;
+        let mut obj = meta::from_store(&kv)?;
+        if pre_rv.is_some_and(|rv| rv != kv.mod_revision)
+            || pre_uid.is_some_and(|u| obj["metadata"]["uid"].as_str() != Some(u))
+        {
+            return Err(ApiError::conflict(req.subject(&name)));
+        }
+        let has_finalizers = obj["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        if has_finalizers {
+            if obj["metadata"]["deletionTimestamp"].is_string() || dry_run {
+                return Ok(req.respond(StatusCode::OK, &obj));
+            }
+            obj["metadata"]["deletionTimestamp"] = json!(meta::now());
+            obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            match req
+                .app
+                .store
+                .update(
+                    req.key(&name),
+                    meta::to_store(&obj),
+                    Precondition::ModRevision(kv.mod_revision),
+                )
+                .await
+            {
+                Ok(kv) => return Ok(req.respond(StatusCode::OK, &meta::from_store(&kv)?)),
+                Err(crate::store::StoreError::Conflict { .. }) if pre_rv.is_none() => continue,
+                Err(e) => return Err(ApiError::from_store(e, req.subject(&name))),
+            }
+        }
+        if dry_run {
+            return Ok(req.respond(StatusCode::OK, &obj));
+        }
+        match req.route.info.builtin {
+            Builtin::Namespace => {
+                crate::apiextensions::delete_namespace_content(&req.app, &name).await?
+            }
+            Builtin::Crd => crate::apiextensions::delete_crd_content(&req.app, &obj).await?,
+            _ => {}
+        }
+        match req
+            .app
+            .store
+            .delete(req.key(&name), Precondition::ModRevision(kv.mod_revision))
+            .await
+        {
+            Ok(kv) => return Ok(req.respond(StatusCode::OK, &meta::from_store(&kv)?)),
+            Err(crate::store::StoreError::Conflict { .. }) if pre_rv.is_none() => continue,
+            Err(e) => return Err(ApiError::from_store(e, req.subject(&name))),
+        }
+    }
+    Err(ApiError::conflict(req.subject(&name)))
+}

@@ -1,0 +1,189 @@
+//! Mosaic's watched store: a Kubernetes-compatible HTTPS API over an embedded,
+//! durable, revisioned key-value store.
+//!
+//! ```text
+//!   kubectl / helm / kube-rs ──HTTPS──▶ serve (rustls, h1+h2) ──▶ http::App::handle
+//!                                                                 │ authn/authz (auth)
+//!                                                                 │ route → discovery | openapi | objects | list | watch
+//!                                                                 ▼
+//!                              registry (built-ins + CRDs) ◀── schema / admission
+//!                                                                 ▼
+//!                                             store::Store (SqliteStore: group commit, watch fan-out)
+//! ```
+//!
+//! A newcomer starts at [`start`], then [`http::App::handle`], then [`store`].
+
+pub mod admission;
+pub mod apiextensions;
+pub mod auth;
+mod bootstrap;
+pub mod error;
+pub mod http;
+pub mod pki;
+pub mod registry;
+pub mod schema;
+pub mod serve;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use store::Store;
+use tokio::sync::oneshot;
+
+/// How a server is started.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Where the store, the PKI and the kubeconfigs live.
+    pub data_dir: PathBuf,
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error("opening the store: {0}")]
+    Store(#[from] store::StoreError),
+    /// The PKI could not be loaded or made.
+    #[error("cluster credentials: {0}")]
+    Pki(#[from] pki::PkiError),
+    /// TLS could not be set up.
+    #[error("TLS: {0}")]
+    Tls(#[from] serve::TlsError),
+    /// The listen address could not be bound.
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Built-in objects could not be written.
+    #[error("writing built-in objects: {0}")]
+    Bootstrap(String),
+}
+
+/// A running server.
+pub struct RunningServer {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The URL clients use.
+    pub url: String,
+    /// The request handler (also usable in-process).
+    pub app: Arc<http::App>,
+    /// `DATA_DIR/kubeconfig`.
+    pub admin_kubeconfig: PathBuf,
+    /// `DATA_DIR/agent.kubeconfig`.
+    pub agent_kubeconfig: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections and waits for the listener to end.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Waits until the listener ends (it ends only on [`RunningServer::stop`]).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Opens the store, writes the built-in objects and credentials, and starts serving.
+pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
+    let store = Arc::new(store::sqlite::SqliteStore::open(
+        &cfg.data_dir.join("store"),
+    )?);
+    let registry = Arc::new(registry::Registry::new());
+    bootstrap::run(store.as_ref(), &registry)
+        .await
+        .map_err(StartError::Bootstrap)?;
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let url = if host.contains(':') {
+        format!("https://[{host}]:{}", addr.port())
+    } else {
+        format!("https://{host}:{}", addr.port())
+    };
+    let mut hosts = vec![host.clone()];
+    if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
+        hosts.push(h.trim().to_string());
+    }
+    hosts.retain(|h| !h.is_empty());
+    let pki = pki::load_or_create(&cfg.data_dir, &hosts)?;
+    let admin_kubeconfig = cfg.data_dir.join("kubeconfig");
+    let agent_kubeconfig = cfg.data_dir.join("agent.kubeconfig");
+    pki::write_atomic(
+        &admin_kubeconfig,
+        pki::kubeconfig(&url, &pki.ca_pem, "admin", &pki.admin_token).as_bytes(),
+        true,
+    )?;
+    pki::write_atomic(
+        &agent_kubeconfig,
+        pki::kubeconfig(&url, &pki.ca_pem, "agent", &pki.agent_token).as_bytes(),
+        true,
+    )?;
+    let tls = serve::acceptor(&pki.serving_cert_pem, &pki.serving_key_pem)?;
+
+    let app = Arc::new(http::App {
+        store: store.clone(),
+        registry,
+        authn: auth::Authenticator::new(&pki.admin_token, &pki.agent_token),
+        metrics: Default::default(),
+        external_url: url.clone(),
+    });
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(serve::run(listener, tls, app.clone(), async {
+        let _ = rx.await;
+    }));
+    tokio::spawn(compaction_loop(store));
+    tracing::info!(%url, "serving");
+    Ok(RunningServer {
+        addr,
+        url,
+        app,
+        admin_kubeconfig,
+        agent_kubeconfig,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// Every five minutes, drops history older than the revision seen five minutes
+/// before (kube-apiserver's default policy for etcd).
+async fn compaction_loop(store: Arc<store::sqlite::SqliteStore>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+    tick.tick().await;
+    let mut previous = store.revision();
+    loop {
+        tick.tick().await;
+        if previous > store.compacted_revision()
+            && let Err(e) = store.compact(previous).await
+        {
+            tracing::warn!(error = %e, "compaction failed");
+        }
+        previous = store.revision();
+    }
+}

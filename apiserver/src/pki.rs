@@ -1,0 +1,184 @@
+//! The cluster's identity: a CA made on first start, a serving certificate
+//! signed by it on every start (for the addresses in use then), the bearer
+//! tokens of the admin and agent identities, and the kubeconfig files that
+//! carry them. Everything lives under `DATA_DIR/pki` and is written atomically.
+
+use base64::Engine;
+use rand::Rng;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// Why the PKI could not be loaded or made.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Certificate generation failed.
+    #[error("certificate generation failed: {0}")]
+    Cert(#[from] rcgen::Error),
+    /// A stored file is not what it should be.
+    #[error("{path} is corrupt: {message}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The credentials a server serves with.
+#[derive(Clone)]
+pub struct Pki {
+    /// The CA certificate, PEM.
+    pub ca_pem: String,
+    /// The serving certificate, PEM.
+    pub serving_cert_pem: String,
+    /// The serving key, PEM.
+    pub serving_key_pem: String,
+    /// The admin identity's bearer token.
+    pub admin_token: String,
+    /// The agent identity's bearer token.
+    pub agent_token: String,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes a file atomically (temp file, fsync, rename, fsync of the directory).
+pub fn write_atomic(path: &Path, contents: &[u8], private: bool) -> Result<(), PkiError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(if private { 0o600 } else { 0o644 });
+        }
+        let mut f = opts.open(&tmp).map_err(io(&tmp))?;
+        f.write_all(contents).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn ca_params() -> Result<CertificateParams, PkiError> {
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    p.distinguished_name.push(DnType::CommonName, "mosaic-ca");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2124, 1, 1);
+    Ok(p)
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::rng().random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn read_or_make(
+    path: &Path,
+    private: bool,
+    make: impl FnOnce() -> Result<String, PkiError>,
+) -> Result<String, PkiError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        Ok(_) => Err(PkiError::Corrupt {
+            path: path.into(),
+            message: "empty file".into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let s = make()?;
+            write_atomic(path, s.as_bytes(), private)?;
+            Ok(s)
+        }
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// Loads the cluster identity from `data_dir/pki`, making what is missing, and
+/// signs a serving certificate for `hosts` (DNS names and IP addresses).
+pub fn load_or_create(data_dir: &Path, hosts: &[String]) -> Result<Pki, PkiError> {
+    let dir = data_dir.join("pki");
+    let ca_key_path = dir.join("ca.key");
+    let ca_key_pem = read_or_make(&ca_key_path, true, || {
+        Ok(KeyPair::generate()?.serialize_pem())
+    })?;
+    let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|e| PkiError::Corrupt {
+        path: ca_key_path.clone(),
+        message: e.to_string(),
+    })?;
+    let ca_pem = read_or_make(&dir.join("ca.crt"), false, || {
+        Ok(ca_params()?.self_signed(&ca_key)?.pem())
+    })?;
+    let admin_token = read_or_make(&dir.join("admin.token"), true, || Ok(random_token()))?;
+    let agent_token = read_or_make(&dir.join("agent.token"), true, || Ok(random_token()))?;
+
+    let issuer = Issuer::new(ca_params()?, ca_key);
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    p.distinguished_name
+        .push(DnType::CommonName, "mosaic-apiserver");
+    let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    names.extend(hosts.iter().cloned());
+    names.sort();
+    names.dedup();
+    for h in names {
+        let san = match h.parse::<IpAddr>() {
+            Ok(ip) if !ip.is_unspecified() => SanType::IpAddress(ip),
+            Ok(_) => continue,
+            Err(_) => SanType::DnsName(h.as_str().try_into()?),
+        };
+        p.subject_alt_names.push(san);
+    }
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate()?;
+    let cert = p.signed_by(&key, &issuer)?;
+    Ok(Pki {
+        ca_pem,
+        serving_cert_pem: cert.pem(),
+        serving_key_pem: key.serialize_pem(),
+        admin_token,
+        agent_token,
+    })
+}
+
+/// A kubeconfig for one user of the cluster at `server` (an https URL).
+pub fn kubeconfig(server: &str, ca_pem: &str, user: &str, token: &str) -> String {
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: mosaic\n  cluster:\n    server: {server}\n    \
+         certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    token: {token}\n\
+         contexts:\n- name: mosaic\n  context:\n    cluster: mosaic\n    user: {user}\n    namespace: default\n\
+         current-context: mosaic\n"
+    )
+}

@@ -1,0 +1,428 @@
+//! What the server serves: one [`ResourceInfo`] per group/version/resource,
+//! for the built-in kinds and for every established CustomResourceDefinition.
+//! Discovery, OpenAPI, routing, validation and table output all read from here.
+
+use serde_json::{Value, json};
+use serde_json_path::JsonPath;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+/// The kinds with server-side behaviour of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    /// core/v1 Namespace.
+    Namespace,
+    /// apiextensions.k8s.io/v1 CustomResourceDefinition.
+    Crd,
+    /// Stored as given (Secret, ConfigMap, Lease, Event).
+    Plain,
+    /// An instance of a CustomResourceDefinition.
+    Custom,
+}
+
+/// A printer column, with its JSONPath parsed once.
+#[derive(Clone, Debug)]
+pub struct PrinterColumn {
+    /// Column header.
+    pub name: String,
+    /// `string`, `integer`, `number`, `boolean`, `date`.
+    pub type_: String,
+    /// Shown only with `-o wide` when above 0.
+    pub priority: i64,
+    /// The column's documentation.
+    pub description: String,
+    /// The Kubernetes-style path (`.status.phase`).
+    pub json_path: String,
+    /// The same path, parsed.
+    pub path: Option<JsonPath>,
+}
+
+/// Everything the server knows about one resource.
+#[derive(Clone, Debug)]
+pub struct ResourceInfo {
+    /// API group, "" for core.
+    pub group: String,
+    /// API version.
+    pub version: String,
+    /// Plural resource name (the URL segment).
+    pub plural: String,
+    /// Singular name.
+    pub singular: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// Short names (`tk`).
+    pub short_names: Vec<String>,
+    /// Categories (`mosaic`, `all`).
+    pub categories: Vec<String>,
+    /// The structural schema (CRDs), used for validation, defaulting and pruning.
+    pub schema: Option<Value>,
+    /// Whether `/status` is a subresource.
+    pub status_subresource: bool,
+    /// Columns for `kubectl get`, Name first not included.
+    pub columns: Vec<PrinterColumn>,
+    /// Field paths usable in field selectors, beyond metadata.name and metadata.namespace.
+    pub selectable_fields: Vec<String>,
+    /// Server-side behaviour.
+    pub builtin: Builtin,
+    /// PUT without resourceVersion allowed (Secrets, ConfigMaps, Leases...).
+    pub unconditional_update: bool,
+    /// Where its objects live in the store: `/<group or core>/<plural>`.
+    pub storage_prefix: String,
+}
+
+impl ResourceInfo {
+    /// `apiVersion` of its objects.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `tasks.mosaic.dev`, or `namespaces` for core.
+    pub fn group_resource(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// The store key of one object.
+    pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
+        match namespace {
+            Some(ns) if self.namespaced => format!("{}/{ns}/{name}", self.storage_prefix),
+            _ => format!("{}/{name}", self.storage_prefix),
+        }
+    }
+
+    /// The store prefix of a collection (one namespace, or all).
+    pub fn collection_prefix(&self, namespace: Option<&str>) -> String {
+        match namespace {
+            Some(ns) if self.namespaced => format!("{}/{ns}/", self.storage_prefix),
+            _ => format!("{}/", self.storage_prefix),
+        }
+    }
+
+    /// The verbs discovery lists.
+    pub fn verbs(&self) -> Vec<&'static str> {
+        vec![
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ]
+    }
+}
+
+fn builtin(
+    group: &str,
+    plural: &str,
+    kind: &str,
+    namespaced: bool,
+    b: Builtin,
+    short: &[&str],
+) -> ResourceInfo {
+    let version = match group {
+        "" | "coordination.k8s.io" | "events.k8s.io" | "apiextensions.k8s.io" => "v1",
+        _ => "v1",
+    };
+    let age = PrinterColumn {
+        name: "Age".into(),
+        type_: "date".into(),
+        priority: 0,
+        description: String::new(),
+        json_path: ".metadata.creationTimestamp".into(),
+        path: JsonPath::parse("$.metadata.creationTimestamp").ok(),
+    };
+    let mut columns = Vec::new();
+    if b == Builtin::Namespace {
+        columns.push(PrinterColumn {
+            name: "Status".into(),
+            type_: "string".into(),
+            priority: 0,
+            description: String::new(),
+            json_path: ".status.phase".into(),
+            path: JsonPath::parse("$.status.phase").ok(),
+        });
+    }
+    columns.push(age);
+    ResourceInfo {
+        group: group.into(),
+        version: version.into(),
+        plural: plural.into(),
+        singular: kind.to_lowercase(),
+        kind: kind.into(),
+        namespaced,
+        short_names: short.iter().map(|s| s.to_string()).collect(),
+        categories: vec![],
+        schema: None,
+        status_subresource: matches!(b, Builtin::Namespace | Builtin::Crd),
+        columns,
+        selectable_fields: vec![],
+        builtin: b,
+        unconditional_update: b != Builtin::Crd,
+        storage_prefix: format!(
+            "/{}/{plural}",
+            if group.is_empty() { "core" } else { group }
+        ),
+    }
+}
+
+/// The resources every server has, whatever CRDs are installed.
+pub fn builtins() -> Vec<ResourceInfo> {
+    let mut events_v1 = builtin(
+        "events.k8s.io",
+        "events",
+        "Event",
+        true,
+        Builtin::Plain,
+        &["ev"],
+    );
+    events_v1.storage_prefix = "/events.k8s.io/events".into();
+    vec![
+        builtin(
+            "",
+            "namespaces",
+            "Namespace",
+            false,
+            Builtin::Namespace,
+            &["ns"],
+        ),
+        builtin("", "secrets", "Secret", true, Builtin::Plain, &[]),
+        builtin("", "configmaps", "ConfigMap", true, Builtin::Plain, &["cm"]),
+        builtin("", "events", "Event", true, Builtin::Plain, &["ev"]),
+        builtin(
+            "",
+            "serviceaccounts",
+            "ServiceAccount",
+            true,
+            Builtin::Plain,
+            &["sa"],
+        ),
+        builtin(
+            "coordination.k8s.io",
+            "leases",
+            "Lease",
+            true,
+            Builtin::Plain,
+            &[],
+        ),
+        events_v1,
+        builtin(
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            false,
+            Builtin::Crd,
+            &["crd", "crds"],
+        ),
+    ]
+}
+
+/// Why a CRD cannot be served.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct CrdError {
+    /// The offending field.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn crd_err(field: &str, message: &str) -> CrdError {
+    CrdError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The resources one CRD serves (one per served version).
+pub fn from_crd(crd: &Value) -> Result<Vec<ResourceInfo>, CrdError> {
+    let spec = &crd["spec"];
+    let group = spec["group"]
+        .as_str()
+        .ok_or_else(|| crd_err("spec.group", "Required value"))?;
+    let names = &spec["names"];
+    let plural = names["plural"]
+        .as_str()
+        .ok_or_else(|| crd_err("spec.names.plural", "Required value"))?;
+    let kind = names["kind"]
+        .as_str()
+        .ok_or_else(|| crd_err("spec.names.kind", "Required value"))?;
+    let singular = names["singular"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| kind.to_lowercase());
+    let namespaced = match spec["scope"].as_str() {
+        Some("Namespaced") => true,
+        Some("Cluster") => false,
+        _ => {
+            return Err(crd_err(
+                "spec.scope",
+                "Unsupported value: must be Namespaced or Cluster",
+            ));
+        }
+    };
+    let expected_name = format!("{plural}.{group}");
+    if crd["metadata"]["name"].as_str() != Some(expected_name.as_str()) {
+        return Err(crd_err(
+            "metadata.name",
+            &format!("Invalid value: must be spec.names.plural+\".\"+spec.group ({expected_name})"),
+        ));
+    }
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let versions = spec["versions"]
+        .as_array()
+        .ok_or_else(|| crd_err("spec.versions", "Required value"))?;
+    let mut out = Vec::new();
+    for (i, v) in versions.iter().enumerate() {
+        if v["served"] != json!(true) {
+            continue;
+        }
+        let version = v["name"]
+            .as_str()
+            .ok_or_else(|| crd_err(&format!("spec.versions[{i}].name"), "Required value"))?;
+        let mut columns = Vec::new();
+        for c in v["additionalPrinterColumns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let json_path = c["jsonPath"].as_str().unwrap_or_default().to_string();
+            columns.push(PrinterColumn {
+                name: c["name"].as_str().unwrap_or_default().into(),
+                type_: c["type"].as_str().unwrap_or("string").into(),
+                priority: c["priority"].as_i64().unwrap_or(0),
+                description: c["description"].as_str().unwrap_or_default().into(),
+                path: JsonPath::parse(&format!("${json_path}")).ok(),
+                json_path,
+            });
+        }
+        if columns.is_empty() {
+            columns.push(PrinterColumn {
+                name: "Age".into(),
+                type_: "date".into(),
+                priority: 0,
+                description: String::new(),
+                json_path: ".metadata.creationTimestamp".into(),
+                path: JsonPath::parse("$.metadata.creationTimestamp").ok(),
+            });
+        }
+        let selectable_fields = v["selectableFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| {
+                f["jsonPath"]
+                    .as_str()
+                    .map(|p| p.trim_start_matches('.').to_string())
+            })
+            .collect();
+        out.push(ResourceInfo {
+            group: group.into(),
+            version: version.into(),
+            plural: plural.into(),
+            singular: singular.clone(),
+            kind: kind.into(),
+            namespaced,
+            short_names: strings(&names["shortNames"]),
+            categories: strings(&names["categories"]),
+            schema: Some(v["schema"]["openAPIV3Schema"].clone()),
+            status_subresource: v["subresources"]["status"].is_object(),
+            columns,
+            selectable_fields,
+            builtin: Builtin::Custom,
+            unconditional_update: false,
+            storage_prefix: format!("/{group}/{plural}"),
+        });
+    }
+    Ok(out)
+}
+
+/// The set of served resources. Cheap to read, rebuilt on CRD changes.
+#[derive(Default)]
+pub struct Registry {
+    // (group, version, plural) -> info
+    map: RwLock<BTreeMap<(String, String, String), Arc<ResourceInfo>>>,
+}
+
+impl Registry {
+    /// A registry holding the built-in kinds.
+    pub fn new() -> Self {
+        let r = Self::default();
+        for info in builtins() {
+            r.insert(info);
+        }
+        r
+    }
+
+    fn insert(&self, info: ResourceInfo) {
+        let k = (
+            info.group.clone(),
+            info.version.clone(),
+            info.plural.clone(),
+        );
+        self.map.write().unwrap().insert(k, Arc::new(info));
+    }
+
+    /// Serves the resources of a CRD (replacing what it served before).
+    pub fn apply_crd(&self, crd: &Value) -> Result<(), CrdError> {
+        let infos = from_crd(crd)?;
+        if let Some(first) = infos.first() {
+            self.remove_group_resource(&first.group, &first.plural);
+        }
+        for info in infos {
+            self.insert(info);
+        }
+        Ok(())
+    }
+
+    /// Stops serving a CRD's resources.
+    pub fn remove_group_resource(&self, group: &str, plural: &str) {
+        self.map.write().unwrap().retain(|(g, _, p), info| {
+            !(g == group && p == plural && info.builtin == Builtin::Custom)
+        });
+    }
+
+    /// One resource.
+    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
+        self.map
+            .read()
+            .unwrap()
+            .get(&(group.to_string(), version.to_string(), plural.to_string()))
+            .cloned()
+    }
+
+    /// Every resource, ordered by group, version, plural.
+    pub fn all(&self) -> Vec<Arc<ResourceInfo>> {
+        self.map.read().unwrap().values().cloned().collect()
+    }
+
+    /// The served groups with their versions, core ("") first.
+    pub fn groups(&self) -> BTreeMap<String, Vec<String>> {
+        let mut g: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for info in self.all() {
+            let versions = g.entry(info.group.clone()).or_default();
+            if !versions.contains(&info.version) {
+                versions.push(info.version.clone());
+            }
+        }
+        g
+    }
+}

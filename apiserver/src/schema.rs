@@ -1,0 +1,367 @@
+//! Structural-schema handling for custom resources, as kube-apiserver does it:
+//! drop nulls the schema does not allow, prune unknown fields (or report them,
+//! under `fieldValidation=Strict`), apply defaults, then validate types, enums,
+//! required fields and bounds, collecting every failure with its field path.
+//!
+//! One walk does all four. `apiVersion`, `kind` and `metadata` at the root are
+//! the API machinery's business and are left alone here.
+
+use crate::error::Cause;
+use serde_json::{Map, Value};
+
+/// What a walk found.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Validation failures (a 422).
+    pub causes: Vec<Cause>,
+    /// Paths of fields the schema does not know (pruned).
+    pub unknown: Vec<String>,
+}
+
+/// Prunes, defaults and validates `obj` in place against `schema` (an `openAPIV3Schema`).
+pub fn apply(schema: &Value, obj: &mut Value) -> Outcome {
+    let mut out = Outcome::default();
+    let Some(map) = obj.as_object_mut() else {
+        out.causes.push(Cause {
+            reason: "FieldValueTypeInvalid",
+            message: "Invalid value: the object must be a JSON object".into(),
+            field: "<root>".into(),
+        });
+        return out;
+    };
+    let props = schema.get("properties").and_then(Value::as_object);
+    let keys: Vec<String> = map.keys().cloned().collect();
+    for k in keys {
+        if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+            continue;
+        }
+        match props.and_then(|p| p.get(&k)) {
+            Some(s) => {
+                let v = map.get_mut(&k).expect("key listed above");
+                if v.is_null() && !nullable(s) {
+                    map.remove(&k);
+                    continue;
+                }
+                walk(s, v, &k, &mut out);
+            }
+            None if preserves_unknown(schema) => {}
+            None => {
+                map.remove(&k);
+                out.unknown.push(k);
+            }
+        }
+    }
+    default_and_require(schema, map, "", &mut out);
+    out
+}
+
+fn nullable(s: &Value) -> bool {
+    s.get("nullable") == Some(&Value::Bool(true))
+}
+
+fn preserves_unknown(s: &Value) -> bool {
+    s.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 64 {
+        format!("{}...", &s[..61])
+    } else {
+        s
+    }
+}
+
+fn type_error(out: &mut Outcome, path: &str, v: &Value, want: &str) {
+    out.causes.push(Cause {
+        reason: "FieldValueTypeInvalid",
+        message: format!(
+            "Invalid value: \"{}\": {path} in body must be of type {want}: \"{}\"",
+            type_name(v),
+            type_name(v)
+        ),
+        field: path.to_string(),
+    });
+}
+
+fn walk(s: &Value, v: &mut Value, path: &str, out: &mut Outcome) {
+    if v.is_null() {
+        if !nullable(s) {
+            type_error(
+                out,
+                path,
+                v,
+                s.get("type").and_then(Value::as_str).unwrap_or("object"),
+            );
+        }
+        return;
+    }
+    if s.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
+        if !(v.is_string() || v.is_i64() || v.is_u64()) {
+            out.causes.push(Cause {
+                reason: "FieldValueTypeInvalid",
+                message: format!(
+                    "Invalid value: \"{}\": {path} in body must be of type integer,string: \"{}\"",
+                    type_name(v),
+                    type_name(v)
+                ),
+                field: path.to_string(),
+            });
+        }
+        return;
+    }
+    if let Some(want) = s.get("type").and_then(Value::as_str) {
+        let ok = match want {
+            "object" => v.is_object(),
+            "array" => v.is_array(),
+            "string" => v.is_string(),
+            "integer" => v.is_i64() || v.is_u64() || v.as_f64().is_some_and(|f| f.fract() == 0.0),
+            "number" => v.is_number(),
+            "boolean" => v.is_boolean(),
+            _ => true,
+        };
+        if !ok {
+            type_error(out, path, v, want);
+            return;
+        }
+    }
+    if let Some(allowed) = s.get("enum").and_then(Value::as_array)
+        && !allowed.contains(v)
+    {
+        let list = allowed
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.causes.push(Cause {
+            reason: "FieldValueNotSupported",
+            message: format!("Unsupported value: {}: supported values: {list}", short(v)),
+            field: path.to_string(),
+        });
+    }
+    bounds(s, v, path, out);
+    match v {
+        Value::Object(map) => walk_object(s, map, path, out),
+        Value::Array(items) => {
+            if let Some(item_schema) = s.get("items") {
+                for (i, item) in items.iter_mut().enumerate() {
+                    walk(item_schema, item, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn bounds(s: &Value, v: &Value, path: &str, out: &mut Outcome) {
+    let mut fail = |message: String| {
+        out.causes.push(Cause {
+            reason: "FieldValueInvalid",
+            message,
+            field: path.to_string(),
+        })
+    };
+    if let Some(n) = v.as_f64() {
+        if let Some(min) = s.get("minimum").and_then(Value::as_f64)
+            && n < min
+        {
+            fail(format!(
+                "Invalid value: {}: {path} in body should be greater than or equal to {min}",
+                short(v)
+            ));
+        }
+        if let Some(max) = s.get("maximum").and_then(Value::as_f64)
+            && n > max
+        {
+            fail(format!(
+                "Invalid value: {}: {path} in body should be less than or equal to {max}",
+                short(v)
+            ));
+        }
+    }
+    if let Some(text) = v.as_str() {
+        let len = text.chars().count() as u64;
+        if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
+            && len > max
+        {
+            fail(format!("Too long: may not be more than {max} bytes"));
+        }
+        if let Some(min) = s.get("minLength").and_then(Value::as_u64)
+            && len < min
+        {
+            fail(format!(
+                "Invalid value: {}: {path} in body should be at least {min} chars long",
+                short(v)
+            ));
+        }
+    }
+    if let Some(items) = v.as_array() {
+        if let Some(max) = s.get("maxItems").and_then(Value::as_u64)
+            && items.len() as u64 > max
+        {
+            fail(format!(
+                "Too many: {}: must have at most {max} items",
+                items.len()
+            ));
+        }
+        if let Some(min) = s.get("minItems").and_then(Value::as_u64)
+            && (items.len() as u64) < min
+        {
+            fail(format!(
+                "Invalid value: {path} in body should have at least {min} items"
+            ));
+        }
+    }
+}
+
+fn walk_object(s: &Value, map: &mut Map<String, Value>, path: &str, out: &mut Outcome) {
+    let props = s.get("properties").and_then(Value::as_object);
+    let additional = s.get("additionalProperties").filter(|a| a.is_object());
+    let keys: Vec<String> = map.keys().cloned().collect();
+    for k in keys {
+        let child_path = join(path, &k);
+        let child_schema = props.and_then(|p| p.get(&k)).or(additional);
+        match child_schema {
+            Some(cs) => {
+                let v = map.get_mut(&k).expect("key listed above");
+                if v.is_null() && !nullable(cs) {
+                    map.remove(&k);
+                    continue;
+                }
+                walk(cs, v, &child_path, out);
+            }
+            None if preserves_unknown(s)
+                || (props.is_none()
+                    && s.get("additionalProperties") == Some(&Value::Bool(true))) => {}
+            None => {
+                map.remove(&k);
+                out.unknown.push(child_path);
+            }
+        }
+    }
+    default_and_require(s, map, path, out);
+}
+
+fn default_and_require(s: &Value, map: &mut Map<String, Value>, path: &str, out: &mut Outcome) {
+    if let Some(props) = s.get("properties").and_then(Value::as_object) {
+        for (k, ps) in props {
+            if !map.contains_key(k)
+                && let Some(d) = ps.get("default")
+            {
+                let mut d = d.clone();
+                // Defaults are themselves defaulted below, as kube-apiserver does.
+                if let Value::Object(m) = &mut d {
+                    default_and_require(ps, m, &join(path, k), &mut Outcome::default());
+                }
+                map.insert(k.clone(), d);
+            }
+        }
+    }
+    for r in s
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(r) = r.as_str()
+            && !map.contains_key(r)
+        {
+            out.causes.push(Cause {
+                reason: "FieldValueRequired",
+                message: "Required value".into(),
+                field: join(path, r),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({"type": "object", "properties": {
+            "spec": {"type": "object", "required": ["command"], "properties": {
+                "command": {"type": "string"},
+                "backoffLimit": {"type": "integer", "default": 3, "minimum": 0},
+                "policy": {"type": "string", "enum": ["Never", "Always"]},
+                "cpus": {"x-kubernetes-int-or-string": true},
+                "env": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+                "opt": {"type": "string", "nullable": true}
+            }}
+        }})
+    }
+
+    #[test]
+    fn defaults_prunes_and_validates() {
+        let mut obj = json!({"apiVersion": "x/v1", "kind": "T", "metadata": {"name": "a"},
+            "spec": {"command": "true", "extra": 1, "env": [{"name": "A", "bogus": true}], "cpus": "500m", "opt": null},
+            "junk": {}});
+        let out = apply(&schema(), &mut obj);
+        assert!(out.causes.is_empty(), "{:?}", out.causes);
+        let mut unknown = out.unknown.clone();
+        unknown.sort();
+        assert_eq!(unknown, ["junk", "spec.env[0].bogus", "spec.extra"]);
+        assert_eq!(obj["spec"]["backoffLimit"], 3);
+        assert_eq!(obj["spec"]["env"][0], json!({"name": "A"}));
+        assert_eq!(obj["spec"]["opt"], Value::Null);
+        assert_eq!(obj["metadata"]["name"], "a");
+    }
+
+    #[test]
+    fn reports_every_failure_with_its_path() {
+        let mut obj = json!({"spec": {"backoffLimit": "three", "policy": "Sometimes", "cpus": 1.5, "env": "x"}});
+        let out = apply(&schema(), &mut obj);
+        let fields: Vec<_> = out
+            .causes
+            .iter()
+            .map(|c| (c.field.as_str(), c.reason))
+            .collect();
+        assert!(
+            fields.contains(&("spec.backoffLimit", "FieldValueTypeInvalid")),
+            "{fields:?}"
+        );
+        assert!(
+            fields.contains(&("spec.policy", "FieldValueNotSupported")),
+            "{fields:?}"
+        );
+        assert!(
+            fields.contains(&("spec.cpus", "FieldValueTypeInvalid")),
+            "{fields:?}"
+        );
+        assert!(
+            fields.contains(&("spec.env", "FieldValueTypeInvalid")),
+            "{fields:?}"
+        );
+        assert!(
+            fields.contains(&("spec.command", "FieldValueRequired")),
+            "{fields:?}"
+        );
+        let mut neg = json!({"spec": {"command": "x", "backoffLimit": -1}});
+        assert_eq!(
+            apply(&schema(), &mut neg).causes[0].field,
+            "spec.backoffLimit"
+        );
+    }
+}

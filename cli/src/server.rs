@@ -1,0 +1,69 @@
+//! `mosaic server`: the API server over the embedded store, until SIGINT or SIGTERM.
+
+use anyhow::Context;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Flags of `mosaic server`.
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// Where the store, credentials and kubeconfigs live.
+    #[arg(long, default_value = "./mosaic-data", env = "MOSAIC_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Address and port to serve HTTPS on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// The store backend. Only `sqlite` (embedded) is available in this build.
+    #[arg(long, default_value = "sqlite", value_parser = ["sqlite"])]
+    pub store: String,
+}
+
+/// Log to stderr, `RUST_LOG` style filtering, info by default.
+pub fn init_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the server until a signal.
+pub fn run(args: ServerArgs) -> anyhow::Result<()> {
+    init_logging();
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let server = mosaic_apiserver::start(mosaic_apiserver::ServerConfig {
+            data_dir: args.data_dir.clone(),
+            listen: args.listen,
+        })
+        .await
+        .with_context(|| {
+            format!(
+                "starting the API server on {} with data dir {}",
+                args.listen,
+                args.data_dir.display()
+            )
+        })?;
+        println!("Mosaic API server listening on {}", server.url);
+        println!(
+            "Point kubectl at it:  export KUBECONFIG={}",
+            server.admin_kubeconfig.display()
+        );
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        server.stop().await;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,71 @@
+//! Agent: one machine that runs tasks. Created and kept up to date by the node agent.
+
+use crate::common::{Condition, ResourceQuantities};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What an operator may change on an Agent.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "mosaic.dev",
+    version = "v1alpha1",
+    kind = "Agent",
+    shortname = "ag",
+    category = "mosaic",
+    status = "AgentStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"CPUs","type":"string","jsonPath":".status.capacity.cpus"}"#,
+    printcolumn = r#"{"name":"Memory","type":"string","jsonPath":".status.capacity.memory"}"#,
+    printcolumn = r#"{"name":"Cgroup","type":"string","jsonPath":".status.cgroup"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSpec {
+    /// Cordon: when true no new offers are made from this agent; running tasks stay.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unschedulable: bool,
+    /// A planned maintenance window, during which the agent is drained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<MaintenanceWindow>,
+}
+
+/// A planned maintenance window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceWindow {
+    /// When the window starts (RFC 3339).
+    pub start: String,
+    /// How long it lasts.
+    pub duration_seconds: i64,
+}
+
+/// What the node agent and the control plane report about an Agent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentStatus {
+    /// Everything the machine has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<ResourceQuantities>,
+    /// What may be allocated to tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocatable: Option<ResourceQuantities>,
+    /// What is allocated to tasks now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated: Option<ResourceQuantities>,
+    /// The agent's HTTPS endpoint (logs, metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// `v1`, `v2` or `none` (no enforcement available).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// The agent's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` is False when heartbeats stop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,49 @@
+//! Offer: resources offered to an External framework.
+
+use crate::common::{Condition, ResourceQuantities};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A slice of one agent offered to an External framework. Accept by creating
+/// Tasks with `spec.offer`; decline by deleting the Offer.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "mosaic.dev",
+    version = "v1alpha1",
+    kind = "Offer",
+    namespaced,
+    category = "mosaic",
+    status = "OfferStatus",
+    selectable = ".spec.framework",
+    selectable = ".spec.agent",
+    printcolumn = r#"{"name":"Framework","type":"string","jsonPath":".spec.framework"}"#,
+    printcolumn = r#"{"name":"Agent","type":"string","jsonPath":".spec.agent"}"#,
+    printcolumn = r#"{"name":"CPUs","type":"string","jsonPath":".spec.resources.cpus"}"#,
+    printcolumn = r#"{"name":"Memory","type":"string","jsonPath":".spec.resources.memory"}"#,
+    printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".spec.expiresAt"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferSpec {
+    /// The framework this offer is made to.
+    pub framework: String,
+    /// The agent whose resources are offered.
+    pub agent: String,
+    /// What is offered.
+    pub resources: ResourceQuantities,
+    /// When the offer is rescinded if unanswered (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+/// What the control plane reports about an offer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` and `Stalled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

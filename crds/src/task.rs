@@ -1,0 +1,247 @@
+//! Task: one process to run, placed by its framework and run by an agent.
+
+use crate::common::{Condition, LabelSelector, ResourceQuantities};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One process to run. Exactly one of `command` and `args` is set.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "mosaic.dev",
+    version = "v1alpha1",
+    kind = "Task",
+    namespaced,
+    shortname = "tk",
+    category = "mosaic",
+    status = "TaskStatus",
+    selectable = ".spec.framework",
+    selectable = ".status.agent",
+    selectable = ".status.phase",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Agent","type":"string","jsonPath":".status.agent"}"#,
+    printcolumn = r#"{"name":"Framework","type":"string","jsonPath":".spec.framework"}"#,
+    printcolumn = r#"{"name":"Exit","type":"integer","jsonPath":".status.exitCode"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskSpec {
+    /// The framework this task belongs to.
+    #[serde(default = "default_framework")]
+    pub framework: String,
+    /// A shell command, run by `/bin/sh -c`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// A program and its arguments, exec'd directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// Environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Working directory; a per-task sandbox when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// What is allocated to the task and enforced on it (requests equal limits).
+    #[serde(default = "default_resources")]
+    pub resources: ResourceQuantities,
+    /// Only agents whose labels match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_selector: Option<LabelSelector>,
+    /// When to run the task again after it ends.
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    /// How many restarts after failure before the task fails for good.
+    #[serde(default = "default_backoff_limit")]
+    pub backoff_limit: u32,
+    /// SIGTERM, then after this long SIGKILL of the whole cgroup.
+    #[serde(default = "default_kill_grace")]
+    pub kill_grace_period_seconds: u32,
+    /// A check of the running task's health.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// External frameworks: the Offer this task is launched on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<String>,
+}
+
+fn default_framework() -> String {
+    "default".into()
+}
+
+fn default_resources() -> ResourceQuantities {
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    ResourceQuantities {
+        cpus: Some(Quantity("1".into())),
+        memory: Some(Quantity("128Mi".into())),
+        disk: None,
+    }
+}
+
+fn default_backoff_limit() -> u32 {
+    3
+}
+
+fn default_kill_grace() -> u32 {
+    30
+}
+
+/// One environment variable.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EnvVar {
+    /// Variable name.
+    pub name: String,
+    /// Its value.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// When a task runs again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RestartPolicy {
+    /// Run once.
+    #[default]
+    Never,
+    /// Run again after a failure, up to `backoffLimit` times.
+    OnFailure,
+    /// Run again whenever it ends.
+    Always,
+}
+
+/// A health check: exactly one of `exec`, `http`, `tcp`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// Run a command in the task's environment; exit 0 is healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecCheck>,
+    /// An HTTP GET on the agent's host; 2xx and 3xx are healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpCheck>,
+    /// A TCP connect on the agent's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpCheck>,
+    /// Wait this long after start before the first check.
+    #[serde(default = "default_initial_delay")]
+    pub initial_delay_seconds: u32,
+    /// Time between checks.
+    #[serde(default = "default_period")]
+    pub period_seconds: u32,
+    /// A check that takes longer fails.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u32,
+    /// Consecutive failures that kill the task.
+    #[serde(default = "default_failure_threshold")]
+    pub failure_threshold: u32,
+}
+
+fn default_initial_delay() -> u32 {
+    15
+}
+fn default_period() -> u32 {
+    10
+}
+fn default_timeout() -> u32 {
+    20
+}
+fn default_failure_threshold() -> u32 {
+    3
+}
+
+/// A command health check.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ExecCheck {
+    /// Run by `/bin/sh -c`.
+    pub command: String,
+}
+
+/// An HTTP health check.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HttpCheck {
+    /// Port on the agent's host.
+    pub port: u16,
+    /// Request path.
+    #[serde(default = "default_path")]
+    pub path: String,
+}
+
+fn default_path() -> String {
+    "/".into()
+}
+
+/// A TCP health check.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TcpCheck {
+    /// Port on the agent's host.
+    pub port: u16,
+}
+
+/// Where a task is in its life.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum TaskPhase {
+    /// Not placed yet.
+    #[default]
+    Pending,
+    /// Bound to an agent.
+    Staging,
+    /// The agent is starting it.
+    Starting,
+    /// Its process runs.
+    Running,
+    /// Being killed.
+    Killing,
+    /// Exited 0.
+    Finished,
+    /// Exited non-zero, or failed for good.
+    Failed,
+    /// Killed on request.
+    Killed,
+    /// Its agent is gone.
+    Lost,
+    /// Its agent stopped heartbeating and may come back.
+    Unreachable,
+    /// Cannot run as given.
+    Error,
+}
+
+/// What the control plane and the agent report about a task.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStatus {
+    /// Where the task is in its life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<TaskPhase>,
+    /// The agent it is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Exit code of the last run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Signal that ended the last run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// When the current run started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    /// When the last run ended (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_time: Option<String>,
+    /// Restarts so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// Usage sampled while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<ResourceQuantities>,
+    /// Why the task is in its phase (CamelCase, stable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A sentence for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Scheduled`, `Ready` and `Stalled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
