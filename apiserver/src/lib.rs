@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Address to listen on (port 0: any free port).
     pub listen: SocketAddr,
+    /// How often history older than one interval is compacted away.
+    pub compaction_interval: std::time::Duration,
 }
 
 /// Why a server could not start.
@@ -158,7 +160,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     let task = tokio::spawn(serve::run(listener, tls, app.clone(), async {
         let _ = rx.await;
     }));
-    tokio::spawn(compaction_loop(store));
+    tokio::spawn(compaction_loop(store, cfg.compaction_interval));
     tracing::info!(%url, "serving");
     Ok(RunningServer {
         addr,
@@ -171,10 +173,10 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     })
 }
 
-/// Every five minutes, drops history older than the revision seen five minutes
-/// before (kube-apiserver's default policy for etcd).
-async fn compaction_loop(store: Arc<store::sqlite::SqliteStore>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+/// Every interval, drops history older than the revision seen one interval
+/// before (kube-apiserver's policy for etcd, whose default interval is 5 minutes).
+async fn compaction_loop(store: Arc<store::sqlite::SqliteStore>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every.max(std::time::Duration::from_millis(100)));
     tick.tick().await;
     let mut previous = store.revision();
     loop {

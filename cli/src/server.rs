@@ -17,6 +17,10 @@ pub struct ServerArgs {
     /// The store backend. Only `sqlite` (embedded) is available in this build.
     #[arg(long, default_value = "sqlite", value_parser = ["sqlite"])]
     pub store: String,
+    /// Seconds between compactions of the store's history (watches can resume from
+    /// any revision newer than one interval ago).
+    #[arg(long, default_value_t = 300)]
+    pub compaction_interval: u64,
 }
 
 /// Log to stderr, `RUST_LOG` style filtering, info by default.
@@ -37,6 +41,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         let server = mosaic_apiserver::start(mosaic_apiserver::ServerConfig {
             data_dir: args.data_dir.clone(),
             listen: args.listen,
+            compaction_interval: std::time::Duration::from_secs(args.compaction_interval),
         })
         .await
         .with_context(|| {

@@ -203,18 +203,49 @@ fn verb(
     })
 }
 
-/// Reads a request body up to [`MAX_BODY`] bytes; more is a 413.
+/// Reads a request body up to [`MAX_BODY`] bytes; more is a 413. The rest of an
+/// oversized body is read and dropped (up to [`DRAIN_LIMIT`], for at most ten
+/// seconds) so that the client, still sending, gets to read the 413.
 async fn read_body<B>(body: B) -> Result<Bytes, ApiError>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let limited = http_body_util::Limited::new(body, MAX_BODY);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(MAX_BODY)),
-        Err(e) => Err(ApiError::bad_request(format!(
-            "reading the request body: {e}"
-        ))),
+    let mut body = std::pin::pin!(body);
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    let drain = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                ApiError::bad_request(format!("reading the request body: {}", e.into()))
+            })?;
+            if let Ok(data) = frame.into_data() {
+                seen += data.len();
+                if seen <= MAX_BODY {
+                    buf.extend_from_slice(&data);
+                } else if seen > DRAIN_LIMIT {
+                    break;
+                }
+            }
+        }
+        Ok::<_, ApiError>(())
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(10), drain).await {
+        Ok(r) => r?,
+        Err(_) if seen > MAX_BODY => {}
+        Err(_) => {
+            return Err(ApiError::new(
+                408,
+                "Timeout",
+                "timed out reading the request body",
+            ));
+        }
     }
+    if seen > MAX_BODY {
+        return Err(ApiError::too_large(MAX_BODY));
+    }
+    Ok(buf.freeze())
 }
+
+/// How much of an oversized body is read and dropped before the 413.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;

@@ -1,0 +1,8 @@
+//! End-to-end tests: a real `mosaic server` process driven by the real kubectl
+//! 1.37 binary and by kube-rs clients, over real TLS, with real fsync.
+
+mod api;
+mod durability;
+mod kubectl;
+mod support;
+mod watch;

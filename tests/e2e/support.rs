@@ -1,0 +1,207 @@
+//! Test harness: a real `mosaic server` process in its own temp dir on a free
+//! port, the real kubectl binary pointed at it, and kube-rs clients.
+
+use anyhow::{Context, Result, bail};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The `mosaic` binary Cargo built for these tests.
+pub fn mosaic_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mosaic"))
+}
+
+/// The kubectl 1.37 binary: `$KUBECTL`, else `.tools/bin/kubectl` (installed by
+/// `tests/run`), else `kubectl` on PATH.
+pub fn kubectl_bin() -> PathBuf {
+    if let Some(k) = std::env::var_os("KUBECTL") {
+        return k.into();
+    }
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/kubectl");
+    if local.exists() {
+        return local;
+    }
+    "kubectl".into()
+}
+
+/// A running `mosaic server`, killed when dropped.
+pub struct TestServer {
+    /// Its data dir (removed when dropped).
+    pub dir: tempfile::TempDir,
+    /// Its port, kept across restarts.
+    pub port: u16,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+}
+
+impl TestServer {
+    /// Starts a server in a new temp dir on a free port.
+    pub fn start() -> Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra flags.
+    pub fn start_with(extra: &[&str]) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut s = Self {
+            dir,
+            port: 0,
+            child: None,
+            extra_args: extra.iter().map(|a| a.to_string()).collect(),
+        };
+        s.launch()?;
+        Ok(s)
+    }
+
+    fn launch(&mut self) -> Result<()> {
+        let mut child = Command::new(mosaic_bin())
+            .arg("server")
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(&self.extra_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .context("spawning mosaic server")?;
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+                let _ = tx.send(line);
+            }
+        });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .context("mosaic server did not print its listening line within 30 s")?;
+            if let Some(url) = line.strip_prefix("Mosaic API server listening on ") {
+                self.port = url.rsplit(':').next().unwrap_or("0").parse()?;
+                return Ok(());
+            }
+        }
+    }
+
+    /// `DATA_DIR/kubeconfig`.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// `DATA_DIR/agent.kubeconfig`.
+    pub fn agent_kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("agent.kubeconfig")
+    }
+
+    /// Kills the server with SIGKILL and waits for it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same data dir and port.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill9();
+        self.launch()
+    }
+
+    /// Runs kubectl with the admin kubeconfig.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_cmd(args).output().expect("running kubectl")
+    }
+
+    /// A kubectl command with the admin kubeconfig, not yet run.
+    pub fn kubectl_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(kubectl_bin());
+        c.env("KUBECONFIG", self.kubeconfig())
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs kubectl and fails the test unless it exits 0; returns stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A kube-rs client with the admin identity.
+    pub async fn client(&self) -> Result<kube::Client> {
+        client_from(&self.kubeconfig()).await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A kube-rs client from a kubeconfig file.
+pub async fn client_from(path: &Path) -> Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(path)?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    Ok(kube::Client::try_from(cfg)?)
+}
+
+/// Waits for `cond` to hold, polling, for at most `timeout`; fails with `what`.
+pub async fn wait_for<F, Fut>(timeout: Duration, what: &str, mut cond: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond().await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("timed out after {timeout:?} waiting for {what}")
+}
+
+/// Writes `contents` to a file in `dir` and returns its path as a string.
+pub fn write_file(dir: &Path, name: &str, contents: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, contents).expect("writing a test file");
+    p.to_string_lossy().into_owned()
+}
+
+/// A Task manifest.
+pub fn task_yaml(name: &str, cpus: &str) -> String {
+    format!(
+        "apiVersion: mosaic.dev/v1alpha1\nkind: Task\nmetadata:\n  name: {name}\n  labels:\n    app: demo\nspec:\n  command: echo Hello World\n  resources:\n    cpus: {cpus}\n    memory: 64Mi\n"
+    )
+}
+
+/// A Mosaic kind as a kube-rs dynamic resource.
+pub fn mosaic(kind: &str, plural: &str) -> kube::discovery::ApiResource {
+    kube::discovery::ApiResource {
+        group: "mosaic.dev".into(),
+        version: "v1alpha1".into(),
+        api_version: "mosaic.dev/v1alpha1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+/// Tasks in the `default` namespace.
+pub fn tasks_api(client: kube::Client) -> kube::Api<kube::api::DynamicObject> {
+    kube::Api::namespaced_with(client, "default", &mosaic("Task", "tasks"))
+}
