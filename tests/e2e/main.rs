@@ -4,5 +4,6 @@
 mod api;
 mod durability;
 mod kubectl;
+mod machinery;
 mod support;
 mod watch;

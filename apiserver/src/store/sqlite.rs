@@ -86,6 +86,9 @@ impl SqliteStore {
         let path = dir.join("store.db");
         let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA)?;
+        // Checkpoints run on their own thread (below), never inside a commit.
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = open_connection(&path)?;
         let (live, revision, compacted) = load(&writer)?;
         let history = open_connection(&path)?;
         let (tx, rx) = std_mpsc::channel();
@@ -104,6 +107,11 @@ impl SqliteStore {
             .name("store-writer".into())
             .spawn(move || writer_loop(writer, weak, rx))
             .map_err(|e| StoreError::Unavailable(format!("starting the writer thread: {e}")))?;
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, weak))
+            .map_err(|e| StoreError::Unavailable(format!("starting the checkpoint thread: {e}")))?;
         Ok(Self { inner })
     }
 
@@ -183,6 +191,20 @@ fn writer_loop(
         for c in compactions {
             let Op::Compact(rev) = c.op else { continue };
             let _ = c.reply.send(compact(&mut conn, &inner, rev));
+        }
+    }
+}
+
+/// Copies the write-ahead log into the database every 200 ms without blocking
+/// the writer (a PASSIVE checkpoint), so commits never pay for it.
+fn checkpoint_loop(conn: Connection, inner: std::sync::Weak<Inner>) {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if inner.strong_count() == 0 {
+            return;
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
 }

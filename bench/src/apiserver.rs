@@ -1,0 +1,400 @@
+//! The API server benchmark: create throughput and latency through the full
+//! HTTPS API path with 1 and 64 concurrent clients, and watch fan-out to 100
+//! watchers, beside etcd (one member, same disk) doing the equivalent puts
+//! through its HTTP gateway in the same run.
+//!
+//! `cargo run --release -p mosaic-bench --bin apiserver-bench -- --help`
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use bytes::Bytes;
+use clap::Parser;
+use futures::StreamExt;
+use http_body_util::{BodyExt, Full};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    /// Objects created per concurrency level.
+    #[arg(long, default_value_t = 5000)]
+    creates: usize,
+    /// Concurrent clients, comma-separated.
+    #[arg(long, default_value = "1,64")]
+    concurrency: String,
+    /// Watchers for the fan-out figure.
+    #[arg(long, default_value_t = 100)]
+    watchers: usize,
+    /// Objects written while the watchers watch.
+    #[arg(long, default_value_t = 1000)]
+    watched_writes: usize,
+    /// The etcd binary (skipped when absent).
+    #[arg(long, default_value = "/usr/bin/etcd")]
+    etcd: PathBuf,
+    /// Where both stores keep their data (the same disk for both).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// A Task of about the size users write.
+fn task(name: &str) -> serde_json::Value {
+    json!({"apiVersion": "mosaic.dev/v1alpha1", "kind": "Task",
+        "metadata": {"name": name, "labels": {"app": "bench", "team": "data"}},
+        "spec": {"command": "python3 -c 'print(42)'", "resources": {"cpus": "500m", "memory": "256Mi"},
+                 "env": [{"name": "MODE", "value": "bench"}], "restartPolicy": "OnFailure"}})
+}
+
+struct Figures {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn figures(mut lat: Vec<Duration>, wall: Duration) -> Figures {
+    lat.sort();
+    let q = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
+    Figures {
+        per_second: lat.len() as f64 / wall.as_secs_f64(),
+        p50_ms: q(0.50),
+        p99_ms: q(0.99),
+    }
+}
+
+/// Runs `n` operations over `c` concurrent workers; returns latencies and wall time.
+async fn drive<F, Fut>(n: usize, c: usize, op: F) -> Result<(Vec<Duration>, Duration)>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..c {
+        let (op, next) = (op.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, anyhow::Error>(lat);
+                }
+                let t = Instant::now();
+                op(i).await?;
+                lat.push(t.elapsed());
+            }
+        }));
+    }
+    let mut all = Vec::with_capacity(n);
+    for w in workers {
+        all.extend(w.await??);
+    }
+    Ok((all, start.elapsed()))
+}
+
+/// Starts the API server on a runtime and threads of its own, as a separate
+/// `mosaic server` process would have; returns its kubeconfig and a stop switch.
+fn start_server(data_dir: PathBuf) -> Result<(PathBuf, tokio::sync::oneshot::Sender<()>)> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().expect("a runtime for the server");
+        rt.block_on(async move {
+            let started = mosaic_apiserver::start(mosaic_apiserver::ServerConfig {
+                data_dir,
+                listen: "127.0.0.1:0".parse().expect("a valid address"),
+                compaction_interval: Duration::from_secs(300),
+            })
+            .await;
+            match started {
+                Ok(server) => {
+                    let _ = ready_tx.send(Ok(server.admin_kubeconfig.clone()));
+                    let _ = stop_rx.await;
+                    server.stop().await;
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(anyhow::anyhow!(e)));
+                }
+            }
+        });
+    });
+    let kubeconfig = ready_rx.recv().context("the server thread died")??;
+    Ok((kubeconfig, stop_tx))
+}
+
+async fn mosaic_client(kubeconfig: &std::path::Path) -> Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    Ok(kube::Client::try_from(cfg)?)
+}
+
+async fn mosaic_create(client: &kube::Client, ns: &str, name: &str) -> Result<()> {
+    let body = serde_json::to_vec(&task(name))?;
+    let req = http::Request::post(format!("/apis/mosaic.dev/v1alpha1/namespaces/{ns}/tasks"))
+        .header("content-type", "application/json")
+        .body(body)?;
+    client.request_text(req).await.context("create")?;
+    Ok(())
+}
+
+type Http = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
+
+struct Etcd {
+    child: std::process::Child,
+    url: String,
+    http: Http,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn start_etcd(bin: &PathBuf, dir: &std::path::Path) -> Result<Etcd> {
+    let (client, peer) = (free_port()?, free_port()?);
+    let url = format!("http://127.0.0.1:{client}");
+    let child = std::process::Command::new(bin)
+        .args(["--name", "bench", "--data-dir"])
+        .arg(dir)
+        .args([
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+        ])
+        .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+        .args([
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
+        .args([
+            "--initial-cluster",
+            &format!("bench=http://127.0.0.1:{peer}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting etcd")?;
+    let http: Http =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(256)
+            .build_http();
+    let etcd = Etcd { child, url, http };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if etcd_put(&etcd, "/probe", b"x").await.is_ok() {
+            return Ok(etcd);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("etcd did not become ready within 20 s")
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+async fn etcd_post(
+    etcd: &Etcd,
+    path: &str,
+    body: serde_json::Value,
+) -> Result<hyper::Response<hyper::body::Incoming>> {
+    let req = http::Request::post(format!("{}{path}", etcd.url))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(serde_json::to_vec(&body)?)))?;
+    let resp = etcd.http.request(req).await?;
+    if !resp.status().is_success() {
+        bail!("etcd answered {}", resp.status());
+    }
+    Ok(resp)
+}
+
+async fn etcd_put(etcd: &Etcd, key: &str, value: &[u8]) -> Result<()> {
+    let resp = etcd_post(
+        etcd,
+        "/v3/kv/put",
+        json!({"key": b64(key.as_bytes()), "value": b64(value)}),
+    )
+    .await?;
+    resp.into_body().collect().await?;
+    Ok(())
+}
+
+/// Counts newline-delimited events on a streaming response until `want` arrived.
+/// Gives up after 60 s, so a lost event shows as a short count, not a hang.
+async fn count_lines<B>(body: B, want: usize, needle: &'static [u8]) -> usize
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin,
+{
+    let mut stream = body.into_data_stream();
+    let mut seen = 0;
+    // The end of the previous chunk, so a needle split across chunks is counted once.
+    let mut carry: Vec<u8> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, stream.next()).await {
+        carry.extend_from_slice(&chunk);
+        seen += carry.windows(needle.len()).filter(|w| *w == needle).count();
+        let keep = carry.len().saturating_sub(needle.len() - 1);
+        carry.drain(..keep);
+        if seen >= want {
+            break;
+        }
+    }
+    seen
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let levels: Vec<usize> = args
+        .concurrency
+        .split(',')
+        .map(|c| c.trim().parse())
+        .collect::<Result<_, _>>()?;
+    let tmp = tempfile::tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
+    let (kubeconfig, stop_server) = start_server(tmp.path().join("mosaic"))?;
+    let client = mosaic_client(&kubeconfig).await?;
+    let etcd = if args.etcd.exists() {
+        Some(Arc::new(
+            start_etcd(&args.etcd, &tmp.path().join("etcd")).await?,
+        ))
+    } else {
+        eprintln!(
+            "etcd not found at {}: its column is skipped",
+            args.etcd.display()
+        );
+        None
+    };
+    let value = serde_json::to_vec(&task("a-task-of-typical-size"))?;
+    println!(
+        "creates: {} per level; object size {} bytes; machine: {} cores",
+        args.creates,
+        value.len(),
+        std::thread::available_parallelism()?.get()
+    );
+    println!(
+        "{:<26} {:>12} {:>9} {:>9}",
+        "create path", "objects/s", "p50 ms", "p99 ms"
+    );
+    for &c in &levels {
+        let ns = format!("c{c}");
+        let req = http::Request::post("/api/v1/namespaces")
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(
+                &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            )?)?;
+        client.request_text(req).await?;
+        let (cl, n2) = (client.clone(), ns.clone());
+        let (lat, wall) = drive(args.creates, c, move |i| {
+            let (cl, n2) = (cl.clone(), n2.clone());
+            async move { mosaic_create(&cl, &n2, &format!("t{i}")).await }
+        })
+        .await?;
+        let f = figures(lat, wall);
+        println!(
+            "{:<26} {:>12.0} {:>9.2} {:>9.2}",
+            format!("mosaic HTTPS, {c} clients"),
+            f.per_second,
+            f.p50_ms,
+            f.p99_ms
+        );
+        if let Some(etcd) = &etcd {
+            let (etcd, v) = (etcd.clone(), Arc::new(value.clone()));
+            let (lat, wall) = drive(args.creates, c, move |i| {
+                let (etcd, v) = (etcd.clone(), v.clone());
+                async move { etcd_put(&etcd, &format!("/registry/c{c}/t{i}"), &v).await }
+            })
+            .await?;
+            let f = figures(lat, wall);
+            println!(
+                "{:<26} {:>12.0} {:>9.2} {:>9.2}",
+                format!("etcd 3.4 put, {c} clients"),
+                f.per_second,
+                f.p50_ms,
+                f.p99_ms
+            );
+        }
+    }
+
+    // Watch fan-out: W watchers each receive every one of M creates.
+    let (w, m) = (args.watchers, args.watched_writes);
+    let mut mosaic_watches = Vec::new();
+    for _ in 0..w {
+        let req = http::Request::get(
+            "/apis/mosaic.dev/v1alpha1/namespaces/fanout/tasks?watch=1&resourceVersion=1",
+        )
+        .body(Vec::new())?;
+        let resp = client.send(req.map(kube::client::Body::from)).await?;
+        mosaic_watches.push(tokio::spawn(count_lines(resp.into_body(), m, b"\"type\":")));
+    }
+    let req = http::Request::post("/api/v1/namespaces")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fanout"}}),
+        )?)?;
+    client.request_text(req).await?;
+    let start = Instant::now();
+    let cl = client.clone();
+    drive(m, 64, move |i| {
+        let cl = cl.clone();
+        async move { mosaic_create(&cl, "fanout", &format!("f{i}")).await }
+    })
+    .await?;
+    let mut delivered = 0;
+    for h in mosaic_watches {
+        delivered += h.await?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{:<26} {:>12.0} events/s ({delivered} events to {w} watchers in {secs:.2} s)",
+        "mosaic watch fan-out",
+        delivered as f64 / secs
+    );
+    if let Some(etcd) = &etcd {
+        let prefix = b"/fanout/";
+        let mut etcd_watches = Vec::new();
+        for _ in 0..w {
+            let resp = etcd_post(
+                etcd,
+                "/v3/watch",
+                json!({"create_request": {"key": b64(prefix), "range_end": b64(b"/fanout0")}}),
+            )
+            .await?;
+            // etcd may put several events in one watch response: count the events' "kv"s.
+            etcd_watches.push(tokio::spawn(count_lines(resp.into_body(), m, b"\"kv\":")));
+        }
+        let (etcd_s, v) = (etcd.clone(), Arc::new(value.clone()));
+        let start = Instant::now();
+        drive(m, 64, move |i| {
+            let (etcd_s, v) = (etcd_s.clone(), v.clone());
+            async move { etcd_put(&etcd_s, &format!("/fanout/f{i}"), &v).await }
+        })
+        .await?;
+        let mut delivered = 0;
+        for h in etcd_watches {
+            delivered += h.await?;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{:<26} {:>12.0} events/s ({delivered} events to {w} watchers in {secs:.2} s)",
+            "etcd 3.4 watch fan-out",
+            delivered as f64 / secs
+        );
+    }
+    drop(etcd);
+    let _ = stop_server.send(());
+    Ok(())
+}
