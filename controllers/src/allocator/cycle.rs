@@ -1,0 +1,361 @@
+//! One allocation cycle: guarantees, weighted DRF placement of Builtin tasks,
+//! then offers to External frameworks. See the module docs of [`super`].
+
+use super::model::FrameworkKind;
+use super::{Allocation, Allocator, Decision, Placement, Resources, TaskRequest};
+use std::cmp::Ordering;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Guarantee,
+    Fair,
+}
+
+/// Per-cycle bookkeeping: each framework's role path (root first), and the
+/// weighted share of every role, kept current as the cycle allocates.
+struct Keys {
+    paths: Vec<Vec<usize>>,
+    role_share: Vec<f64>,
+    total: Resources,
+    /// Free on schedulable agents.
+    free: Resources,
+    /// Whether a role has a guarantee and no ancestor with one (its unmet part counts once).
+    top_guaranteed: Vec<bool>,
+    /// The sum of the unmet guarantees of top-guaranteed roles.
+    unmet: Resources,
+}
+
+impl Keys {
+    fn compare(&self, a: &Allocator, x: usize, y: usize) -> Ordering {
+        let (px, py) = (&self.paths[x], &self.paths[y]);
+        for (rx, ry) in px.iter().zip(py) {
+            if rx != ry {
+                return self.role_share[*rx].total_cmp(&self.role_share[*ry]);
+            }
+        }
+        let fx = a.frameworks[x].allocated.dominant_share(&self.total);
+        let fy = a.frameworks[y].allocated.dominant_share(&self.total);
+        fx.total_cmp(&fy).then(x.cmp(&y))
+    }
+}
+
+impl Allocator {
+    fn chain(&self, role: usize) -> Vec<usize> {
+        let mut chain = vec![role];
+        while let Some(p) = self.roles[*chain.last().expect("non-empty")].parent {
+            if chain.contains(&p) {
+                break; // a cycle in declared parents: treat the role as top-level
+            }
+            chain.push(p);
+        }
+        chain
+    }
+
+    fn keys(&self) -> Keys {
+        let total = self.cluster_total();
+        let paths = self
+            .frameworks
+            .iter()
+            .map(|f| {
+                let mut p = self.chain(f.role);
+                p.reverse();
+                p
+            })
+            .collect();
+        let role_share = self
+            .roles
+            .iter()
+            .map(|r| r.allocated.dominant_share(&total) / r.weight)
+            .collect();
+        let top_guaranteed: Vec<bool> = (0..self.roles.len())
+            .map(|i| {
+                self.roles[i].guarantee.is_some()
+                    && !self
+                        .chain(i)
+                        .iter()
+                        .skip(1)
+                        .any(|a| self.roles[*a].guarantee.is_some())
+            })
+            .collect();
+        let unmet = (0..self.roles.len())
+            .filter(|&i| top_guaranteed[i])
+            .fold(Resources::ZERO, |t, i| t + self.unmet(i));
+        Keys {
+            paths,
+            role_share,
+            total,
+            free: self.cluster_free(),
+            top_guaranteed,
+            unmet,
+        }
+    }
+
+    /// What a role's guarantee still lacks.
+    fn unmet(&self, role: usize) -> Resources {
+        let r = &self.roles[role];
+        r.guarantee
+            .map_or(Resources::ZERO, |g| g.saturating_sub(&r.allocated))
+    }
+
+    /// What the unmet guarantees of roles outside `chain` still need.
+    fn headroom_excluding(&self, chain: &[usize], keys: &Keys) -> Resources {
+        chain
+            .iter()
+            .filter(|&&r| keys.top_guaranteed[r])
+            .fold(keys.unmet, |t, &r| t.saturating_sub(&self.unmet(r)))
+    }
+
+    fn cluster_free(&self) -> Resources {
+        self.agents
+            .iter()
+            .filter(|a| a.schedulable)
+            .fold(Resources::ZERO, |t, a| {
+                t + a.total.saturating_sub(&a.used())
+            })
+    }
+
+    /// What `chain`'s limits still allow.
+    fn limit_room(&self, chain: &[usize]) -> Resources {
+        let mut room = Resources::new(u64::MAX, u64::MAX);
+        for &r in chain {
+            if let Some(l) = self.roles[r].limit {
+                room = room.min(&l.saturating_sub(&self.roles[r].allocated));
+            }
+        }
+        room
+    }
+
+    /// What an agent has free for a role: unreserved plus the reservations of the role's chain.
+    fn free_for(&self, agent: usize, chain: &[usize]) -> Resources {
+        let ag = &self.agents[agent];
+        chain
+            .iter()
+            .fold(ag.unreserved_free(), |t, r| t + ag.reserved_free(*r))
+    }
+
+    /// Takes `amount` from an agent for framework `f`: reservations of its chain first, then unreserved.
+    fn take(
+        &mut self,
+        agent: usize,
+        f: usize,
+        chain: &[usize],
+        amount: Resources,
+        keys: &mut Keys,
+    ) -> Allocation {
+        let mut left = amount;
+        let mut parts = Vec::new();
+        for &r in chain {
+            let take = left.min(&self.agents[agent].reserved_free(r));
+            if !take.is_zero() {
+                *self.agents[agent].reserved_used.entry(r).or_default() += take;
+                left = left.saturating_sub(&take);
+                parts.push((Some(self.roles[r].name.clone()), take));
+            }
+        }
+        if !left.is_zero() {
+            self.agents[agent].unreserved_used += left;
+            parts.push((None, left));
+        }
+        self.frameworks[f].allocated += amount;
+        keys.free = keys.free.saturating_sub(&amount);
+        for &r in chain {
+            if keys.top_guaranteed[r] {
+                let before = self.unmet(r);
+                self.roles[r].allocated += amount;
+                keys.unmet = keys.unmet.saturating_sub(&before) + self.unmet(r);
+            } else {
+                self.roles[r].allocated += amount;
+            }
+            keys.role_share[r] =
+                self.roles[r].allocated.dominant_share(&keys.total) / self.roles[r].weight;
+        }
+        Allocation {
+            agent: self.agents[agent].name.clone(),
+            framework: self.frameworks[f].name.clone(),
+            parts,
+        }
+    }
+
+    /// The agent a task goes to, by the framework's placement, or `None` if none fits now.
+    fn choose_agent(&self, f: usize, task: &TaskRequest, chain: &[usize]) -> Option<usize> {
+        let spread = self.frameworks[f].placement == Placement::Spread;
+        let mut best: Option<(usize, f64)> = None;
+        for (i, ag) in self.agents.iter().enumerate() {
+            if !ag.schedulable
+                || !ag.matches(&task.selector)
+                || !task.resources.fits_in(&self.free_for(i, chain))
+            {
+                continue;
+            }
+            let load = (ag.used() + task.resources).dominant_share(&ag.total);
+            let better = match best {
+                None => true,
+                Some((_, b)) if spread => load < b,
+                Some((_, b)) => load > b,
+            };
+            if better {
+                best = Some((i, load));
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    /// Whether any agent could ever hold the task (ignoring what runs now).
+    fn could_ever_fit(&self, task: &TaskRequest, chain: &[usize]) -> bool {
+        self.agents.iter().any(|ag| {
+            let others_reserved = ag
+                .reserved
+                .iter()
+                .filter(|(r, _)| !chain.contains(r))
+                .fold(Resources::ZERO, |t, (_, a)| t + *a);
+            ag.schedulable
+                && ag.matches(&task.selector)
+                && task
+                    .resources
+                    .fits_in(&ag.total.saturating_sub(&others_reserved))
+        })
+    }
+
+    fn below_guarantee(&self, chain: &[usize], amount: Resources) -> bool {
+        chain.iter().any(|&r| {
+            let role = &self.roles[r];
+            role.guarantee
+                .is_some_and(|g| (role.allocated + amount).fits_in(&g))
+        })
+    }
+
+    /// Runs one cycle and returns what it decided. `now_ms` is for refuse filters.
+    pub fn allocate(&mut self, now_ms: u64) -> Vec<super::Decision> {
+        let mut out = Vec::new();
+        let mut keys = self.keys();
+        self.drop_unschedulable(&mut out);
+        for stage in [Stage::Guarantee, Stage::Fair] {
+            let mut blocked = vec![false; self.frameworks.len()];
+            loop {
+                let mut best: Option<usize> = None;
+                for (f, fw) in self.frameworks.iter().enumerate() {
+                    if blocked[f] || fw.kind != FrameworkKind::Builtin || fw.pending.is_empty() {
+                        continue;
+                    }
+                    if best.is_none_or(|b| keys.compare(self, f, b) == Ordering::Less) {
+                        best = Some(f);
+                    }
+                }
+                let Some(f) = best else { break };
+                let task = self.frameworks[f]
+                    .pending
+                    .front()
+                    .expect("non-empty")
+                    .clone();
+                let chain = self.chain(self.frameworks[f].role);
+                let q = task.resources;
+                let allowed = q.fits_in(&self.limit_room(&chain))
+                    && match stage {
+                        Stage::Guarantee => self.below_guarantee(&chain, q),
+                        Stage::Fair => {
+                            (q + self.headroom_excluding(&chain, &keys)).fits_in(&keys.free)
+                        }
+                    };
+                match allowed
+                    .then(|| self.choose_agent(f, &task, &chain))
+                    .flatten()
+                {
+                    Some(agent) => {
+                        self.frameworks[f].pending.pop_front();
+                        let allocation = self.take(agent, f, &chain, q, &mut keys);
+                        out.push(Decision::Place {
+                            task: task.id,
+                            allocation,
+                        });
+                    }
+                    None => blocked[f] = true,
+                }
+            }
+        }
+        self.make_offers(now_ms, &mut keys, &mut out);
+        out
+    }
+
+    fn drop_unschedulable(&mut self, out: &mut Vec<Decision>) {
+        for f in 0..self.frameworks.len() {
+            let chain = self.chain(self.frameworks[f].role);
+            let pending = std::mem::take(&mut self.frameworks[f].pending);
+            let (fit, never): (Vec<_>, Vec<_>) = pending
+                .into_iter()
+                .partition(|t| self.could_ever_fit(t, &chain));
+            self.frameworks[f].pending = fit.into();
+            for t in never {
+                let largest = self
+                    .agents
+                    .iter()
+                    .filter(|a| a.schedulable)
+                    .map(|a| a.total)
+                    .max_by_key(|t| (t.cpus_milli, t.memory));
+                let reason = match largest {
+                    None => "no schedulable agent is registered".to_string(),
+                    Some(l) if t.selector.is_empty() => {
+                        format!("it needs {} and the largest agent has {l}", t.resources)
+                    }
+                    Some(_) => format!(
+                        "no agent matching {:?} can hold {}",
+                        t.selector, t.resources
+                    ),
+                };
+                out.push(Decision::Unschedulable {
+                    task: t.id,
+                    framework: self.frameworks[f].name.clone(),
+                    reason,
+                });
+            }
+        }
+    }
+
+    fn make_offers(&mut self, now_ms: u64, keys: &mut Keys, out: &mut Vec<Decision>) {
+        let external: Vec<usize> = (0..self.frameworks.len())
+            .filter(|&f| {
+                self.frameworks[f].kind == FrameworkKind::External && !self.frameworks[f].suppressed
+            })
+            .collect();
+        if external.is_empty() {
+            return;
+        }
+        let chains: Vec<Vec<usize>> = external
+            .iter()
+            .map(|&f| self.chain(self.frameworks[f].role))
+            .collect();
+        for a in 0..self.agents.len() {
+            if !self.agents[a].schedulable {
+                continue;
+            }
+            let mut best: Option<(usize, Resources)> = None;
+            for (i, &f) in external.iter().enumerate() {
+                if self.frameworks[f]
+                    .refused
+                    .get(&a)
+                    .is_some_and(|&until| until > now_ms)
+                {
+                    continue;
+                }
+                if best.is_some_and(|(b, _)| keys.compare(self, f, external[b]) != Ordering::Less) {
+                    continue;
+                }
+                let chain = &chains[i];
+                let cap = keys
+                    .free
+                    .saturating_sub(&self.headroom_excluding(chain, keys));
+                let offer = self
+                    .free_for(a, chain)
+                    .min(&self.limit_room(chain))
+                    .min(&cap);
+                if !offer.any_zero() {
+                    best = Some((i, offer));
+                }
+            }
+            if let Some((i, offer)) = best {
+                let f = external[i];
+                let allocation = self.take(a, f, &chains[i].clone(), offer, keys);
+                out.push(Decision::Offer { allocation });
+            }
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The allocator: hierarchical weighted DRF over roles, then frameworks.
+//!
+//! It keeps the cluster as plain data (agents with their reservations, roles
+//! with weights and quotas, frameworks with their pending tasks and refuse
+//! filters) and turns it into [`Decision`]s:
+//!
+//! 1. **Guarantees first.** Frameworks whose role (or an ancestor) is below its
+//!    quota guarantee are served before anyone else.
+//! 2. **Weighted DRF.** Then, one task at a time (progressive filling), the
+//!    framework with the lowest key is served, where the key is the weighted
+//!    dominant share of each role on its path from the root, then the
+//!    framework's own dominant share: the semantics of Mesos's hierarchical
+//!    allocator, at task granularity for Builtin frameworks. Resources the
+//!    unmet guarantees of other roles still need are held back (headroom).
+//! 3. **Offers.** What is left on each agent is offered whole to the External
+//!    framework with the lowest key that does not filter that agent.
+//!
+//! Quota limits are never exceeded, reserved resources go only to the
+//! reserving role and its descendants, and every allocation records where it
+//! was drawn from so that [`Allocator::release`] returns exactly that.
+
+mod model;
+mod resources;
+
+pub use model::{AgentSpec, FrameworkKind, FrameworkSpec, Placement, RoleSpec, TaskRequest};
+pub use resources::Resources;
+
+use model::{Agent, Framework, Role};
+use std::collections::{BTreeMap, HashMap};
+
+/// Where an allocation's resources came from, so it can be returned exactly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allocation {
+    /// The agent.
+    pub agent: String,
+    /// The framework holding it.
+    pub framework: String,
+    /// The parts: from a role's reservation (`Some(role)`) or unreserved (`None`).
+    pub parts: Vec<(Option<String>, Resources)>,
+}
+
+impl Allocation {
+    /// The whole amount.
+    pub fn total(&self) -> Resources {
+        self.parts.iter().fold(Resources::ZERO, |a, (_, r)| a + *r)
+    }
+}
+
+/// What an allocation cycle decided.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Run this Builtin framework's task on this agent.
+    Place {
+        /// The task's id.
+        task: String,
+        /// What it holds.
+        allocation: Allocation,
+    },
+    /// Offer these resources to an External framework.
+    Offer {
+        /// What is offered (and held until accepted or declined).
+        allocation: Allocation,
+    },
+    /// No agent could ever fit this task as the cluster is.
+    Unschedulable {
+        /// The task's id.
+        task: String,
+        /// Its framework.
+        framework: String,
+        /// Why, for people.
+        reason: String,
+    },
+}
+
+/// What one agent holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentUsage {
+    /// Its total.
+    pub total: Resources,
+    /// Used outside reservations.
+    pub unreserved_used: Resources,
+    /// Per role: (reserved, used of it).
+    pub reservations: BTreeMap<String, (Resources, Resources)>,
+}
+
+/// Why a change to the allocator was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AllocatorError {
+    /// A name that is not known.
+    #[error("unknown {kind} {name:?}")]
+    Unknown {
+        /// `agent`, `role` or `framework`.
+        kind: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// A reservation larger than the agent's unreserved free resources.
+    #[error("agent {agent} has only {free} unreserved and free, not {wanted}")]
+    Unsatisfiable {
+        /// The agent.
+        agent: String,
+        /// What is free.
+        free: Resources,
+        /// What was asked.
+        wanted: Resources,
+    },
+}
+
+/// The allocator's state. See the module docs.
+#[derive(Default)]
+pub struct Allocator {
+    agents: Vec<Agent>,
+    agent_index: HashMap<String, usize>,
+    roles: Vec<Role>,
+    role_index: HashMap<String, usize>,
+    frameworks: Vec<Framework>,
+    framework_index: HashMap<String, usize>,
+}
+
+fn unknown(kind: &'static str, name: &str) -> AllocatorError {
+    AllocatorError::Unknown {
+        kind,
+        name: name.to_string(),
+    }
+}
+
+impl Allocator {
+    /// An empty cluster with the implicit role `default` (weight 1).
+    pub fn new() -> Self {
+        let mut a = Self::default();
+        a.set_role(RoleSpec::new("default"));
+        a
+    }
+
+    /// Adds or updates a role. A parent that does not exist yet is created with weight 1.
+    pub fn set_role(&mut self, spec: RoleSpec) -> usize {
+        let parent = spec
+            .parent
+            .as_deref()
+            .map(|p| match self.role_index.get(p) {
+                Some(&i) => i,
+                None => self.set_role(RoleSpec::new(p)),
+            });
+        match self.role_index.get(&spec.name) {
+            Some(&i) => {
+                let r = &mut self.roles[i];
+                (r.weight, r.parent, r.guarantee, r.limit) =
+                    (spec.weight.max(1e-9), parent, spec.guarantee, spec.limit);
+                i
+            }
+            None => {
+                let i = self.roles.len();
+                self.role_index.insert(spec.name.clone(), i);
+                self.roles.push(Role::new(spec, parent));
+                i
+            }
+        }
+    }
+
+    /// Adds or updates an agent (its total and labels; usage is kept).
+    pub fn set_agent(&mut self, spec: AgentSpec) {
+        match self.agent_index.get(&spec.name) {
+            Some(&i) => self.agents[i].update(spec),
+            None => {
+                self.agent_index
+                    .insert(spec.name.clone(), self.agents.len());
+                self.agents.push(Agent::new(spec));
+            }
+        }
+    }
+
+    /// Cordons or uncordons an agent: no new allocations while unschedulable.
+    pub fn set_schedulable(
+        &mut self,
+        agent: &str,
+        schedulable: bool,
+    ) -> Result<(), AllocatorError> {
+        let &i = self
+            .agent_index
+            .get(agent)
+            .ok_or_else(|| unknown("agent", agent))?;
+        self.agents[i].schedulable = schedulable;
+        Ok(())
+    }
+
+    /// Adds or updates a framework (its pending tasks and filters are kept).
+    pub fn set_framework(&mut self, spec: FrameworkSpec) {
+        let role = match self.role_index.get(&spec.role) {
+            Some(&r) => r,
+            None => self.set_role(RoleSpec::new(&spec.role)),
+        };
+        match self.framework_index.get(&spec.name) {
+            Some(&i) => self.frameworks[i].update(spec, role),
+            None => {
+                self.framework_index
+                    .insert(spec.name.clone(), self.frameworks.len());
+                self.frameworks.push(Framework::new(spec, role));
+            }
+        }
+    }
+
+    /// Queues a task of a Builtin framework.
+    pub fn submit(&mut self, framework: &str, task: TaskRequest) -> Result<(), AllocatorError> {
+        let &f = self
+            .framework_index
+            .get(framework)
+            .ok_or_else(|| unknown("framework", framework))?;
+        self.frameworks[f].pending.push_back(task);
+        Ok(())
+    }
+
+    /// Withdraws a pending task (deleted before it was placed).
+    pub fn withdraw(&mut self, framework: &str, task: &str) {
+        if let Some(&f) = self.framework_index.get(framework) {
+            self.frameworks[f].pending.retain(|t| t.id != task);
+        }
+    }
+
+    /// Sets aside `amount` of an agent's unreserved free resources for a role.
+    pub fn reserve(
+        &mut self,
+        role: &str,
+        agent: &str,
+        amount: Resources,
+    ) -> Result<(), AllocatorError> {
+        let &r = self
+            .role_index
+            .get(role)
+            .ok_or_else(|| unknown("role", role))?;
+        let &a = self
+            .agent_index
+            .get(agent)
+            .ok_or_else(|| unknown("agent", agent))?;
+        let ag = &mut self.agents[a];
+        let free = ag.unreserved_free();
+        if !amount.fits_in(&free) {
+            return Err(AllocatorError::Unsatisfiable {
+                agent: agent.to_string(),
+                free,
+                wanted: amount,
+            });
+        }
+        *ag.reserved.entry(r).or_default() += amount;
+        Ok(())
+    }
+
+    /// Removes a role's reservations on an agent (what its tasks use stays allocated, as unreserved).
+    pub fn unreserve(&mut self, role: &str, agent: &str) {
+        let (Some(&r), Some(&a)) = (self.role_index.get(role), self.agent_index.get(agent)) else {
+            return;
+        };
+        let ag = &mut self.agents[a];
+        ag.reserved.remove(&r);
+        if let Some(used) = ag.reserved_used.remove(&r) {
+            ag.unreserved_used += used;
+        }
+    }
+
+    /// Returns an allocation (a finished task, a declined or expired offer,
+    /// or the unused part of an offer when `amount` is less than the whole).
+    pub fn release(&mut self, alloc: &Allocation, amount: Option<Resources>) {
+        let Some(&a) = self.agent_index.get(&alloc.agent) else {
+            return;
+        };
+        let Some(&f) = self.framework_index.get(&alloc.framework) else {
+            return;
+        };
+        let mut left = amount.unwrap_or_else(|| alloc.total());
+        // Unreserved parts go back first, then reservations, the reverse of how they were drawn.
+        for (role, part) in alloc.parts.iter().rev() {
+            let take = part.min(&left);
+            left = left.saturating_sub(&take);
+            let ag = &mut self.agents[a];
+            match role.as_deref().and_then(|r| self.role_index.get(r)) {
+                Some(r) => match ag.reserved_used.get_mut(r) {
+                    Some(u) => *u = u.saturating_sub(&take),
+                    None => ag.unreserved_used = ag.unreserved_used.saturating_sub(&take),
+                },
+                None => ag.unreserved_used = ag.unreserved_used.saturating_sub(&take),
+            }
+            let fw = &mut self.frameworks[f];
+            fw.allocated = fw.allocated.saturating_sub(&take);
+            let mut role = Some(fw.role);
+            while let Some(r) = role {
+                self.roles[r].allocated = self.roles[r].allocated.saturating_sub(&take);
+                role = self.roles[r].parent;
+            }
+        }
+    }
+
+    /// Records that a framework declined an agent: no offers of it for `refuse_ms`.
+    pub fn decline(&mut self, framework: &str, agent: &str, now_ms: u64, refuse_ms: u64) {
+        if let (Some(&f), Some(&a)) = (
+            self.framework_index.get(framework),
+            self.agent_index.get(agent),
+        ) {
+            self.frameworks[f]
+                .refused
+                .insert(a, now_ms.saturating_add(refuse_ms));
+        }
+    }
+
+    /// The sum of every schedulable agent's total.
+    pub fn cluster_total(&self) -> Resources {
+        self.agents
+            .iter()
+            .filter(|a| a.schedulable)
+            .fold(Resources::ZERO, |t, a| t + a.total)
+    }
+
+    /// What a role and its descendants hold.
+    pub fn role_allocated(&self, role: &str) -> Resources {
+        self.role_index
+            .get(role)
+            .map_or(Resources::ZERO, |&r| self.roles[r].allocated)
+    }
+
+    /// What a framework holds.
+    pub fn framework_allocated(&self, framework: &str) -> Resources {
+        self.framework_index
+            .get(framework)
+            .map_or(Resources::ZERO, |&f| self.frameworks[f].allocated)
+    }
+
+    /// A role's dominant share of the cluster.
+    pub fn role_share(&self, role: &str) -> f64 {
+        self.role_allocated(role)
+            .dominant_share(&self.cluster_total())
+    }
+
+    /// A framework's dominant share of the cluster.
+    pub fn framework_share(&self, framework: &str) -> f64 {
+        self.framework_allocated(framework)
+            .dominant_share(&self.cluster_total())
+    }
+
+    /// How many tasks wait in a framework's queue.
+    pub fn pending(&self, framework: &str) -> usize {
+        self.framework_index
+            .get(framework)
+            .map_or(0, |&f| self.frameworks[f].pending.len())
+    }
+
+    /// Per agent: its usage, for checks and status.
+    pub fn agent_usage(&self) -> BTreeMap<String, AgentUsage> {
+        self.agents
+            .iter()
+            .map(|a| {
+                let res = a
+                    .reserved
+                    .iter()
+                    .map(|(r, amt)| {
+                        let used = a.reserved_used.get(r).copied().unwrap_or_default();
+                        (self.roles[*r].name.clone(), (*amt, used))
+                    })
+                    .collect();
+                (
+                    a.name.clone(),
+                    AgentUsage {
+                        total: a.total,
+                        unreserved_used: a.unreserved_used,
+                        reservations: res,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Role limits as (name, limit, allocated), for checks.
+    pub fn role_limits(&self) -> Vec<(String, Option<Resources>, Resources)> {
+        self.roles
+            .iter()
+            .map(|r| (r.name.clone(), r.limit, r.allocated))
+            .collect()
+    }
+}
+
+mod cycle;
+
+#[cfg(test)]
+mod tests;

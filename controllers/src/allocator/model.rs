@@ -1,0 +1,242 @@
+//! The allocator's inputs (specs) and its per-agent, per-role and per-framework state.
+
+use super::Resources;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// A role as declared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoleSpec {
+    /// Name.
+    pub name: String,
+    /// Weighted DRF weight (default 1).
+    pub weight: f64,
+    /// Parent role, for hierarchical shares.
+    pub parent: Option<String>,
+    /// Served before other roles' work, and held back from them.
+    pub guarantee: Option<Resources>,
+    /// Never exceeded.
+    pub limit: Option<Resources>,
+}
+
+impl RoleSpec {
+    /// A top-level role of weight 1 with no quota.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            weight: 1.0,
+            parent: None,
+            guarantee: None,
+            limit: None,
+        }
+    }
+}
+
+/// An agent as registered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentSpec {
+    /// Name.
+    pub name: String,
+    /// What may be allocated on it.
+    pub total: Resources,
+    /// Its labels, for task agent selectors.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Builtin or External.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FrameworkKind {
+    /// Tasks are placed by the allocator.
+    #[default]
+    Builtin,
+    /// The framework receives offers.
+    External,
+}
+
+/// How Builtin tasks are spread over agents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// The least-used agent that fits.
+    #[default]
+    Spread,
+    /// The most-used agent that fits.
+    BinPack,
+}
+
+/// A framework as declared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrameworkSpec {
+    /// Name (unique; namespace/name in the control plane).
+    pub name: String,
+    /// Its role.
+    pub role: String,
+    /// Builtin or External.
+    pub kind: FrameworkKind,
+    /// Spread or BinPack (Builtin).
+    pub placement: Placement,
+    /// No offers while suppressed (External).
+    pub suppressed: bool,
+}
+
+impl FrameworkSpec {
+    /// A Builtin, spreading framework in `role`.
+    pub fn builtin(name: &str, role: &str) -> Self {
+        Self {
+            name: name.into(),
+            role: role.into(),
+            kind: FrameworkKind::Builtin,
+            placement: Placement::Spread,
+            suppressed: false,
+        }
+    }
+
+    /// An External framework in `role`.
+    pub fn external(name: &str, role: &str) -> Self {
+        Self {
+            kind: FrameworkKind::External,
+            ..Self::builtin(name, role)
+        }
+    }
+}
+
+/// A task waiting for a place.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskRequest {
+    /// Its id.
+    pub id: String,
+    /// What it needs.
+    pub resources: Resources,
+    /// Agent labels it requires (all must match).
+    pub selector: BTreeMap<String, String>,
+}
+
+impl TaskRequest {
+    /// A task that runs anywhere.
+    pub fn new(id: &str, resources: Resources) -> Self {
+        Self {
+            id: id.into(),
+            resources,
+            selector: BTreeMap::new(),
+        }
+    }
+}
+
+pub(super) struct Role {
+    pub name: String,
+    pub weight: f64,
+    pub parent: Option<usize>,
+    pub guarantee: Option<Resources>,
+    pub limit: Option<Resources>,
+    /// Held by the role and its descendants.
+    pub allocated: Resources,
+}
+
+impl Role {
+    pub fn new(spec: RoleSpec, parent: Option<usize>) -> Self {
+        Self {
+            name: spec.name,
+            weight: spec.weight.max(1e-9),
+            parent,
+            guarantee: spec.guarantee,
+            limit: spec.limit,
+            allocated: Resources::ZERO,
+        }
+    }
+}
+
+pub(super) struct Agent {
+    pub name: String,
+    pub total: Resources,
+    pub labels: BTreeMap<String, String>,
+    pub schedulable: bool,
+    /// Reserved amounts by role.
+    pub reserved: HashMap<usize, Resources>,
+    /// What is used of each role's reservation.
+    pub reserved_used: HashMap<usize, Resources>,
+    /// What is used outside reservations.
+    pub unreserved_used: Resources,
+}
+
+impl Agent {
+    pub fn new(spec: AgentSpec) -> Self {
+        Self {
+            name: spec.name,
+            total: spec.total,
+            labels: spec.labels,
+            schedulable: true,
+            reserved: HashMap::new(),
+            reserved_used: HashMap::new(),
+            unreserved_used: Resources::ZERO,
+        }
+    }
+
+    pub fn update(&mut self, spec: AgentSpec) {
+        self.total = spec.total;
+        self.labels = spec.labels;
+    }
+
+    pub fn reserved_total(&self) -> Resources {
+        self.reserved.values().fold(Resources::ZERO, |a, r| a + *r)
+    }
+
+    /// Free and not reserved for anyone.
+    pub fn unreserved_free(&self) -> Resources {
+        self.total
+            .saturating_sub(&self.reserved_total())
+            .saturating_sub(&self.unreserved_used)
+    }
+
+    /// Free in the reservation of `role`.
+    pub fn reserved_free(&self, role: usize) -> Resources {
+        match self.reserved.get(&role) {
+            Some(amount) => {
+                amount.saturating_sub(&self.reserved_used.get(&role).copied().unwrap_or_default())
+            }
+            None => Resources::ZERO,
+        }
+    }
+
+    /// All that is used.
+    pub fn used(&self) -> Resources {
+        self.reserved_used
+            .values()
+            .fold(self.unreserved_used, |a, r| a + *r)
+    }
+
+    pub fn matches(&self, selector: &BTreeMap<String, String>) -> bool {
+        selector.iter().all(|(k, v)| self.labels.get(k) == Some(v))
+    }
+}
+
+pub(super) struct Framework {
+    pub name: String,
+    pub role: usize,
+    pub kind: FrameworkKind,
+    pub placement: Placement,
+    pub suppressed: bool,
+    pub allocated: Resources,
+    pub pending: VecDeque<TaskRequest>,
+    /// Agent index -> time (ms) until which it is not offered to this framework.
+    pub refused: HashMap<usize, u64>,
+}
+
+impl Framework {
+    pub fn new(spec: FrameworkSpec, role: usize) -> Self {
+        Self {
+            name: spec.name,
+            role,
+            kind: spec.kind,
+            placement: spec.placement,
+            suppressed: spec.suppressed,
+            allocated: Resources::ZERO,
+            pending: VecDeque::new(),
+            refused: HashMap::new(),
+        }
+    }
+
+    pub fn update(&mut self, spec: FrameworkSpec, role: usize) {
+        self.kind = spec.kind;
+        self.placement = spec.placement;
+        self.suppressed = spec.suppressed;
+        self.role = role;
+    }
+}
