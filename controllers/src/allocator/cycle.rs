@@ -310,51 +310,76 @@ impl Allocator {
         }
     }
 
+    /// Offers each agent's free resources to the External framework with the lowest key
+    /// that does not filter it, then what is left to the next, until nothing is. Frameworks are grouped by role, each group kept sorted by
+    /// the framework's share, so finding a role's best eligible framework for an agent
+    /// usually looks at its first entry only.
     fn make_offers(&mut self, now_ms: u64, keys: &mut Keys, out: &mut Vec<Decision>) {
-        let external: Vec<usize> = (0..self.frameworks.len())
-            .filter(|&f| {
-                self.frameworks[f].kind == FrameworkKind::External && !self.frameworks[f].suppressed
-            })
-            .collect();
-        if external.is_empty() {
+        let mut groups: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (f, fw) in self.frameworks.iter().enumerate() {
+            if fw.kind == FrameworkKind::External && !fw.suppressed {
+                groups.entry(fw.role).or_default().push(f);
+            }
+        }
+        if groups.is_empty() {
             return;
         }
-        let chains: Vec<Vec<usize>> = external
-            .iter()
-            .map(|&f| self.chain(self.frameworks[f].role))
+        let total = keys.total;
+        let share = |a: &Allocator, f: usize| a.frameworks[f].allocated.dominant_share(&total);
+        let mut groups: Vec<(Vec<usize>, Vec<usize>)> = groups
+            .into_iter()
+            .map(|(role, mut fws)| {
+                fws.sort_by(|x, y| share(self, *x).total_cmp(&share(self, *y)).then(x.cmp(y)));
+                (self.chain(role), fws)
+            })
             .collect();
         for a in 0..self.agents.len() {
             if !self.agents[a].schedulable {
                 continue;
             }
-            let mut best: Option<(usize, Resources)> = None;
-            for (i, &f) in external.iter().enumerate() {
-                if self.frameworks[f]
-                    .refused
-                    .get(&a)
-                    .is_some_and(|&until| until > now_ms)
+            // What one framework does not get (its quota is smaller) goes to the next.
+            loop {
+                let mut best: Option<(usize, usize, Resources)> = None;
+                for (g, (chain, fws)) in groups.iter().enumerate() {
+                    let cap = keys
+                        .free
+                        .saturating_sub(&self.headroom_excluding(chain, keys));
+                    let offer = self
+                        .free_for(a, chain)
+                        .min(&self.limit_room(chain))
+                        .min(&cap);
+                    if offer.any_zero() {
+                        continue;
+                    }
+                    let eligible = fws.iter().position(|f| {
+                        !self.frameworks[*f]
+                            .refused
+                            .get(&a)
+                            .is_some_and(|&until| until > now_ms)
+                    });
+                    let Some(pos) = eligible else { continue };
+                    let f = fws[pos];
+                    if best.is_none_or(|(bg, bp, _)| {
+                        keys.compare(self, f, groups[bg].1[bp]) == Ordering::Less
+                    }) {
+                        best = Some((g, pos, offer));
+                    }
+                }
+                let Some((g, pos, offer)) = best else { break };
                 {
-                    continue;
+                    let f = groups[g].1.remove(pos);
+                    let chain = groups[g].0.clone();
+                    let allocation = self.take(a, f, &chain, offer, keys);
+                    out.push(Decision::Offer { allocation });
+                    // Its share grew: move it to its place in the group again.
+                    let fs = share(self, f);
+                    let fws = &mut groups[g].1;
+                    let at = fws.partition_point(|x| {
+                        let xs = share(self, *x);
+                        xs < fs || (xs == fs && *x < f)
+                    });
+                    fws.insert(at, f);
                 }
-                if best.is_some_and(|(b, _)| keys.compare(self, f, external[b]) != Ordering::Less) {
-                    continue;
-                }
-                let chain = &chains[i];
-                let cap = keys
-                    .free
-                    .saturating_sub(&self.headroom_excluding(chain, keys));
-                let offer = self
-                    .free_for(a, chain)
-                    .min(&self.limit_room(chain))
-                    .min(&cap);
-                if !offer.any_zero() {
-                    best = Some((i, offer));
-                }
-            }
-            if let Some((i, offer)) = best {
-                let f = external[i];
-                let allocation = self.take(a, f, &chains[i].clone(), offer, keys);
-                out.push(Decision::Offer { allocation });
             }
         }
     }
