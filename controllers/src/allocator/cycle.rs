@@ -352,10 +352,10 @@ impl Allocator {
                         continue;
                     }
                     let eligible = fws.iter().position(|f| {
-                        !self.frameworks[*f]
+                        self.frameworks[*f]
                             .refused
                             .get(&a)
-                            .is_some_and(|&until| until > now_ms)
+                            .is_none_or(|&until| until <= now_ms)
                     });
                     let Some(pos) = eligible else { continue };
                     let f = fws[pos];
