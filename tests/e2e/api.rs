@@ -1,16 +1,9 @@
 //! The API's error contract through kube-rs and raw HTTPS: Status objects with
 //! reasons and field causes, 401, 403, 413, 409, and a server that keeps serving.
 
-use crate::support::{TestServer, client_from, mosaic, tasks_api};
+use crate::support::{TestServer, client_from, mosaic, task, tasks_api};
 use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::json;
-
-fn task(name: &str) -> DynamicObject {
-    serde_json::from_value(json!({
-        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task",
-        "metadata": {"name": name}, "spec": {"command": "true"}}))
-    .unwrap()
-}
 
 fn status_of(e: kube::Error) -> kube::core::Status {
     match e {

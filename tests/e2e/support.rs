@@ -205,3 +205,11 @@ pub fn mosaic(kind: &str, plural: &str) -> kube::discovery::ApiResource {
 pub fn tasks_api(client: kube::Client) -> kube::Api<kube::api::DynamicObject> {
     kube::Api::namespaced_with(client, "default", &mosaic("Task", "tasks"))
 }
+
+/// A minimal Task object.
+pub fn task(name: &str) -> kube::api::DynamicObject {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task",
+        "metadata": {"name": name}, "spec": {"command": "true"}}))
+    .expect("a valid Task")
+}

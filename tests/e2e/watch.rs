@@ -1,20 +1,13 @@
 //! kube-rs watchers and reflectors against `mosaic server`: ordered events,
 //! streaming lists, and recovery by relisting after 410 Expired.
 
-use crate::support::{TestServer, mosaic, tasks_api, wait_for};
+use crate::support::{TestServer, mosaic, task, tasks_api, wait_for};
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-fn task(name: &str) -> DynamicObject {
-    serde_json::from_value(json!({
-        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task",
-        "metadata": {"name": name}, "spec": {"command": "true"}}))
-    .unwrap()
-}
 
 /// What a watcher delivered, as short strings ("init", "apply a 1", "delete a").
 type Log = Arc<Mutex<Vec<String>>>;

@@ -226,27 +226,26 @@ fn binpack_fills_one_agent_before_the_next_and_spread_balances() {
         ..FrameworkSpec::builtin("bp", "default")
     });
     submit_many(&mut a, "bp", 4, cpus(1.0, 1));
-    let ds = a.allocate(0);
-    let agents: std::collections::BTreeSet<_> = ds
-        .iter()
-        .map(|d| match d {
-            Decision::Place { allocation, .. } => allocation.agent.clone(),
-            _ => unreachable!(),
-        })
-        .collect();
-    assert_eq!(agents.len(), 1, "bin-packed onto one agent");
+    assert_eq!(
+        agents_placed_on(&mut a).len(),
+        1,
+        "bin-packed onto one agent"
+    );
     let mut a = cluster(3, cpus(4.0, 16));
     a.set_framework(FrameworkSpec::builtin("sp", "default"));
     submit_many(&mut a, "sp", 3, cpus(1.0, 1));
-    let ds = a.allocate(0);
-    let agents: std::collections::BTreeSet<_> = ds
-        .iter()
+    assert_eq!(agents_placed_on(&mut a).len(), 3, "spread over every agent");
+}
+
+/// The agents one cycle placed tasks on.
+fn agents_placed_on(a: &mut Allocator) -> std::collections::BTreeSet<String> {
+    a.allocate(0)
+        .into_iter()
         .map(|d| match d {
-            Decision::Place { allocation, .. } => allocation.agent.clone(),
-            _ => unreachable!(),
+            Decision::Place { allocation, .. } => allocation.agent,
+            other => panic!("expected only placements, got {other:?}"),
         })
-        .collect();
-    assert_eq!(agents.len(), 3, "spread over every agent");
+        .collect()
 }
 
 /// A random cluster and workload for the invariant checks.
