@@ -19,6 +19,7 @@ pub mod auth;
 mod bootstrap;
 pub mod error;
 pub mod http;
+pub mod inprocess;
 pub mod pki;
 pub mod registry;
 pub mod schema;
@@ -80,6 +81,8 @@ pub struct RunningServer {
     pub admin_kubeconfig: PathBuf,
     /// `DATA_DIR/agent.kubeconfig`.
     pub agent_kubeconfig: PathBuf,
+    /// The admin identity's token (for in-process clients).
+    pub admin_token: String,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -91,6 +94,11 @@ impl RunningServer {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
+    }
+
+    /// A tower service for in-process clients, acting as the admin.
+    pub fn in_process(&self) -> inprocess::InProcess {
+        inprocess::InProcess::new(self.app.clone(), &self.admin_token)
     }
 
     /// Waits until the listener ends (it ends only on [`RunningServer::stop`]).
@@ -168,6 +176,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         app,
         admin_kubeconfig,
         agent_kubeconfig,
+        admin_token: pki.admin_token.clone(),
         shutdown: Some(tx),
         task,
     })

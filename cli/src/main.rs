@@ -1,7 +1,11 @@
 //! `mosaic`: the one binary. Each subcommand lives in its own module; this file
 //! only parses the command line and hands off.
 
+mod agent;
+mod cluster;
+mod controllers;
 mod server;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -15,11 +19,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a whole cluster on this machine: API server, controllers and local agents.
+    #[command(
+        after_help = "Examples:\n  mosaic up --demo\n  mosaic up --data-dir /var/lib/mosaic --agents 2\n  KUBECONFIG=./mosaic-data/kubeconfig kubectl get agents,tasks"
+    )]
+    Up(up::UpArgs),
     /// Run the API server (HTTPS, Kubernetes-compatible) over the embedded store.
     #[command(
         after_help = "Examples:\n  mosaic server\n  mosaic server --data-dir /var/lib/mosaic --listen 0.0.0.0:6443\n  kubectl --kubeconfig ./mosaic-data/kubeconfig get tasks"
     )]
     Server(server::ServerArgs),
+    /// Run the node agent: register this machine and run the tasks bound to it.
+    #[command(
+        after_help = "Examples:\n  mosaic agent --kubeconfig ./mosaic-data/agent.kubeconfig\n  mosaic agent --kubeconfig agent.kubeconfig --name node-1 --resources cpus=4,memory=8Gi --labels rack=r1"
+    )]
+    Agent(agent::AgentArgs),
+    /// Run the controllers alone, against any Kubernetes-compatible API server.
+    #[command(after_help = "Examples:\n  mosaic controllers --kubeconfig ~/.kube/config")]
+    Controllers(controllers::ControllersArgs),
     /// Print Mosaic's CustomResourceDefinitions as YAML (to install on a real Kubernetes cluster).
     #[command(after_help = "Examples:\n  mosaic crds | kubectl apply -f -")]
     Crds,
@@ -30,7 +47,10 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Up(args) => up::run(args),
         Command::Server(args) => server::run(args),
+        Command::Agent(args) => agent::run(args),
+        Command::Controllers(args) => controllers::run(args),
         Command::Crds => {
             print!("{}", mosaic_crds::all_crds_yaml());
             Ok(())

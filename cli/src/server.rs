@@ -1,4 +1,5 @@
-//! `mosaic server`: the API server over the embedded store, until SIGINT or SIGTERM.
+//! `mosaic server`: the API server over the embedded store, with the
+//! controllers in-process, until SIGINT or SIGTERM.
 
 use anyhow::Context;
 use clap::Args;
@@ -56,8 +57,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             "Point kubectl at it:  export KUBECONFIG={}",
             server.admin_kubeconfig.display()
         );
+        let admin = kube::Client::new(server.in_process(), "default");
+        let controllers = tokio::spawn(mosaic_controllers::scheduler::run(admin));
         wait_for_signal().await;
         tracing::info!("shutting down");
+        controllers.abort();
         server.stop().await;
         Ok(())
     })

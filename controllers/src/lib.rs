@@ -11,3 +11,4 @@
 //! A newcomer starts at [`allocator::Allocator::allocate`].
 
 pub mod allocator;
+pub mod scheduler;

@@ -22,6 +22,90 @@ pub struct ResourceQuantities {
     pub disk: Option<Quantity>,
 }
 
+/// A quantity that does not parse, or is out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid quantity {value:?} for {field}: {message}")]
+pub struct QuantityError {
+    /// The field, e.g. `cpus`.
+    pub field: &'static str,
+    /// The text given.
+    pub value: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn parse(
+    field: &'static str,
+    q: &Quantity,
+) -> Result<kube_quantity::ParsedQuantity, QuantityError> {
+    kube_quantity::ParsedQuantity::try_from(q).map_err(|e| QuantityError {
+        field,
+        value: q.0.clone(),
+        message: e.to_string(),
+    })
+}
+
+impl ResourceQuantities {
+    /// CPU in millicores (`500m` -> 500, `2` -> 2000), if set.
+    pub fn cpus_milli(&self) -> Result<Option<u64>, QuantityError> {
+        let Some(q) = &self.cpus else { return Ok(None) };
+        let cores = parse("cpus", q)?.to_bytes_f64().unwrap_or(-1.0);
+        if !(0.0..=1e12).contains(&cores) {
+            return Err(QuantityError {
+                field: "cpus",
+                value: q.0.clone(),
+                message: "must be a non-negative number of cores".into(),
+            });
+        }
+        Ok(Some((cores * 1000.0).round() as u64))
+    }
+
+    /// Memory in bytes, if set.
+    pub fn memory_bytes(&self) -> Result<Option<u64>, QuantityError> {
+        let Some(q) = &self.memory else {
+            return Ok(None);
+        };
+        parse("memory", q)?
+            .to_bytes_u64()
+            .map(Some)
+            .ok_or_else(|| QuantityError {
+                field: "memory",
+                value: q.0.clone(),
+                message: "must be a non-negative whole number of bytes".into(),
+            })
+    }
+
+    /// Checks that every quantity set parses.
+    pub fn validate(&self) -> Result<(), QuantityError> {
+        self.cpus_milli()?;
+        self.memory_bytes()?;
+        if let Some(d) = &self.disk {
+            parse("disk", d)?
+                .to_bytes_u64()
+                .ok_or_else(|| QuantityError {
+                    field: "disk",
+                    value: d.0.clone(),
+                    message: "must be a non-negative whole number of bytes".into(),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Quantities from millicores and bytes.
+    pub fn from_units(cpus_milli: u64, memory: u64) -> Self {
+        let cpus = if cpus_milli.is_multiple_of(1000) {
+            format!("{}", cpus_milli / 1000)
+        } else {
+            format!("{cpus_milli}m")
+        };
+        Self {
+            cpus: Some(Quantity(cpus)),
+            memory: Some(Quantity(memory.to_string())),
+            disk: None,
+        }
+    }
+}
+
 /// The condition types every Mosaic kind reports.
 pub mod condition_types {
     /// The object has reached what its spec asks for.
@@ -30,4 +114,28 @@ pub mod condition_types {
     pub const STALLED: &str = "Stalled";
     /// A Task was bound to an agent.
     pub const SCHEDULED: &str = "Scheduled";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(cpus: &str, memory: &str) -> ResourceQuantities {
+        ResourceQuantities {
+            cpus: Some(Quantity(cpus.into())),
+            memory: Some(Quantity(memory.into())),
+            disk: None,
+        }
+    }
+
+    #[test]
+    fn quantities_parse_exactly() {
+        assert_eq!(q("500m", "128Mi").cpus_milli(), Ok(Some(500)));
+        assert_eq!(q("2", "1Gi").memory_bytes(), Ok(Some(1 << 30)));
+        assert_eq!(q("0.25", "1G").cpus_milli(), Ok(Some(250)));
+        assert_eq!(q("1", "1G").memory_bytes(), Ok(Some(1_000_000_000)));
+        assert!(q("lots", "1Gi").validate().is_err());
+        assert!(q("1", "12Qi").validate().is_err());
+        assert_eq!(ResourceQuantities::from_units(1500, 64), q("1500m", "64"));
+    }
 }

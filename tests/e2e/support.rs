@@ -213,3 +213,58 @@ pub fn task(name: &str) -> kube::api::DynamicObject {
         "metadata": {"name": name}, "spec": {"command": "true"}}))
     .expect("a valid Task")
 }
+
+/// A child process killed (SIGKILL) when dropped.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl TestServer {
+    /// Starts `mosaic agent` against this server with the agent identity.
+    pub fn spawn_agent(&self, name: &str, resources: &str) -> ChildGuard {
+        let child = Command::new(mosaic_bin())
+            .args([
+                "agent",
+                "--name",
+                name,
+                "--resources",
+                resources,
+                "--kubeconfig",
+            ])
+            .arg(self.agent_kubeconfig())
+            .arg("--data-dir")
+            .arg(self.dir.path().join("agents").join(name))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning mosaic agent");
+        ChildGuard(child)
+    }
+}
+
+/// Waits for a Task to reach a phase that matches `done`; returns its status.
+pub async fn wait_task(
+    api: &kube::Api<kube::api::DynamicObject>,
+    name: &str,
+    timeout: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> Result<serde_json::Value> {
+    let deadline = Instant::now() + timeout;
+    let mut last = serde_json::Value::Null;
+    while Instant::now() < deadline {
+        if let Ok(t) = api.get(name).await {
+            last = t.data["status"].clone();
+            if done(&last) {
+                return Ok(last);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("task {name} did not get there within {timeout:?}; last status: {last}")
+}

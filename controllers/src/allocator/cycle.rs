@@ -140,7 +140,7 @@ impl Allocator {
         f: usize,
         chain: &[usize],
         amount: Resources,
-        keys: &mut Keys,
+        mut keys: Option<&mut Keys>,
     ) -> Allocation {
         let mut left = amount;
         let mut parts = Vec::new();
@@ -157,17 +157,19 @@ impl Allocator {
             parts.push((None, left));
         }
         self.frameworks[f].allocated += amount;
-        keys.free = keys.free.saturating_sub(&amount);
         for &r in chain {
-            if keys.top_guaranteed[r] {
-                let before = self.unmet(r);
-                self.roles[r].allocated += amount;
-                keys.unmet = keys.unmet.saturating_sub(&before) + self.unmet(r);
-            } else {
-                self.roles[r].allocated += amount;
+            let before = self.unmet(r);
+            self.roles[r].allocated += amount;
+            if let Some(keys) = keys.as_deref_mut() {
+                if keys.top_guaranteed[r] {
+                    keys.unmet = keys.unmet.saturating_sub(&before) + self.unmet(r);
+                }
+                keys.role_share[r] =
+                    self.roles[r].allocated.dominant_share(&keys.total) / self.roles[r].weight;
             }
-            keys.role_share[r] =
-                self.roles[r].allocated.dominant_share(&keys.total) / self.roles[r].weight;
+        }
+        if let Some(keys) = keys {
+            keys.free = keys.free.saturating_sub(&amount);
         }
         Allocation {
             agent: self.agents[agent].name.clone(),
@@ -224,6 +226,20 @@ impl Allocator {
         })
     }
 
+    /// Records an allocation made earlier (a task already bound to an agent, an
+    /// offer still outstanding), drawing from reservations as a new one would.
+    pub fn assign(
+        &mut self,
+        framework: &str,
+        agent: &str,
+        amount: Resources,
+    ) -> Option<Allocation> {
+        let &f = self.framework_index.get(framework)?;
+        let &a = self.agent_index.get(agent)?;
+        let chain = self.chain(self.frameworks[f].role);
+        Some(self.take(a, f, &chain, amount, None))
+    }
+
     /// Runs one cycle and returns what it decided. `now_ms` is for refuse filters.
     pub fn allocate(&mut self, now_ms: u64) -> Vec<super::Decision> {
         let mut out = Vec::new();
@@ -262,7 +278,7 @@ impl Allocator {
                 {
                     Some(agent) => {
                         self.frameworks[f].pending.pop_front();
-                        let allocation = self.take(agent, f, &chain, q, &mut keys);
+                        let allocation = self.take(agent, f, &chain, q, Some(&mut keys));
                         out.push(Decision::Place {
                             task: task.id,
                             allocation,
@@ -276,7 +292,12 @@ impl Allocator {
         out
     }
 
+    /// Takes out the tasks no schedulable agent could ever hold. With no
+    /// schedulable agent at all, every task waits: agents may still register.
     fn drop_unschedulable(&mut self, out: &mut Vec<Decision>) {
+        if !self.agents.iter().any(|a| a.schedulable) {
+            return;
+        }
         for f in 0..self.frameworks.len() {
             let chain = self.chain(self.frameworks[f].role);
             let pending = std::mem::take(&mut self.frameworks[f].pending);
@@ -290,16 +311,18 @@ impl Allocator {
                     .iter()
                     .filter(|a| a.schedulable)
                     .map(|a| a.total)
-                    .max_by_key(|t| (t.cpus_milli, t.memory));
-                let reason = match largest {
-                    None => "no schedulable agent is registered".to_string(),
-                    Some(l) if t.selector.is_empty() => {
-                        format!("it needs {} and the largest agent has {l}", t.resources)
-                    }
-                    Some(_) => format!(
+                    .max_by_key(|t| (t.cpus_milli, t.memory))
+                    .unwrap_or_default();
+                let reason = if t.selector.is_empty() {
+                    format!(
+                        "it needs {} and the largest agent has {largest}",
+                        t.resources
+                    )
+                } else {
+                    format!(
                         "no agent matching {:?} can hold {}",
                         t.selector, t.resources
-                    ),
+                    )
                 };
                 out.push(Decision::Unschedulable {
                     task: t.id,
@@ -369,7 +392,7 @@ impl Allocator {
                 {
                     let f = groups[g].1.remove(pos);
                     let chain = groups[g].0.clone();
-                    let allocation = self.take(a, f, &chain, offer, keys);
+                    let allocation = self.take(a, f, &chain, offer, Some(keys));
                     out.push(Decision::Offer { allocation });
                     // Its share grew: move it to its place in the group again.
                     let fs = share(self, f);

@@ -1,0 +1,103 @@
+//! Mosaic's node agent.
+//!
+//! [`run`] registers this machine as an Agent (capacity, labels, version,
+//! cgroup mode), heartbeats through a Lease in `mosaic-system`, watches only
+//! the Tasks bound to it (`status.agent=<name>`), runs each as a process in
+//! its own sandbox directory with stdout and stderr in files there, and
+//! reports Running, then Finished or Failed with the real exit code or signal.
+//! It talks to the control plane only through the Kubernetes API.
+//!
+//! Not yet here (tracked in the node-agent issue): cgroup limits, the
+//! per-task executor that outlives an agent restart, health checks, the logs
+//! endpoint, and `--simulate`.
+
+mod register;
+mod runner;
+
+pub use register::detect_resources;
+
+use futures::StreamExt;
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use mosaic_crds::Task;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How an agent runs.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The Agent's name (default: the host name).
+    pub name: String,
+    /// Where task sandboxes live.
+    pub data_dir: PathBuf,
+    /// Resources to offer, (millicores, bytes); `None`: what the machine has.
+    pub resources: Option<(u64, u64)>,
+    /// Labels for the Agent object.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Registering the Agent object failed.
+    #[error("registering agent {name}: {source}")]
+    Register {
+        /// The agent.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The data dir could not be made.
+    #[error("creating {path}: {source}")]
+    DataDir {
+        /// The path.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs the agent until `shutdown` resolves; then kills the tasks it runs.
+pub async fn run(
+    client: Client,
+    cfg: AgentConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), AgentError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| AgentError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
+    register::register(&client, &cfg)
+        .await
+        .map_err(|source| AgentError::Register {
+            name: cfg.name.clone(),
+            source,
+        })?;
+    let heartbeat = tokio::spawn(register::heartbeat(client.clone(), cfg.name.clone()));
+    let runner = Arc::new(runner::Runner::new(client.clone(), cfg.clone()));
+    let tasks: Api<Task> = Api::all(client.clone());
+    let wc = watcher::Config::default().fields(&format!("status.agent={}", cfg.name));
+    let stream = watcher(tasks, wc).default_backoff();
+    tokio::pin!(shutdown);
+    futures::pin_mut!(stream);
+    tracing::info!(agent = %cfg.name, "agent started");
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            ev = stream.next() => match ev {
+                Some(Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t))) => runner.observe(t).await,
+                Some(Ok(watcher::Event::Delete(t))) => runner.forget(&t).await,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => tracing::debug!(error = %e, "task watch error (retrying)"),
+                None => break,
+            },
+        }
+    }
+    heartbeat.abort();
+    runner.kill_all().await;
+    Ok(())
+}

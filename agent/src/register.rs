@@ -1,0 +1,104 @@
+//! The Agent object and its heartbeat Lease.
+
+use crate::AgentConfig;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use mosaic_crds::{Agent, ResourceQuantities};
+use serde_json::json;
+use std::time::Duration;
+
+/// How often the Lease is renewed, and how long it lasts.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+const LEASE_SECONDS: i32 = 20;
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn now_micro() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+/// What this machine has: (millicores, bytes of memory).
+pub fn detect_resources() -> (u64, u64) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64 * 1000;
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(1 << 30, |kb| kb * 1024);
+    (cpus, mem)
+}
+
+/// Creates or updates the Agent and reports its status.
+pub async fn register(client: &Client, cfg: &AgentConfig) -> Result<(), kube::Error> {
+    let api: Api<Agent> = Api::all(client.clone());
+    let mut labels = cfg.labels.clone();
+    labels.insert("mosaic.dev/hostname".into(), cfg.name.clone());
+    let agent: Agent = serde_json::from_value(json!({
+        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Agent",
+        "metadata": {"name": cfg.name, "labels": labels}, "spec": {}}))
+    .expect("a valid Agent");
+    match api.create(&PostParams::default(), &agent).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            api.patch(
+                &cfg.name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"metadata": {"labels": labels}})),
+            )
+            .await?;
+        }
+        Err(e) => return Err(e),
+    }
+    let (cpus, mem) = cfg.resources.unwrap_or_else(detect_resources);
+    let q = ResourceQuantities::from_units(cpus, mem);
+    let current = api.get(&cfg.name).await?;
+    let status = json!({"status": {
+        "capacity": q, "allocatable": q, "cgroup": "none",
+        "version": env!("CARGO_PKG_VERSION"),
+        "observedGeneration": current.metadata.generation,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Heartbeating",
+            "message": "the agent is running and renewing its lease", "lastTransitionTime": now(),
+            "observedGeneration": current.metadata.generation}],
+    }});
+    api.patch_status(&cfg.name, &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
+    tracing::warn!(agent = %cfg.name, "cgroup limits are not enforced by this agent yet (status.cgroup: none)");
+    Ok(())
+}
+
+/// Renews the agent's Lease in `mosaic-system` every [`HEARTBEAT`].
+pub async fn heartbeat(client: Client, name: String) {
+    let api: Api<Lease> = Api::namespaced(client, "mosaic-system");
+    loop {
+        let body = json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": name},
+            "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": now_micro()},
+        });
+        let res = match api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+        {
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                let lease: Lease = serde_json::from_value(body).expect("a valid Lease");
+                api.create(&PostParams::default(), &lease).await.map(|_| ())
+            }
+            other => other.map(|_| ()),
+        };
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "renewing the agent lease");
+        }
+        tokio::time::sleep(HEARTBEAT).await;
+    }
+}

@@ -1,0 +1,286 @@
+//! Runs the tasks bound to this agent as processes, each in its own process
+//! group and sandbox directory, and reports their phases through the Task's
+//! status subresource.
+
+use crate::AgentConfig;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use mosaic_crds::Task;
+use mosaic_crds::task::TaskPhase;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// A running task: its process group, and how to tell its waiter it was killed on purpose.
+struct Running {
+    pgid: i32,
+    grace: Duration,
+    killed: tokio::sync::watch::Sender<bool>,
+}
+
+/// The tasks this agent runs, by uid.
+pub struct Runner {
+    client: Client,
+    cfg: AgentConfig,
+    running: Mutex<HashMap<String, Running>>,
+}
+
+impl Runner {
+    pub fn new(client: Client, cfg: AgentConfig) -> Self {
+        Self {
+            client,
+            cfg,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The sandbox directory of a task.
+    pub fn sandbox(&self, t: &Task) -> PathBuf {
+        self.cfg
+            .data_dir
+            .join("sandboxes")
+            .join(t.namespace().unwrap_or_default())
+            .join(format!("{}-{}", t.name_any(), t.uid().unwrap_or_default()))
+    }
+
+    /// Reacts to a task bound to this agent: starts it when Staging, kills it when deleted.
+    pub async fn observe(self: &std::sync::Arc<Self>, t: Task) {
+        let uid = t.uid().unwrap_or_default();
+        let phase = t.status.as_ref().and_then(|s| s.phase);
+        if t.metadata.deletion_timestamp.is_some() {
+            self.forget(&t).await;
+            return;
+        }
+        if phase != Some(TaskPhase::Staging) || self.running.lock().await.contains_key(&uid) {
+            return;
+        }
+        let runner = self.clone();
+        tokio::spawn(async move { runner.launch(t).await });
+    }
+
+    /// Kills a task that was deleted or is being deleted.
+    pub async fn forget(&self, t: &Task) {
+        let uid = t.uid().unwrap_or_default();
+        if let Some(r) = self.running.lock().await.remove(&uid) {
+            kill_group(r.pgid, r.grace, &r.killed).await;
+        }
+    }
+
+    /// Kills every task (on shutdown).
+    pub async fn kill_all(&self) {
+        let all: Vec<Running> = self.running.lock().await.drain().map(|(_, r)| r).collect();
+        for r in all {
+            kill_group(r.pgid, Duration::from_secs(2), &r.killed).await;
+        }
+    }
+
+    async fn status(&self, t: &Task, status: Value) {
+        let api: Api<Task> =
+            Api::namespaced(self.client.clone(), &t.namespace().unwrap_or_default());
+        let body = json!({"status": status});
+        for attempt in 0..5u64 {
+            match api
+                .patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(&body))
+                .await
+            {
+                Ok(_) => return,
+                Err(kube::Error::Api(s)) if s.code == 404 => return,
+                Err(e) => {
+                    tracing::warn!(task = %t.name_any(), error = %e, attempt, "reporting task status");
+                    tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+                }
+            }
+        }
+    }
+
+    async fn launch(self: std::sync::Arc<Self>, t: Task) {
+        let sandbox = self.sandbox(&t);
+        let generation = t.metadata.generation;
+        let spawned = (|| {
+            std::fs::create_dir_all(&sandbox)?;
+            let stdout = std::fs::File::create(sandbox.join("stdout"))?;
+            let stderr = std::fs::File::create(sandbox.join("stderr"))?;
+            let mut cmd = match (&t.spec.command, &t.spec.args) {
+                (Some(c), _) => {
+                    let mut cmd = tokio::process::Command::new("/bin/sh");
+                    cmd.arg("-c").arg(c);
+                    cmd
+                }
+                (None, Some(args)) if !args.is_empty() => {
+                    let mut cmd = tokio::process::Command::new(&args[0]);
+                    cmd.args(&args[1..]);
+                    cmd
+                }
+                _ => {
+                    return Err(std::io::Error::other(
+                        "the task has neither command nor args",
+                    ));
+                }
+            };
+            cmd.current_dir(
+                t.spec
+                    .working_dir
+                    .as_deref()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| sandbox.clone()),
+            )
+            .envs(t.spec.env.iter().map(|e| (e.name.clone(), e.value.clone())))
+            .env("MOSAIC_SANDBOX", &sandbox)
+            .env("MOSAIC_TASK", t.name_any())
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .process_group(0);
+            cmd.spawn()
+        })();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("could not start the task: {e}");
+                self.status(
+                    &t,
+                    terminal(
+                        "Failed",
+                        "LaunchFailed",
+                        &msg,
+                        None,
+                        None,
+                        generation,
+                        false,
+                    ),
+                )
+                .await;
+                return;
+            }
+        };
+        let pgid = child.id().unwrap_or_default() as i32;
+        let (killed_tx, killed_rx) = tokio::sync::watch::channel(false);
+        self.running.lock().await.insert(
+            t.uid().unwrap_or_default(),
+            Running {
+                pgid,
+                grace: Duration::from_secs(t.spec.kill_grace_period_seconds.into()),
+                killed: killed_tx,
+            },
+        );
+        let started = now();
+        self.status(
+            &t,
+            json!({"phase": "Running", "startTime": started, "reason": "Started", "message": format!("running as process {pgid}"),
+                   "observedGeneration": generation,
+                   "conditions": [
+                       {"type": "Scheduled", "status": "True", "reason": "Scheduled", "message": format!("bound to agent {}", self.cfg.name), "lastTransitionTime": started, "observedGeneration": generation},
+                       {"type": "Ready", "status": "True", "reason": "Running", "message": "the task is running", "lastTransitionTime": started, "observedGeneration": generation}]}),
+        )
+        .await;
+        let exit = child.wait().await;
+        self.running
+            .lock()
+            .await
+            .remove(&t.uid().unwrap_or_default());
+        let by_request = *killed_rx.borrow();
+        let status = match exit {
+            Ok(s) if by_request => terminal(
+                "Killed",
+                "KilledByUser",
+                "the task was killed on request",
+                s.code(),
+                s.signal(),
+                generation,
+                false,
+            ),
+            Ok(s) if s.success() => terminal(
+                "Finished",
+                "Completed",
+                "the task exited 0",
+                Some(0),
+                None,
+                generation,
+                true,
+            ),
+            Ok(s) => match (s.code(), s.signal()) {
+                (Some(code), _) => terminal(
+                    "Failed",
+                    "NonZeroExit",
+                    &format!("the task exited {code}"),
+                    Some(code),
+                    None,
+                    generation,
+                    false,
+                ),
+                (None, sig) => terminal(
+                    "Failed",
+                    "NonZeroExit",
+                    &format!("the task was killed by signal {}", sig.unwrap_or(0)),
+                    None,
+                    sig,
+                    generation,
+                    false,
+                ),
+            },
+            Err(e) => terminal(
+                "Failed",
+                "LaunchFailed",
+                &format!("waiting for the task failed: {e}"),
+                None,
+                None,
+                generation,
+                false,
+            ),
+        };
+        self.status(&t, status).await;
+    }
+}
+
+/// The status of a task that ended.
+fn terminal(
+    phase: &str,
+    reason: &str,
+    message: &str,
+    code: Option<i32>,
+    signal: Option<i32>,
+    generation: Option<i64>,
+    ok: bool,
+) -> Value {
+    let now = now();
+    let (ready, stalled) = if ok {
+        ("True", "False")
+    } else {
+        ("False", "True")
+    };
+    json!({"phase": phase, "reason": reason, "message": message, "exitCode": code, "signal": signal,
+           "finishTime": now, "observedGeneration": generation,
+           "conditions": [
+               {"type": "Ready", "status": ready, "reason": reason, "message": message, "lastTransitionTime": now, "observedGeneration": generation},
+               {"type": "Stalled", "status": stalled, "reason": reason, "message": message, "lastTransitionTime": now, "observedGeneration": generation}]})
+}
+
+/// SIGTERM to the task's process group, then SIGKILL after the grace period.
+async fn kill_group(pgid: i32, grace: Duration, killed: &tokio::sync::watch::Sender<bool>) {
+    let _ = killed.send(true);
+    let Some(pid) = rustix::process::Pid::from_raw(pgid) else {
+        return;
+    };
+    if rustix::process::kill_process_group(pid, rustix::process::Signal::TERM).is_err() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    while tokio::time::Instant::now() < deadline {
+        // Signal 0 probes whether any process of the group is left.
+        if rustix::process::test_kill_process_group(pid).is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+}

@@ -1,0 +1,50 @@
+//! The API as a tower `Service`, for clients in the same process (the
+//! controllers under `mosaic server` and `mosaic up`): `kube::Client::new`
+//! takes it, and requests reach [`crate::http::App::handle`] with no socket,
+//! no TLS and no serialisation beyond the JSON bodies, under the identity
+//! whose bearer token it carries.
+
+use crate::http::{App, Body};
+use bytes::Bytes;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// A tower service that hands requests to the API server in this process.
+#[derive(Clone)]
+pub struct InProcess {
+    app: Arc<App>,
+    authorization: http::HeaderValue,
+}
+
+impl InProcess {
+    /// Requests are made as the holder of `token`.
+    pub fn new(app: Arc<App>, token: &str) -> Self {
+        let authorization = http::HeaderValue::from_str(&format!("Bearer {token}"))
+            .expect("a token is a valid header value");
+        Self { app, authorization }
+    }
+}
+
+impl<B> tower_service::Service<http::Request<B>> for InProcess
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        req.headers_mut()
+            .insert(http::header::AUTHORIZATION, self.authorization.clone());
+        let app = self.app.clone();
+        Box::pin(async move { Ok(app.handle(req).await) })
+    }
+}

@@ -1,0 +1,44 @@
+//! `mosaic agent`: the node agent, until SIGINT or SIGTERM.
+
+use crate::cluster;
+use crate::server::{init_logging, wait_for_signal};
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Flags of `mosaic agent`.
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// The kubeconfig to join with (DATA_DIR/agent.kubeconfig of `mosaic server`).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The Agent's name (default: the host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where task sandboxes live.
+    #[arg(long, default_value = "./mosaic-agent-data")]
+    pub data_dir: PathBuf,
+    /// Resources to offer, e.g. `cpus=4,memory=8Gi` (default: what the machine has).
+    #[arg(long, default_value = "")]
+    pub resources: String,
+    /// Labels for the Agent, e.g. `topology.mosaic.dev/rack=r1`.
+    #[arg(long, default_value = "")]
+    pub labels: String,
+}
+
+/// Runs the agent until a signal.
+pub fn run(args: AgentArgs) -> anyhow::Result<()> {
+    init_logging();
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let client = cluster::client(args.kubeconfig.as_deref()).await?;
+        let cfg = mosaic_agent::AgentConfig {
+            name: args.name.unwrap_or_else(cluster::hostname),
+            data_dir: std::path::absolute(&args.data_dir).unwrap_or(args.data_dir),
+            resources: Some(cluster::parse_resources(&args.resources)?),
+            labels: cluster::parse_labels(&args.labels)?,
+        };
+        mosaic_agent::run(client, cfg, wait_for_signal()).await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,86 @@
+//! Pieces `mosaic up`, `mosaic agent` and `mosaic controllers` share: clients
+//! from kubeconfigs, agent names, and the local agents of `mosaic up`.
+
+use anyhow::Context;
+use std::path::Path;
+
+/// A client from a kubeconfig file (`KUBECONFIG` when `path` is `None`, as kubectl does).
+pub async fn client(path: Option<&Path>) -> anyhow::Result<kube::Client> {
+    let cfg = match path {
+        Some(p) => {
+            let kc = kube::config::Kubeconfig::read_from(p)
+                .with_context(|| format!("reading the kubeconfig {}", p.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .with_context(|| format!("using the kubeconfig {}", p.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig: pass --kubeconfig or set KUBECONFIG")?,
+    };
+    kube::Client::try_from(cfg).context("building the API client")
+}
+
+/// This machine's name, as an Agent name (a lowercase DNS label).
+pub fn hostname() -> String {
+    let raw =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
+    let name: String = raw
+        .trim()
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = name.trim_matches('-').to_string();
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
+}
+
+/// Parses `cpus=4,memory=8Gi` into (millicores, bytes).
+pub fn parse_resources(s: &str) -> anyhow::Result<(u64, u64)> {
+    let (mut cpus, mut memory) = (None, None);
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .with_context(|| format!("--resources: {part:?} is not key=value"))?;
+        let q = Some(k8s_openapi::apimachinery::pkg::api::resource::Quantity(
+            v.to_string(),
+        ));
+        let rq = match k {
+            "cpus" => mosaic_crds::ResourceQuantities {
+                cpus: q,
+                ..Default::default()
+            },
+            "memory" => mosaic_crds::ResourceQuantities {
+                memory: q,
+                ..Default::default()
+            },
+            other => anyhow::bail!("--resources: unknown resource {other:?} (cpus, memory)"),
+        };
+        cpus = cpus.or(rq.cpus_milli()?);
+        memory = memory.or(rq.memory_bytes()?);
+    }
+    let (dc, dm) = mosaic_agent::detect_resources();
+    Ok((cpus.unwrap_or(dc), memory.unwrap_or(dm)))
+}
+
+/// Parses `k=v,k2=v2`.
+pub fn parse_labels(s: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("--labels: {p:?} is not key=value"))
+        })
+        .collect()
+}

@@ -1,0 +1,162 @@
+//! `mosaic up`: the API server on its embedded store, the controllers and
+//! local agents in one process, until SIGINT or SIGTERM. With `--demo`, it
+//! also runs a Hello World task and prints what it wrote.
+
+use crate::cluster;
+use crate::server::{init_logging, wait_for_signal};
+use anyhow::Context;
+use clap::Args;
+use kube::api::{Api, PostParams};
+use mosaic_crds::Task;
+use mosaic_crds::task::TaskPhase;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Flags of `mosaic up`.
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Where the store, credentials, kubeconfigs and task sandboxes live.
+    #[arg(long, default_value = "./mosaic-data", env = "MOSAIC_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Address and port of the API server.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// Local agents to run (the machine's resources are split between them).
+    #[arg(long, default_value_t = 1)]
+    pub agents: usize,
+    /// Run a Hello World task once the cluster is up, and print its output.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// Runs the cluster until a signal.
+pub fn run(args: UpArgs) -> anyhow::Result<()> {
+    init_logging();
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let data_dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir.clone());
+        let server = mosaic_apiserver::start(mosaic_apiserver::ServerConfig {
+            data_dir: data_dir.clone(),
+            listen: args.listen,
+            compaction_interval: Duration::from_secs(300),
+        })
+        .await
+        .with_context(|| {
+            format!(
+                "starting the API server on {} with data dir {}",
+                args.listen,
+                data_dir.display()
+            )
+        })?;
+        let admin = kube::Client::new(server.in_process(), "default");
+        let controllers = tokio::spawn(mosaic_controllers::scheduler::run(admin.clone()));
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (cpus, memory) = mosaic_agent::detect_resources();
+        let n = args.agents.max(1);
+        let mut agents = Vec::new();
+        let mut agent_dirs = Vec::new();
+        for i in 0..n {
+            let name = if n == 1 {
+                cluster::hostname()
+            } else {
+                format!("{}-{i}", cluster::hostname())
+            };
+            let dir = data_dir.join("agents").join(&name);
+            agent_dirs.push(dir.clone());
+            let cfg = mosaic_agent::AgentConfig {
+                name,
+                data_dir: dir,
+                resources: Some((cpus / n as u64, memory / n as u64)),
+                labels: Default::default(),
+            };
+            let client = cluster::client(Some(&server.agent_kubeconfig)).await?;
+            let mut stop = stop_rx.clone();
+            agents.push(tokio::spawn(async move {
+                mosaic_agent::run(client, cfg, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+            }));
+        }
+        println!(
+            "Mosaic is up: API server {} with {n} local agent(s); data in {}",
+            server.url,
+            data_dir.display()
+        );
+        println!(
+            "Point kubectl at it:  export KUBECONFIG={}",
+            server.admin_kubeconfig.display()
+        );
+        println!("Then try:             kubectl get agents,tasks");
+        if args.demo {
+            demo(&admin, &agent_dirs).await;
+        }
+        wait_for_signal().await;
+        println!("Stopping: killing running tasks, then the agents and the API server");
+        let _ = stop_tx.send(true);
+        for a in agents {
+            match tokio::time::timeout(Duration::from_secs(30), a).await {
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "agent ended with an error"),
+                Err(_) => tracing::warn!("an agent did not stop within 30 s"),
+                _ => {}
+            }
+        }
+        controllers.abort();
+        server.stop().await;
+        Ok(())
+    })
+}
+
+/// Runs the Hello World task and prints how it went.
+async fn demo(client: &kube::Client, agent_dirs: &[PathBuf]) {
+    let api: Api<Task> = Api::namespaced(client.clone(), "default");
+    let name = format!("hello-world-{}", std::process::id());
+    let task: Task = serde_json::from_value(serde_json::json!({
+        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task",
+        "metadata": {"name": name},
+        "spec": {"command": "echo Hello World", "resources": {"cpus": "100m", "memory": "32Mi"}}}))
+    .expect("a valid Task");
+    if let Err(e) = api.create(&PostParams::default(), &task).await {
+        println!("demo: could not create task {name}: {e}");
+        return;
+    }
+    println!("demo: created task {name} (kubectl get task {name})");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(t) = api.get(&name).await {
+            let st = t.status.clone().unwrap_or_default();
+            if matches!(
+                st.phase,
+                Some(
+                    TaskPhase::Finished | TaskPhase::Failed | TaskPhase::Killed | TaskPhase::Error
+                )
+            ) {
+                let out = read_output(agent_dirs, &t).unwrap_or_default();
+                println!(
+                    "demo: task {name} {:?} on agent {} (exit code {}); it printed: {}",
+                    st.phase.unwrap_or_default(),
+                    st.agent.unwrap_or_default(),
+                    st.exit_code.map_or("-".into(), |c| c.to_string()),
+                    out.trim()
+                );
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("demo: task {name} did not finish within 60 s; see kubectl describe task {name}");
+}
+
+/// A finished task's stdout, from the sandbox of the local agent that ran it.
+fn read_output(agent_dirs: &[PathBuf], t: &Task) -> Option<String> {
+    use kube::ResourceExt;
+    let rel = Path::new("sandboxes")
+        .join(t.namespace().unwrap_or_default())
+        .join(format!("{}-{}", t.name_any(), t.uid().unwrap_or_default()))
+        .join("stdout");
+    agent_dirs
+        .iter()
+        .find_map(|d| std::fs::read_to_string(d.join(&rel)).ok())
+}

@@ -1,0 +1,321 @@
+//! The built-in scheduler loop: watches Agents, Roles, Frameworks and Tasks,
+//! rebuilds the allocator's view from them, and writes its placements back as
+//! Task status (phase Staging, `status.agent`, condition Scheduled).
+//!
+//! A cycle runs shortly after any change (changes arriving together share a
+//! cycle) and at least once a second. Bindings are written with the Task's
+//! resourceVersion as a precondition, so a Task changed meanwhile is never
+//! bound from a stale view, and two schedulers cannot both bind it.
+
+use crate::allocator::{
+    AgentSpec, Allocator, Decision, FrameworkKind, FrameworkSpec, Placement, Resources, RoleSpec,
+    TaskRequest,
+};
+use futures::StreamExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use mosaic_crds::framework::{Placement as FwPlacement, SchedulerKind};
+use mosaic_crds::task::TaskPhase;
+use mosaic_crds::{Agent, Framework, Role, Task};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Why the scheduler stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// A watch could not start.
+    #[error("watching {0}: the initial list did not complete")]
+    NotReady(&'static str),
+}
+
+/// Now, as Kubernetes writes timestamps.
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn reflect<K>(api: Api<K>, notify: Arc<Notify>) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(ev) = stream.next().await {
+            if let Err(e) = ev {
+                tracing::debug!(error = %e, "watch error (retrying)");
+            }
+            notify.notify_one();
+        }
+    });
+    reader
+}
+
+/// Whether a task no longer holds resources.
+pub fn is_terminal(phase: Option<TaskPhase>) -> bool {
+    matches!(
+        phase,
+        Some(
+            TaskPhase::Finished
+                | TaskPhase::Failed
+                | TaskPhase::Killed
+                | TaskPhase::Lost
+                | TaskPhase::Error
+        )
+    )
+}
+
+fn task_resources(t: &Task) -> Resources {
+    let r = &t.spec.resources;
+    Resources::new(
+        r.cpus_milli().ok().flatten().unwrap_or(1000),
+        r.memory_bytes().ok().flatten().unwrap_or(128 << 20),
+    )
+}
+
+fn framework_key(ns: &str, name: &str) -> String {
+    format!("{ns}/{name}")
+}
+
+/// Runs the scheduler until the process ends.
+pub async fn run(client: Client) -> Result<(), SchedulerError> {
+    let notify = Arc::new(Notify::new());
+    let tasks = reflect(Api::<Task>::all(client.clone()), notify.clone());
+    let agents = reflect(Api::<Agent>::all(client.clone()), notify.clone());
+    let frameworks = reflect(Api::<Framework>::all(client.clone()), notify.clone());
+    let roles = reflect(Api::<Role>::all(client.clone()), notify.clone());
+    for (name, ready) in [
+        ("tasks", tasks.wait_until_ready().await.is_ok()),
+        ("agents", agents.wait_until_ready().await.is_ok()),
+        ("frameworks", frameworks.wait_until_ready().await.is_ok()),
+        ("roles", roles.wait_until_ready().await.is_ok()),
+    ] {
+        if !ready {
+            return Err(SchedulerError::NotReady(name));
+        }
+    }
+    tracing::info!("scheduler started");
+    loop {
+        let _ = tokio::time::timeout(Duration::from_secs(1), notify.notified()).await;
+        // Let changes that arrive together share one cycle.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        cycle(&client, &tasks, &agents, &frameworks, &roles).await;
+    }
+}
+
+async fn cycle(
+    client: &Client,
+    tasks: &Store<Task>,
+    agents: &Store<Agent>,
+    frameworks: &Store<Framework>,
+    roles: &Store<Role>,
+) {
+    let mut alloc = Allocator::new();
+    for r in roles.state() {
+        alloc.set_role(RoleSpec {
+            weight: r.spec.weight,
+            parent: r.spec.parent.clone(),
+            guarantee: r
+                .spec
+                .quota
+                .as_ref()
+                .and_then(|q| q.guarantee.as_ref())
+                .map(quantities),
+            limit: r
+                .spec
+                .quota
+                .as_ref()
+                .and_then(|q| q.limit.as_ref())
+                .map(quantities),
+            ..RoleSpec::new(&r.name_any())
+        });
+    }
+    for a in agents.state() {
+        let Some(status) = &a.status else { continue };
+        let ready = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let Some(alloc_q) = status.allocatable.as_ref().or(status.capacity.as_ref()) else {
+            continue;
+        };
+        alloc.set_agent(AgentSpec {
+            name: a.name_any(),
+            total: quantities(alloc_q),
+            labels: a.labels().clone(),
+        });
+        let _ = alloc.set_schedulable(&a.name_any(), ready && !a.spec.unschedulable);
+    }
+    for f in frameworks.state() {
+        alloc.set_framework(FrameworkSpec {
+            name: framework_key(&f.namespace().unwrap_or_default(), &f.name_any()),
+            role: f.spec.role.clone(),
+            kind: match f.spec.scheduler {
+                SchedulerKind::Builtin => FrameworkKind::Builtin,
+                SchedulerKind::External => FrameworkKind::External,
+            },
+            placement: match f.spec.placement {
+                FwPlacement::Spread => Placement::Spread,
+                FwPlacement::BinPack => Placement::BinPack,
+            },
+            // This loop places Builtin tasks only; it makes no offers.
+            suppressed: true,
+        });
+    }
+    let mut known: std::collections::BTreeSet<String> = frameworks
+        .state()
+        .iter()
+        .map(|f| framework_key(&f.namespace().unwrap_or_default(), &f.name_any()))
+        .collect();
+    let mut pending = Vec::new();
+    let mut missing_defaults = std::collections::BTreeSet::new();
+    for t in tasks.state() {
+        let ns = t.namespace().unwrap_or_default();
+        let fw = framework_key(&ns, &t.spec.framework);
+        let phase = t.status.as_ref().and_then(|s| s.phase);
+        let agent = t.status.as_ref().and_then(|s| s.agent.clone());
+        if !known.contains(&fw) {
+            // The namespace's default framework is made when first needed; a task
+            // naming another framework that does not exist waits for it.
+            if t.spec.framework != "default" {
+                continue;
+            }
+            missing_defaults.insert(ns.clone());
+            alloc.set_framework(FrameworkSpec::builtin(&fw, "default"));
+            known.insert(fw.clone());
+        }
+        match agent {
+            Some(agent) if !is_terminal(phase) => {
+                alloc.assign(&fw, &agent, task_resources(&t));
+            }
+            None if t.metadata.deletion_timestamp.is_none()
+                && matches!(phase, None | Some(TaskPhase::Pending)) =>
+            {
+                pending.push(t.clone());
+                let mut req =
+                    TaskRequest::new(&format!("{ns}/{}", t.name_any()), task_resources(&t));
+                if let Some(sel) = &t.spec.agent_selector {
+                    req.selector = sel.match_labels.clone().unwrap_or_default();
+                }
+                let _ = alloc.submit(&fw, req);
+            }
+            _ => {}
+        }
+    }
+    for ns in missing_defaults {
+        create_default_framework(client, &ns).await;
+    }
+    let decisions = alloc.allocate(0);
+    for d in decisions {
+        match d {
+            Decision::Place { task, allocation } => {
+                let Some(t) = pending.iter().find(|t| {
+                    format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()) == task
+                }) else {
+                    continue;
+                };
+                bind(client, t, &allocation.agent).await;
+            }
+            Decision::Unschedulable { task, reason, .. } => {
+                let Some(t) = pending.iter().find(|t| {
+                    format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()) == task
+                }) else {
+                    continue;
+                };
+                mark_unschedulable(client, t, &reason).await;
+            }
+            Decision::Offer { .. } => {}
+        }
+    }
+}
+
+fn quantities(q: &mosaic_crds::ResourceQuantities) -> Resources {
+    Resources::new(
+        q.cpus_milli().ok().flatten().unwrap_or(0),
+        q.memory_bytes().ok().flatten().unwrap_or(0),
+    )
+}
+
+async fn create_default_framework(client: &Client, ns: &str) {
+    let api: Api<Framework> = Api::namespaced(client.clone(), ns);
+    let fw: Framework = serde_json::from_value(json!({
+        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Framework",
+        "metadata": {"name": "default"}, "spec": {"role": "default"}}))
+    .expect("a valid Framework");
+    match api.create(&PostParams::default(), &fw).await {
+        Ok(_) => tracing::info!(namespace = ns, "created the default framework"),
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => tracing::warn!(namespace = ns, error = %e, "creating the default framework"),
+    }
+}
+
+async fn patch_status(client: &Client, t: &Task, status: serde_json::Value) {
+    let api: Api<Task> = Api::namespaced(client.clone(), &t.namespace().unwrap_or_default());
+    // The resourceVersion makes this a compare-and-swap: a task changed since
+    // this view was taken is left for the next cycle.
+    let body = json!({"metadata": {"resourceVersion": t.resource_version()}, "status": status});
+    if let Err(e) = api
+        .patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(&body))
+        .await
+    {
+        tracing::debug!(task = %t.name_any(), error = %e, "status not written (will retry)");
+    }
+}
+
+async fn bind(client: &Client, t: &Task, agent: &str) {
+    let now = now();
+    patch_status(
+        client,
+        t,
+        json!({
+            "phase": "Staging", "agent": agent, "reason": null, "message": null,
+            "observedGeneration": t.metadata.generation,
+            "conditions": [
+                {"type": "Scheduled", "status": "True", "reason": "Scheduled", "message": format!("bound to agent {agent}"), "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
+                {"type": "Ready", "status": "False", "reason": "Staging", "message": "waiting for the agent to start it", "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
+            ],
+        }),
+    )
+    .await;
+    tracing::info!(task = %t.name_any(), agent, "scheduled");
+}
+
+async fn mark_unschedulable(client: &Client, t: &Task, reason: &str) {
+    let message = format!("no agent could ever run this task: {reason}");
+    let st = t.status.as_ref();
+    if st.and_then(|s| s.reason.as_deref()) == Some("Unschedulable")
+        && st.and_then(|s| s.message.as_deref()) == Some(message.as_str())
+        && st.and_then(|s| s.observed_generation) == t.metadata.generation
+    {
+        return; // Already says so; it is looked at again every cycle, and bound once an agent fits.
+    }
+    let now = now();
+    patch_status(
+        client,
+        t,
+        json!({
+            "phase": "Pending", "reason": "Unschedulable", "message": message,
+            "observedGeneration": t.metadata.generation,
+            "conditions": [
+                {"type": "Scheduled", "status": "False", "reason": "Unschedulable", "message": reason, "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
+                {"type": "Stalled", "status": "True", "reason": "Unschedulable", "message": reason, "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
+            ],
+        }),
+    )
+    .await;
+}

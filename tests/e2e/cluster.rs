@@ -1,0 +1,243 @@
+//! A whole cluster: `mosaic server` (with its in-process controllers) and
+//! `mosaic agent` processes running real tasks, and `mosaic up`.
+
+use crate::support::{TestServer, mosaic_bin, tasks_api, wait_task};
+use kube::api::PostParams;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn task(name: &str, command: &str, cpus: &str) -> kube::api::DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task",
+        "metadata": {"name": name},
+        "spec": {"command": command, "resources": {"cpus": cpus, "memory": "32Mi"}}}))
+    .unwrap()
+}
+
+fn phase_is(p: &'static str) -> impl Fn(&serde_json::Value) -> bool {
+    move |s| s["phase"] == p
+}
+
+#[tokio::test]
+async fn an_agent_runs_tasks_and_reports_their_exit_codes() {
+    let s = TestServer::start().unwrap();
+    let _agent = s.spawn_agent("node-a", "cpus=2,memory=1Gi");
+    let api = tasks_api(s.client().await.unwrap());
+    api.create(
+        &PostParams::default(),
+        &task("ok", "echo Hello World", "500m"),
+    )
+    .await
+    .unwrap();
+    api.create(&PostParams::default(), &task("fail", "exit 3", "500m"))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &task("huge", "true", "64"))
+        .await
+        .unwrap();
+
+    let st = wait_task(&api, "ok", Duration::from_secs(30), phase_is("Finished"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (st["exitCode"].as_i64(), st["reason"].as_str()),
+        (Some(0), Some("Completed")),
+        "{st}"
+    );
+    assert_eq!(st["agent"], "node-a");
+    let ok = api.get("ok").await.unwrap();
+    let sandbox = s
+        .dir
+        .path()
+        .join("agents/node-a/sandboxes/default")
+        .join(format!("ok-{}", ok.metadata.uid.unwrap()));
+    assert_eq!(
+        std::fs::read_to_string(sandbox.join("stdout")).unwrap(),
+        "Hello World\n"
+    );
+    let ready = st["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["status"], "True", "a finished task is Ready: {st}");
+
+    let st = wait_task(&api, "fail", Duration::from_secs(30), phase_is("Failed"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (st["exitCode"].as_i64(), st["reason"].as_str()),
+        (Some(3), Some("NonZeroExit")),
+        "{st}"
+    );
+
+    let st = wait_task(&api, "huge", Duration::from_secs(30), |s| {
+        s["reason"] == "Unschedulable"
+    })
+    .await
+    .unwrap();
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("largest agent has cpus=2000m"),
+        "{st}"
+    );
+    assert_eq!(st["phase"], "Pending");
+    // kubectl wait works on both kinds of outcome.
+    s.kubectl_ok(&["wait", "--for=condition=Ready", "task/ok", "--timeout=10s"]);
+    s.kubectl_ok(&[
+        "wait",
+        "--for=condition=Stalled",
+        "task/fail",
+        "--timeout=10s",
+    ]);
+}
+
+#[tokio::test]
+async fn deleting_a_running_task_kills_its_processes() {
+    let s = TestServer::start().unwrap();
+    let _agent = s.spawn_agent("node-k", "cpus=2,memory=1Gi");
+    let api = tasks_api(s.client().await.unwrap());
+    let mut t = task("sleeper", "sleep 300 & sleep 300; wait", "100m");
+    t.data["spec"]["killGracePeriodSeconds"] = json!(2);
+    api.create(&PostParams::default(), &t).await.unwrap();
+    let st = wait_task(
+        &api,
+        "sleeper",
+        Duration::from_secs(30),
+        phase_is("Running"),
+    )
+    .await
+    .unwrap();
+    let pgid: i32 = st["message"]
+        .as_str()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pid = rustix::process::Pid::from_raw(pgid).unwrap();
+    assert!(
+        rustix::process::test_kill_process_group(pid).is_ok(),
+        "the task's processes run"
+    );
+    api.delete("sleeper", &Default::default()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rustix::process::test_kill_process_group(pid).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the task's process group {pgid} outlived its deletion"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn up_runs_the_demo_stops_cleanly_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spawn = || {
+        Command::new(mosaic_bin())
+            .args(["up", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut up = crate::support::ChildGuard(spawn());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = up.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(|l| l.ok()) {
+            let _ = tx.send(l);
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("it printed: Hello World"))
+    {
+        let l = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no Hello World from mosaic up; it printed {lines:?}"));
+        lines.push(l);
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("export KUBECONFIG=")),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Finished") && l.contains("exit code 0")),
+        "{lines:?}"
+    );
+
+    // A long-running task, then SIGTERM: nothing of it may be left.
+    let kubeconfig = dir.path().join("data/kubeconfig");
+    let client = crate::support::client_from(&kubeconfig).await.unwrap();
+    let api = tasks_api(client);
+    api.create(&PostParams::default(), &task("long", "sleep 300", "100m"))
+        .await
+        .unwrap();
+    let st = wait_task(&api, "long", Duration::from_secs(30), phase_is("Running"))
+        .await
+        .unwrap();
+    let pgid: i32 = st["message"]
+        .as_str()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pid = rustix::process::Pid::from_raw(up.0.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = up.0.try_wait().unwrap() {
+            assert!(status.success(), "mosaic up exited with {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mosaic up did not stop within 30 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let group = rustix::process::Pid::from_raw(pgid).unwrap();
+    assert!(
+        rustix::process::test_kill_process_group(group).is_err(),
+        "the task's processes were left behind"
+    );
+
+    // Running it again on the same data dir shows the earlier objects.
+    let _again = crate::support::ChildGuard(spawn());
+    let mut seen = false;
+    for _ in 0..200 {
+        if let Ok(client) = crate::support::client_from(&kubeconfig).await
+            && let Ok(list) = tasks_api(client).list(&Default::default()).await
+        {
+            let names: Vec<_> = list
+                .items
+                .iter()
+                .filter_map(|t| t.metadata.name.clone())
+                .collect();
+            if names.iter().any(|n| n == "long")
+                && names.iter().any(|n| n.starts_with("hello-world-"))
+            {
+                seen = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the earlier tasks are there after a restart");
+}
