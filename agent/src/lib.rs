@@ -7,10 +7,15 @@
 //! reports Running, then Finished or Failed with the real exit code or signal.
 //! It talks to the control plane only through the Kubernetes API.
 //!
-//! Not yet here (tracked in the node-agent issue): cgroup limits, the
-//! per-task executor that outlives an agent restart, health checks, the logs
-//! endpoint, and `--simulate`.
+//! Each task runs in its own cgroup ([`cgroup`]: v1, hybrid or v2) with its
+//! CPU quota and weight, memory limit (no swap beyond it) and a pids limit;
+//! an OOM kill is reported as MemoryLimitExceeded, and CPU and memory usage
+//! are sampled into `status.usage` while it runs.
+//!
+//! Not yet here (tracked in the node-agent issue): the per-task executor that
+//! outlives an agent restart, health checks, the logs endpoint, `--simulate`.
 
+pub mod cgroup;
 mod register;
 mod runner;
 
@@ -36,6 +41,8 @@ pub struct AgentConfig {
     pub resources: Option<(u64, u64)>,
     /// Labels for the Agent object.
     pub labels: BTreeMap<String, String>,
+    /// The cgroup hierarchy root (normally `/sys/fs/cgroup`).
+    pub cgroup_root: PathBuf,
 }
 
 /// Why the agent stopped.
@@ -71,14 +78,15 @@ pub async fn run(
         path: cfg.data_dir.clone(),
         source,
     })?;
-    register::register(&client, &cfg)
+    let mode = cgroup::Mode::detect(&cfg.cgroup_root);
+    register::register(&client, &cfg, &mode)
         .await
         .map_err(|source| AgentError::Register {
             name: cfg.name.clone(),
             source,
         })?;
     let heartbeat = tokio::spawn(register::heartbeat(client.clone(), cfg.name.clone()));
-    let runner = Arc::new(runner::Runner::new(client.clone(), cfg.clone()));
+    let runner = Arc::new(runner::Runner::new(client.clone(), cfg.clone(), mode));
     let tasks: Api<Task> = Api::all(client.clone());
     let wc = watcher::Config::default().fields(&format!("status.agent={}", cfg.name));
     let stream = watcher(tasks, wc).default_backoff();

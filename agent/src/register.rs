@@ -40,7 +40,11 @@ pub fn detect_resources() -> (u64, u64) {
 }
 
 /// Creates or updates the Agent and reports its status.
-pub async fn register(client: &Client, cfg: &AgentConfig) -> Result<(), kube::Error> {
+pub async fn register(
+    client: &Client,
+    cfg: &AgentConfig,
+    mode: &crate::cgroup::Mode,
+) -> Result<(), kube::Error> {
     let api: Api<Agent> = Api::all(client.clone());
     let mut labels = cfg.labels.clone();
     labels.insert("mosaic.dev/hostname".into(), cfg.name.clone());
@@ -64,7 +68,7 @@ pub async fn register(client: &Client, cfg: &AgentConfig) -> Result<(), kube::Er
     let q = ResourceQuantities::from_units(cpus, mem);
     let current = api.get(&cfg.name).await?;
     let status = json!({"status": {
-        "capacity": q, "allocatable": q, "cgroup": "none",
+        "capacity": q, "allocatable": q, "cgroup": mode.name(),
         "version": env!("CARGO_PKG_VERSION"),
         "observedGeneration": current.metadata.generation,
         "conditions": [{"type": "Ready", "status": "True", "reason": "Heartbeating",
@@ -73,7 +77,11 @@ pub async fn register(client: &Client, cfg: &AgentConfig) -> Result<(), kube::Er
     }});
     api.patch_status(&cfg.name, &PatchParams::default(), &Patch::Merge(&status))
         .await?;
-    tracing::warn!(agent = %cfg.name, "cgroup limits are not enforced by this agent yet (status.cgroup: none)");
+    if *mode == crate::cgroup::Mode::None {
+        tracing::warn!(agent = %cfg.name, root = %cfg.cgroup_root.display(),
+            "no usable cgroups: tasks run WITHOUT resource limits (status.cgroup: none)");
+        warning_event(client, cfg, &current).await;
+    }
     Ok(())
 }
 
@@ -100,5 +108,22 @@ pub async fn heartbeat(client: Client, name: String) {
             tracing::warn!(error = %e, "renewing the agent lease");
         }
         tokio::time::sleep(HEARTBEAT).await;
+    }
+}
+
+/// Records a Warning Event on the Agent saying limits are not enforced.
+async fn warning_event(client: &Client, cfg: &AgentConfig, agent: &Agent) {
+    use kube::ResourceExt;
+    let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let ev: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
+        "metadata": {"generateName": format!("{}.", cfg.name)},
+        "involvedObject": {"apiVersion": "mosaic.dev/v1alpha1", "kind": "Agent", "name": cfg.name, "uid": agent.uid()},
+        "type": "Warning", "reason": "NoCgroups",
+        "message": format!("no usable cgroups under {}: tasks on this agent run without CPU, memory or pids limits", cfg.cgroup_root.display()),
+        "source": {"component": "mosaic-agent", "host": cfg.name},
+        "firstTimestamp": now(), "lastTimestamp": now(), "count": 1}))
+    .expect("a valid Event");
+    if let Err(e) = api.create(&PostParams::default(), &ev).await {
+        tracing::warn!(error = %e, "recording the NoCgroups event");
     }
 }

@@ -3,6 +3,7 @@
 //! status subresource.
 
 use crate::AgentConfig;
+use crate::cgroup::{Limits, Mode, TaskCgroup};
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use mosaic_crds::Task;
@@ -12,6 +13,7 @@ use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -21,9 +23,15 @@ fn now() -> String {
         .to_string()
 }
 
-/// A running task: its process group, and how to tell its waiter it was killed on purpose.
+/// Processes and threads a task may have when nothing else is said.
+const PIDS_MAX: u64 = 1024;
+/// How often usage is sampled into `status.usage`.
+const USAGE_EVERY: Duration = Duration::from_secs(2);
+
+/// A running task: its process group and cgroup, and how to tell its waiter it was killed on purpose.
 struct Running {
     pgid: i32,
+    cgroup: Arc<TaskCgroup>,
     grace: Duration,
     killed: tokio::sync::watch::Sender<bool>,
 }
@@ -32,14 +40,16 @@ struct Running {
 pub struct Runner {
     client: Client,
     cfg: AgentConfig,
+    mode: Mode,
     running: Mutex<HashMap<String, Running>>,
 }
 
 impl Runner {
-    pub fn new(client: Client, cfg: AgentConfig) -> Self {
+    pub fn new(client: Client, cfg: AgentConfig, mode: Mode) -> Self {
         Self {
             client,
             cfg,
+            mode,
             running: Mutex::new(HashMap::new()),
         }
     }
@@ -54,7 +64,7 @@ impl Runner {
     }
 
     /// Reacts to a task bound to this agent: starts it when Staging, kills it when deleted.
-    pub async fn observe(self: &std::sync::Arc<Self>, t: Task) {
+    pub async fn observe(self: &Arc<Self>, t: Task) {
         let uid = t.uid().unwrap_or_default();
         let phase = t.status.as_ref().and_then(|s| s.phase);
         if t.metadata.deletion_timestamp.is_some() {
@@ -72,7 +82,7 @@ impl Runner {
     pub async fn forget(&self, t: &Task) {
         let uid = t.uid().unwrap_or_default();
         if let Some(r) = self.running.lock().await.remove(&uid) {
-            kill_group(r.pgid, r.grace, &r.killed).await;
+            kill(&r, r.grace).await;
         }
     }
 
@@ -80,7 +90,7 @@ impl Runner {
     pub async fn kill_all(&self) {
         let all: Vec<Running> = self.running.lock().await.drain().map(|(_, r)| r).collect();
         for r in all {
-            kill_group(r.pgid, Duration::from_secs(2), &r.killed).await;
+            kill(&r, Duration::from_secs(2)).await;
         }
     }
 
@@ -103,10 +113,50 @@ impl Runner {
         }
     }
 
-    async fn launch(self: std::sync::Arc<Self>, t: Task) {
+    async fn launch(self: Arc<Self>, t: Task) {
         let sandbox = self.sandbox(&t);
         let generation = t.metadata.generation;
+        let r = &t.spec.resources;
+        let limits = Limits {
+            cpus_milli: r.cpus_milli().ok().flatten().unwrap_or(1000),
+            memory_bytes: r.memory_bytes().ok().flatten().unwrap_or(128 << 20),
+            pids_max: PIDS_MAX,
+        };
+        let cgroup = match self.mode.create(&t.uid().unwrap_or_default(), &limits) {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                let msg = format!("could not make the task's cgroup: {e}");
+                self.status(
+                    &t,
+                    terminal(
+                        "Failed",
+                        "LaunchFailed",
+                        &msg,
+                        None,
+                        None,
+                        generation,
+                        false,
+                    ),
+                )
+                .await;
+                return;
+            }
+        };
         let spawned = (|| {
+            // Opened before the fork, written in the child before exec: the task's
+            // first instruction already runs inside its cgroup.
+            let procs = cgroup
+                .procs_files()
+                .iter()
+                .map(|p| {
+                    rustix::fs::open(
+                        p,
+                        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+                        rustix::fs::Mode::empty(),
+                    )
+                    .map_err(|e| std::io::Error::other(format!("{}: {e}", p.display())))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             std::fs::create_dir_all(&sandbox)?;
             let stdout = std::fs::File::create(sandbox.join("stdout"))?;
             let stderr = std::fs::File::create(sandbox.join("stderr"))?;
@@ -141,11 +191,22 @@ impl Runner {
             .stdout(stdout)
             .stderr(stderr)
             .process_group(0);
+            // SAFETY: the closure runs in the forked child before exec and only makes
+            // write(2) calls on descriptors opened above: async-signal-safe, no allocation.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for fd in &procs {
+                        rustix::io::write(fd, b"0")?;
+                    }
+                    Ok(())
+                });
+            }
             cmd.spawn()
         })();
         let mut child = match spawned {
             Ok(c) => c,
             Err(e) => {
+                cgroup.remove();
                 let msg = format!("could not start the task: {e}");
                 self.status(
                     &t,
@@ -169,6 +230,7 @@ impl Runner {
             t.uid().unwrap_or_default(),
             Running {
                 pgid,
+                cgroup: cgroup.clone(),
                 grace: Duration::from_secs(t.spec.kill_grace_period_seconds.into()),
                 killed: killed_tx,
             },
@@ -183,17 +245,35 @@ impl Runner {
                        {"type": "Ready", "status": "True", "reason": "Running", "message": "the task is running", "lastTransitionTime": started, "observedGeneration": generation}]}),
         )
         .await;
+        let sampler = tokio::spawn(self.clone().sample_usage(t.clone(), cgroup.clone()));
         let exit = child.wait().await;
+        sampler.abort();
         self.running
             .lock()
             .await
             .remove(&t.uid().unwrap_or_default());
         let by_request = *killed_rx.borrow();
+        let oom = cgroup.oom_killed();
+        // Whatever the task left behind in its cgroup goes with it.
+        cgroup.kill_all().await;
+        cgroup.remove();
         let status = match exit {
             Ok(s) if by_request => terminal(
                 "Killed",
                 "KilledByUser",
                 "the task was killed on request",
+                s.code(),
+                s.signal(),
+                generation,
+                false,
+            ),
+            Ok(s) if oom => terminal(
+                "Failed",
+                "MemoryLimitExceeded",
+                &format!(
+                    "the task used more than its memory limit of {} bytes and was killed",
+                    limits.memory_bytes
+                ),
                 s.code(),
                 s.signal(),
                 generation,
@@ -242,6 +322,23 @@ impl Runner {
     }
 }
 
+impl Runner {
+    /// Writes the task's CPU (over the last interval) and memory use into `status.usage`.
+    async fn sample_usage(self: Arc<Self>, t: Task, cgroup: Arc<TaskCgroup>) {
+        let mut last = (std::time::Instant::now(), cgroup.usage().0);
+        loop {
+            tokio::time::sleep(USAGE_EVERY).await;
+            let (cpu_ns, mem) = cgroup.usage();
+            let now = std::time::Instant::now();
+            let elapsed = now.duration_since(last.0).as_nanos().max(1) as u64;
+            let milli = cpu_ns.saturating_sub(last.1) * 1000 / elapsed;
+            last = (now, cpu_ns);
+            let usage = mosaic_crds::ResourceQuantities::from_units(milli, mem);
+            self.status(&t, json!({"usage": usage})).await;
+        }
+    }
+}
+
 /// The status of a task that ended.
 fn terminal(
     phase: &str,
@@ -265,22 +362,27 @@ fn terminal(
                {"type": "Stalled", "status": stalled, "reason": reason, "message": message, "lastTransitionTime": now, "observedGeneration": generation}]})
 }
 
-/// SIGTERM to the task's process group, then SIGKILL after the grace period.
-async fn kill_group(pgid: i32, grace: Duration, killed: &tokio::sync::watch::Sender<bool>) {
-    let _ = killed.send(true);
-    let Some(pid) = rustix::process::Pid::from_raw(pgid) else {
-        return;
-    };
-    if rustix::process::kill_process_group(pid, rustix::process::Signal::TERM).is_err() {
-        return;
+/// SIGTERM to the task's process group and cgroup, then SIGKILL to both after the grace period.
+async fn kill(r: &Running, grace: Duration) {
+    let _ = r.killed.send(true);
+    let group = rustix::process::Pid::from_raw(r.pgid);
+    if let Some(pid) = group {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
     }
+    r.cgroup.signal_all(rustix::process::Signal::TERM);
+    let gone = || {
+        group.is_none_or(|pid| rustix::process::test_kill_process_group(pid).is_err())
+            && r.cgroup.pids().is_empty()
+    };
     let deadline = tokio::time::Instant::now() + grace;
-    while tokio::time::Instant::now() < deadline {
-        // Signal 0 probes whether any process of the group is left.
-        if rustix::process::test_kill_process_group(pid).is_err() {
-            return;
-        }
+    while !gone() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    if !gone() {
+        if let Some(pid) = group {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+        r.cgroup.kill_all().await;
+    }
+    r.cgroup.remove();
 }

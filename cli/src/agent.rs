@@ -24,6 +24,9 @@ pub struct AgentArgs {
     /// Labels for the Agent, e.g. `topology.mosaic.dev/rack=r1`.
     #[arg(long, default_value = "")]
     pub labels: String,
+    /// Where the cgroup hierarchies are mounted (v1, hybrid or v2).
+    #[arg(long, default_value = "/sys/fs/cgroup")]
+    pub cgroup_root: PathBuf,
 }
 
 /// Runs the agent until a signal.
@@ -37,6 +40,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             data_dir: std::path::absolute(&args.data_dir).unwrap_or(args.data_dir),
             resources: Some(cluster::parse_resources(&args.resources)?),
             labels: cluster::parse_labels(&args.labels)?,
+            cgroup_root: args.cgroup_root,
         };
         mosaic_agent::run(client, cfg, wait_for_signal()).await?;
         Ok(())

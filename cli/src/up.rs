@@ -70,6 +70,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 data_dir: dir,
                 resources: Some((cpus / n as u64, memory / n as u64)),
                 labels: Default::default(),
+                cgroup_root: "/sys/fs/cgroup".into(),
             };
             let client = cluster::client(Some(&server.agent_kubeconfig)).await?;
             let mut stop = stop_rx.clone();

@@ -218,7 +218,18 @@ pub fn task(name: &str) -> kube::api::DynamicObject {
 pub struct ChildGuard(pub Child);
 
 impl Drop for ChildGuard {
+    /// SIGTERM first, so an agent kills its tasks and removes their cgroups; SIGKILL after 10 s.
     fn drop(&mut self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.0.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
