@@ -318,6 +318,14 @@ impl Runner {
                 false,
             ),
         };
+        // A failure that will be retried is not Stalled (kstatus would call it failed for good).
+        let mut status = status;
+        let phase: Option<TaskPhase> = serde_json::from_value(status["phase"].clone()).ok();
+        let attempt = t.status.as_ref().and_then(|s| s.attempt).unwrap_or(0);
+        if phase.is_some_and(|p| t.spec.restarts_after(p, attempt)) {
+            status["conditions"][1]["status"] = json!("False");
+            status["conditions"][1]["message"] = json!("the task will be restarted");
+        }
         self.status(&t, status).await;
     }
 }

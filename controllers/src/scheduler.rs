@@ -199,6 +199,25 @@ async fn cycle(
             alloc.set_framework(FrameworkSpec::builtin(&fw, "default"));
             known.insert(fw.clone());
         }
+        if let Some(ph) = phase
+            && is_terminal(Some(ph))
+            && t.metadata.deletion_timestamp.is_none()
+        {
+            let st = t.status.as_ref();
+            let attempt = st.and_then(|s| s.attempt).unwrap_or(0);
+            if t.spec.restarts_after(ph, attempt) {
+                let finished = st
+                    .and_then(|s| s.finish_time.as_deref())
+                    .and_then(|f| f.parse::<jiff::Timestamp>().ok())
+                    .unwrap_or_else(jiff::Timestamp::now);
+                let due = finished.as_second()
+                    + mosaic_crds::task::TaskSpec::restart_backoff(attempt).as_secs() as i64;
+                if jiff::Timestamp::now().as_second() >= due {
+                    restart(client, &t, attempt + 1).await;
+                }
+            }
+            continue;
+        }
         match agent {
             Some(agent) if !is_terminal(phase) => {
                 alloc.assign(&fw, &agent, task_resources(&t));
@@ -293,6 +312,31 @@ async fn bind(client: &Client, t: &Task, agent: &str) {
     )
     .await;
     tracing::info!(task = %t.name_any(), agent, "scheduled");
+}
+
+/// Puts a task that ended back in the queue for its next attempt.
+async fn restart(client: &Client, t: &Task, attempt: u32) {
+    let now = now();
+    let prev = t
+        .status
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default();
+    patch_status(
+        client,
+        t,
+        json!({
+            "phase": "Pending", "agent": null, "attempt": attempt, "reason": "Restarting",
+            "message": format!("restart {attempt} after: {prev}"), "startTime": null, "usage": null,
+            "observedGeneration": t.metadata.generation,
+            "conditions": [
+                {"type": "Scheduled", "status": "False", "reason": "Restarting", "message": "waiting to be placed again", "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
+                {"type": "Ready", "status": "False", "reason": "Restarting", "message": "waiting to be placed again", "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
+            ],
+        }),
+    )
+    .await;
+    tracing::info!(task = %t.name_any(), attempt, "restarting");
 }
 
 async fn mark_unschedulable(client: &Client, t: &Task, reason: &str) {

@@ -245,3 +245,52 @@ pub struct TaskStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
+
+impl TaskSpec {
+    /// Whether a run that ended in `phase` is followed by another, with
+    /// `attempt` restarts so far: `Always` runs again after any end but a
+    /// kill, `OnFailure` after a failure; failures count against `backoffLimit`.
+    pub fn restarts_after(&self, phase: TaskPhase, attempt: u32) -> bool {
+        match (self.restart_policy, phase) {
+            (RestartPolicy::Always, TaskPhase::Finished) => true,
+            (
+                RestartPolicy::Always | RestartPolicy::OnFailure,
+                TaskPhase::Failed | TaskPhase::Lost,
+            ) => attempt < self.backoff_limit,
+            _ => false,
+        }
+    }
+
+    /// How long to wait before restart number `attempt + 1`: 1 s, doubling, at most 60 s.
+    pub fn restart_backoff(attempt: u32) -> std::time::Duration {
+        std::time::Duration::from_secs(1u64 << attempt.min(6))
+            .min(std::time::Duration::from_secs(60))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policy() {
+        let mut spec = TaskSpec {
+            backoff_limit: 2,
+            ..Default::default()
+        };
+        assert!(!spec.restarts_after(TaskPhase::Failed, 0), "Never");
+        spec.restart_policy = RestartPolicy::OnFailure;
+        assert!(spec.restarts_after(TaskPhase::Failed, 1));
+        assert!(
+            !spec.restarts_after(TaskPhase::Failed, 2),
+            "backoffLimit reached"
+        );
+        assert!(!spec.restarts_after(TaskPhase::Finished, 0));
+        spec.restart_policy = RestartPolicy::Always;
+        assert!(spec.restarts_after(TaskPhase::Finished, 9));
+        assert!(!spec.restarts_after(TaskPhase::Killed, 0));
+        assert_eq!(TaskSpec::restart_backoff(0).as_secs(), 1);
+        assert_eq!(TaskSpec::restart_backoff(3).as_secs(), 8);
+        assert_eq!(TaskSpec::restart_backoff(30).as_secs(), 60);
+    }
+}

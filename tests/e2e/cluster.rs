@@ -241,3 +241,35 @@ async fn up_runs_the_demo_stops_cleanly_and_resumes() {
     }
     assert!(seen, "the earlier tasks are there after a restart");
 }
+
+#[tokio::test]
+async fn on_failure_tasks_are_retried_with_backoff_up_to_the_limit() {
+    let s = TestServer::start().unwrap();
+    let _agent = s.spawn_agent("node-r", "cpus=2,memory=1Gi");
+    let api = tasks_api(s.client().await.unwrap());
+    let runs = s.dir.path().join("runs");
+    let mut t = task(
+        "flaky",
+        &format!("echo run >> {}; exit 1", runs.display()),
+        "100m",
+    );
+    t.data["spec"]["restartPolicy"] = json!("OnFailure");
+    t.data["spec"]["backoffLimit"] = json!(2);
+    api.create(&PostParams::default(), &t).await.unwrap();
+    let st = wait_task(&api, "flaky", Duration::from_secs(60), |s| {
+        s["phase"] == "Failed" && s["attempt"] == 2
+    })
+    .await
+    .unwrap();
+    let stalled = st["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Stalled")
+        .unwrap();
+    assert_eq!(stalled["status"], "True", "no retries left: {st}");
+    // Give a wrongly scheduled fourth run the time to show up.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let n = std::fs::read_to_string(&runs).unwrap().lines().count();
+    assert_eq!(n, 3, "one run and two restarts");
+}
