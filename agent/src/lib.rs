@@ -43,6 +43,8 @@ pub struct AgentConfig {
     pub labels: BTreeMap<String, String>,
     /// The cgroup hierarchy root (normally `/sys/fs/cgroup`).
     pub cgroup_root: PathBuf,
+    /// How often the heartbeat Lease is renewed (it lasts four heartbeats).
+    pub heartbeat: std::time::Duration,
 }
 
 /// Why the agent stopped.
@@ -85,7 +87,11 @@ pub async fn run(
             name: cfg.name.clone(),
             source,
         })?;
-    let heartbeat = tokio::spawn(register::heartbeat(client.clone(), cfg.name.clone()));
+    let heartbeat = tokio::spawn(register::heartbeat(
+        client.clone(),
+        cfg.name.clone(),
+        cfg.heartbeat,
+    ));
     let runner = Arc::new(runner::Runner::new(client.clone(), cfg.clone(), mode));
     let tasks: Api<Task> = Api::all(client.clone());
     let wc = watcher::Config::default().fields(&format!("status.agent={}", cfg.name));

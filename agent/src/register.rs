@@ -8,9 +8,8 @@ use mosaic_crds::{Agent, ResourceQuantities};
 use serde_json::json;
 use std::time::Duration;
 
-/// How often the Lease is renewed, and how long it lasts.
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
-const LEASE_SECONDS: i32 = 20;
+/// A Lease lasts this many heartbeats.
+const LEASE_HEARTBEATS: u64 = 4;
 
 fn now() -> String {
     jiff::Timestamp::now()
@@ -85,14 +84,15 @@ pub async fn register(
     Ok(())
 }
 
-/// Renews the agent's Lease in `mosaic-system` every [`HEARTBEAT`].
-pub async fn heartbeat(client: Client, name: String) {
+/// Renews the agent's Lease in `mosaic-system` every `every`; it lasts four heartbeats.
+pub async fn heartbeat(client: Client, name: String, every: Duration) {
+    let lease_seconds = (every.as_secs() * LEASE_HEARTBEATS).max(1) as i32;
     let api: Api<Lease> = Api::namespaced(client, "mosaic-system");
     loop {
         let body = json!({
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": name},
-            "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": now_micro()},
+            "spec": {"holderIdentity": name, "leaseDurationSeconds": lease_seconds, "renewTime": now_micro()},
         });
         let res = match api
             .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
@@ -107,7 +107,7 @@ pub async fn heartbeat(client: Client, name: String) {
         if let Err(e) = res {
             tracing::warn!(error = %e, "renewing the agent lease");
         }
-        tokio::time::sleep(HEARTBEAT).await;
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -42,14 +42,23 @@ fn pct(mut v: Vec<Duration>, p: f64) -> f64 {
 fn floor(n: usize) -> Result<Vec<Duration>> {
     let base = PathBuf::from("/sys/fs/cgroup/memory/mosaic-floor");
     let v2 = !PathBuf::from("/sys/fs/cgroup/memory").exists();
-    let base = if v2 { PathBuf::from("/sys/fs/cgroup/mosaic-floor") } else { base };
-    std::fs::create_dir_all(&base).context("making the floor's cgroup (root and cgroups are needed)")?;
+    let base = if v2 {
+        PathBuf::from("/sys/fs/cgroup/mosaic-floor")
+    } else {
+        base
+    };
+    std::fs::create_dir_all(&base)
+        .context("making the floor's cgroup (root and cgroups are needed)")?;
     let mut lat = Vec::new();
     for i in 0..n {
         let t = Instant::now();
         let dir = base.join(i.to_string());
         std::fs::create_dir(&dir)?;
-        let procs = rustix::fs::open(dir.join("cgroup.procs"), rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())?;
+        let procs = rustix::fs::open(
+            dir.join("cgroup.procs"),
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
         let mut cmd = std::process::Command::new("/bin/true");
         // SAFETY: only write(2) on a descriptor opened before the fork.
         unsafe {
@@ -88,13 +97,16 @@ async fn main() -> Result<()> {
     // No scheduler: this program binds tasks itself, so the clock starts at the bind.
     let admin = kube::Client::new(server.in_process(), "default");
     let kc = kube::config::Kubeconfig::read_from(&server.agent_kubeconfig)?;
-    let agent_client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?)?;
+    let agent_client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
+    )?;
     let cfg = mosaic_agent::AgentConfig {
         name: "bench-agent".into(),
         data_dir: tmp.path().join("agent"),
         resources: Some((1_000_000, 1 << 40)),
         labels: Default::default(),
         cgroup_root: "/sys/fs/cgroup".into(),
+        heartbeat: Duration::from_secs(5),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(mosaic_agent::run(agent_client, cfg, async move {
@@ -107,7 +119,9 @@ async fn main() -> Result<()> {
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(Ok(t)) = stream.next().await {
-            if t.status.as_ref().and_then(|s| s.phase) == Some(mosaic_crds::task::TaskPhase::Running) {
+            if t.status.as_ref().and_then(|s| s.phase)
+                == Some(mosaic_crds::task::TaskPhase::Running)
+            {
                 let _ = tx.send((t.metadata.name.unwrap_or_default(), Instant::now()));
             }
         }
@@ -117,7 +131,9 @@ async fn main() -> Result<()> {
         let api = api.clone();
         async move {
             let body = json!({"status": {"phase": "Staging", "agent": "bench-agent"}});
-            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body)).await.map(|_| Instant::now())
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+                .map(|_| Instant::now())
         }
     };
     let mut serial = Vec::new();
@@ -134,26 +150,48 @@ async fn main() -> Result<()> {
         }
     }
     for i in 0..args.burst {
-        api.create(&PostParams::default(), &task(&format!("b{i}"))).await?;
+        api.create(&PostParams::default(), &task(&format!("b{i}")))
+            .await?;
     }
     let start = Instant::now();
     let mut bound_at = HashMap::new();
     let binds: Vec<_> = (0..args.burst).map(|i| bind(format!("b{i}"))).collect();
-    for (i, r) in futures::future::join_all(binds).await.into_iter().enumerate() {
+    for (i, r) in futures::future::join_all(binds)
+        .await
+        .into_iter()
+        .enumerate()
+    {
         bound_at.insert(format!("b{i}"), r?);
     }
     let mut seen = 0;
     while seen < args.burst {
-        let (n, _) = tokio::time::timeout(Duration::from_secs(120), rx.recv()).await?.context("the watch ended")?;
+        let (n, _) = tokio::time::timeout(Duration::from_secs(120), rx.recv())
+            .await?
+            .context("the watch ended")?;
         if bound_at.contains_key(&n) {
             seen += 1;
         }
     }
     let burst_secs = start.elapsed().as_secs_f64();
     println!("{:<44} {:>9} {:>9}", "launch", "p50 ms", "p99 ms");
-    println!("{:<44} {:>9.2} {:>9.2}", format!("floor: cgroup + spawn /bin/true + wait ({})", args.floor), pct(floor.clone(), 0.5), pct(floor, 0.99));
-    println!("{:<44} {:>9.2} {:>9.2}", format!("mosaic: bound -> Running, one at a time ({})", args.serial), pct(serial.clone(), 0.5), pct(serial, 0.99));
-    println!("mosaic: {} tasks bound at once, all Running in {:.2} s = {:.0} launches/s", args.burst, burst_secs, args.burst as f64 / burst_secs);
+    println!(
+        "{:<44} {:>9.2} {:>9.2}",
+        format!("floor: cgroup + spawn /bin/true + wait ({})", args.floor),
+        pct(floor.clone(), 0.5),
+        pct(floor, 0.99)
+    );
+    println!(
+        "{:<44} {:>9.2} {:>9.2}",
+        format!("mosaic: bound -> Running, one at a time ({})", args.serial),
+        pct(serial.clone(), 0.5),
+        pct(serial, 0.99)
+    );
+    println!(
+        "mosaic: {} tasks bound at once, all Running in {:.2} s = {:.0} launches/s",
+        args.burst,
+        burst_secs,
+        args.burst as f64 / burst_secs
+    );
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(60), agent).await;
     server.stop().await;

@@ -27,6 +27,9 @@ pub struct AgentArgs {
     /// Where the cgroup hierarchies are mounted (v1, hybrid or v2).
     #[arg(long, default_value = "/sys/fs/cgroup")]
     pub cgroup_root: PathBuf,
+    /// Seconds between heartbeats (Lease renewals); the Lease lasts four of them.
+    #[arg(long, default_value_t = 5)]
+    pub heartbeat_seconds: u64,
 }
 
 /// Runs the agent until a signal.
@@ -41,6 +44,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             resources: Some(cluster::parse_resources(&args.resources)?),
             labels: cluster::parse_labels(&args.labels)?,
             cgroup_root: args.cgroup_root,
+            heartbeat: std::time::Duration::from_secs(args.heartbeat_seconds.max(1)),
         };
         mosaic_agent::run(client, cfg, wait_for_signal()).await?;
         Ok(())

@@ -12,6 +12,9 @@ pub struct ControllersArgs {
     /// The kubeconfig to use (default: KUBECONFIG, as kubectl).
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// Seconds an agent's tasks stay Unreachable (its Lease expired) before they are Lost.
+    #[arg(long, default_value_t = 60)]
+    pub agent_lost_after: u64,
 }
 
 /// Runs the controllers until the process is stopped.
@@ -21,7 +24,9 @@ pub fn run(args: ControllersArgs) -> anyhow::Result<()> {
     rt.block_on(async move {
         let client = cluster::client(args.kubeconfig.as_deref()).await?;
         tokio::select! {
-            r = mosaic_controllers::scheduler::run(client) => r.context("the scheduler stopped")?,
+            r = mosaic_controllers::scheduler::run(client, mosaic_controllers::scheduler::Options {
+                agent_lost_after: std::time::Duration::from_secs(args.agent_lost_after),
+            }) => r.context("the scheduler stopped")?,
             _ = crate::server::wait_for_signal() => {}
         }
         Ok(())

@@ -18,6 +18,9 @@ pub struct ServerArgs {
     /// The store backend. Only `sqlite` (embedded) is available in this build.
     #[arg(long, default_value = "sqlite", value_parser = ["sqlite"])]
     pub store: String,
+    /// Seconds an agent's tasks stay Unreachable (its Lease expired) before they are Lost.
+    #[arg(long, default_value_t = 60)]
+    pub agent_lost_after: u64,
     /// Seconds between compactions of the store's history (watches can resume from
     /// any revision newer than one interval ago).
     #[arg(long, default_value_t = 300)]
@@ -58,7 +61,10 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             server.admin_kubeconfig.display()
         );
         let admin = kube::Client::new(server.in_process(), "default");
-        let controllers = tokio::spawn(mosaic_controllers::scheduler::run(admin));
+        let opts = mosaic_controllers::scheduler::Options {
+            agent_lost_after: std::time::Duration::from_secs(args.agent_lost_after),
+        };
+        let controllers = tokio::spawn(mosaic_controllers::scheduler::run(admin, opts));
         wait_for_signal().await;
         tracing::info!("shutting down");
         controllers.abort();

@@ -50,7 +50,10 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             )
         })?;
         let admin = kube::Client::new(server.in_process(), "default");
-        let controllers = tokio::spawn(mosaic_controllers::scheduler::run(admin.clone()));
+        let controllers = tokio::spawn(mosaic_controllers::scheduler::run(
+            admin.clone(),
+            Default::default(),
+        ));
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let (cpus, memory) = mosaic_agent::detect_resources();
@@ -71,6 +74,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 resources: Some((cpus / n as u64, memory / n as u64)),
                 labels: Default::default(),
                 cgroup_root: "/sys/fs/cgroup".into(),
+                heartbeat: Duration::from_secs(5),
             };
             let client = cluster::client(Some(&server.agent_kubeconfig)).await?;
             let mut stop = stop_rx.clone();

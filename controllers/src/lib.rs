@@ -11,4 +11,5 @@
 //! A newcomer starts at [`allocator::Allocator::allocate`].
 
 pub mod allocator;
+pub mod liveness;
 pub mod scheduler;

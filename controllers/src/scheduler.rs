@@ -92,9 +92,31 @@ fn framework_key(ns: &str, name: &str) -> String {
     format!("{ns}/{name}")
 }
 
+/// How the controllers behave.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How long a task stays Unreachable before it is Lost.
+    pub agent_lost_after: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            agent_lost_after: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Runs the scheduler until the process ends.
-pub async fn run(client: Client) -> Result<(), SchedulerError> {
+pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
     let notify = Arc::new(Notify::new());
+    let leases = reflect(
+        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
+            client.clone(),
+            "mosaic-system",
+        ),
+        notify.clone(),
+    );
     let tasks = reflect(Api::<Task>::all(client.clone()), notify.clone());
     let agents = reflect(Api::<Agent>::all(client.clone()), notify.clone());
     let frameworks = reflect(Api::<Framework>::all(client.clone()), notify.clone());
@@ -104,6 +126,7 @@ pub async fn run(client: Client) -> Result<(), SchedulerError> {
         ("agents", agents.wait_until_ready().await.is_ok()),
         ("frameworks", frameworks.wait_until_ready().await.is_ok()),
         ("roles", roles.wait_until_ready().await.is_ok()),
+        ("leases", leases.wait_until_ready().await.is_ok()),
     ] {
         if !ready {
             return Err(SchedulerError::NotReady(name));
@@ -114,7 +137,9 @@ pub async fn run(client: Client) -> Result<(), SchedulerError> {
         let _ = tokio::time::timeout(Duration::from_secs(1), notify.notified()).await;
         // Let changes that arrive together share one cycle.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        cycle(&client, &tasks, &agents, &frameworks, &roles).await;
+        let live = crate::liveness::live_agents(&agents, &leases);
+        crate::liveness::reconcile(&client, &agents, &tasks, &live, opts.agent_lost_after).await;
+        cycle(&client, &tasks, &agents, &frameworks, &roles, &live).await;
     }
 }
 
@@ -124,6 +149,7 @@ async fn cycle(
     agents: &Store<Agent>,
     frameworks: &Store<Framework>,
     roles: &Store<Role>,
+    live: &std::collections::HashMap<String, bool>,
 ) {
     let mut alloc = Allocator::new();
     for r in roles.state() {
@@ -159,7 +185,8 @@ async fn cycle(
             total: quantities(alloc_q),
             labels: a.labels().clone(),
         });
-        let _ = alloc.set_schedulable(&a.name_any(), ready && !a.spec.unschedulable);
+        let live = live.get(&a.name_any()).copied().unwrap_or(false);
+        let _ = alloc.set_schedulable(&a.name_any(), ready && live && !a.spec.unschedulable);
     }
     for f in frameworks.state() {
         alloc.set_framework(FrameworkSpec {

@@ -273,3 +273,70 @@ async fn on_failure_tasks_are_retried_with_backoff_up_to_the_limit() {
     let n = std::fs::read_to_string(&runs).unwrap().lines().count();
     assert_eq!(n, 3, "one run and two restarts");
 }
+
+#[tokio::test]
+async fn tasks_of_a_lost_agent_go_unreachable_then_lost_and_run_again_elsewhere() {
+    let s = TestServer::start_with(&["--agent-lost-after", "2"]).unwrap();
+    let fast = ["--heartbeat-seconds", "1"];
+    let mut agents = std::collections::HashMap::new();
+    agents.insert(
+        "node-1",
+        s.spawn_agent_with("node-1", "cpus=1,memory=1Gi", &fast),
+    );
+    agents.insert(
+        "node-2",
+        s.spawn_agent_with("node-2", "cpus=1,memory=1Gi", &fast),
+    );
+    let api = tasks_api(s.client().await.unwrap());
+    let mut t = task("survivor", "sleep 300", "1");
+    t.data["spec"]["restartPolicy"] = json!("OnFailure");
+    api.create(&PostParams::default(), &t).await.unwrap();
+    let st = wait_task(
+        &api,
+        "survivor",
+        Duration::from_secs(30),
+        phase_is("Running"),
+    )
+    .await
+    .unwrap();
+    let first = st["agent"].as_str().unwrap().to_string();
+    let orphan: i32 = st["message"]
+        .as_str()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The agent dies without a word: its Lease stops being renewed.
+    let mut dead = agents.remove(first.as_str()).unwrap();
+    dead.0.kill().unwrap();
+    dead.0.wait().unwrap();
+    let st = wait_task(
+        &api,
+        "survivor",
+        Duration::from_secs(30),
+        phase_is("Unreachable"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(st["reason"], "AgentUnreachable", "{st}");
+    let ready = s.kubectl_ok(&[
+        "get",
+        "agent",
+        &first,
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+    ]);
+    assert_eq!(ready, "False", "the silent agent is not Ready");
+    let st = wait_task(&api, "survivor", Duration::from_secs(30), |s| {
+        s["phase"] == "Running" && s["agent"] != first.as_str()
+    })
+    .await
+    .unwrap();
+    assert_eq!(st["attempt"], 1, "it was Lost and placed again: {st}");
+    // The dead agent's process is not the control plane's to kill; clean it up here.
+    if let Some(pid) = rustix::process::Pid::from_raw(orphan) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+}

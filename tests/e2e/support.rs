@@ -238,6 +238,11 @@ impl Drop for ChildGuard {
 impl TestServer {
     /// Starts `mosaic agent` against this server with the agent identity.
     pub fn spawn_agent(&self, name: &str, resources: &str) -> ChildGuard {
+        self.spawn_agent_with(name, resources, &[])
+    }
+
+    /// Starts `mosaic agent` with extra flags.
+    pub fn spawn_agent_with(&self, name: &str, resources: &str, extra: &[&str]) -> ChildGuard {
         let child = Command::new(mosaic_bin())
             .args([
                 "agent",
@@ -250,6 +255,7 @@ impl TestServer {
             .arg(self.agent_kubeconfig())
             .arg("--data-dir")
             .arg(self.dir.path().join("agents").join(name))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
