@@ -7,5 +7,6 @@ mod cluster;
 mod durability;
 mod kubectl;
 mod machinery;
+mod scheduling;
 mod support;
 mod watch;

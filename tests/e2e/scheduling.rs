@@ -1,0 +1,109 @@
+//! Two-level scheduling through the API: Roles, Frameworks and Tasks applied
+//! with kubectl, placed by the controllers in `mosaic server` on real agents.
+
+use crate::support::{TestServer, tasks_api, wait_for, write_file};
+use std::time::Duration;
+
+fn count_running(s: &TestServer, framework: &str) -> usize {
+    let out = s.kubectl_ok(&[
+        "get",
+        "tasks",
+        "-o",
+        "jsonpath={range .items[*]}{.spec.framework} {.status.phase}{\"\\n\"}{end}",
+    ]);
+    out.lines()
+        .filter(|l| *l == format!("{framework} Running"))
+        .count()
+}
+
+fn tasks_yaml(framework: &str, n: usize, cpus: &str) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "---\napiVersion: mosaic.dev/v1alpha1\nkind: Task\nmetadata:\n  name: {framework}-{i}\nspec:\n  framework: {framework}\n  command: sleep 300\n  killGracePeriodSeconds: 1\n  resources: {{cpus: \"{cpus}\", memory: 16Mi}}\n"
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn weighted_roles_split_a_full_cluster_one_to_three() {
+    let s = TestServer::start().unwrap();
+    let setup = "---\napiVersion: mosaic.dev/v1alpha1\nkind: Role\nmetadata: {name: light}\nspec: {weight: 1}\n\
+        ---\napiVersion: mosaic.dev/v1alpha1\nkind: Role\nmetadata: {name: heavy}\nspec: {weight: 3}\n\
+        ---\napiVersion: mosaic.dev/v1alpha1\nkind: Framework\nmetadata: {name: fa}\nspec: {role: light}\n\
+        ---\napiVersion: mosaic.dev/v1alpha1\nkind: Framework\nmetadata: {name: fb}\nspec: {role: heavy}\n";
+    s.kubectl_ok(&[
+        "apply",
+        "-f",
+        &write_file(s.dir.path(), "setup.yaml", setup),
+    ]);
+    // Both frameworks have far more work queued than fits before the agents come.
+    let mut both = tasks_yaml("fa", 20, "1");
+    both.push_str(&tasks_yaml("fb", 20, "1"));
+    s.kubectl_ok(&[
+        "apply",
+        "-f",
+        &write_file(s.dir.path(), "tasks.yaml", &both),
+    ]);
+    let _agents: Vec<_> = (0..4)
+        .map(|i| s.spawn_agent(&format!("n{i}"), "cpus=4,memory=4Gi"))
+        .collect();
+    wait_for(Duration::from_secs(60), "16 running tasks", || async {
+        count_running(&s, "fa") + count_running(&s, "fb") == 16
+    })
+    .await
+    .unwrap();
+    let (a, b) = (count_running(&s, "fa"), count_running(&s, "fb"));
+    assert!(
+        a.abs_diff(4) <= 1 && b.abs_diff(12) <= 1,
+        "split {a}:{b}, want 4:12 ±1"
+    );
+    s.kubectl_ok(&["delete", "tasks", "--all", "--wait=false"]);
+    let api = tasks_api(s.client().await.unwrap());
+    wait_for(Duration::from_secs(30), "all tasks gone", || async {
+        api.list(&Default::default())
+            .await
+            .is_ok_and(|l| l.items.is_empty())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_quota_limit_holds_on_an_idle_cluster() {
+    let s = TestServer::start().unwrap();
+    let _agent = s.spawn_agent("big", "cpus=8,memory=8Gi");
+    let setup = "---\napiVersion: mosaic.dev/v1alpha1\nkind: Role\nmetadata: {name: capped}\nspec:\n  quota:\n    limit: {cpus: \"2\", memory: 8Gi}\n\
+        ---\napiVersion: mosaic.dev/v1alpha1\nkind: Framework\nmetadata: {name: fc}\nspec: {role: capped}\n";
+    s.kubectl_ok(&[
+        "apply",
+        "-f",
+        &write_file(s.dir.path(), "setup.yaml", setup),
+    ]);
+    s.kubectl_ok(&[
+        "apply",
+        "-f",
+        &write_file(s.dir.path(), "tasks.yaml", &tasks_yaml("fc", 6, "1")),
+    ]);
+    wait_for(Duration::from_secs(30), "two running tasks", || async {
+        count_running(&s, "fc") == 2
+    })
+    .await
+    .unwrap();
+    // Later cycles must not place more: watch for a while (the scheduler runs every second).
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(count_running(&s, "fc"), 2, "the role's limit is cpus=2");
+    }
+    let pending = s.kubectl_ok(&["get", "tasks", "-o", "jsonpath={.items[*].status.phase}"]);
+    assert_eq!(
+        pending
+            .split_whitespace()
+            .filter(|p| *p == "Running")
+            .count(),
+        2,
+        "{pending}"
+    );
+    s.kubectl_ok(&["delete", "tasks", "--all", "--wait=false"]);
+}
