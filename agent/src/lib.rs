@@ -81,12 +81,29 @@ pub async fn run(
         source,
     })?;
     let mode = cgroup::Mode::detect(&cfg.cgroup_root);
-    register::register(&client, &cfg, &mode)
-        .await
-        .map_err(|source| AgentError::Register {
-            name: cfg.name.clone(),
-            source,
-        })?;
+    tokio::pin!(shutdown);
+    // The control plane may be starting, restarting or busy: keep trying, with
+    // backoff, until registered; give up only on an error a retry cannot fix.
+    let mut wait = std::time::Duration::from_millis(200);
+    loop {
+        match register::register(&client, &cfg, &mode).await {
+            Ok(()) => break,
+            Err(kube::Error::Api(s)) if matches!(s.code, 400 | 401 | 403 | 422) => {
+                return Err(AgentError::Register {
+                    name: cfg.name.clone(),
+                    source: kube::Error::Api(s),
+                });
+            }
+            Err(e) => {
+                tracing::warn!(agent = %cfg.name, error = %e, "registering the agent failed; retrying in {wait:?}");
+                tokio::select! {
+                    _ = &mut shutdown => return Ok(()),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(std::time::Duration::from_secs(10));
+            }
+        }
+    }
     let heartbeat = tokio::spawn(register::heartbeat(
         client.clone(),
         cfg.name.clone(),
@@ -96,7 +113,6 @@ pub async fn run(
     let tasks: Api<Task> = Api::all(client.clone());
     let wc = watcher::Config::default().fields(&format!("status.agent={}", cfg.name));
     let stream = watcher(tasks, wc).default_backoff();
-    tokio::pin!(shutdown);
     futures::pin_mut!(stream);
     tracing::info!(agent = %cfg.name, "agent started");
     loop {

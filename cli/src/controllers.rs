@@ -23,10 +23,11 @@ pub fn run(args: ControllersArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let client = cluster::client(args.kubeconfig.as_deref()).await?;
+        let opts = mosaic_controllers::scheduler::Options {
+            agent_lost_after: std::time::Duration::from_secs(args.agent_lost_after),
+        };
         tokio::select! {
-            r = mosaic_controllers::scheduler::run(client, mosaic_controllers::scheduler::Options {
-                agent_lost_after: std::time::Duration::from_secs(args.agent_lost_after),
-            }) => r.context("the scheduler stopped")?,
+            _ = mosaic_controllers::scheduler::run_supervised(client, opts) => {}
             _ = crate::server::wait_for_signal() => {}
         }
         Ok(())

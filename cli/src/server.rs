@@ -64,7 +64,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         let opts = mosaic_controllers::scheduler::Options {
             agent_lost_after: std::time::Duration::from_secs(args.agent_lost_after),
         };
-        let controllers = tokio::spawn(mosaic_controllers::scheduler::run(admin, opts));
+        let controllers = tokio::spawn(mosaic_controllers::scheduler::run_supervised(admin, opts));
         wait_for_signal().await;
         tracing::info!("shutting down");
         controllers.abort();

@@ -50,7 +50,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             )
         })?;
         let admin = kube::Client::new(server.in_process(), "default");
-        let controllers = tokio::spawn(mosaic_controllers::scheduler::run(
+        let controllers = tokio::spawn(mosaic_controllers::scheduler::run_supervised(
             admin.clone(),
             Default::default(),
         ));

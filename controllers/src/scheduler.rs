@@ -24,6 +24,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// The longest a cycle waits for one API call.
+const API_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why the scheduler stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
@@ -104,6 +107,19 @@ impl Default for Options {
         Self {
             agent_lost_after: Duration::from_secs(60),
         }
+    }
+}
+
+/// Runs the scheduler, starting it again (after a second) if it stops or
+/// panics, so one bad cycle never leaves a cluster without placements.
+pub async fn run_supervised(client: Client, opts: Options) {
+    loop {
+        match tokio::spawn(run(client.clone(), opts.clone())).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => tracing::error!(error = %e, "the scheduler stopped; starting it again"),
+            Err(e) => tracing::error!(error = %e, "the scheduler panicked; starting it again"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -315,11 +331,13 @@ async fn patch_status(client: &Client, t: &Task, status: serde_json::Value) {
     // The resourceVersion makes this a compare-and-swap: a task changed since
     // this view was taken is left for the next cycle.
     let body = json!({"metadata": {"resourceVersion": t.resource_version()}, "status": status});
-    if let Err(e) = api
-        .patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(&body))
-        .await
-    {
-        tracing::debug!(task = %t.name_any(), error = %e, "status not written (will retry)");
+    let (name, pp, patch) = (t.name_any(), PatchParams::default(), Patch::Merge(&body));
+    match tokio::time::timeout(API_TIMEOUT, api.patch_status(&name, &pp, &patch)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::debug!(task = %t.name_any(), error = %e, "status not written (will retry)")
+        }
+        Err(_) => tracing::warn!(task = %t.name_any(), "status write timed out (will retry)"),
     }
 }
 

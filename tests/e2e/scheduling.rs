@@ -49,11 +49,20 @@ async fn weighted_roles_split_a_full_cluster_one_to_three() {
     let _agents: Vec<_> = (0..4)
         .map(|i| s.spawn_agent(&format!("n{i}"), "cpus=4,memory=4Gi"))
         .collect();
-    wait_for(Duration::from_secs(60), "16 running tasks", || async {
+    let full = wait_for(Duration::from_secs(60), "16 running tasks", || async {
         count_running(&s, "fa") + count_running(&s, "fb") == 16
     })
-    .await
-    .unwrap();
+    .await;
+    if let Err(e) = full {
+        let tasks = s.kubectl_ok(&["get", "tasks", "-o", "wide"]);
+        let agents = s.kubectl_ok(&["get", "agents", "-o", "wide"]);
+        let mut logs = crate::support::log_tail(&s.dir.path().join("server.log"), 40);
+        for i in 0..4 {
+            let tail = crate::support::log_tail(&s.dir.path().join(format!("agent-n{i}.log")), 10);
+            logs.push_str(&format!("\n--- agent n{i}:\n{tail}"));
+        }
+        panic!("{e}\ntasks:\n{tasks}\nagents:\n{agents}\nlogs:\n{logs}");
+    }
     let (a, b) = (count_running(&s, "fa"), count_running(&s, "fb"));
     assert!(
         a.abs_diff(4) <= 1 && b.abs_diff(12) <= 1,

@@ -26,6 +26,25 @@ pub fn kubectl_bin() -> PathBuf {
     "kubectl".into()
 }
 
+/// A log file to append a child's stderr to (kept in the test's temp dir).
+fn log_file(path: &Path) -> Stdio {
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        Ok(f) => f.into(),
+        Err(_) => Stdio::null(),
+    }
+}
+
+/// The last lines of a log in the test's temp dir, for failure messages.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 /// A running `mosaic server`, killed when dropped.
 pub struct TestServer {
     /// Its data dir (removed when dropped).
@@ -63,8 +82,9 @@ impl TestServer {
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .args(&self.extra_args)
+            .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log_file(&self.dir.path().join("server.log")))
             .stdin(Stdio::null())
             .spawn()
             .context("spawning mosaic server")?;
@@ -258,7 +278,7 @@ impl TestServer {
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file(&self.dir.path().join(format!("agent-{name}.log"))))
             .spawn()
             .expect("spawning mosaic agent");
         ChildGuard(child)

@@ -106,6 +106,10 @@ pub fn from_store(kv: &KeyValue) -> Result<Value, ApiError> {
 
 /// An API object as stored (no resourceVersion: the store's revision is it).
 pub fn to_store(obj: &Value) -> Vec<u8> {
+    let m = &obj["metadata"];
+    if m.get("resourceVersion").is_none() && m.get("selfLink").is_none() {
+        return serde_json::to_vec(obj).expect("a JSON value always serialises");
+    }
     let mut o = obj.clone();
     if let Some(m) = o["metadata"].as_object_mut() {
         m.remove("resourceVersion");

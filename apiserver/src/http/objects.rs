@@ -204,8 +204,9 @@ pub async fn require_namespace(req: &Request) -> Result<(), ApiError> {
     match found {
         None => Err(ApiError::not_found(subject)),
         Some(kv) => {
-            let v = meta::from_store(&kv)?;
-            if v["metadata"]["deletionTimestamp"].is_string() {
+            // Parse only when the namespace may be terminating (most creates skip it).
+            let maybe = kv.value.windows(17).any(|w| w == b"deletionTimestamp");
+            if maybe && meta::from_store(&kv)?["metadata"]["deletionTimestamp"].is_string() {
                 return Err(ApiError::forbidden(format!(
                     "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                     req.route.info.group_resource(),
@@ -279,7 +280,9 @@ pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
         .create(req.key(&name), meta::to_store(&obj))
         .await
         .map_err(|e| ApiError::from_store(e, req.subject(&name)))?;
-    let stored = meta::from_store(&kv)?;
+    // What was stored is `obj` at the new revision: no need to parse it back.
+    let mut stored = obj;
+    stored["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
     if info.builtin == Builtin::Crd
         && let Err(e) = req.app.registry.apply_crd(&stored)
     {
