@@ -42,6 +42,8 @@ pub struct Runner {
     cfg: AgentConfig,
     mode: Mode,
     running: Mutex<HashMap<String, Running>>,
+    /// The launches under way, so shutdown can let each clean up its cgroup.
+    launches: Mutex<tokio::task::JoinSet<()>>,
 }
 
 impl Runner {
@@ -51,6 +53,7 @@ impl Runner {
             cfg,
             mode,
             running: Mutex::new(HashMap::new()),
+            launches: Mutex::new(tokio::task::JoinSet::new()),
         }
     }
 
@@ -75,7 +78,10 @@ impl Runner {
             return;
         }
         let runner = self.clone();
-        tokio::spawn(async move { runner.launch(t).await });
+        let mut launches = self.launches.lock().await;
+        // Forget launches that are over, then start this one.
+        while launches.try_join_next().is_some() {}
+        launches.spawn(async move { runner.launch(t).await });
     }
 
     /// Kills a task that was deleted or is being deleted.
@@ -86,12 +92,18 @@ impl Runner {
         }
     }
 
-    /// Kills every task (on shutdown).
+    /// Kills every task (on shutdown) and waits, up to 15 s, for their launches
+    /// to finish cleaning up (cgroups removed, final status sent).
     pub async fn kill_all(&self) {
         let all: Vec<Running> = self.running.lock().await.drain().map(|(_, r)| r).collect();
         for r in all {
             kill(&r, Duration::from_secs(2)).await;
         }
+        let mut launches = std::mem::take(&mut *self.launches.lock().await);
+        let _ = tokio::time::timeout(Duration::from_secs(15), async {
+            while launches.join_next().await.is_some() {}
+        })
+        .await;
     }
 
     async fn status(&self, t: &Task, status: Value) {
