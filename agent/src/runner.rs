@@ -138,19 +138,7 @@ impl Runner {
             Ok(c) => Arc::new(c),
             Err(e) => {
                 let msg = format!("could not make the task's cgroup: {e}");
-                self.status(
-                    &t,
-                    terminal(
-                        "Failed",
-                        "LaunchFailed",
-                        &msg,
-                        None,
-                        None,
-                        generation,
-                        false,
-                    ),
-                )
-                .await;
+                self.launch_failed(&t, &msg).await;
                 return;
             }
         };
@@ -220,19 +208,7 @@ impl Runner {
             Err(e) => {
                 cgroup.remove();
                 let msg = format!("could not start the task: {e}");
-                self.status(
-                    &t,
-                    terminal(
-                        "Failed",
-                        "LaunchFailed",
-                        &msg,
-                        None,
-                        None,
-                        generation,
-                        false,
-                    ),
-                )
-                .await;
+                self.launch_failed(&t, &msg).await;
                 return;
             }
         };
@@ -343,6 +319,20 @@ impl Runner {
 }
 
 impl Runner {
+    /// Reports a task that could not be started.
+    async fn launch_failed(&self, t: &Task, msg: &str) {
+        let status = terminal(
+            "Failed",
+            "LaunchFailed",
+            msg,
+            None,
+            None,
+            t.metadata.generation,
+            false,
+        );
+        self.status(t, status).await;
+    }
+
     /// Writes the task's CPU (over the last interval) and memory use into `status.usage`.
     async fn sample_usage(self: Arc<Self>, t: Task, cgroup: Arc<TaskCgroup>) {
         let mut last = (std::time::Instant::now(), cgroup.usage().0);
