@@ -16,6 +16,15 @@ fn task(name: &str, command: &str, cpus: &str) -> kube::api::DynamicObject {
     .unwrap()
 }
 
+/// The process group of a running task, from the agent's "running as process N" message.
+fn pgid_of(status: &serde_json::Value) -> i32 {
+    let msg = status["message"].as_str().unwrap_or_default();
+    msg.rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no process id in {msg:?}"))
+}
+
 fn phase_is(p: &'static str) -> impl Fn(&serde_json::Value) -> bool {
     move |s| s["phase"] == p
 }
@@ -113,14 +122,7 @@ async fn deleting_a_running_task_kills_its_processes() {
     )
     .await
     .unwrap();
-    let pgid: i32 = st["message"]
-        .as_str()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pgid: i32 = pgid_of(&st);
     let pid = rustix::process::Pid::from_raw(pgid).unwrap();
     assert!(
         rustix::process::test_kill_process_group(pid).is_ok(),
@@ -190,14 +192,7 @@ async fn up_runs_the_demo_stops_cleanly_and_resumes() {
     let st = wait_task(&api, "long", Duration::from_secs(30), phase_is("Running"))
         .await
         .unwrap();
-    let pgid: i32 = st["message"]
-        .as_str()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pgid: i32 = pgid_of(&st);
     let pid = rustix::process::Pid::from_raw(up.0.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -300,14 +295,7 @@ async fn tasks_of_a_lost_agent_go_unreachable_then_lost_and_run_again_elsewhere(
     .await
     .unwrap();
     let first = st["agent"].as_str().unwrap().to_string();
-    let orphan: i32 = st["message"]
-        .as_str()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let orphan: i32 = pgid_of(&st);
     // The agent dies without a word: its Lease stops being renewed.
     let mut dead = agents.remove(first.as_str()).unwrap();
     dead.0.kill().unwrap();
