@@ -12,7 +12,8 @@ use std::time::Duration;
 /// What a watcher delivered, as short strings ("init", "apply a 1", "delete a").
 type Log = Arc<Mutex<Vec<String>>>;
 
-fn spawn_watch(
+/// Starts a watcher + reflector and waits for its initial list.
+async fn spawn_watch(
     api: Api<DynamicObject>,
     cfg: watcher::Config,
 ) -> (Log, reflector::Store<DynamicObject>) {
@@ -43,6 +44,11 @@ fn spawn_watch(
             l.lock().unwrap().push(entry);
         }
     });
+    wait_for(Duration::from_secs(20), "the initial list", || async {
+        count(&log, "initdone") == 1
+    })
+    .await
+    .unwrap();
     (log, reader)
 }
 
@@ -60,12 +66,7 @@ async fn check_ordered_events(cfg: watcher::Config) {
     api.create(&PostParams::default(), &task("before"))
         .await
         .unwrap();
-    let (log, store) = spawn_watch(api.clone(), cfg);
-    wait_for(Duration::from_secs(20), "the initial list", || async {
-        count(&log, "initdone") == 1
-    })
-    .await
-    .unwrap();
+    let (log, store) = spawn_watch(api.clone(), cfg).await;
     api.create(&PostParams::default(), &task("a"))
         .await
         .unwrap();
@@ -119,12 +120,7 @@ async fn watcher_relists_after_410_expired() {
     let s = TestServer::start_with(&["--compaction-interval", "1"]).unwrap();
     let client = s.client().await.unwrap();
     let api = tasks_api(client.clone());
-    let (log, store) = spawn_watch(api.clone(), watcher::Config::default().timeout(3));
-    wait_for(Duration::from_secs(20), "the initial list", || async {
-        count(&log, "initdone") == 1
-    })
-    .await
-    .unwrap();
+    let (log, store) = spawn_watch(api.clone(), watcher::Config::default().timeout(3)).await;
     api.create(&PostParams::default(), &task("a"))
         .await
         .unwrap();

@@ -141,7 +141,6 @@ impl App {
                     params,
                     accept,
                     content_type,
-                    user,
                 };
                 match verb {
                     "get" => objects::get(req).await,

@@ -4,7 +4,6 @@
 
 use super::body::{self, Body};
 use super::{App, Params, meta, route::ResourceRoute, table};
-use crate::auth::User;
 use crate::error::{ApiError, Cause, Subject};
 use crate::registry::{Builtin, ResourceInfo};
 use crate::schema;
@@ -27,9 +26,6 @@ pub struct Request {
     pub accept: String,
     /// The Content-Type header.
     pub content_type: String,
-    /// Who asks.
-    #[allow(dead_code)]
-    pub user: User,
 }
 
 impl Request {
