@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// Which cgroup interface the agent drives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mode {
     /// Controllers on v1 hierarchies (`<root>/memory`, `<root>/cpu`, ...).
     V1(PathBuf),
@@ -72,6 +72,28 @@ impl Mode {
                 Ok(())
             }
             Mode::None => Ok(()),
+        }
+    }
+
+    /// The cgroup of one task made earlier (by an executor), to watch or kill it.
+    pub fn open(&self, name: &str) -> TaskCgroup {
+        match self {
+            Mode::V1(root) => TaskCgroup {
+                v2: false,
+                dirs: V1_CONTROLLERS
+                    .iter()
+                    .filter(|c| root.join(c).is_dir())
+                    .map(|c| (*c, root.join(c).join(PARENT).join(name)))
+                    .collect(),
+            },
+            Mode::V2(root) => TaskCgroup {
+                v2: true,
+                dirs: vec![("unified", root.join(PARENT).join(name))],
+            },
+            Mode::None => TaskCgroup {
+                v2: false,
+                dirs: vec![],
+            },
         }
     }
 
@@ -146,7 +168,7 @@ impl Mode {
 }
 
 /// What a task is held to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// CPU in millicores: the CFS quota per 100 ms period, and the weight.
     pub cpus_milli: u64,

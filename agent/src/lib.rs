@@ -12,10 +12,14 @@
 //! an OOM kill is reported as MemoryLimitExceeded, and CPU and memory usage
 //! are sampled into `status.usage` while it runs.
 //!
-//! Not yet here (tracked in the node-agent issue): the per-task executor that
-//! outlives an agent restart, health checks, the logs endpoint, `--simulate`.
+//! Each run goes through its own executor process ([`executor`]) that records
+//! the task's outcome durably, so tasks keep running while the agent restarts
+//! and their outcomes are reported when it is back. Health checks
+//! ([`health`]) kill a task that stops answering.
 
 pub mod cgroup;
+pub mod executor;
+mod health;
 mod register;
 mod runner;
 
@@ -29,6 +33,22 @@ use mosaic_crds::Task;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// The sandbox of one run of a task: its working directory (unless
+/// `spec.workingDir` says otherwise) and where its stdout and stderr go.
+pub fn sandbox_dir(
+    data_dir: &std::path::Path,
+    ns: &str,
+    name: &str,
+    uid: &str,
+    attempt: u32,
+) -> PathBuf {
+    data_dir
+        .join("sandboxes")
+        .join(ns)
+        .join(format!("{name}-{uid}"))
+        .join(attempt.to_string())
+}
 
 /// How an agent runs.
 #[derive(Clone, Debug)]
@@ -45,6 +65,11 @@ pub struct AgentConfig {
     pub cgroup_root: PathBuf,
     /// How often the heartbeat Lease is renewed (it lasts four heartbeats).
     pub heartbeat: std::time::Duration,
+    /// The program run as `PROGRAM executor RUN_DIR` for each task (the `mosaic` binary).
+    pub executor: PathBuf,
+    /// Kill the tasks when the agent stops (`mosaic up`); otherwise they run
+    /// on and the next agent on this data dir adopts them.
+    pub kill_tasks_on_exit: bool,
 }
 
 /// Why the agent stopped.
@@ -70,7 +95,7 @@ pub enum AgentError {
     },
 }
 
-/// Runs the agent until `shutdown` resolves; then kills the tasks it runs.
+/// Runs the agent until `shutdown` resolves; then kills the tasks it runs if told to.
 pub async fn run(
     client: Client,
     cfg: AgentConfig,
@@ -121,6 +146,7 @@ pub async fn run(
             ev = stream.next() => match ev {
                 Some(Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t))) => runner.observe(t).await,
                 Some(Ok(watcher::Event::Delete(t))) => runner.forget(&t).await,
+                Some(Ok(watcher::Event::InitDone)) => runner.reap_orphans().await,
                 Some(Ok(_)) => {}
                 Some(Err(e)) => tracing::debug!(error = %e, "task watch error (retrying)"),
                 None => break,
@@ -128,6 +154,10 @@ pub async fn run(
         }
     }
     heartbeat.abort();
-    runner.kill_all().await;
+    if cfg.kill_tasks_on_exit {
+        runner.kill_all().await;
+    } else {
+        runner.drain(std::time::Duration::ZERO).await;
+    }
     Ok(())
 }

@@ -1,39 +1,120 @@
-//! Runs the tasks bound to this agent as processes, each in its own process
-//! group and sandbox directory, and reports their phases through the Task's
-//! status subresource.
+//! Runs the tasks bound to this agent, each through its own executor process
+//! ([`crate::executor`]), and reports their phases through the Task's status
+//! subresource, in order, retried until stored.
+//!
+//! One supervisor per run is the only writer of that run's status: the usage
+//! sampler, the health checker and kill requests send it events. A run lives
+//! in `DATA_DIR/executors/<uid>-<attempt>/`; after a restart the agent adopts
+//! the runs whose executors still live, reports the ones that ended while it
+//! was away with their real outcome, and kills the ones no task wants.
 
 use crate::AgentConfig;
 use crate::cgroup::{Limits, Mode, TaskCgroup};
+use crate::executor::{self, ExecSpec, Exited, Started};
+use crate::health;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use mosaic_crds::Task;
 use mosaic_crds::task::TaskPhase;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
-use tokio::sync::Mutex;
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::{Mutex, mpsc};
 
-fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
+use executor::now;
 
 /// Processes and threads a task may have when nothing else is said.
 const PIDS_MAX: u64 = 1024;
 /// How often usage is sampled into `status.usage`.
 const USAGE_EVERY: Duration = Duration::from_secs(2);
+/// How often an adopted run's files are looked at.
+const POLL: Duration = Duration::from_millis(100);
 
-/// A running task: its process group and cgroup, and how to tell its waiter it was killed on purpose.
-struct Running {
-    pgid: i32,
-    cgroup: Arc<TaskCgroup>,
+/// Why a run is being killed.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum KillReason {
+    /// The task was deleted.
+    User,
+    /// Its health check failed this many times in a row; the last failure.
+    HealthCheck(String),
+    /// The agent is stopping and was told to take its tasks with it.
+    Shutdown,
+}
+
+/// What a run's helpers tell its supervisor.
+enum Event {
+    Usage(mosaic_crds::ResourceQuantities),
+    Healthy,
+    Killing(KillReason),
+}
+
+/// One run of one task.
+struct Run {
+    dir: PathBuf,
+    mode: Mode,
+    cgroup_name: String,
+    /// The task's pid once it runs (0 before).
+    pid: AtomicI32,
     grace: Duration,
-    killed: tokio::sync::watch::Sender<bool>,
+    kill: std::sync::Mutex<Option<KillReason>>,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl Run {
+    fn cgroup(&self) -> TaskCgroup {
+        self.mode.open(&self.cgroup_name)
+    }
+
+    /// Asks for the run to be killed; the first reason is the one reported.
+    fn request_kill(self: &Arc<Self>, reason: KillReason, grace: Duration) {
+        {
+            let mut k = self.kill.lock().expect("kill lock");
+            if k.is_some() {
+                return;
+            }
+            *k = Some(reason.clone());
+        }
+        // Kept with the run, so an agent that restarts mid-kill reports it the same way.
+        let _ = executor::write_durably(&self.dir, "kill.json", &reason);
+        let _ = self.events.send(Event::Killing(reason));
+        let run = self.clone();
+        tokio::spawn(async move { run.kill_process(grace).await });
+    }
+
+    /// SIGTERM to the task's process group and cgroup, then SIGKILL to both after the grace period.
+    async fn kill_process(self: Arc<Self>, grace: Duration) {
+        // A run still starting is killed as soon as its pid is known.
+        let mut waited = Duration::ZERO;
+        while self.pid.load(Ordering::Acquire) == 0 && waited < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += Duration::from_millis(20);
+        }
+        let cgroup = self.cgroup();
+        let group = rustix::process::Pid::from_raw(self.pid.load(Ordering::Acquire));
+        if let Some(pid) = group {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
+        }
+        cgroup.signal_all(rustix::process::Signal::TERM);
+        let gone = || {
+            group.is_none_or(|pid| rustix::process::test_kill_process_group(pid).is_err())
+                && cgroup.pids().is_empty()
+        };
+        let deadline = tokio::time::Instant::now() + grace;
+        while !gone() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !gone() {
+            if let Some(pid) = group {
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+            }
+            cgroup.kill_all().await;
+        }
+    }
 }
 
 /// The tasks this agent runs, by uid.
@@ -41,9 +122,9 @@ pub struct Runner {
     client: Client,
     cfg: AgentConfig,
     mode: Mode,
-    running: Mutex<HashMap<String, Running>>,
-    /// The launches under way, so shutdown can let each clean up its cgroup.
-    launches: Mutex<tokio::task::JoinSet<()>>,
+    runs: Mutex<HashMap<String, Arc<Run>>>,
+    /// The supervisors under way, so shutdown can let each finish.
+    supervisors: Mutex<tokio::task::JoinSet<()>>,
 }
 
 impl Runner {
@@ -52,65 +133,152 @@ impl Runner {
             client,
             cfg,
             mode,
-            running: Mutex::new(HashMap::new()),
-            launches: Mutex::new(tokio::task::JoinSet::new()),
+            runs: Mutex::new(HashMap::new()),
+            supervisors: Mutex::new(tokio::task::JoinSet::new()),
         }
     }
 
-    /// The sandbox directory of a task.
-    pub fn sandbox(&self, t: &Task) -> PathBuf {
+    fn run_dir(&self, uid: &str, attempt: u32) -> PathBuf {
         self.cfg
             .data_dir
-            .join("sandboxes")
-            .join(t.namespace().unwrap_or_default())
-            .join(format!("{}-{}", t.name_any(), t.uid().unwrap_or_default()))
+            .join("executors")
+            .join(format!("{uid}-{attempt}"))
     }
 
-    /// Reacts to a task bound to this agent: starts it when Staging, kills it when deleted.
+    /// Reacts to a task bound to this agent: starts it when Staging, adopts or
+    /// reports a run that began before a restart, kills it when deleted.
     pub async fn observe(self: &Arc<Self>, t: Task) {
         let uid = t.uid().unwrap_or_default();
-        let phase = t.status.as_ref().and_then(|s| s.phase);
-        if t.metadata.deletion_timestamp.is_some() {
-            self.forget(&t).await;
+        let st = t.status.clone().unwrap_or_default();
+        let deleted = t.metadata.deletion_timestamp.is_some();
+        let attempt = st.attempt.unwrap_or(0);
+        let dir = self.run_dir(&uid, attempt);
+        let mut runs = self.runs.lock().await;
+        if let Some(run) = runs.get(&uid) {
+            if deleted {
+                run.request_kill(KillReason::User, run.grace);
+            }
             return;
         }
-        if phase != Some(TaskPhase::Staging) || self.running.lock().await.contains_key(&uid) {
-            return;
+        let started = dir.join(executor::SPEC).exists();
+        let action = match st.phase {
+            Some(TaskPhase::Staging) if !started && deleted => {
+                // Deleted before it ever ran: nothing to kill, and it may go.
+                drop(runs);
+                let (r, m) = describe_kill(&KillReason::User);
+                let status = terminal("Killed", r, &m, None, None, t.metadata.generation, false);
+                self.status(&t, status).await;
+                return;
+            }
+            Some(TaskPhase::Staging) if !started => Start::Launch,
+            Some(
+                TaskPhase::Staging
+                | TaskPhase::Starting
+                | TaskPhase::Running
+                | TaskPhase::Killing
+                | TaskPhase::Unreachable,
+            ) if started => Start::Adopt,
+            _ => return,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let run = Arc::new(Run {
+            dir,
+            mode: self.mode.clone(),
+            cgroup_name: format!("{uid}-{attempt}"),
+            pid: AtomicI32::new(0),
+            grace: Duration::from_secs(t.spec.kill_grace_period_seconds.into()),
+            kill: std::sync::Mutex::new(None),
+            events: tx,
+        });
+        runs.insert(uid, run.clone());
+        drop(runs);
+        // A kill under way when the previous agent stopped is finished now.
+        if let Some(reason) = executor::read::<KillReason>(&run.dir, "kill.json") {
+            run.request_kill(reason, run.grace);
+        } else if deleted {
+            run.request_kill(KillReason::User, run.grace);
         }
         let runner = self.clone();
-        let mut launches = self.launches.lock().await;
-        // Forget launches that are over, then start this one.
-        while launches.try_join_next().is_some() {}
-        launches.spawn(async move { runner.launch(t).await });
+        let mut sup = self.supervisors.lock().await;
+        while sup.try_join_next().is_some() {}
+        sup.spawn(async move { runner.supervise(t, run, rx, action).await });
     }
 
-    /// Kills a task that was deleted or is being deleted.
+    /// Kills a task's run (deleted, or no longer wanted).
+    pub async fn kill(&self, uid: &str, reason: KillReason) {
+        if let Some(r) = self.runs.lock().await.get(uid) {
+            r.request_kill(reason, r.grace);
+        }
+    }
+
+    /// Kills a task that is gone from the API.
     pub async fn forget(&self, t: &Task) {
-        let uid = t.uid().unwrap_or_default();
-        if let Some(r) = self.running.lock().await.remove(&uid) {
-            kill(&r, r.grace).await;
+        self.kill(&t.uid().unwrap_or_default(), KillReason::User)
+            .await;
+    }
+
+    /// After the first full list of this agent's tasks: kills the runs found
+    /// on disk that still run but belong to no task bound here.
+    pub async fn reap_orphans(&self) {
+        let Ok(entries) = std::fs::read_dir(self.cfg.data_dir.join("executors")) else {
+            return;
+        };
+        let runs = self.runs.lock().await;
+        let known: Vec<&PathBuf> = runs.values().map(|r| &r.dir).collect();
+        for e in entries.flatten() {
+            let dir = e.path();
+            if known.contains(&&dir) || dir.join(executor::EXIT).exists() {
+                continue;
+            }
+            let Some(state) = executor::read::<Started>(&dir, executor::STATE) else {
+                continue;
+            };
+            let Some(spec) = executor::read::<ExecSpec>(&dir, executor::SPEC) else {
+                continue;
+            };
+            if !executor::alive(&state) {
+                continue;
+            }
+            tracing::info!(run = %dir.display(), pid = state.pid, "killing a task no longer bound to this agent");
+            let (tx, _rx) = mpsc::unbounded_channel();
+            let run = Arc::new(Run {
+                dir,
+                mode: spec.cgroup,
+                cgroup_name: spec.cgroup_name,
+                pid: AtomicI32::new(state.pid),
+                grace: Duration::from_secs(5),
+                kill: std::sync::Mutex::new(None),
+                events: tx,
+            });
+            run.request_kill(KillReason::User, run.grace);
         }
     }
 
-    /// Kills every task (on shutdown) and waits, up to 15 s, for their launches
-    /// to finish cleaning up (cgroups removed, final status sent).
+    /// Kills every task (when the agent stops and was told to) and waits, up to
+    /// 15 s, for their supervisors to report them.
     pub async fn kill_all(&self) {
-        let all: Vec<Running> = self.running.lock().await.drain().map(|(_, r)| r).collect();
-        for r in all {
-            kill(&r, Duration::from_secs(2)).await;
+        for r in self.runs.lock().await.values() {
+            r.request_kill(KillReason::Shutdown, Duration::from_secs(2));
         }
-        let mut launches = std::mem::take(&mut *self.launches.lock().await);
-        let _ = tokio::time::timeout(Duration::from_secs(15), async {
-            while launches.join_next().await.is_some() {}
-        })
-        .await;
+        self.drain(Duration::from_secs(15)).await;
     }
 
+    /// Waits up to `limit` for every supervisor to end, then abandons them
+    /// (their executors keep running and are adopted by the next agent).
+    pub async fn drain(&self, limit: Duration) {
+        let mut sup = std::mem::take(&mut *self.supervisors.lock().await);
+        let _ =
+            tokio::time::timeout(limit, async { while sup.join_next().await.is_some() {} }).await;
+        sup.abort_all();
+    }
+
+    /// Merge-patches the task's status, retrying until it is stored (or the task is gone).
     async fn status(&self, t: &Task, status: Value) {
         let api: Api<Task> =
             Api::namespaced(self.client.clone(), &t.namespace().unwrap_or_default());
         let body = json!({"status": status});
-        for attempt in 0..5u64 {
+        let mut wait = Duration::from_millis(100);
+        loop {
             match api
                 .patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(&body))
                 .await
@@ -118,199 +286,169 @@ impl Runner {
                 Ok(_) => return,
                 Err(kube::Error::Api(s)) if s.code == 404 => return,
                 Err(e) => {
-                    tracing::warn!(task = %t.name_any(), error = %e, attempt, "reporting task status");
-                    tokio::time::sleep(Duration::from_millis(200 * (attempt + 1))).await;
+                    tracing::warn!(task = %t.name_any(), error = %e, "reporting task status; retrying in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
                 }
             }
         }
     }
 
-    async fn launch(self: Arc<Self>, t: Task) {
-        let sandbox = self.sandbox(&t);
-        let generation = t.metadata.generation;
+    /// Writes the executor's spec and starts it; returns it with its stdout lines.
+    fn start_executor(&self, t: &Task, run: &Run) -> Result<ExecutorProc, String> {
         let r = &t.spec.resources;
         let limits = Limits {
             cpus_milli: r.cpus_milli().ok().flatten().unwrap_or(1000),
             memory_bytes: r.memory_bytes().ok().flatten().unwrap_or(128 << 20),
             pids_max: PIDS_MAX,
         };
-        let cgroup = match self.mode.create(&t.uid().unwrap_or_default(), &limits) {
-            Ok(c) => Arc::new(c),
-            Err(e) => {
-                let msg = format!("could not make the task's cgroup: {e}");
-                self.launch_failed(&t, &msg).await;
-                return;
-            }
-        };
-        let spawned = (|| {
-            // Opened before the fork, written in the child before exec: the task's
-            // first instruction already runs inside its cgroup.
-            let procs = cgroup
-                .procs_files()
-                .iter()
-                .map(|p| {
-                    rustix::fs::open(
-                        p,
-                        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
-                        rustix::fs::Mode::empty(),
-                    )
-                    .map_err(|e| std::io::Error::other(format!("{}: {e}", p.display())))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            std::fs::create_dir_all(&sandbox)?;
-            let stdout = std::fs::File::create(sandbox.join("stdout"))?;
-            let stderr = std::fs::File::create(sandbox.join("stderr"))?;
-            let mut cmd = match (&t.spec.command, &t.spec.args) {
-                (Some(c), _) => {
-                    let mut cmd = tokio::process::Command::new("/bin/sh");
-                    cmd.arg("-c").arg(c);
-                    cmd
-                }
-                (None, Some(args)) if !args.is_empty() => {
-                    let mut cmd = tokio::process::Command::new(&args[0]);
-                    cmd.args(&args[1..]);
-                    cmd
-                }
-                _ => {
-                    return Err(std::io::Error::other(
-                        "the task has neither command nor args",
-                    ));
-                }
-            };
-            cmd.current_dir(
-                t.spec
-                    .working_dir
-                    .as_deref()
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| sandbox.clone()),
-            )
-            .envs(t.spec.env.iter().map(|e| (e.name.clone(), e.value.clone())))
-            .env("MOSAIC_SANDBOX", &sandbox)
-            .env("MOSAIC_TASK", t.name_any())
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .process_group(0);
-            // SAFETY: the closure runs in the forked child before exec and only makes
-            // write(2) calls on descriptors opened above: async-signal-safe, no allocation.
-            unsafe {
-                cmd.pre_exec(move || {
-                    for fd in &procs {
-                        rustix::io::write(fd, b"0")?;
-                    }
-                    Ok(())
-                });
-            }
-            cmd.spawn()
-        })();
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                cgroup.remove();
-                let msg = format!("could not start the task: {e}");
-                self.launch_failed(&t, &msg).await;
-                return;
-            }
-        };
-        let pgid = child.id().unwrap_or_default() as i32;
-        let (killed_tx, killed_rx) = tokio::sync::watch::channel(false);
-        self.running.lock().await.insert(
-            t.uid().unwrap_or_default(),
-            Running {
-                pgid,
-                cgroup: cgroup.clone(),
-                grace: Duration::from_secs(t.spec.kill_grace_period_seconds.into()),
-                killed: killed_tx,
-            },
+        let attempt = t.status.as_ref().and_then(|s| s.attempt).unwrap_or(0);
+        let sandbox = crate::sandbox_dir(
+            &self.cfg.data_dir,
+            &t.namespace().unwrap_or_default(),
+            &t.name_any(),
+            &t.uid().unwrap_or_default(),
+            attempt,
         );
-        let started = now();
-        self.status(
-            &t,
-            json!({"phase": "Running", "startTime": started, "reason": "Started", "message": format!("running as process {pgid}"),
-                   "observedGeneration": generation,
-                   "conditions": [
-                       {"type": "Scheduled", "status": "True", "reason": "Scheduled", "message": format!("bound to agent {}", self.cfg.name), "lastTransitionTime": started, "observedGeneration": generation},
-                       {"type": "Ready", "status": "True", "reason": "Running", "message": "the task is running", "lastTransitionTime": started, "observedGeneration": generation}]}),
-        )
-        .await;
-        let sampler = tokio::spawn(self.clone().sample_usage(t.clone(), cgroup.clone()));
-        let exit = child.wait().await;
-        sampler.abort();
-        self.running
-            .lock()
-            .await
-            .remove(&t.uid().unwrap_or_default());
-        let by_request = *killed_rx.borrow();
-        let oom = cgroup.oom_killed();
-        // Whatever the task left behind in its cgroup goes with it.
-        cgroup.kill_all().await;
-        cgroup.remove();
-        let status = match exit {
-            Ok(s) if by_request => terminal(
-                "Killed",
-                "KilledByUser",
-                "the task was killed on request",
-                s.code(),
-                s.signal(),
-                generation,
-                false,
-            ),
-            Ok(s) if oom => terminal(
-                "Failed",
-                "MemoryLimitExceeded",
-                &format!(
-                    "the task used more than its memory limit of {} bytes and was killed",
-                    limits.memory_bytes
-                ),
-                s.code(),
-                s.signal(),
-                generation,
-                false,
-            ),
-            Ok(s) if s.success() => terminal(
-                "Finished",
-                "Completed",
-                "the task exited 0",
-                Some(0),
-                None,
-                generation,
-                true,
-            ),
-            Ok(s) => match (s.code(), s.signal()) {
-                (Some(code), _) => terminal(
-                    "Failed",
-                    "NonZeroExit",
-                    &format!("the task exited {code}"),
-                    Some(code),
-                    None,
-                    generation,
-                    false,
-                ),
-                (None, sig) => terminal(
-                    "Failed",
-                    "NonZeroExit",
-                    &format!("the task was killed by signal {}", sig.unwrap_or(0)),
-                    None,
-                    sig,
-                    generation,
-                    false,
-                ),
-            },
-            Err(e) => terminal(
-                "Failed",
-                "LaunchFailed",
-                &format!("waiting for the task failed: {e}"),
-                None,
-                None,
-                generation,
-                false,
-            ),
+        let argv = match (&t.spec.command, &t.spec.args) {
+            (Some(c), _) => vec!["/bin/sh".to_string(), "-c".to_string(), c.clone()],
+            (None, Some(args)) if !args.is_empty() => args.clone(),
+            _ => return Err("the task has neither command nor args".into()),
         };
+        let mut env: Vec<(String, String)> = t
+            .spec
+            .env
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone()))
+            .collect();
+        env.push(("MOSAIC_SANDBOX".into(), sandbox.display().to_string()));
+        env.push(("MOSAIC_TASK".into(), t.name_any()));
+        let spec = ExecSpec {
+            argv,
+            env,
+            working_dir: t
+                .spec
+                .working_dir
+                .as_deref()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| sandbox.clone()),
+            sandbox: sandbox.clone(),
+            cgroup: self.mode.clone(),
+            cgroup_name: run.cgroup_name.clone(),
+            limits,
+        };
+        let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
+        std::fs::create_dir_all(&sandbox).map_err(|e| io("making the sandbox", e))?;
+        std::fs::create_dir_all(&run.dir).map_err(|e| io("making the run directory", e))?;
+        executor::write_durably(&run.dir, executor::SPEC, &spec)
+            .map_err(|e| io("writing the executor's spec", e))?;
+        let log = std::fs::File::create(run.dir.join("executor.log"))
+            .map_err(|e| io("creating the executor's log", e))?;
+        let mut child = tokio::process::Command::new(&self.cfg.executor)
+            .arg("executor")
+            .arg(&run.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| io(&format!("starting {}", self.cfg.executor.display()), e))?;
+        let out = child.stdout.take().expect("piped stdout");
+        Ok(ExecutorProc {
+            child,
+            lines: tokio::io::BufReader::new(out).lines(),
+        })
+    }
+
+    /// The one writer of a run's status, from launch (or adoption) to its end.
+    async fn supervise(
+        self: Arc<Self>,
+        t: Task,
+        run: Arc<Run>,
+        mut events: mpsc::UnboundedReceiver<Event>,
+        action: Start,
+    ) {
+        let uid = t.uid().unwrap_or_default();
+        let generation = t.metadata.generation;
+        let mut proc = None;
+        let started: Option<Started> = match action {
+            Start::Launch => match self.start_executor(&t, &run) {
+                Ok(mut p) => {
+                    let line = p.lines.next_line().await.ok().flatten();
+                    proc = Some(p);
+                    line.and_then(|l| l.strip_prefix("started ").map(str::to_string))
+                        .and_then(|_| executor::read(&run.dir, executor::STATE))
+                }
+                Err(msg) => {
+                    self.runs.lock().await.remove(&uid);
+                    self.status(&t, launch_failed(&msg, generation)).await;
+                    return;
+                }
+            },
+            Start::Adopt => executor::read(&run.dir, executor::STATE),
+        };
+        let mut running_now = false;
+        if let Some(s) = &started {
+            run.pid.store(s.pid, Ordering::Release);
+            running_now = action == Start::Launch
+                || (!run.dir.join(executor::EXIT).exists() && executor::alive(s));
+            let phase = t.status.as_ref().and_then(|s| s.phase);
+            if running_now && (action == Start::Launch || phase != Some(TaskPhase::Running)) {
+                let msg = format!("running as process {}", s.pid);
+                let healthy = t.spec.health_check.is_none();
+                self.status(
+                    &t,
+                    running(&s.start_time, &msg, &self.cfg.name, healthy, generation),
+                )
+                .await;
+                if action == Start::Adopt {
+                    tracing::info!(task = %t.name_any(), pid = s.pid, "adopted a task that ran on while the agent was away");
+                }
+            }
+        }
+        let mut helpers = tokio::task::JoinSet::new();
+        if running_now {
+            helpers.spawn(sample_usage(run.clone()));
+            if let Some(hc) = t.spec.health_check.clone() {
+                let sandbox = crate::sandbox_dir(
+                    &self.cfg.data_dir,
+                    &t.namespace().unwrap_or_default(),
+                    &t.name_any(),
+                    &uid,
+                    t.status.as_ref().and_then(|s| s.attempt).unwrap_or(0),
+                );
+                helpers.spawn(health::check(hc, run_health_target(&run, sandbox)));
+            }
+        }
+        // Wait for the run to end, reporting what the helpers say meanwhile.
+        let ended = wait_for_exit(&run, proc);
+        tokio::pin!(ended);
+        let exited = loop {
+            tokio::select! {
+                e = &mut ended => break e,
+                Some(ev) = events.recv() => match ev {
+                    Event::Usage(q) => self.status(&t, json!({"usage": q})).await,
+                    Event::Healthy => {
+                        let now = now();
+                        self.status(&t, json!({"conditions": [ready_running(&now, true, generation)]})).await;
+                    }
+                    Event::Killing(reason) => {
+                        let (r, m) = describe_kill(&reason);
+                        self.status(&t, json!({"phase": "Killing", "reason": r, "message": m})).await;
+                    }
+                },
+            }
+        };
+        helpers.abort_all();
+        self.runs.lock().await.remove(&uid);
+        let kill = run.kill.lock().expect("kill lock").clone();
+        let mut status = outcome(&exited, kill.as_ref(), run.cgroup().oom_killed(), &t);
         // A failure that will be retried is not Stalled (kstatus would call it failed for good).
-        let mut status = status;
         let phase: Option<TaskPhase> = serde_json::from_value(status["phase"].clone()).ok();
         let attempt = t.status.as_ref().and_then(|s| s.attempt).unwrap_or(0);
-        if phase.is_some_and(|p| t.spec.restarts_after(p, attempt)) {
+        if t.metadata.deletion_timestamp.is_none()
+            && kill != Some(KillReason::User)
+            && phase.is_some_and(|p| t.spec.restarts_after(p, attempt))
+        {
             status["conditions"][1]["status"] = json!("False");
             status["conditions"][1]["message"] = json!("the task will be restarted");
         }
@@ -318,35 +456,190 @@ impl Runner {
     }
 }
 
-impl Runner {
-    /// Reports a task that could not be started.
-    async fn launch_failed(&self, t: &Task, msg: &str) {
-        let status = terminal(
-            "Failed",
-            "LaunchFailed",
-            msg,
-            None,
-            None,
-            t.metadata.generation,
-            false,
-        );
-        self.status(t, status).await;
-    }
+/// How a supervisor begins.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// Start a new executor.
+    Launch,
+    /// Take over a run an earlier agent started.
+    Adopt,
+}
 
-    /// Writes the task's CPU (over the last interval) and memory use into `status.usage`.
-    async fn sample_usage(self: Arc<Self>, t: Task, cgroup: Arc<TaskCgroup>) {
-        let mut last = (std::time::Instant::now(), cgroup.usage().0);
+/// An executor this agent started, with its stdout.
+struct ExecutorProc {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+/// Waits for a run to end: on the executor's stdout when this agent started
+/// it, else by watching its files; then reads its recorded outcome.
+async fn wait_for_exit(run: &Run, proc: Option<ExecutorProc>) -> Exited {
+    if let Some(mut p) = proc {
+        while let Ok(Some(_)) = p.lines.next_line().await {}
+        let _ = p.child.wait().await;
+    } else {
+        let state: Option<Started> = executor::read(&run.dir, executor::STATE);
         loop {
-            tokio::time::sleep(USAGE_EVERY).await;
-            let (cpu_ns, mem) = cgroup.usage();
-            let now = std::time::Instant::now();
-            let elapsed = now.duration_since(last.0).as_nanos().max(1) as u64;
-            let milli = cpu_ns.saturating_sub(last.1) * 1000 / elapsed;
-            last = (now, cpu_ns);
-            let usage = mosaic_crds::ResourceQuantities::from_units(milli, mem);
-            self.status(&t, json!({"usage": usage})).await;
+            if run.dir.join(executor::EXIT).exists() {
+                break;
+            }
+            match &state {
+                Some(s) if executor::alive(s) => tokio::time::sleep(POLL).await,
+                _ => {
+                    // The executor may have written its outcome just before exiting.
+                    break;
+                }
+            }
         }
     }
+    executor::read(&run.dir, executor::EXIT).unwrap_or_else(|| {
+        // The executor is gone without a word: nothing may stay behind.
+        let cg = run.cgroup();
+        cg.signal_all(rustix::process::Signal::KILL);
+        cg.remove();
+        Exited {
+            exit_code: None,
+            signal: None,
+            oom_killed: false,
+            launch_error: Some(
+                "the task's executor ended without recording how the task ended".into(),
+            ),
+            finish_time: now(),
+        }
+    })
+}
+
+/// What the health checker needs of a run.
+fn run_health_target(run: &Arc<Run>, sandbox: PathBuf) -> health::Target {
+    let run2 = run.clone();
+    let run3 = run.clone();
+    health::Target {
+        sandbox,
+        healthy: Box::new(move || {
+            let _ = run2.events.send(Event::Healthy);
+        }),
+        failed: Box::new(move |msg| run3.request_kill(KillReason::HealthCheck(msg), run3.grace)),
+    }
+}
+
+/// Samples the run's CPU (over the last interval) and memory use.
+async fn sample_usage(run: Arc<Run>) {
+    let cgroup = run.cgroup();
+    let mut last = (std::time::Instant::now(), cgroup.usage().0);
+    loop {
+        tokio::time::sleep(USAGE_EVERY).await;
+        let (cpu_ns, mem) = cgroup.usage();
+        let now = std::time::Instant::now();
+        let elapsed = now.duration_since(last.0).as_nanos().max(1) as u64;
+        let milli = cpu_ns.saturating_sub(last.1) * 1000 / elapsed;
+        last = (now, cpu_ns);
+        let usage = mosaic_crds::ResourceQuantities::from_units(milli, mem);
+        if run.events.send(Event::Usage(usage)).is_err() {
+            return;
+        }
+    }
+}
+
+fn describe_kill(reason: &KillReason) -> (&'static str, String) {
+    match reason {
+        KillReason::User => ("KilledByUser", "the task was killed on request".into()),
+        KillReason::Shutdown => (
+            "KilledByUser",
+            "the task was killed because its agent stopped".into(),
+        ),
+        KillReason::HealthCheck(m) => {
+            ("HealthCheckFailed", format!("the health check failed: {m}"))
+        }
+    }
+}
+
+/// The status of a run that ended.
+fn outcome(e: &Exited, kill: Option<&KillReason>, oom_now: bool, t: &Task) -> Value {
+    let generation = t.metadata.generation;
+    let (code, signal) = (e.exit_code, e.signal);
+    if let Some(msg) = &e.launch_error {
+        return launch_failed(msg, generation);
+    }
+    if let Some(reason) = kill {
+        let (r, m) = describe_kill(reason);
+        let phase = match reason {
+            KillReason::HealthCheck(_) => "Failed",
+            _ => "Killed",
+        };
+        return terminal(phase, r, &m, code, signal, generation, false);
+    }
+    if e.oom_killed || oom_now {
+        let mem = t
+            .spec
+            .resources
+            .memory_bytes()
+            .ok()
+            .flatten()
+            .unwrap_or(128 << 20);
+        let m = format!("the task used more than its memory limit of {mem} bytes and was killed");
+        return terminal(
+            "Failed",
+            "MemoryLimitExceeded",
+            &m,
+            code,
+            signal,
+            generation,
+            false,
+        );
+    }
+    match (code, signal) {
+        (Some(0), _) => terminal(
+            "Finished",
+            "Completed",
+            "the task exited 0",
+            Some(0),
+            None,
+            generation,
+            true,
+        ),
+        (Some(c), _) => terminal(
+            "Failed",
+            "NonZeroExit",
+            &format!("the task exited {c}"),
+            Some(c),
+            None,
+            generation,
+            false,
+        ),
+        (None, s) => terminal(
+            "Failed",
+            "NonZeroExit",
+            &format!("the task was killed by signal {}", s.unwrap_or(0)),
+            None,
+            s,
+            generation,
+            false,
+        ),
+    }
+}
+
+/// The Ready condition of a running task.
+fn ready_running(now: &str, healthy: bool, generation: Option<i64>) -> Value {
+    if healthy {
+        json!({"type": "Ready", "status": "True", "reason": "Running", "message": "the task is running", "lastTransitionTime": now, "observedGeneration": generation})
+    } else {
+        json!({"type": "Ready", "status": "False", "reason": "HealthCheckPending", "message": "the task runs; its health check has not passed yet", "lastTransitionTime": now, "observedGeneration": generation})
+    }
+}
+
+/// The status of a task that started running.
+fn running(start: &str, msg: &str, agent: &str, healthy: bool, generation: Option<i64>) -> Value {
+    let now = now();
+    json!({"phase": "Running", "startTime": start, "reason": "Started", "message": msg,
+           "observedGeneration": generation,
+           "conditions": [
+               {"type": "Scheduled", "status": "True", "reason": "Scheduled", "message": format!("bound to agent {agent}"), "lastTransitionTime": now, "observedGeneration": generation},
+               ready_running(&now, healthy, generation)]})
+}
+
+/// The status of a task that could not be started.
+fn launch_failed(msg: &str, generation: Option<i64>) -> Value {
+    terminal("Failed", "LaunchFailed", msg, None, None, generation, false)
 }
 
 /// The status of a task that ended.
@@ -366,33 +659,8 @@ fn terminal(
         ("False", "True")
     };
     json!({"phase": phase, "reason": reason, "message": message, "exitCode": code, "signal": signal,
-           "finishTime": now, "observedGeneration": generation,
+           "finishTime": now, "observedGeneration": generation, "usage": null,
            "conditions": [
                {"type": "Ready", "status": ready, "reason": reason, "message": message, "lastTransitionTime": now, "observedGeneration": generation},
                {"type": "Stalled", "status": stalled, "reason": reason, "message": message, "lastTransitionTime": now, "observedGeneration": generation}]})
-}
-
-/// SIGTERM to the task's process group and cgroup, then SIGKILL to both after the grace period.
-async fn kill(r: &Running, grace: Duration) {
-    let _ = r.killed.send(true);
-    let group = rustix::process::Pid::from_raw(r.pgid);
-    if let Some(pid) = group {
-        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
-    }
-    r.cgroup.signal_all(rustix::process::Signal::TERM);
-    let gone = || {
-        group.is_none_or(|pid| rustix::process::test_kill_process_group(pid).is_err())
-            && r.cgroup.pids().is_empty()
-    };
-    let deadline = tokio::time::Instant::now() + grace;
-    while !gone() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if !gone() {
-        if let Some(pid) = group {
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-        }
-        r.cgroup.kill_all().await;
-    }
-    r.cgroup.remove();
 }

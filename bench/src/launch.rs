@@ -107,6 +107,9 @@ async fn main() -> Result<()> {
         labels: Default::default(),
         cgroup_root: "/sys/fs/cgroup".into(),
         heartbeat: Duration::from_secs(5),
+        // The executor is the `mosaic` binary, built next to this one.
+        executor: std::env::current_exe()?.with_file_name("mosaic"),
+        kill_tasks_on_exit: true,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(mosaic_agent::run(agent_client, cfg, async move {

@@ -30,6 +30,10 @@ pub struct AgentArgs {
     /// Seconds between heartbeats (Lease renewals); the Lease lasts four of them.
     #[arg(long, default_value_t = 5)]
     pub heartbeat_seconds: u64,
+    /// Kill the running tasks when the agent stops. Without it they run on,
+    /// and the next agent started on this data dir adopts them.
+    #[arg(long)]
+    pub kill_tasks_on_exit: bool,
 }
 
 /// Runs the agent until a signal.
@@ -45,6 +49,8 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             labels: cluster::parse_labels(&args.labels)?,
             cgroup_root: args.cgroup_root,
             heartbeat: std::time::Duration::from_secs(args.heartbeat_seconds.max(1)),
+            executor: std::env::current_exe().context("finding the mosaic binary")?,
+            kill_tasks_on_exit: args.kill_tasks_on_exit,
         };
         mosaic_agent::run(client, cfg, wait_for_signal()).await?;
         Ok(())

@@ -42,6 +42,12 @@ enum Command {
     Crds,
     /// Print the version.
     Version,
+    /// Internal: the per-task executor the agent starts (`mosaic executor RUN_DIR`).
+    #[command(hide = true)]
+    Executor {
+        /// The run's directory, holding spec.json.
+        run_dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,6 +61,7 @@ fn main() -> anyhow::Result<()> {
             print!("{}", mosaic_crds::all_crds_yaml());
             Ok(())
         }
+        Command::Executor { run_dir } => std::process::exit(mosaic_agent::executor::main(&run_dir)),
         Command::Version => {
             println!("mosaic {}", env!("CARGO_PKG_VERSION"));
             Ok(())

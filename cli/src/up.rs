@@ -10,7 +10,7 @@ use kube::api::{Api, PostParams};
 use mosaic_crds::Task;
 use mosaic_crds::task::TaskPhase;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Flags of `mosaic up`.
@@ -75,6 +75,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 labels: Default::default(),
                 cgroup_root: "/sys/fs/cgroup".into(),
                 heartbeat: Duration::from_secs(5),
+                executor: std::env::current_exe().context("finding the mosaic binary")?,
+                kill_tasks_on_exit: true,
             };
             let client = cluster::client(Some(&server.agent_kubeconfig)).await?;
             let mut stop = stop_rx.clone();
@@ -157,11 +159,15 @@ async fn demo(client: &kube::Client, agent_dirs: &[PathBuf]) {
 /// A finished task's stdout, from the sandbox of the local agent that ran it.
 fn read_output(agent_dirs: &[PathBuf], t: &Task) -> Option<String> {
     use kube::ResourceExt;
-    let rel = Path::new("sandboxes")
-        .join(t.namespace().unwrap_or_default())
-        .join(format!("{}-{}", t.name_any(), t.uid().unwrap_or_default()))
-        .join("stdout");
-    agent_dirs
-        .iter()
-        .find_map(|d| std::fs::read_to_string(d.join(&rel)).ok())
+    let attempt = t.status.as_ref().and_then(|s| s.attempt).unwrap_or(0);
+    let (ns, uid) = (
+        t.namespace().unwrap_or_default(),
+        t.uid().unwrap_or_default(),
+    );
+    agent_dirs.iter().find_map(|d| {
+        std::fs::read_to_string(
+            mosaic_agent::sandbox_dir(d, &ns, &t.name_any(), &uid, attempt).join("stdout"),
+        )
+        .ok()
+    })
 }

@@ -242,9 +242,20 @@ async fn cycle(
             alloc.set_framework(FrameworkSpec::builtin(&fw, "default"));
             known.insert(fw.clone());
         }
+        if t.metadata.deletion_timestamp.is_some() {
+            // A bound task is killed by its agent first, which reports it Killed;
+            // then (or if it never ran) it may go.
+            let running = agent.is_some() && !is_terminal(phase);
+            if !running && t.finalizers().iter().any(|f| f == FINALIZER) {
+                release(client, &t).await;
+            }
+            if running && let Some(agent) = agent {
+                alloc.assign(&fw, &agent, task_resources(&t));
+            }
+            continue;
+        }
         if let Some(ph) = phase
             && is_terminal(Some(ph))
-            && t.metadata.deletion_timestamp.is_none()
         {
             let st = t.status.as_ref();
             let attempt = st.and_then(|s| s.attempt).unwrap_or(0);
@@ -341,8 +352,58 @@ async fn patch_status(client: &Client, t: &Task, status: serde_json::Value) {
     }
 }
 
+/// Held by every bound Task: deleting it kills it on its agent before the object goes.
+pub const FINALIZER: &str = "mosaic.dev/kill-before-delete";
+
+/// Patches the Task's finalizers (resourceVersion-guarded); the updated Task on success.
+async fn set_finalizers(client: &Client, t: &Task, finalizers: Vec<String>) -> Option<Task> {
+    let api: Api<Task> = Api::namespaced(client.clone(), &t.namespace().unwrap_or_default());
+    let body =
+        json!({"metadata": {"resourceVersion": t.resource_version(), "finalizers": finalizers}});
+    let (name, pp, patch) = (t.name_any(), PatchParams::default(), Patch::Merge(&body));
+    match tokio::time::timeout(API_TIMEOUT, api.patch(&name, &pp, &patch)).await {
+        Ok(Ok(t)) => Some(t),
+        Ok(Err(e)) => {
+            tracing::debug!(task = %name, error = %e, "finalizers not written (will retry)");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(task = %name, "finalizer write timed out (will retry)");
+            None
+        }
+    }
+}
+
+/// Lets a deleted task go: drops Mosaic's finalizer.
+async fn release(client: &Client, t: &Task) {
+    let rest = t
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if set_finalizers(client, t, rest).await.is_some() {
+        tracing::info!(task = %t.name_any(), "released a deleted task");
+    }
+}
+
 async fn bind(client: &Client, t: &Task, agent: &str) {
     let now = now();
+    // The finalizer first, so a bound task is never deleted without being killed.
+    let holder;
+    let t = if t.finalizers().iter().any(|f| f == FINALIZER) {
+        t
+    } else {
+        let mut fins = t.finalizers().to_vec();
+        fins.push(FINALIZER.to_string());
+        match set_finalizers(client, t, fins).await {
+            Some(updated) => {
+                holder = updated;
+                &holder
+            }
+            None => return,
+        }
+    };
     patch_status(
         client,
         t,

@@ -150,7 +150,7 @@ async fn a_fork_bomb_is_contained_by_the_pids_limit() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pids_current = ["/sys/fs/cgroup/pids/mosaic", "/sys/fs/cgroup/mosaic"]
         .iter()
-        .map(|p| Path::new(p).join(&uid).join("pids.current"))
+        .map(|p| Path::new(p).join(format!("{uid}-0")).join("pids.current"))
         .find_map(|p| std::fs::read_to_string(p).ok())
         .expect("the task's pids cgroup exists");
     let n: u64 = pids_current.trim().parse().unwrap();

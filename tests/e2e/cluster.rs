@@ -61,7 +61,8 @@ async fn an_agent_runs_tasks_and_reports_their_exit_codes() {
         .dir
         .path()
         .join("agents/node-a/sandboxes/default")
-        .join(format!("ok-{}", ok.metadata.uid.unwrap()));
+        .join(format!("ok-{}", ok.metadata.uid.unwrap()))
+        .join("0");
     assert_eq!(
         std::fs::read_to_string(sandbox.join("stdout")).unwrap(),
         "Hello World\n"
@@ -107,12 +108,19 @@ async fn an_agent_runs_tasks_and_reports_their_exit_codes() {
 }
 
 #[tokio::test]
-async fn deleting_a_running_task_kills_its_processes() {
+async fn deleting_a_task_that_ignores_sigterm_kills_it_after_the_grace_period() {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
     let s = TestServer::start().unwrap();
     let _agent = s.spawn_agent("node-k", "cpus=2,memory=1Gi");
     let api = tasks_api(s.client().await.unwrap());
-    let mut t = task("sleeper", "sleep 300 & sleep 300; wait", "100m");
-    t.data["spec"]["killGracePeriodSeconds"] = json!(2);
+    // Ignored signals stay ignored across exec: neither the shell nor its sleeps die of SIGTERM.
+    let mut t = task(
+        "sleeper",
+        "trap '' TERM; sleep 300 & sleep 300; wait",
+        "100m",
+    );
+    t.data["spec"]["killGracePeriodSeconds"] = json!(3);
     api.create(&PostParams::default(), &t).await.unwrap();
     let st = wait_task(
         &api,
@@ -128,15 +136,62 @@ async fn deleting_a_running_task_kills_its_processes() {
         rustix::process::test_kill_process_group(pid).is_ok(),
         "the task's processes run"
     );
+    // Every phase the task shows until it is gone.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let wc = watcher::Config::default().fields("metadata.name=sleeper");
+    let stream = watcher(api.clone(), wc);
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(Ok(ev)) = stream.next().await {
+            let _ = tx.send(ev);
+        }
+    });
+    let deleted_at = Instant::now();
     api.delete("sleeper", &Default::default()).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = deleted_at + Duration::from_secs(3 + 2);
     while rustix::process::test_kill_process_group(pid).is_ok() {
         assert!(
             Instant::now() < deadline,
-            "the task's process group {pgid} outlived its deletion"
+            "the task's process group {pgid} outlived killGracePeriodSeconds + 2 s"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let gone_after = deleted_at.elapsed();
+    assert!(
+        gone_after >= Duration::from_millis(2500),
+        "SIGTERM was ignored, so only SIGKILL after the 3 s grace period can end it (gone after {gone_after:?})"
+    );
+    // It is reported Killed, then the object goes.
+    let mut phases = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ev = tokio::time::timeout(
+            deadline.saturating_duration_since(Instant::now()),
+            rx.recv(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the task was not deleted; phases seen: {phases:?}"))
+        .expect("watch ended");
+        match ev {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                phases.push((
+                    o.data["status"]["phase"].as_str().unwrap_or("").to_string(),
+                    o.data["status"]["reason"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                ));
+            }
+            watcher::Event::Delete(_) => break,
+            _ => {}
+        }
+    }
+    assert!(
+        phases
+            .iter()
+            .any(|(p, r)| p == "Killed" && r == "KilledByUser"),
+        "the task was not reported Killed before it went: {phases:?}"
+    );
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod cluster;
 mod durability;
 mod kubectl;
 mod machinery;
+mod recovery;
 mod scheduling;
 mod support;
 mod watch;

@@ -270,6 +270,8 @@ impl TestServer {
                 name,
                 "--resources",
                 resources,
+                // Tests leave nothing running behind them.
+                "--kill-tasks-on-exit",
                 "--kubeconfig",
             ])
             .arg(self.agent_kubeconfig())
