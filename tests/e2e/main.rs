@@ -5,6 +5,7 @@ mod api;
 mod cgroups;
 mod cluster;
 mod durability;
+mod health;
 mod kubectl;
 mod machinery;
 mod recovery;
