@@ -18,11 +18,13 @@
 //! ([`health`]) kill a task that stops answering.
 
 pub mod cgroup;
+mod endpoint;
 pub mod executor;
 mod health;
 mod register;
 mod runner;
 
+pub use endpoint::certificate_der;
 pub use register::detect_resources;
 
 use futures::StreamExt;
@@ -70,6 +72,10 @@ pub struct AgentConfig {
     /// Kill the tasks when the agent stops (`mosaic up`); otherwise they run
     /// on and the next agent on this data dir adopts them.
     pub kill_tasks_on_exit: bool,
+    /// Where the HTTPS endpoint (logs, metrics) listens; `None`: no endpoint.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The host name clients reach the endpoint by (published in `status.address`).
+    pub advertise_host: String,
 }
 
 /// Why the agent stopped.
@@ -84,6 +90,9 @@ pub enum AgentError {
         #[source]
         source: kube::Error,
     },
+    /// The HTTPS endpoint could not start.
+    #[error("starting the agent endpoint: {0}")]
+    Endpoint(#[from] endpoint::EndpointError),
     /// The data dir could not be made.
     #[error("creating {path}: {source}")]
     DataDir {
@@ -106,12 +115,19 @@ pub async fn run(
         source,
     })?;
     let mode = cgroup::Mode::detect(&cfg.cgroup_root);
+    let endpoint = match cfg.listen {
+        Some(addr) => Some(endpoint::Endpoint::bind(addr, &cfg.advertise_host).await?),
+        None => None,
+    };
+    let published = endpoint
+        .as_ref()
+        .map(|e| (e.address.clone(), e.certificate.clone()));
     tokio::pin!(shutdown);
     // The control plane may be starting, restarting or busy: keep trying, with
     // backoff, until registered; give up only on an error a retry cannot fix.
     let mut wait = std::time::Duration::from_millis(200);
     loop {
-        match register::register(&client, &cfg, &mode).await {
+        match register::register(&client, &cfg, &mode, published.as_ref()).await {
             Ok(()) => break,
             Err(kube::Error::Api(s)) if matches!(s.code, 400 | 401 | 403 | 422) => {
                 return Err(AgentError::Register {
@@ -135,6 +151,8 @@ pub async fn run(
         cfg.heartbeat,
     ));
     let runner = Arc::new(runner::Runner::new(client.clone(), cfg.clone(), mode));
+    let server = endpoint
+        .map(|e| tokio::spawn(e.serve(client.clone(), runner.clone(), cfg.data_dir.clone())));
     let tasks: Api<Task> = Api::all(client.clone());
     let wc = watcher::Config::default().fields(&format!("status.agent={}", cfg.name));
     let stream = watcher(tasks, wc).default_backoff();
@@ -154,6 +172,9 @@ pub async fn run(
         }
     }
     heartbeat.abort();
+    if let Some(s) = server {
+        s.abort();
+    }
     if cfg.kill_tasks_on_exit {
         runner.kill_all().await;
     } else {

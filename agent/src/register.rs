@@ -43,6 +43,7 @@ pub async fn register(
     client: &Client,
     cfg: &AgentConfig,
     mode: &crate::cgroup::Mode,
+    endpoint: Option<&(String, String)>,
 ) -> Result<(), kube::Error> {
     let api: Api<Agent> = Api::all(client.clone());
     let mut labels = cfg.labels.clone();
@@ -68,6 +69,7 @@ pub async fn register(
     let current = api.get(&cfg.name).await?;
     let status = json!({"status": {
         "capacity": q, "allocatable": q, "cgroup": mode.name(),
+        "address": endpoint.map(|e| &e.0), "certificate": endpoint.map(|e| &e.1),
         "version": env!("CARGO_PKG_VERSION"),
         "observedGeneration": current.metadata.generation,
         "conditions": [{"type": "Ready", "status": "True", "reason": "Heartbeating",

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::{Mutex, mpsc};
@@ -125,6 +125,18 @@ pub struct Runner {
     runs: Mutex<HashMap<String, Arc<Run>>>,
     /// The supervisors under way, so shutdown can let each finish.
     supervisors: Mutex<tokio::task::JoinSet<()>>,
+    metrics: Metrics,
+}
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+struct Metrics {
+    launched: AtomicU64,
+    adopted: AtomicU64,
+    ended: AtomicU64,
+    finished: AtomicU64,
+    failed: AtomicU64,
+    killed: AtomicU64,
 }
 
 impl Runner {
@@ -135,7 +147,37 @@ impl Runner {
             mode,
             runs: Mutex::new(HashMap::new()),
             supervisors: Mutex::new(tokio::task::JoinSet::new()),
+            metrics: Metrics::default(),
         }
+    }
+
+    /// A file that exists once the given run has ended (for following its output).
+    pub fn run_ended_marker(&self, uid: &str, attempt: u32) -> PathBuf {
+        self.run_dir(uid, attempt).join(executor::EXIT)
+    }
+
+    /// Prometheus text exposition of the agent's counters.
+    pub fn metrics_text(&self) -> String {
+        let m = &self.metrics;
+        let running = m.launched.load(Ordering::Relaxed) + m.adopted.load(Ordering::Relaxed)
+            - m.ended.load(Ordering::Relaxed);
+        format!(
+            "# HELP mosaic_agent_tasks_running Task runs under way on this agent.\n# TYPE mosaic_agent_tasks_running gauge\n\
+             mosaic_agent_tasks_running {running}\n\
+             # HELP mosaic_agent_launches_total Task runs started.\n# TYPE mosaic_agent_launches_total counter\n\
+             mosaic_agent_launches_total {}\n\
+             # HELP mosaic_agent_adopted_total Task runs adopted after an agent restart.\n# TYPE mosaic_agent_adopted_total counter\n\
+             mosaic_agent_adopted_total {}\n\
+             # HELP mosaic_agent_runs_ended_total Task runs that ended, by phase.\n# TYPE mosaic_agent_runs_ended_total counter\n\
+             mosaic_agent_runs_ended_total{{phase=\"Finished\"}} {}\n\
+             mosaic_agent_runs_ended_total{{phase=\"Failed\"}} {}\n\
+             mosaic_agent_runs_ended_total{{phase=\"Killed\"}} {}\n",
+            m.launched.load(Ordering::Relaxed),
+            m.adopted.load(Ordering::Relaxed),
+            m.finished.load(Ordering::Relaxed),
+            m.failed.load(Ordering::Relaxed),
+            m.killed.load(Ordering::Relaxed),
+        )
     }
 
     fn run_dir(&self, uid: &str, attempt: u32) -> PathBuf {
@@ -405,6 +447,13 @@ impl Runner {
                 }
             }
         }
+        if started.is_some() {
+            let counter = match action {
+                Start::Launch => &self.metrics.launched,
+                Start::Adopt => &self.metrics.adopted,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         let mut helpers = tokio::task::JoinSet::new();
         if running_now {
             helpers.spawn(sample_usage(run.clone()));
@@ -452,6 +501,15 @@ impl Runner {
             status["conditions"][1]["status"] = json!("False");
             status["conditions"][1]["message"] = json!("the task will be restarted");
         }
+        if started.is_some() {
+            self.metrics.ended.fetch_add(1, Ordering::Relaxed);
+        }
+        let by_phase = match phase {
+            Some(TaskPhase::Finished) => &self.metrics.finished,
+            Some(TaskPhase::Killed) => &self.metrics.killed,
+            _ => &self.metrics.failed,
+        };
+        by_phase.fetch_add(1, Ordering::Relaxed);
         self.status(&t, status).await;
     }
 }

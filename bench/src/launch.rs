@@ -110,6 +110,8 @@ async fn main() -> Result<()> {
         // The executor is the `mosaic` binary, built next to this one.
         executor: std::env::current_exe()?.with_file_name("mosaic"),
         kill_tasks_on_exit: true,
+        listen: None,
+        advertise_host: "127.0.0.1".into(),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(mosaic_agent::run(agent_client, cfg, async move {

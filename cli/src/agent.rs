@@ -34,6 +34,13 @@ pub struct AgentArgs {
     /// and the next agent started on this data dir adopts them.
     #[arg(long)]
     pub kill_tasks_on_exit: bool,
+    /// Where the agent's HTTPS endpoint (task logs, /metrics) listens; port 0 picks a free one.
+    #[arg(long, default_value = "0.0.0.0:5051")]
+    pub listen: std::net::SocketAddr,
+    /// The host name or address clients reach the endpoint by
+    /// (default: the listen address, or the host name when that is 0.0.0.0).
+    #[arg(long)]
+    pub advertise_host: Option<String>,
 }
 
 /// Runs the agent until a signal.
@@ -51,6 +58,14 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             heartbeat: std::time::Duration::from_secs(args.heartbeat_seconds.max(1)),
             executor: std::env::current_exe().context("finding the mosaic binary")?,
             kill_tasks_on_exit: args.kill_tasks_on_exit,
+            listen: Some(args.listen),
+            advertise_host: args.advertise_host.unwrap_or_else(|| {
+                if args.listen.ip().is_unspecified() {
+                    cluster::hostname()
+                } else {
+                    args.listen.ip().to_string()
+                }
+            }),
         };
         mosaic_agent::run(client, cfg, wait_for_signal()).await?;
         Ok(())

@@ -4,21 +4,25 @@
 use anyhow::Context;
 use std::path::Path;
 
-/// A client from a kubeconfig file (`KUBECONFIG` when `path` is `None`, as kubectl does).
-pub async fn client(path: Option<&Path>) -> anyhow::Result<kube::Client> {
-    let cfg = match path {
+/// The client configuration of a kubeconfig file (`KUBECONFIG` when `path` is `None`, as kubectl does).
+pub async fn config(path: Option<&Path>) -> anyhow::Result<kube::Config> {
+    match path {
         Some(p) => {
             let kc = kube::config::Kubeconfig::read_from(p)
                 .with_context(|| format!("reading the kubeconfig {}", p.display()))?;
             kube::Config::from_custom_kubeconfig(kc, &Default::default())
                 .await
-                .with_context(|| format!("using the kubeconfig {}", p.display()))?
+                .with_context(|| format!("using the kubeconfig {}", p.display()))
         }
         None => kube::Config::infer()
             .await
-            .context("no kubeconfig: pass --kubeconfig or set KUBECONFIG")?,
-    };
-    kube::Client::try_from(cfg).context("building the API client")
+            .context("no kubeconfig: pass --kubeconfig or set KUBECONFIG"),
+    }
+}
+
+/// A client from a kubeconfig file (`KUBECONFIG` when `path` is `None`, as kubectl does).
+pub async fn client(path: Option<&Path>) -> anyhow::Result<kube::Client> {
+    kube::Client::try_from(config(path).await?).context("building the API client")
 }
 
 /// This machine's name, as an Agent name (a lowercase DNS label).

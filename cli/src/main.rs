@@ -4,6 +4,7 @@
 mod agent;
 mod cluster;
 mod controllers;
+mod logs;
 mod server;
 mod up;
 
@@ -37,6 +38,11 @@ enum Command {
     /// Run the controllers alone, against any Kubernetes-compatible API server.
     #[command(after_help = "Examples:\n  mosaic controllers --kubeconfig ~/.kube/config")]
     Controllers(controllers::ControllersArgs),
+    /// Print a task's output (stdout, or stderr), fetched from the agent that ran it.
+    #[command(
+        after_help = "Examples:\n  mosaic logs hello\n  mosaic logs -f train-model -n ml\n  mosaic logs hello --stderr --attempt 0"
+    )]
+    Logs(logs::LogsArgs),
     /// Print Mosaic's CustomResourceDefinitions as YAML (to install on a real Kubernetes cluster).
     #[command(after_help = "Examples:\n  mosaic crds | kubectl apply -f -")]
     Crds,
@@ -50,13 +56,22 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
+    if let Err(e) = dispatch(cli) {
+        // The whole chain of causes on one line, as kubectl prints errors.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(args),
         Command::Server(args) => server::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Controllers(args) => controllers::run(args),
+        Command::Logs(args) => logs::run(args),
         Command::Crds => {
             print!("{}", mosaic_crds::all_crds_yaml());
             Ok(())

@@ -77,6 +77,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 heartbeat: Duration::from_secs(5),
                 executor: std::env::current_exe().context("finding the mosaic binary")?,
                 kill_tasks_on_exit: true,
+                listen: Some(([127, 0, 0, 1], 0).into()),
+                advertise_host: "127.0.0.1".into(),
             };
             let client = cluster::client(Some(&server.agent_kubeconfig)).await?;
             let mut stop = stop_rx.clone();

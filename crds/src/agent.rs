@@ -56,6 +56,10 @@ pub struct AgentStatus {
     /// The agent's HTTPS endpoint (logs, metrics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// The agent endpoint's self-signed certificate (PEM), which clients of
+    /// `address` pin: the Agent object is written only by the agent identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
     /// `v1`, `v2` or `none` (no enforcement available).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,

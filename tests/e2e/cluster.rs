@@ -56,17 +56,18 @@ async fn an_agent_runs_tasks_and_reports_their_exit_codes() {
         "{st}"
     );
     assert_eq!(st["agent"], "node-a");
-    let ok = api.get("ok").await.unwrap();
-    let sandbox = s
-        .dir
-        .path()
-        .join("agents/node-a/sandboxes/default")
-        .join(format!("ok-{}", ok.metadata.uid.unwrap()))
-        .join("0");
-    assert_eq!(
-        std::fs::read_to_string(sandbox.join("stdout")).unwrap(),
-        "Hello World\n"
+    // `mosaic logs` fetches the output from the agent.
+    let out = Command::new(mosaic_bin())
+        .args(["logs", "ok", "--kubeconfig"])
+        .arg(s.kubeconfig())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello World\n");
     let ready = st["conditions"]
         .as_array()
         .unwrap()

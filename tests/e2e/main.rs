@@ -7,6 +7,7 @@ mod cluster;
 mod durability;
 mod health;
 mod kubectl;
+mod logs;
 mod machinery;
 mod recovery;
 mod scheduling;

@@ -272,6 +272,8 @@ impl TestServer {
                 resources,
                 // Tests leave nothing running behind them.
                 "--kill-tasks-on-exit",
+                "--listen",
+                "127.0.0.1:0",
                 "--kubeconfig",
             ])
             .arg(self.agent_kubeconfig())

@@ -12,6 +12,7 @@ mod meta;
 mod objects;
 mod openapi;
 mod params;
+mod reviews;
 mod route;
 mod selectors;
 mod table;
@@ -113,6 +114,12 @@ impl App {
         }
         if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
             return openapi::serve(&self.registry, path);
+        }
+        if parts.method == Method::POST && path == reviews::TOKEN_REVIEWS {
+            return reviews::token_review(&user, &self.authn, &read_body(body).await?);
+        }
+        if parts.method == Method::POST && path == reviews::ACCESS_REVIEWS {
+            return reviews::access_review(&user, &read_body(body).await?);
         }
         let route = Route::parse(path, &self.registry)?;
         match route {

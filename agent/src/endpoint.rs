@@ -1,0 +1,329 @@
+//! The agent's HTTPS endpoint (`--listen`): a task's stdout and stderr (with
+//! follow) for `mosaic logs`, and Prometheus `/metrics`.
+//!
+//! TLS uses a self-signed certificate made at each start and published in the
+//! Agent's `status.certificate`, which clients pin. Callers present the
+//! cluster's own bearer tokens; the agent asks the API server whose a token is
+//! (TokenReview) and whether that user may read the task's log
+//! (SubjectAccessReview on `tasks/log`), as a kubelet does.
+
+use crate::runner::Runner;
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use k8s_openapi::api::authentication::v1::TokenReview;
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+use kube::Client;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// Why the endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// The certificate could not be made.
+    #[error("making the endpoint's certificate: {0}")]
+    Cert(#[from] rcgen::Error),
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The address could not be bound.
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A bound endpoint, ready to serve.
+pub struct Endpoint {
+    listener: tokio::net::TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    /// `https://host:port` as published in the Agent's status.
+    pub address: String,
+    /// The certificate (PEM) clients pin.
+    pub certificate: String,
+}
+
+/// What a request handler needs.
+struct Ctx {
+    client: Client,
+    runner: Arc<Runner>,
+    data_dir: PathBuf,
+}
+
+impl Endpoint {
+    /// Binds `listen` and makes a certificate for `host` (the name clients use).
+    pub async fn bind(listen: std::net::SocketAddr, host: &str) -> Result<Self, EndpointError> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| EndpointError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| EndpointError::Bind {
+                addr: listen,
+                source,
+            })?
+            .port();
+        let mut names = vec![host.to_string(), "localhost".into(), "127.0.0.1".into()];
+        if !listen.ip().is_unspecified() {
+            names.push(listen.ip().to_string());
+        }
+        names.dedup();
+        let cert = rcgen::generate_simple_self_signed(names)?;
+        let certificate = cert.cert.pem();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)?;
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        Ok(Self {
+            listener,
+            tls: tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),
+            address: format!("https://{host}:{port}"),
+            certificate,
+        })
+    }
+
+    /// Serves until the task is aborted.
+    pub async fn serve(self, client: Client, runner: Arc<Runner>, data_dir: PathBuf) {
+        let ctx = Arc::new(Ctx {
+            client,
+            runner,
+            data_dir,
+        });
+        loop {
+            let Ok((tcp, _)) = self.listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let (tls, ctx) = (self.tls.clone(), ctx.clone());
+            tokio::spawn(async move {
+                let Ok(Ok(stream)) =
+                    tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await
+                else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(move |req| {
+                    let ctx = ctx.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(&ctx, req).await) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    }
+}
+
+/// The DER form of a PEM certificate (as published in `status.certificate`), for clients to pin.
+pub fn certificate_der(pem: &str) -> Option<Vec<u8>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .ok()
+        .map(|c| c.to_vec())
+}
+
+/// A plain-text answer, or for an error a Kubernetes `Status` object (so kube clients read it).
+fn text(code: StatusCode, s: impl Into<String>) -> Response<Body> {
+    let s: String = s.into();
+    if !code.is_success() {
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": s.trim_end(), "reason": code.canonical_reason().unwrap_or("").replace(' ', ""),
+            "code": code.as_u16()});
+        return Response::builder()
+            .status(code)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(
+                Full::new(Bytes::from(status.to_string()))
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+            .expect("a valid response");
+    }
+    let body = Full::new(Bytes::from(s))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    Response::builder()
+        .status(code)
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(body)
+        .expect("a valid response")
+}
+
+async fn handle(ctx: &Ctx, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    if path == "/healthz" {
+        return text(StatusCode::OK, "ok");
+    }
+    let query: std::collections::HashMap<String, String> = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let token = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (namespace, what) = match parts[..] {
+        ["metrics"] => ("", ("agents", "metrics")),
+        ["tasks", ns, _, "stdout" | "stderr"] => (ns, ("tasks", "log")),
+        _ => return text(StatusCode::NOT_FOUND, format!("no such path: {path}\n")),
+    };
+    if let Err(resp) = authorize(ctx, &token, namespace, what).await {
+        return resp;
+    }
+    match parts[..] {
+        ["metrics"] => text(StatusCode::OK, ctx.runner.metrics_text()),
+        ["tasks", ns, name, stream] => logs(ctx, ns, name, stream, &query).await,
+        _ => text(StatusCode::NOT_FOUND, format!("no such path: {path}\n")),
+    }
+}
+
+/// Checks the caller's token and permission with the API server.
+async fn authorize(
+    ctx: &Ctx,
+    token: &str,
+    namespace: &str,
+    (resource, subresource): (&str, &str),
+) -> Result<(), Response<Body>> {
+    if token.is_empty() {
+        return Err(text(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized: no bearer token\n",
+        ));
+    }
+    let review: TokenReview = serde_json::from_value(json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}))
+    .expect("a valid TokenReview");
+    let reviewed = Api::<TokenReview>::all(ctx.client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(|e| {
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("reviewing the token: {e}\n"),
+            )
+        })?;
+    let status = reviewed.status.unwrap_or_default();
+    let Some(user) = status.user.filter(|_| status.authenticated == Some(true)) else {
+        return Err(text(StatusCode::UNAUTHORIZED, "Unauthorized\n"));
+    };
+    let sar: SubjectAccessReview = serde_json::from_value(json!({
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": user.username, "groups": user.groups,
+                 "resourceAttributes": {"verb": "get", "group": "mosaic.dev", "resource": resource,
+                                        "subresource": subresource, "namespace": namespace}}}))
+    .expect("a valid SubjectAccessReview");
+    let decided = Api::<SubjectAccessReview>::all(ctx.client.clone())
+        .create(&PostParams::default(), &sar)
+        .await
+        .map_err(|e| {
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("reviewing access: {e}\n"),
+            )
+        })?;
+    if decided.status.is_some_and(|s| s.allowed) {
+        Ok(())
+    } else {
+        Err(text(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Forbidden: user {:?} may not get {resource}/{subresource} in namespace {namespace:?}\n",
+                user.username.unwrap_or_default()
+            ),
+        ))
+    }
+}
+
+/// A task's stdout or stderr; with `follow=true`, kept open until the run ends.
+async fn logs(
+    ctx: &Ctx,
+    ns: &str,
+    name: &str,
+    stream: &str,
+    query: &std::collections::HashMap<String, String>,
+) -> Response<Body> {
+    let safe = |s: &str| !s.is_empty() && !s.contains("..") && !s.contains('/');
+    let uid = query.get("uid").map(String::as_str).unwrap_or_default();
+    if !safe(ns) || !safe(name) || !safe(uid) {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "the namespace, name and uid query parameter must be given and be plain names\n",
+        );
+    }
+    let attempt: u32 = query
+        .get("attempt")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
+    let file = crate::sandbox_dir(&ctx.data_dir, ns, name, uid, attempt).join(stream);
+    let Ok(f) = tokio::fs::File::open(&file).await else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("task {ns}/{name} (attempt {attempt}) has no {stream} on this agent\n"),
+        );
+    };
+    let follow = query.get("follow").is_some_and(|v| v == "true" || v == "1");
+    let ended = ctx.runner.run_ended_marker(uid, attempt);
+    // State: the file, and whether the run was seen ended (then one more read
+    // to the end picks up the last bytes and the stream is over).
+    let chunks = futures::stream::unfold(Some((f, false)), move |state| {
+        let ended = ended.clone();
+        async move {
+            let (mut f, mut seen_end) = state?;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match f.read(&mut buf).await {
+                    Ok(0) if !follow || seen_end => return None,
+                    Ok(0) => {
+                        seen_end = ended.exists();
+                        if !seen_end {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                    Ok(n) => {
+                        buf.truncate(n);
+                        let frame = hyper::body::Frame::data(Bytes::from(buf));
+                        return Some((Ok(frame), Some((f, seen_end))));
+                    }
+                    Err(e) => return Some((Err(e), None)),
+                }
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(BodyExt::boxed_unsync(StreamBody::new(chunks.boxed())))
+        .expect("a valid response")
+}

@@ -1,0 +1,112 @@
+//! `mosaic logs TASK [-f] [--stderr]`: a task's output, fetched over HTTPS
+//! from the agent that ran it (the address and pinned certificate in its
+//! Agent status), with the caller's own credentials.
+
+use crate::cluster;
+use anyhow::{Context, bail};
+use clap::Args;
+use futures::AsyncBufReadExt;
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+use mosaic_crds::{Agent, Task};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Flags of `mosaic logs`.
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// The task's name.
+    pub task: String,
+    /// Keep printing output as it comes, until the task ends.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Print stderr instead of stdout.
+    #[arg(long)]
+    pub stderr: bool,
+    /// Which run (0 is the first; default: the latest).
+    #[arg(long)]
+    pub attempt: Option<u32>,
+    /// The task's namespace.
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
+    /// The kubeconfig to use (default: KUBECONFIG, then ~/.kube/config).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Prints the output.
+pub fn run(args: LogsArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(print(args))
+}
+
+async fn print(args: LogsArgs) -> anyhow::Result<()> {
+    let cfg = cluster::config(args.kubeconfig.as_deref()).await?;
+    let client = Client::try_from(cfg.clone()).context("building the API client")?;
+    let mut out = std::io::stdout().lock();
+    let mut reader = open(&client, &cfg, &args).await?;
+    loop {
+        let buf = reader
+            .fill_buf()
+            .await
+            .context("reading the task's output")?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        out.write_all(buf)?;
+        out.flush()?;
+        let n = buf.len();
+        reader.consume_unpin(n);
+    }
+}
+
+/// Opens the output stream of a task on its agent.
+pub async fn open(
+    client: &Client,
+    cfg: &kube::Config,
+    args: &LogsArgs,
+) -> anyhow::Result<impl futures::AsyncBufRead + Unpin + use<>> {
+    let (ns, name) = (&args.namespace, &args.task);
+    let task = Api::<Task>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .with_context(|| format!("reading task {name} from {}", cfg.cluster_url))?
+        .with_context(|| format!("there is no task {name} in namespace {ns}"))?;
+    let st = task.status.clone().unwrap_or_default();
+    let Some(agent_name) = st.agent.clone() else {
+        bail!(
+            "task {name} has not been placed on an agent yet (phase {:?}); it has no output",
+            st.phase.unwrap_or_default()
+        );
+    };
+    let agent = Api::<Agent>::all(client.clone())
+        .get(&agent_name)
+        .await
+        .with_context(|| format!("reading agent {agent_name}"))?;
+    let ast = agent.status.unwrap_or_default();
+    let (Some(address), Some(pem)) = (ast.address, ast.certificate) else {
+        bail!("agent {agent_name} publishes no endpoint (it runs without --listen)");
+    };
+    let der = mosaic_agent::certificate_der(&pem)
+        .with_context(|| format!("agent {agent_name} publishes an unreadable certificate"))?;
+    let mut agent_cfg = cfg.clone();
+    agent_cfg.cluster_url = address
+        .parse()
+        .with_context(|| format!("agent {agent_name} publishes a bad address {address:?}"))?;
+    agent_cfg.root_cert = Some(vec![der]);
+    agent_cfg.accept_invalid_certs = false;
+    agent_cfg.tls_server_name = None;
+    agent_cfg.proxy_url = None;
+    let agent_client = Client::try_from(agent_cfg).context("building the agent client")?;
+    let attempt = args.attempt.or(st.attempt).unwrap_or(0);
+    let stream = if args.stderr { "stderr" } else { "stdout" };
+    let path = format!(
+        "/tasks/{ns}/{name}/{stream}?uid={}&attempt={attempt}&follow={}",
+        task.uid().unwrap_or_default(),
+        args.follow
+    );
+    let req = http::Request::get(path).body(Vec::new())?;
+    agent_client.request_stream(req).await.with_context(|| {
+        format!("fetching the output of task {name} from agent {agent_name} at {address}")
+    })
+}

@@ -1,0 +1,105 @@
+//! `mosaic logs`: a task's output over the agent's HTTPS endpoint, guarded by
+//! the cluster's credentials; and the agent's Prometheus `/metrics`.
+
+use crate::support::{TestServer, mosaic_bin, tasks_api, wait_task};
+use kube::api::PostParams;
+use serde_json::json;
+use std::process::Command;
+use std::time::Duration;
+
+fn logs(kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(mosaic_bin())
+        .arg("logs")
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("running mosaic logs")
+}
+
+#[tokio::test]
+async fn logs_follow_a_task_to_its_end_and_refuse_the_agent_identity() {
+    let s = TestServer::start().unwrap();
+    let _agent = s.spawn_agent("node-l", "cpus=2,memory=1Gi");
+    let client = s.client().await.unwrap();
+    let api = tasks_api(client.clone());
+    let t: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task", "metadata": {"name": "counter"},
+        "spec": {"command": "for i in 1 2 3 4 5; do echo line $i; echo oops $i >&2; sleep 0.3; done",
+                 "resources": {"cpus": "100m", "memory": "32Mi"}}}))
+    .unwrap();
+    api.create(&PostParams::default(), &t).await.unwrap();
+    wait_task(&api, "counter", Duration::from_secs(30), |s| {
+        s["phase"] == "Running"
+    })
+    .await
+    .unwrap();
+    // Started while the task runs, -f prints everything and ends when the task does.
+    let out = logs(&s.kubeconfig(), &["-f", "counter"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "line 1\nline 2\nline 3\nline 4\nline 5\n"
+    );
+    let st = api.get("counter").await.unwrap().data["status"].clone();
+    assert_eq!(
+        st["phase"], "Finished",
+        "logs -f ended before the task: {st}"
+    );
+    let out = logs(&s.kubeconfig(), &["counter", "--stderr"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "oops 1\noops 2\noops 3\noops 4\noops 5\n"
+    );
+
+    // The agent identity may not read task output.
+    let out = logs(&s.agent_kubeconfig(), &["counter"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("Forbidden") && err.contains("tasks/log"),
+        "{err}"
+    );
+    // A task that does not exist, said plainly.
+    let out = logs(&s.kubeconfig(), &["missing"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("there is no task missing in namespace default"),
+        "{err}"
+    );
+
+    // /metrics, with the admin's credentials and the agent's pinned certificate.
+    let agent: kube::api::DynamicObject =
+        kube::Api::all_with(client, &crate::support::mosaic("Agent", "agents"))
+            .get("node-l")
+            .await
+            .unwrap();
+    let status = &agent.data["status"];
+    let kc = kube::config::Kubeconfig::read_from(s.kubeconfig()).unwrap();
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    cfg.cluster_url = status["address"].as_str().unwrap().parse().unwrap();
+    cfg.root_cert = Some(vec![
+        mosaic_agent::certificate_der(status["certificate"].as_str().unwrap()).unwrap(),
+    ]);
+    let agent_client = kube::Client::try_from(cfg).unwrap();
+    let metrics = agent_client
+        .request_text(http::Request::get("/metrics").body(Vec::new()).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mosaic_agent_launches_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mosaic_agent_runs_ended_total{phase=\"Finished\"} 1\n"),
+        "{metrics}"
+    );
+}
