@@ -23,6 +23,7 @@ pub mod executor;
 mod health;
 mod register;
 mod runner;
+pub mod simulate;
 
 pub use endpoint::certificate_der;
 pub use register::detect_resources;

@@ -78,7 +78,8 @@ pub async fn register(
     }});
     api.patch_status(&cfg.name, &PatchParams::default(), &Patch::Merge(&status))
         .await?;
-    if *mode == crate::cgroup::Mode::None {
+    let simulated = cfg.labels.contains_key(crate::simulate::SIMULATED_LABEL);
+    if *mode == crate::cgroup::Mode::None && !simulated {
         tracing::warn!(agent = %cfg.name, root = %cfg.cgroup_root.display(),
             "no usable cgroups: tasks run WITHOUT resource limits (status.cgroup: none)");
         warning_event(client, cfg, &current).await;

@@ -41,6 +41,13 @@ pub struct AgentArgs {
     /// (default: the listen address, or the host name when that is 0.0.0.0).
     #[arg(long)]
     pub advertise_host: Option<String>,
+    /// Run simulated agents for scale tests: no processes; a task goes Running,
+    /// then Finished after its `mosaic.dev/simulate-duration` annotation (e.g. "30s").
+    #[arg(long)]
+    pub simulate: bool,
+    /// With --simulate: how many simulated agents this process runs (named NAME-0, NAME-1, ...).
+    #[arg(long, default_value_t = 1, requires = "simulate")]
+    pub count: usize,
 }
 
 /// Runs the agent until a signal.
@@ -67,7 +74,30 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
                 }
             }),
         };
+        if args.simulate {
+            let cfgs = simulated(&cfg, args.count);
+            mosaic_agent::simulate::run(client, cfgs, wait_for_signal()).await?;
+            return Ok(());
+        }
         mosaic_agent::run(client, cfg, wait_for_signal()).await?;
         Ok(())
     })
+}
+
+/// The configs of `count` simulated agents modelled on `base` (one keeps its name).
+pub fn simulated(base: &mosaic_agent::AgentConfig, count: usize) -> Vec<mosaic_agent::AgentConfig> {
+    (0..count)
+        .map(|i| {
+            let mut cfg = base.clone();
+            if count > 1 {
+                cfg.name = format!("{}-{i}", base.name);
+            }
+            cfg.labels.insert(
+                mosaic_agent::simulate::SIMULATED_LABEL.into(),
+                "true".into(),
+            );
+            cfg.listen = None;
+            cfg
+        })
+        .collect()
 }

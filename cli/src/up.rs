@@ -25,6 +25,10 @@ pub struct UpArgs {
     /// Local agents to run (the machine's resources are split between them).
     #[arg(long, default_value_t = 1)]
     pub agents: usize,
+    /// Simulated agents to run besides (no processes; for trying scale), each
+    /// offering cpus=8,memory=32Gi.
+    #[arg(long, default_value_t = 0)]
+    pub simulated_agents: usize,
     /// Run a Hello World task once the cluster is up, and print its output.
     #[arg(long)]
     pub demo: bool,
@@ -84,6 +88,30 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             let mut stop = stop_rx.clone();
             agents.push(tokio::spawn(async move {
                 mosaic_agent::run(client, cfg, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+            }));
+        }
+        if args.simulated_agents > 0 {
+            let base = mosaic_agent::AgentConfig {
+                name: "sim".into(),
+                data_dir: data_dir.join("agents").join("simulated"),
+                resources: Some((8000, 32 << 30)),
+                labels: Default::default(),
+                cgroup_root: "/sys/fs/cgroup".into(),
+                heartbeat: Duration::from_secs(5),
+                executor: std::env::current_exe().context("finding the mosaic binary")?,
+                kill_tasks_on_exit: true,
+                listen: None,
+                advertise_host: "127.0.0.1".into(),
+            };
+            let mut cfgs = crate::agent::simulated(&base, args.simulated_agents.max(2));
+            cfgs.truncate(args.simulated_agents);
+            let client = cluster::client(Some(&server.agent_kubeconfig)).await?;
+            let mut stop = stop_rx.clone();
+            agents.push(tokio::spawn(async move {
+                mosaic_agent::simulate::run(client, cfgs, async move {
                     let _ = stop.wait_for(|s| *s).await;
                 })
                 .await

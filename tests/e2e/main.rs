@@ -11,5 +11,6 @@ mod logs;
 mod machinery;
 mod recovery;
 mod scheduling;
+mod simulate;
 mod support;
 mod watch;
