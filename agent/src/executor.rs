@@ -4,9 +4,9 @@
 //!
 //! The agent writes `RUN_DIR/spec.json` and starts the executor. The executor
 //! leaves the agent's session, makes the task's cgroup, starts the command in
-//! it, and records durably (write, fsync, rename, fsync of the directory):
-//! `state.json` once the task runs (its pid and the executor's), and
-//! `exit.json` when it has ended (exit code or signal, whether the kernel
+//! it, and records `state.json` once the task runs (its pid and the
+//! executor's; written atomically), and durably (write, fsync, rename, fsync
+//! of the directory) `exit.json` when it has ended (exit code or signal, whether the kernel
 //! OOM-killed it), after killing whatever the task left in its cgroup and
 //! removing the cgroup. It also prints `started` and `exited` lines on its
 //! stdout, which the agent that started it reads to react at once; an agent
@@ -80,14 +80,31 @@ pub fn now() -> String {
         .to_string()
 }
 
-/// Writes `value` to `dir/name` so that after a crash the file is either absent or whole.
+/// Writes `value` to `dir/name` so that after a crash of the machine the file
+/// is either absent or whole (write, fsync, rename, fsync of the directory).
 pub fn write_durably<T: Serialize>(dir: &Path, name: &str, value: &T) -> std::io::Result<()> {
+    write(dir, name, value, true)
+}
+
+/// Writes `value` to `dir/name` so that readers never see it half-written
+/// (write, rename), without waiting for the disk: for what a machine crash
+/// makes moot anyway (the run's spec and start: no process survives a reboot).
+pub fn write_atomically<T: Serialize>(dir: &Path, name: &str, value: &T) -> std::io::Result<()> {
+    write(dir, name, value, false)
+}
+
+fn write<T: Serialize>(dir: &Path, name: &str, value: &T, sync: bool) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(&serde_json::to_vec(value).map_err(std::io::Error::other)?)?;
-    f.sync_all()?;
+    if sync {
+        f.sync_all()?;
+    }
     std::fs::rename(&tmp, dir.join(name))?;
-    std::fs::File::open(dir)?.sync_all()
+    if sync {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Reads a JSON file of a run, if it is there.
@@ -132,9 +149,30 @@ fn reap_all() {
     while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::NOHANG) {}
 }
 
-/// The executor's main: runs the task described by `run_dir/spec.json`. Returns the process exit code.
+/// The executor's main: runs the task described by `run_dir/spec.json`.
+/// With `run_dir` `-`, it first waits for the run directory on a line of
+/// stdin: the agent keeps one such executor started ahead, so a launch does
+/// not wait for a program to load. Returns the process exit code.
 pub fn main(run_dir: &Path) -> i32 {
     let _ = rustix::process::setsid();
+    let given;
+    let run_dir = if run_dir == Path::new("-") {
+        let mut line = String::new();
+        match std::io::stdin().read_line(&mut line) {
+            Ok(n) if n > 0 && !line.trim().is_empty() => {
+                given = PathBuf::from(line.trim_end_matches('\n'));
+                given.as_path()
+            }
+            // The agent went away without a task for this executor.
+            _ => return 0,
+        }
+    } else {
+        run_dir
+    };
+    // The executor's own messages go to the run's executor.log.
+    if let Ok(log) = std::fs::File::create(run_dir.join("executor.log")) {
+        let _ = rustix::stdio::dup2_stderr(&log);
+    }
     let spec: ExecSpec = match read(run_dir, SPEC) {
         Some(s) => s,
         None => {
@@ -183,7 +221,7 @@ pub fn main(run_dir: &Path) -> i32 {
         pid: child.id() as i32,
         start_time: now(),
     };
-    if let Err(e) = write_durably(run_dir, STATE, &started) {
+    if let Err(e) = write_atomically(run_dir, STATE, &started) {
         eprintln!("executor: recording the start: {e}");
     }
     {

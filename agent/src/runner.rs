@@ -80,7 +80,7 @@ impl Run {
             *k = Some(reason.clone());
         }
         // Kept with the run, so an agent that restarts mid-kill reports it the same way.
-        let _ = executor::write_durably(&self.dir, "kill.json", &reason);
+        let _ = executor::write_atomically(&self.dir, "kill.json", &reason);
         let _ = self.events.send(Event::Killing(reason));
         let run = self.clone();
         tokio::spawn(async move { run.kill_process(grace).await });
@@ -126,6 +126,8 @@ pub struct Runner {
     /// The supervisors under way, so shutdown can let each finish.
     supervisors: Mutex<tokio::task::JoinSet<()>>,
     metrics: Metrics,
+    /// An executor started ahead, waiting for the next run.
+    spare: std::sync::Mutex<Option<tokio::process::Child>>,
 }
 
 /// Counters for `/metrics`.
@@ -148,6 +150,7 @@ impl Runner {
             runs: Mutex::new(HashMap::new()),
             supervisors: Mutex::new(tokio::task::JoinSet::new()),
             metrics: Metrics::default(),
+            spare: std::sync::Mutex::new(None),
         }
     }
 
@@ -337,7 +340,17 @@ impl Runner {
     }
 
     /// Writes the executor's spec and starts it; returns it with its stdout lines.
-    fn start_executor(&self, t: &Task, run: &Run) -> Result<ExecutorProc, String> {
+    fn start_executor(
+        &self,
+        t: &Task,
+        run: &Run,
+    ) -> Result<
+        (
+            ExecutorProc,
+            impl std::future::Future<Output = std::io::Result<()>> + use<>,
+        ),
+        String,
+    > {
         let r = &t.spec.resources;
         let limits = Limits {
             cpus_milli: r.cpus_milli().ok().flatten().unwrap_or(1000),
@@ -382,23 +395,50 @@ impl Runner {
         let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
         std::fs::create_dir_all(&sandbox).map_err(|e| io("making the sandbox", e))?;
         std::fs::create_dir_all(&run.dir).map_err(|e| io("making the run directory", e))?;
-        executor::write_durably(&run.dir, executor::SPEC, &spec)
+        executor::write_atomically(&run.dir, executor::SPEC, &spec)
             .map_err(|e| io("writing the executor's spec", e))?;
-        let log = std::fs::File::create(run.dir.join("executor.log"))
-            .map_err(|e| io("creating the executor's log", e))?;
-        let mut child = tokio::process::Command::new(&self.cfg.executor)
-            .arg("executor")
-            .arg(&run.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
+        let mut child = self
+            .take_executor()
             .map_err(|e| io(&format!("starting {}", self.cfg.executor.display()), e))?;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let line = format!("{}\n", run.dir.display());
         let out = child.stdout.take().expect("piped stdout");
-        Ok(ExecutorProc {
-            child,
-            lines: tokio::io::BufReader::new(out).lines(),
-        })
+        Ok((
+            ExecutorProc {
+                child,
+                lines: tokio::io::BufReader::new(out).lines(),
+            },
+            async move {
+                use tokio::io::AsyncWriteExt;
+                stdin.write_all(line.as_bytes()).await
+            },
+        ))
+    }
+
+    /// An executor waiting for its run directory: the one started ahead, or a new one.
+    fn take_executor(&self) -> std::io::Result<tokio::process::Child> {
+        let spare = self.spare.lock().expect("spare lock").take();
+        match spare {
+            Some(c) => Ok(c),
+            None => self.spawn_executor(),
+        }
+    }
+
+    /// Starts an executor ahead for the next launch, if none waits.
+    fn refill(&self) {
+        let mut spare = self.spare.lock().expect("spare lock");
+        if spare.is_none() {
+            *spare = self.spawn_executor().ok();
+        }
+    }
+
+    fn spawn_executor(&self) -> std::io::Result<tokio::process::Child> {
+        tokio::process::Command::new(&self.cfg.executor)
+            .args(["executor", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
     }
 
     /// The one writer of a run's status, from launch (or adoption) to its end.
@@ -414,7 +454,11 @@ impl Runner {
         let mut proc = None;
         let started: Option<Started> = match action {
             Start::Launch => match self.start_executor(&t, &run) {
-                Ok(mut p) => {
+                Ok((mut p, handed)) => {
+                    if let Err(e) = handed.await {
+                        tracing::warn!(task = %t.name_any(), error = %e, "handing the run to its executor");
+                    }
+                    self.refill();
                     let line = p.lines.next_line().await.ok().flatten();
                     proc = Some(p);
                     line.and_then(|l| l.strip_prefix("started ").map(str::to_string))

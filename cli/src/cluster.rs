@@ -7,6 +7,10 @@ use std::path::Path;
 /// The client configuration of a kubeconfig file (`KUBECONFIG` when `path` is `None`, as kubectl does).
 pub async fn config(path: Option<&Path>) -> anyhow::Result<kube::Config> {
     match path {
+        Some(p) if !p.exists() => anyhow::bail!(
+            "there is no kubeconfig at {} (pass --kubeconfig FILE or set KUBECONFIG; `mosaic up` writes DATA_DIR/kubeconfig)",
+            p.display()
+        ),
         Some(p) => {
             let kc = kube::config::Kubeconfig::read_from(p)
                 .with_context(|| format!("reading the kubeconfig {}", p.display()))?;
@@ -16,13 +20,40 @@ pub async fn config(path: Option<&Path>) -> anyhow::Result<kube::Config> {
         }
         None => kube::Config::infer()
             .await
-            .context("no kubeconfig: pass --kubeconfig or set KUBECONFIG"),
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "no kubeconfig: pass --kubeconfig FILE or set KUBECONFIG (`mosaic up` writes DATA_DIR/kubeconfig)"
+                )
+            }),
     }
 }
 
 /// A client from a kubeconfig file (`KUBECONFIG` when `path` is `None`, as kubectl does).
 pub async fn client(path: Option<&Path>) -> anyhow::Result<kube::Client> {
     kube::Client::try_from(config(path).await?).context("building the API client")
+}
+
+/// A client for a user's command: like [`client`], and the server is known to
+/// answer, or the error says plainly that it does not and where it was looked for.
+pub async fn user_client(path: Option<&Path>) -> anyhow::Result<(kube::Client, kube::Config)> {
+    let cfg = config(path).await?;
+    let url = cfg.cluster_url.clone();
+    let client = kube::Client::try_from(cfg.clone()).context("building the API client")?;
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.apiserver_version(),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok((client, cfg)),
+        Ok(Err(kube::Error::Api(s))) if s.code == 401 => anyhow::bail!(
+            "the API server at {url} does not accept these credentials (401): is the kubeconfig for this cluster?"
+        ),
+        Ok(Err(e)) => anyhow::bail!(
+            "cannot reach the API server at {url} ({e}): is Mosaic running there? (`mosaic up` or `mosaic server`)"
+        ),
+        Err(_) => anyhow::bail!("the API server at {url} did not answer within 10 s"),
+    }
 }
 
 /// This machine's name, as an Agent name (a lowercase DNS label).

@@ -41,8 +41,7 @@ pub fn run(args: LogsArgs) -> anyhow::Result<()> {
 }
 
 async fn print(args: LogsArgs) -> anyhow::Result<()> {
-    let cfg = cluster::config(args.kubeconfig.as_deref()).await?;
-    let client = Client::try_from(cfg.clone()).context("building the API client")?;
+    let (client, cfg) = cluster::user_client(args.kubeconfig.as_deref()).await?;
     let mut out = std::io::stdout().lock();
     let mut reader = open(&client, &cfg, &args).await?;
     loop {

@@ -2,10 +2,14 @@
 //! only parses the command line and hands off.
 
 mod agent;
+mod apply;
 mod cluster;
 mod controllers;
+mod execute;
+mod get;
 mod logs;
 mod server;
+mod top;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +42,27 @@ enum Command {
     /// Run the controllers alone, against any Kubernetes-compatible API server.
     #[command(after_help = "Examples:\n  mosaic controllers --kubeconfig ~/.kube/config")]
     Controllers(controllers::ControllersArgs),
+    /// Run one command as a task (as mesos-execute does): show its progress,
+    /// stream its output, exit with its exit code.
+    #[command(
+        after_help = "Examples:\n  mosaic execute --command \"echo Hello World\"\n  mosaic execute --command \"python3 train.py\" --cpus 2 --memory 4Gi --name train\n  mosaic execute --command \"exit 7\"; echo $?   # prints 7"
+    )]
+    Execute(execute::ExecuteArgs),
+    /// Create or update the objects in manifests; with --wait, until they are Ready.
+    #[command(
+        after_help = "Examples:\n  mosaic apply -f examples/hello-world.yaml --wait\n  mosaic apply -f examples/ --wait --timeout 2m\n  cat task.yaml | mosaic apply -f -"
+    )]
+    Apply(apply::ApplyArgs),
+    /// List Mosaic's objects (agents, frameworks, roles, reservations, tasks, offers).
+    #[command(
+        after_help = "Examples:\n  mosaic get tasks\n  mosaic get agents -o wide\n  mosaic get tk hello -o yaml\n  mosaic get tasks -A"
+    )]
+    Get(get::GetArgs),
+    /// Show allocation by role and framework (dominant shares) and agent utilisation.
+    #[command(
+        after_help = "Examples:\n  mosaic top\n  mosaic top --kubeconfig ./mosaic-data/kubeconfig"
+    )]
+    Top(top::TopArgs),
     /// Print a task's output (stdout, or stderr), fetched from the agent that ran it.
     #[command(
         after_help = "Examples:\n  mosaic logs hello\n  mosaic logs -f train-model -n ml\n  mosaic logs hello --stderr --attempt 0"
@@ -72,6 +97,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(args) => agent::run(args),
         Command::Controllers(args) => controllers::run(args),
         Command::Logs(args) => logs::run(args),
+        Command::Get(args) => get::run(args),
+        Command::Top(args) => top::run(args),
+        Command::Apply(args) => {
+            let code = apply::run(args)?;
+            std::process::exit(code);
+        }
+        Command::Execute(args) => {
+            let code = execute::run(args)?;
+            std::process::exit(code);
+        }
         Command::Crds => {
             print!("{}", mosaic_crds::all_crds_yaml());
             Ok(())

@@ -25,6 +25,9 @@ pub struct UpArgs {
     /// Local agents to run (the machine's resources are split between them).
     #[arg(long, default_value_t = 1)]
     pub agents: usize,
+    /// What the local agents offer in all, e.g. `cpus=2,memory=4Gi` (default: what the machine has).
+    #[arg(long, default_value = "")]
+    pub agent_resources: String,
     /// Simulated agents to run besides (no processes; for trying scale), each
     /// offering cpus=8,memory=32Gi.
     #[arg(long, default_value_t = 0)]
@@ -60,7 +63,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         ));
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let (cpus, memory) = mosaic_agent::detect_resources();
+        let (cpus, memory) = cluster::parse_resources(&args.agent_resources)?;
         let n = args.agents.max(1);
         let mut agents = Vec::new();
         let mut agent_dirs = Vec::new();

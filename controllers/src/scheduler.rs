@@ -2,8 +2,9 @@
 //! rebuilds the allocator's view from them, and writes its placements back as
 //! Task status (phase Staging, `status.agent`, condition Scheduled).
 //!
-//! A cycle runs shortly after any change (changes arriving together share a
-//! cycle) and at least once a second. Bindings are written with the Task's
+//! A cycle runs shortly after any change (changes arriving together, up to
+//! 250 ms apart in all, share a cycle, so work submitted together is shared
+//! fairly) and at least once a second. Bindings are written with the Task's
 //! resourceVersion as a precondition, so a Task changed meanwhile is never
 //! bound from a stale view, and two schedulers cannot both bind it.
 
@@ -23,6 +24,11 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+
+/// A cycle starts once no change has come for this long...
+const QUIET: Duration = Duration::from_millis(50);
+/// ...or this long after the first change, whichever is sooner.
+const BATCH: Duration = Duration::from_millis(250);
 
 /// The longest a cycle waits for one API call.
 const API_TIMEOUT: Duration = Duration::from_secs(10);
@@ -151,8 +157,14 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
     tracing::info!("scheduler started");
     loop {
         let _ = tokio::time::timeout(Duration::from_secs(1), notify.notified()).await;
-        // Let changes that arrive together share one cycle.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Let changes that arrive together share one cycle, as Mesos's
+        // allocation interval does: wait until none has come for QUIET, but
+        // no longer than BATCH in all. Work submitted together (a manifest
+        // applied, a burst of tasks) is then shared fairly, not first come.
+        let first = tokio::time::Instant::now();
+        while first.elapsed() < BATCH
+            && tokio::time::timeout(QUIET, notify.notified()).await.is_ok()
+        {}
         let live = crate::liveness::live_agents(&agents, &leases);
         crate::liveness::reconcile(&client, &agents, &tasks, &live, opts.agent_lost_after).await;
         cycle(&client, &tasks, &agents, &frameworks, &roles, &live).await;

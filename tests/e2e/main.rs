@@ -9,6 +9,7 @@ mod health;
 mod kubectl;
 mod logs;
 mod machinery;
+mod newcomer;
 mod recovery;
 mod scheduling;
 mod simulate;
