@@ -458,7 +458,6 @@ impl Runner {
                     if let Err(e) = handed.await {
                         tracing::warn!(task = %t.name_any(), error = %e, "handing the run to its executor");
                     }
-                    self.refill();
                     let line = p.lines.next_line().await.ok().flatten();
                     proc = Some(p);
                     line.and_then(|l| l.strip_prefix("started ").map(str::to_string))
@@ -490,6 +489,10 @@ impl Runner {
                     tracing::info!(task = %t.name_any(), pid = s.pid, "adopted a task that ran on while the agent was away");
                 }
             }
+        }
+        if action == Start::Launch {
+            // The next launch's executor starts now, off this one's critical path.
+            self.refill();
         }
         if started.is_some() {
             let counter = match action {

@@ -1,15 +1,18 @@
 //! Mosaic's control loops.
 //!
-//! Today this crate holds the allocator core ([`allocator`]): hierarchical
-//! weighted Dominant Resource Fairness across roles and then frameworks, with
-//! quota guarantees and limits, reservations, refuse filters and suppression,
-//! as plain data structures with no API client, so it is tested and measured
-//! on its own. The kube-rs reconcilers that feed it from the API (Roles,
-//! Frameworks, Reservations, Tasks, Agents) and write its decisions back
-//! (bindings, Offer objects, status) build on it.
+//! The allocator core ([`allocator`]): hierarchical weighted Dominant
+//! Resource Fairness across roles and then frameworks, with quota guarantees
+//! and limits, reservations, refuse filters and suppression, as plain data
+//! structures with no API client, so it is tested and measured on its own.
+//! The scheduler loop ([`scheduler`]) feeds it from the API each cycle (Roles,
+//! Frameworks, Reservations via [`reservations`], Tasks, Agents and their
+//! liveness via [`liveness`]) and writes its decisions back (bindings,
+//! reservation and task status).
 //!
-//! A newcomer starts at [`allocator::Allocator::allocate`].
+//! A newcomer starts at [`scheduler::run`], then [`allocator::Allocator::allocate`].
 
 pub mod allocator;
 pub mod liveness;
+pub mod offers;
+pub mod reservations;
 pub mod scheduler;

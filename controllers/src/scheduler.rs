@@ -19,7 +19,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use mosaic_crds::framework::{Placement as FwPlacement, SchedulerKind};
 use mosaic_crds::task::TaskPhase;
-use mosaic_crds::{Agent, Framework, Role, Task};
+use mosaic_crds::{Agent, Framework, Offer, Reservation, Role, Task};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +68,33 @@ where
         while let Some(ev) = stream.next().await {
             if let Err(e) = ev {
                 tracing::debug!(error = %e, "watch error (retrying)");
+            }
+            notify.notify_one();
+        }
+    });
+    reader
+}
+
+/// Like [`reflect`] for Offers, also passing on each deletion the watch sees
+/// (a framework declines an offer by deleting it, maybe before a cycle saw it).
+fn reflect_offers(
+    api: Api<Offer>,
+    notify: Arc<Notify>,
+    deleted: tokio::sync::mpsc::UnboundedSender<Offer>,
+) -> Store<Offer> {
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer);
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(watcher::Event::Delete(o)) => {
+                    let _ = deleted.send(o);
+                }
+                Err(e) => tracing::debug!(error = %e, "watch error (retrying)"),
+                _ => {}
             }
             notify.notify_one();
         }
@@ -143,11 +170,24 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
     let agents = reflect(Api::<Agent>::all(client.clone()), notify.clone());
     let frameworks = reflect(Api::<Framework>::all(client.clone()), notify.clone());
     let roles = reflect(Api::<Role>::all(client.clone()), notify.clone());
+    let reservations = reflect(Api::<Reservation>::all(client.clone()), notify.clone());
+    let (deleted_tx, deleted_rx) = tokio::sync::mpsc::unbounded_channel();
+    let offers = reflect_offers(
+        Api::<Offer>::all(client.clone()),
+        notify.clone(),
+        deleted_tx,
+    );
+    let mut offer_state = crate::offers::OfferState::new(deleted_rx);
     for (name, ready) in [
         ("tasks", tasks.wait_until_ready().await.is_ok()),
         ("agents", agents.wait_until_ready().await.is_ok()),
         ("frameworks", frameworks.wait_until_ready().await.is_ok()),
         ("roles", roles.wait_until_ready().await.is_ok()),
+        (
+            "reservations",
+            reservations.wait_until_ready().await.is_ok(),
+        ),
+        ("offers", offers.wait_until_ready().await.is_ok()),
         ("leases", leases.wait_until_ready().await.is_ok()),
     ] {
         if !ready {
@@ -167,18 +207,44 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
         {}
         let live = crate::liveness::live_agents(&agents, &leases);
         crate::liveness::reconcile(&client, &agents, &tasks, &live, opts.agent_lost_after).await;
-        cycle(&client, &tasks, &agents, &frameworks, &roles, &live).await;
+        let stores = Stores {
+            tasks: &tasks,
+            agents: &agents,
+            frameworks: &frameworks,
+            roles: &roles,
+            reservations: &reservations,
+            offers: &offers,
+        };
+        cycle(&client, &stores, &mut offer_state, &live).await;
     }
+}
+
+/// The scheduler's views of the objects it reads.
+struct Stores<'a> {
+    tasks: &'a Store<Task>,
+    agents: &'a Store<Agent>,
+    frameworks: &'a Store<Framework>,
+    roles: &'a Store<Role>,
+    reservations: &'a Store<Reservation>,
+    offers: &'a Store<Offer>,
 }
 
 async fn cycle(
     client: &Client,
-    tasks: &Store<Task>,
-    agents: &Store<Agent>,
-    frameworks: &Store<Framework>,
-    roles: &Store<Role>,
+    stores: &Stores<'_>,
+    offer_state: &mut crate::offers::OfferState,
     live: &std::collections::HashMap<String, bool>,
 ) {
+    let Stores {
+        tasks,
+        agents,
+        frameworks,
+        roles,
+        reservations,
+        offers,
+    } = *stores;
+    let now_ms = crate::offers::now_ms();
+    let mut schedulable = std::collections::HashMap::new();
     let mut alloc = Allocator::new();
     for r in roles.state() {
         alloc.set_role(RoleSpec {
@@ -214,7 +280,9 @@ async fn cycle(
             labels: a.labels().clone(),
         });
         let live = live.get(&a.name_any()).copied().unwrap_or(false);
-        let _ = alloc.set_schedulable(&a.name_any(), ready && live && !a.spec.unschedulable);
+        let ok = ready && live && !a.spec.unschedulable;
+        schedulable.insert(a.name_any(), ok);
+        let _ = alloc.set_schedulable(&a.name_any(), ok);
     }
     for f in frameworks.state() {
         alloc.set_framework(FrameworkSpec {
@@ -228,13 +296,20 @@ async fn cycle(
                 FwPlacement::Spread => Placement::Spread,
                 FwPlacement::BinPack => Placement::BinPack,
             },
-            // This loop places Builtin tasks only; it makes no offers.
-            suppressed: true,
+            // Builtin frameworks are placed here, not offered to.
+            suppressed: f.spec.scheduler == SchedulerKind::Builtin || f.spec.suppressed,
         });
     }
+    let unbound = crate::reservations::reserve_bound(&mut alloc, reservations);
     let mut known: std::collections::BTreeSet<String> = frameworks
         .state()
         .iter()
+        .map(|f| framework_key(&f.namespace().unwrap_or_default(), &f.name_any()))
+        .collect();
+    let externals: std::collections::HashSet<String> = frameworks
+        .state()
+        .iter()
+        .filter(|f| f.spec.scheduler == SchedulerKind::External)
         .map(|f| framework_key(&f.namespace().unwrap_or_default(), &f.name_any()))
         .collect();
     let mut pending = Vec::new();
@@ -288,6 +363,8 @@ async fn cycle(
             Some(agent) if !is_terminal(phase) => {
                 alloc.assign(&fw, &agent, task_resources(&t));
             }
+            // An External framework's tasks run on the offers they accept.
+            None if externals.contains(&fw) || t.spec.offer.is_some() => {}
             None if t.metadata.deletion_timestamp.is_none()
                 && matches!(phase, None | Some(TaskPhase::Pending)) =>
             {
@@ -305,7 +382,20 @@ async fn cycle(
     for ns in missing_defaults {
         create_default_framework(client, &ns).await;
     }
-    let decisions = alloc.allocate(0);
+    let all_tasks = tasks.state();
+    crate::offers::before_allocation(
+        client,
+        &mut alloc,
+        offer_state,
+        offers,
+        frameworks,
+        &all_tasks,
+        &schedulable,
+        now_ms,
+    )
+    .await;
+    crate::reservations::bind_pending(client, &mut alloc, agents, unbound).await;
+    let decisions = alloc.allocate(now_ms);
     for d in decisions {
         match d {
             Decision::Place { task, allocation } => {
@@ -314,7 +404,7 @@ async fn cycle(
                 }) else {
                     continue;
                 };
-                bind(client, t, &allocation.agent).await;
+                bind_to(client, t, &allocation.agent).await;
             }
             Decision::Unschedulable { task, reason, .. } => {
                 let Some(t) = pending.iter().find(|t| {
@@ -324,7 +414,9 @@ async fn cycle(
                 };
                 mark_unschedulable(client, t, &reason).await;
             }
-            Decision::Offer { .. } => {}
+            Decision::Offer { allocation } => {
+                crate::offers::create(client, offer_state, frameworks, &allocation).await;
+            }
         }
     }
 }
@@ -399,7 +491,8 @@ async fn release(client: &Client, t: &Task) {
     }
 }
 
-async fn bind(client: &Client, t: &Task, agent: &str) {
+/// Binds a task to an agent: the finalizer first, then status Staging (resourceVersion-guarded).
+pub(crate) async fn bind_to(client: &Client, t: &Task, agent: &str) {
     let now = now();
     // The finalizer first, so a bound task is never deleted without being killed.
     let holder;

@@ -216,6 +216,11 @@ impl Allocator {
         }
     }
 
+    /// Whether a role is known.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.role_index.contains_key(role)
+    }
+
     /// Sets aside `amount` of an agent's unreserved free resources for a role.
     pub fn reserve(
         &mut self,

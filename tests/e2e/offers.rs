@@ -1,0 +1,145 @@
+//! External frameworks: the test plays the framework (a kube-rs client) that
+//! watches its Offers, accepts one by creating a Task with spec.offer,
+//! declines another by deleting it, and leaves one unanswered.
+
+use crate::support::{TestServer, mosaic, tasks_api, wait_for, wait_task};
+use kube::api::{DynamicObject, ListParams, PostParams};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+async fn offers(api: &kube::Api<DynamicObject>) -> Vec<(String, String, String)> {
+    let mut v: Vec<_> = api
+        .list(&ListParams::default().fields("spec.framework=ext"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| {
+            (
+                o.metadata.name.clone().unwrap(),
+                o.data["spec"]["agent"].as_str().unwrap().to_string(),
+                o.data["spec"]["resources"]["cpus"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.1.cmp(&b.1));
+    v
+}
+
+#[tokio::test]
+async fn an_external_framework_accepts_declines_and_lets_offers_expire() {
+    let s = TestServer::start().unwrap();
+    let _agents = s.spawn_agent_with("sim", "cpus=2,memory=4Gi", &["--simulate", "--count", "2"]);
+    let client = s.client().await.unwrap();
+    let fw: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Framework", "metadata": {"name": "ext"},
+        "spec": {"scheduler": "External", "refuseSeconds": 5, "offerTimeoutSeconds": 3}}))
+    .unwrap();
+    kube::Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "default",
+        &mosaic("Framework", "frameworks"),
+    )
+    .create(&PostParams::default(), &fw)
+    .await
+    .unwrap();
+    let api = kube::Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "default",
+        &mosaic("Offer", "offers"),
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "an offer of each agent",
+        || async { offers(&api).await.len() == 2 },
+    )
+    .await
+    .unwrap();
+    let first = offers(&api).await;
+    assert_eq!(
+        first
+            .iter()
+            .map(|o| (o.1.as_str(), o.2.as_str()))
+            .collect::<Vec<_>>(),
+        [("sim-0", "2"), ("sim-1", "2")],
+        "each agent's whole 2 cpus are offered"
+    );
+
+    // Accept sim-0's offer with a task of 1 cpu; decline sim-1's.
+    let tasks = tasks_api(client.clone());
+    let t: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task", "metadata": {"name": "on-offer"},
+        "spec": {"framework": "ext", "offer": first[0].0, "command": "simulated",
+                 "resources": {"cpus": "1", "memory": "1Gi"}}}))
+    .unwrap();
+    tasks.create(&PostParams::default(), &t).await.unwrap();
+    api.delete(&first[1].0, &Default::default()).await.unwrap();
+    let declined_at = Instant::now();
+    let st = wait_task(&tasks, "on-offer", Duration::from_secs(30), |s| {
+        s["phase"] == "Running"
+    })
+    .await
+    .unwrap();
+    assert_eq!(st["agent"], "sim-0", "{st}");
+
+    // The unused cpu of sim-0 comes back as a new offer; sim-1 is not offered
+    // again while the refusal lasts (5 s).
+    let mut reoffered = None;
+    while declined_at.elapsed() < Duration::from_secs(4) {
+        let now = offers(&api).await;
+        assert!(
+            now.iter().all(|o| o.1 != "sim-1"),
+            "sim-1 was offered again {:?} after the decline: {now:?}",
+            declined_at.elapsed()
+        );
+        if let Some(o) = now.iter().find(|o| o.1 == "sim-0" && o.0 != first[0].0) {
+            assert_eq!(o.2, "1", "the rest of sim-0 is offered: {now:?}");
+            reoffered.get_or_insert((o.0.clone(), Instant::now()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (left, offered_at) = reoffered.expect("the unused part of the accepted offer came back");
+    wait_for(
+        Duration::from_secs(15),
+        "sim-1 to be offered again after refuseSeconds",
+        || async { offers(&api).await.iter().any(|o| o.1 == "sim-1") },
+    )
+    .await
+    .unwrap();
+    assert!(
+        declined_at.elapsed() >= Duration::from_secs(5),
+        "re-offered after {:?}",
+        declined_at.elapsed()
+    );
+
+    // Unanswered, the leftover offer is rescinded after offerTimeoutSeconds (3 s).
+    wait_for(
+        Duration::from_secs(15),
+        "the unanswered offer to be rescinded",
+        || async { offers(&api).await.iter().all(|o| o.0 != left) },
+    )
+    .await
+    .unwrap();
+    let lived = offered_at.elapsed();
+    assert!(
+        lived >= Duration::from_millis(2500),
+        "rescinded after only {lived:?}"
+    );
+
+    // A task naming an offer that is gone is an Error, not a launch.
+    let t: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task", "metadata": {"name": "stale"},
+        "spec": {"framework": "ext", "offer": left, "command": "simulated",
+                 "resources": {"cpus": "1", "memory": "1Gi"}}}))
+    .unwrap();
+    tasks.create(&PostParams::default(), &t).await.unwrap();
+    let st = wait_task(&tasks, "stale", Duration::from_secs(30), |s| {
+        s["phase"] == "Error"
+    })
+    .await
+    .unwrap();
+    assert_eq!(st["reason"], "InvalidOffer", "{st}");
+}
