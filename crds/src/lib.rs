@@ -12,6 +12,7 @@ pub mod agent;
 pub mod common;
 pub mod framework;
 pub mod offer;
+pub mod reference;
 pub mod reservation;
 pub mod role;
 pub mod task;

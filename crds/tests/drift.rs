@@ -19,6 +19,28 @@ fn committed_crds_match_the_types() {
 }
 
 #[test]
+fn committed_resource_reference_matches_the_types() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/resources.md");
+    let generated = mosaic_crds::reference::reference_markdown();
+    if std::env::var_os("UPDATE_CRDS").is_some() {
+        std::fs::write(&path, &generated).expect("writing docs/resources.md");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/resources.md is out of date with the types in crds/src; \
+         run `UPDATE_CRDS=1 cargo test -p mosaic-crds --test drift` and commit the result"
+    );
+    for kind in ["Agent", "Role", "Framework", "Reservation", "Task", "Offer"] {
+        assert!(
+            committed.contains(&format!("\n## {kind}\n")),
+            "{kind} is documented"
+        );
+    }
+    assert!(committed.contains("| `spec.healthCheck.http.port` |"));
+}
+
+#[test]
 fn every_kind_has_the_contract_names() {
     let crds = mosaic_crds::all_crds();
     let kinds: Vec<_> = crds.iter().map(|c| c.spec.names.kind.as_str()).collect();

@@ -10,6 +10,7 @@ mod kubectl;
 mod logs;
 mod machinery;
 mod newcomer;
+mod offers;
 mod recovery;
 mod scheduling;
 mod simulate;

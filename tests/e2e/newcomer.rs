@@ -117,8 +117,10 @@ async fn every_example_reaches_its_documented_end_state() {
     assert_eq!(
         found,
         [
+            "external-framework",
             "health-check.yaml",
             "hello-world.yaml",
+            "reservation.yaml",
             "retried-task.yaml",
             "weighted-roles.yaml"
         ],
@@ -191,6 +193,72 @@ async fn every_example_reaches_its_documented_end_state() {
     wait_for(Duration::from_secs(30), "task web to go", || async {
         matches!(api.get("web").await, Err(kube::Error::Api(e)) if e.code == 404)
     })
+    .await
+    .unwrap();
+
+    // reservation: Bound on an agent, and the prod task runs there.
+    ok(&up.mosaic(&[
+        "apply",
+        "-f",
+        &example("reservation.yaml"),
+        "--wait",
+        "--timeout",
+        "60s",
+    ]));
+    let client = up.client().await;
+    let reservations: kube::Api<kube::api::DynamicObject> = kube::Api::all_with(
+        client.clone(),
+        &crate::support::mosaic("Reservation", "reservations"),
+    );
+    let r = reservations.get("prod-capacity").await.unwrap().data["status"].clone();
+    let st = api.get("prod-service").await.unwrap().data["status"].clone();
+    assert_eq!(
+        (r["phase"].as_str(), st["phase"].as_str()),
+        (Some("Bound"), Some("Running")),
+        "{r} {st}"
+    );
+    assert_eq!(r["agent"], st["agent"], "{r} {st}");
+    ok(&up.mosaic(&["get", "reservations"]));
+    api.delete("prod-service", &Default::default())
+        .await
+        .unwrap();
+    reservations
+        .delete("prod-capacity", &Default::default())
+        .await
+        .unwrap();
+
+    // external-framework: the program accepts offers for its 6 jobs and exits 0 when they are done.
+    let out = Command::new("python3")
+        .arg(example("external-framework/framework.py"))
+        .args(["--jobs", "6", "--timeout", "60"])
+        .env("KUBECONFIG", up.kubeconfig())
+        .env("KUBECTL", crate::support::kubectl_bin())
+        .output()
+        .unwrap();
+    let printed = ok(&out);
+    assert!(
+        printed.contains("accepted offer") && printed.contains("all 6 jobs finished"),
+        "{printed}"
+    );
+    for i in 0..6 {
+        let st = api.get(&format!("word-count-{i}")).await.unwrap().data["status"].clone();
+        assert_eq!(st["phase"], "Finished", "{st}");
+    }
+    let offers: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        client.clone(),
+        "default",
+        &crate::support::mosaic("Offer", "offers"),
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the suppressed framework's offers to be rescinded",
+        || async {
+            offers
+                .list(&Default::default())
+                .await
+                .is_ok_and(|l| l.items.is_empty())
+        },
+    )
     .await
     .unwrap();
 
