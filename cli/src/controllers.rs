@@ -15,6 +15,10 @@ pub struct ControllersArgs {
     /// Seconds an agent's tasks stay Unreachable (its Lease expired) before they are Lost.
     #[arg(long, default_value_t = 60)]
     pub agent_lost_after: u64,
+    /// Seconds the leader's Lease (mosaic-system/mosaic-controllers) lasts unrenewed;
+    /// of several replicas only the holder acts, and another takes over within this.
+    #[arg(long, default_value_t = 15)]
+    pub leader_lease_seconds: u64,
 }
 
 /// Runs the controllers until the process is stopped.
@@ -26,8 +30,16 @@ pub fn run(args: ControllersArgs) -> anyhow::Result<()> {
         let opts = mosaic_controllers::scheduler::Options {
             agent_lost_after: std::time::Duration::from_secs(args.agent_lost_after),
         };
+        let election = mosaic_controllers::leader::Election::with_lease(
+            format!("{}-{}", cluster::hostname(), std::process::id()),
+            std::time::Duration::from_secs(args.leader_lease_seconds.max(1)),
+        );
+        let elected =
+            mosaic_controllers::leader::run_elected(client.clone(), election, move || {
+                mosaic_controllers::scheduler::run_supervised(client.clone(), opts.clone())
+            });
         tokio::select! {
-            _ = mosaic_controllers::scheduler::run_supervised(client, opts) => {}
+            _ = elected => {}
             _ = crate::server::wait_for_signal() => {}
         }
         Ok(())

@@ -83,6 +83,22 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Up(_)
+            | Command::Server(_)
+            | Command::Agent(_)
+            | Command::Controllers(_)
+            | Command::Executor { .. }
+    ) {
+        // A command whose output is piped into `head` ends quietly when the
+        // reader goes, as Unix tools do. (Daemons and the executor keep
+        // ignoring SIGPIPE: an executor must outlive its agent's pipe.)
+        // SAFETY: at the start of main, before any thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     if let Err(e) = dispatch(cli) {
         // The whole chain of causes on one line, as kubectl prints errors.
         eprintln!("error: {e:#}");

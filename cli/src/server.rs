@@ -25,6 +25,13 @@ pub struct ServerArgs {
     /// any revision newer than one interval ago).
     #[arg(long, default_value_t = 300)]
     pub compaction_interval: u64,
+    /// Do not run the controllers in this process (run `mosaic controllers` instead).
+    #[arg(long)]
+    pub no_controllers: bool,
+    /// Seconds the controllers' leader Lease lasts unrenewed (several servers or
+    /// `mosaic controllers` replicas elect one leader).
+    #[arg(long, default_value_t = 15)]
+    pub leader_lease_seconds: u64,
 }
 
 /// Log to stderr, `RUST_LOG` style filtering, info by default.
@@ -64,7 +71,19 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         let opts = mosaic_controllers::scheduler::Options {
             agent_lost_after: std::time::Duration::from_secs(args.agent_lost_after),
         };
-        let controllers = tokio::spawn(mosaic_controllers::scheduler::run_supervised(admin, opts));
+        let election = mosaic_controllers::leader::Election::with_lease(
+            format!("{}-{}", crate::cluster::hostname(), std::process::id()),
+            std::time::Duration::from_secs(args.leader_lease_seconds.max(1)),
+        );
+        let controllers = tokio::spawn(async move {
+            if args.no_controllers {
+                return;
+            }
+            mosaic_controllers::leader::run_elected(admin.clone(), election, move || {
+                mosaic_controllers::scheduler::run_supervised(admin.clone(), opts.clone())
+            })
+            .await
+        });
         wait_for_signal().await;
         tracing::info!("shutting down");
         controllers.abort();

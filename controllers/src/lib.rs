@@ -12,7 +12,10 @@
 //! A newcomer starts at [`scheduler::run`], then [`allocator::Allocator::allocate`].
 
 pub mod allocator;
+pub mod events;
+pub mod leader;
 pub mod liveness;
 pub mod offers;
 pub mod reservations;
 pub mod scheduler;
+pub mod status;

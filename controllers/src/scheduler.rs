@@ -48,7 +48,19 @@ pub fn now() -> String {
         .to_string()
 }
 
-fn reflect<K>(api: Api<K>, notify: Arc<Notify>) -> Store<K>
+/// Aborts its tasks when dropped, so stopping the scheduler (a leader that
+/// steps down) stops its watches too.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
+fn reflect<K>(api: Api<K>, notify: Arc<Notify>, bg: &mut Vec<tokio::task::AbortHandle>) -> Store<K>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -63,7 +75,7 @@ where
         .default_backoff()
         .reflect(writer)
         .touched_objects();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(ev) = stream.next().await {
             if let Err(e) = ev {
@@ -72,6 +84,7 @@ where
             notify.notify_one();
         }
     });
+    bg.push(task.abort_handle());
     reader
 }
 
@@ -81,12 +94,13 @@ fn reflect_offers(
     api: Api<Offer>,
     notify: Arc<Notify>,
     deleted: tokio::sync::mpsc::UnboundedSender<Offer>,
+    bg: &mut Vec<tokio::task::AbortHandle>,
 ) -> Store<Offer> {
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .reflect(writer);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(ev) = stream.next().await {
             match ev {
@@ -99,6 +113,7 @@ fn reflect_offers(
             notify.notify_one();
         }
     });
+    bg.push(task.abort_handle());
     reader
 }
 
@@ -147,7 +162,9 @@ impl Default for Options {
 /// panics, so one bad cycle never leaves a cluster without placements.
 pub async fn run_supervised(client: Client, opts: Options) {
     loop {
-        match tokio::spawn(run(client.clone(), opts.clone())).await {
+        let task = tokio::spawn(run(client.clone(), opts.clone()));
+        let _stop_with_me = AbortOnDrop(vec![task.abort_handle()]);
+        match task.await {
             Ok(Ok(())) => return,
             Ok(Err(e)) => tracing::error!(error = %e, "the scheduler stopped; starting it again"),
             Err(e) => tracing::error!(error = %e, "the scheduler panicked; starting it again"),
@@ -159,24 +176,36 @@ pub async fn run_supervised(client: Client, opts: Options) {
 /// Runs the scheduler until the process ends.
 pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
     let notify = Arc::new(Notify::new());
+    let mut bg = Vec::new();
     let leases = reflect(
         Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
             client.clone(),
             "mosaic-system",
         ),
         notify.clone(),
+        &mut bg,
     );
-    let tasks = reflect(Api::<Task>::all(client.clone()), notify.clone());
-    let agents = reflect(Api::<Agent>::all(client.clone()), notify.clone());
-    let frameworks = reflect(Api::<Framework>::all(client.clone()), notify.clone());
-    let roles = reflect(Api::<Role>::all(client.clone()), notify.clone());
-    let reservations = reflect(Api::<Reservation>::all(client.clone()), notify.clone());
+    let tasks = reflect(Api::<Task>::all(client.clone()), notify.clone(), &mut bg);
+    let agents = reflect(Api::<Agent>::all(client.clone()), notify.clone(), &mut bg);
+    let frameworks = reflect(
+        Api::<Framework>::all(client.clone()),
+        notify.clone(),
+        &mut bg,
+    );
+    let roles = reflect(Api::<Role>::all(client.clone()), notify.clone(), &mut bg);
+    let reservations = reflect(
+        Api::<Reservation>::all(client.clone()),
+        notify.clone(),
+        &mut bg,
+    );
     let (deleted_tx, deleted_rx) = tokio::sync::mpsc::unbounded_channel();
     let offers = reflect_offers(
         Api::<Offer>::all(client.clone()),
         notify.clone(),
         deleted_tx,
+        &mut bg,
     );
+    let _watches = AbortOnDrop(bg);
     let mut offer_state = crate::offers::OfferState::new(deleted_rx);
     for (name, ready) in [
         ("tasks", tasks.wait_until_ready().await.is_ok()),
@@ -419,6 +448,7 @@ async fn cycle(
             }
         }
     }
+    crate::status::write_all(client, &alloc, roles, frameworks, agents, tasks, offers).await;
 }
 
 fn quantities(q: &mosaic_crds::ResourceQuantities) -> Resources {
@@ -441,18 +471,23 @@ async fn create_default_framework(client: &Client, ns: &str) {
     }
 }
 
-async fn patch_status(client: &Client, t: &Task, status: serde_json::Value) {
+/// Writes a Task's status (resourceVersion-guarded); whether it was stored.
+async fn patch_status(client: &Client, t: &Task, status: serde_json::Value) -> bool {
     let api: Api<Task> = Api::namespaced(client.clone(), &t.namespace().unwrap_or_default());
     // The resourceVersion makes this a compare-and-swap: a task changed since
     // this view was taken is left for the next cycle.
     let body = json!({"metadata": {"resourceVersion": t.resource_version()}, "status": status});
     let (name, pp, patch) = (t.name_any(), PatchParams::default(), Patch::Merge(&body));
     match tokio::time::timeout(API_TIMEOUT, api.patch_status(&name, &pp, &patch)).await {
-        Ok(Ok(_)) => {}
+        Ok(Ok(_)) => true,
         Ok(Err(e)) => {
-            tracing::debug!(task = %t.name_any(), error = %e, "status not written (will retry)")
+            tracing::debug!(task = %t.name_any(), error = %e, "status not written (will retry)");
+            false
         }
-        Err(_) => tracing::warn!(task = %t.name_any(), "status write timed out (will retry)"),
+        Err(_) => {
+            tracing::warn!(task = %t.name_any(), "status write timed out (will retry)");
+            false
+        }
     }
 }
 
@@ -509,7 +544,7 @@ pub(crate) async fn bind_to(client: &Client, t: &Task, agent: &str) {
             None => return,
         }
     };
-    patch_status(
+    let bound = patch_status(
         client,
         t,
         json!({
@@ -522,7 +557,17 @@ pub(crate) async fn bind_to(client: &Client, t: &Task, agent: &str) {
         }),
     )
     .await;
-    tracing::info!(task = %t.name_any(), agent, "scheduled");
+    if bound {
+        tracing::info!(task = %t.name_any(), agent, "scheduled");
+        crate::events::record(
+            client,
+            t,
+            "Normal",
+            "Scheduled",
+            &format!("bound to agent {agent}"),
+        )
+        .await;
+    }
 }
 
 /// Puts a task that ended back in the queue for its next attempt.

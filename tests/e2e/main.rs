@@ -7,6 +7,7 @@ mod cluster;
 mod durability;
 mod health;
 mod kubectl;
+mod leader;
 mod logs;
 mod machinery;
 mod newcomer;

@@ -291,6 +291,30 @@ async fn every_example_reaches_its_documented_end_state() {
             running("batch").await
         );
     }
+    // Roles and frameworks report the same numbers in their status.
+    let client = up.client().await;
+    let roles: kube::Api<kube::api::DynamicObject> =
+        kube::Api::all_with(client.clone(), &crate::support::mosaic("Role", "roles"));
+    let fws: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        client.clone(),
+        "default",
+        &crate::support::mosaic("Framework", "frameworks"),
+    );
+    wait_for(
+        Duration::from_secs(15),
+        "role and framework status to show the split",
+        || async {
+            let r = roles.get("analytics").await.unwrap().data["status"].clone();
+            let f = fws.get("batch").await.unwrap().data["status"].clone();
+            r["dominantShare"] == "0.7500"
+                && r["conditions"][0]["status"] == "True"
+                && f["tasks"]["Running"] == 2
+                && f["tasks"]["Pending"] == 8
+                && f["dominantShare"] == "0.2500"
+        },
+    )
+    .await
+    .unwrap();
     let top = ok(&up.mosaic(&["top"]));
     assert!(
         top.lines()

@@ -1,0 +1,200 @@
+//! Status for Roles, Frameworks and Agents, written after each cycle from
+//! what the allocator holds: allocated resources and dominant shares, task
+//! counts by phase, outstanding offers, and a Ready condition, so `kubectl
+//! get`, `mosaic top` and kstatus-based tools see the same numbers the
+//! allocator uses. A status is written only when it changed.
+
+use crate::allocator::{Allocator, Resources};
+use crate::scheduler::now;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::Store;
+use kube::{Client, Resource, ResourceExt};
+use mosaic_crds::{Agent, Framework, Offer, ResourceQuantities, Role, Task};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+
+fn quantities(r: Resources) -> Value {
+    serde_json::to_value(ResourceQuantities::from_units(r.cpus_milli, r.memory)).unwrap_or_default()
+}
+
+fn share(x: f64) -> String {
+    format!("{x:.4}")
+}
+
+/// The Ready condition, keeping the old transition time when nothing changed.
+fn ready(
+    old: Option<&mosaic_crds::Condition>,
+    generation: Option<i64>,
+    reason: &str,
+    message: &str,
+) -> Value {
+    let since = old
+        .filter(|c| c.status == "True" && c.reason == reason)
+        .map(|c| serde_json::to_value(&c.last_transition_time).unwrap_or_default())
+        .unwrap_or_else(|| json!(now()));
+    json!({"type": "Ready", "status": "True", "reason": reason, "message": message,
+           "lastTransitionTime": since, "observedGeneration": generation})
+}
+
+/// Patches `status` onto the object when it differs from what is there now.
+async fn write<K>(api: Api<K>, obj: &K, current: Value, status: Value)
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if current == status {
+        return;
+    }
+    let body = json!({"status": status});
+    if let Err(e) = api
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&body),
+        )
+        .await
+    {
+        tracing::debug!(object = %obj.name_any(), error = %e, "status not written (will retry)");
+    }
+}
+
+/// Only the fields this module writes, from an object's current status.
+fn pick(status: &Value, fields: &[&str]) -> Value {
+    let mut out = serde_json::Map::new();
+    for f in fields {
+        if let Some(v) = status.get(*f).filter(|v| !v.is_null()) {
+            out.insert((*f).to_string(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// Writes the status of every Role, Framework and Agent that changed.
+pub async fn write_all(
+    client: &Client,
+    alloc: &Allocator,
+    roles: &Store<Role>,
+    frameworks: &Store<Framework>,
+    agents: &Store<Agent>,
+    tasks: &Store<Task>,
+    offers: &Store<Offer>,
+) {
+    for r in roles.state() {
+        let name = r.name_any();
+        let st = r.status.clone().unwrap_or_default();
+        let status = json!({
+            "allocated": quantities(alloc.role_allocated(&name)),
+            "dominantShare": share(alloc.role_share(&name)),
+            "observedGeneration": r.metadata.generation,
+            "conditions": [ready(st.conditions.iter().find(|c| c.type_ == "Ready"), r.metadata.generation,
+                                 "Active", "the role is known to the allocator")],
+        });
+        let current = pick(
+            &serde_json::to_value(&st).unwrap_or_default(),
+            &[
+                "allocated",
+                "dominantShare",
+                "observedGeneration",
+                "conditions",
+            ],
+        );
+        write(Api::<Role>::all(client.clone()), &r, current, status).await;
+    }
+    let mut counts: HashMap<String, BTreeMap<String, u32>> = HashMap::new();
+    for t in tasks.state() {
+        let phase = t.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
+        *counts
+            .entry(format!(
+                "{}/{}",
+                t.namespace().unwrap_or_default(),
+                t.spec.framework
+            ))
+            .or_default()
+            .entry(format!("{phase:?}"))
+            .or_default() += 1;
+    }
+    let mut outstanding: HashMap<String, u32> = HashMap::new();
+    for o in offers.state() {
+        *outstanding
+            .entry(format!(
+                "{}/{}",
+                o.namespace().unwrap_or_default(),
+                o.spec.framework
+            ))
+            .or_default() += 1;
+    }
+    for f in frameworks.state() {
+        let ns = f.namespace().unwrap_or_default();
+        let key = format!("{ns}/{}", f.name_any());
+        let st = f.status.clone().unwrap_or_default();
+        let status = json!({
+            "tasks": counts.get(&key).cloned().unwrap_or_default(),
+            "allocated": quantities(alloc.framework_allocated(&key)),
+            "dominantShare": share(alloc.framework_share(&key)),
+            "outstandingOffers": outstanding.get(&key).copied().unwrap_or(0),
+            "observedGeneration": f.metadata.generation,
+            "conditions": [ready(st.conditions.iter().find(|c| c.type_ == "Ready"), f.metadata.generation,
+                                 "Registered", &format!("the framework receives resources in role {}", f.spec.role))],
+        });
+        let current = pick(
+            &serde_json::to_value(&st).unwrap_or_default(),
+            &[
+                "tasks",
+                "allocated",
+                "dominantShare",
+                "outstandingOffers",
+                "observedGeneration",
+                "conditions",
+            ],
+        );
+        let mut status = status;
+        if current.get("tasks") == status.get("tasks")
+            || current.get("tasks").is_none() && status["tasks"] == json!({})
+        {
+            // Unchanged counts (an empty map is stored as none).
+            status["tasks"] = current.get("tasks").cloned().unwrap_or(Value::Null);
+            if status["tasks"].is_null() {
+                status.as_object_mut().expect("an object").remove("tasks");
+            }
+        } else if let Some(old) = current.get("tasks").and_then(|t| t.as_object()) {
+            // A merge patch keeps keys it does not name: phases no task is in any more go as null.
+            for k in old.keys() {
+                if status["tasks"].get(k).is_none() {
+                    status["tasks"][k] = Value::Null;
+                }
+            }
+        }
+        write(
+            Api::<Framework>::namespaced(client.clone(), &ns),
+            &f,
+            current,
+            status,
+        )
+        .await;
+    }
+    let usage = alloc.agent_usage();
+    for a in agents.state() {
+        let Some(u) = usage.get(&a.name_any()) else {
+            continue;
+        };
+        let used = u
+            .reservations
+            .values()
+            .fold(u.unreserved_used, |acc, (_, used)| acc + *used);
+        let allocated = quantities(used);
+        let current = a
+            .status
+            .as_ref()
+            .and_then(|s| s.allocated.as_ref())
+            .map(|q| serde_json::to_value(q).unwrap_or_default())
+            .unwrap_or(Value::Null);
+        if current != allocated {
+            let body = json!({"status": {"allocated": allocated}});
+            if let Err(e) = Api::<Agent>::all(client.clone())
+                .patch_status(&a.name_any(), &PatchParams::default(), &Patch::Merge(&body))
+                .await
+            {
+                tracing::debug!(agent = %a.name_any(), error = %e, "allocated not written (will retry)");
+            }
+        }
+    }
+}
