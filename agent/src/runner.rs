@@ -32,6 +32,8 @@ use executor::now;
 const PIDS_MAX: u64 = 1024;
 /// How often usage is sampled into `status.usage`.
 const USAGE_EVERY: Duration = Duration::from_secs(2);
+/// Executors kept started ahead, waiting for a run.
+const SPARES: usize = 2;
 /// How often an adopted run's files are looked at.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -126,8 +128,8 @@ pub struct Runner {
     /// The supervisors under way, so shutdown can let each finish.
     supervisors: Mutex<tokio::task::JoinSet<()>>,
     metrics: Metrics,
-    /// An executor started ahead, waiting for the next run.
-    spare: std::sync::Mutex<Option<tokio::process::Child>>,
+    /// Executors started ahead, waiting for the next runs.
+    spare: std::sync::Mutex<Vec<tokio::process::Child>>,
 }
 
 /// Counters for `/metrics`.
@@ -150,7 +152,7 @@ impl Runner {
             runs: Mutex::new(HashMap::new()),
             supervisors: Mutex::new(tokio::task::JoinSet::new()),
             metrics: Metrics::default(),
-            spare: std::sync::Mutex::new(None),
+            spare: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -415,21 +417,31 @@ impl Runner {
         ))
     }
 
-    /// An executor waiting for its run directory: the one started ahead, or a new one.
+    /// An executor waiting for its run directory: one started ahead, or a new one.
     fn take_executor(&self) -> std::io::Result<tokio::process::Child> {
-        let spare = self.spare.lock().expect("spare lock").take();
+        let spare = self.spare.lock().expect("spare lock").pop();
         match spare {
             Some(c) => Ok(c),
             None => self.spawn_executor(),
         }
     }
 
-    /// Starts an executor ahead for the next launch, if none waits.
-    fn refill(&self) {
-        let mut spare = self.spare.lock().expect("spare lock");
-        if spare.is_none() {
-            *spare = self.spawn_executor().ok();
-        }
+    /// Starts executors ahead for the next launches, a moment from now (off
+    /// the critical path of the launch that used one), up to [`SPARES`].
+    fn refill(self: &Arc<Self>) {
+        let runner = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            loop {
+                if runner.spare.lock().expect("spare lock").len() >= SPARES {
+                    return;
+                }
+                let Ok(c) = runner.spawn_executor() else {
+                    return;
+                };
+                runner.spare.lock().expect("spare lock").push(c);
+            }
+        });
     }
 
     fn spawn_executor(&self) -> std::io::Result<tokio::process::Child> {

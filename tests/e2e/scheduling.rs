@@ -204,3 +204,84 @@ async fn reserved_resources_go_only_to_their_role_until_the_reservation_is_delet
     .unwrap();
     let _ = tasks_api(s.client().await.unwrap());
 }
+
+/// Simulated tasks of `framework` (no duration: they run until deleted).
+fn sim_tasks_yaml(framework: &str, n: usize, cpus: &str, memory: &str) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "---\napiVersion: mosaic.dev/v1alpha1\nkind: Task\nmetadata:\n  name: {framework}-{i}\nspec:\n  framework: {framework}\n  command: simulated\n  resources: {{cpus: \"{cpus}\", memory: {memory}}}\n"
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_guarantee_is_served_first_and_unweighted_drf_equalises_dominant_shares() {
+    let s = TestServer::start().unwrap();
+    // Apply everything before the agent registers, so every framework has work pending at once.
+    let setup = "---\napiVersion: mosaic.dev/v1alpha1\nkind: Role\nmetadata: {name: guaranteed}\n\
+        spec: {quota: {guarantee: {cpus: \"3\", memory: 3Gi}}}\n\
+        ---\napiVersion: mosaic.dev/v1alpha1\nkind: Role\nmetadata: {name: other}\nspec: {weight: 1}\n\
+        ---\napiVersion: mosaic.dev/v1alpha1\nkind: Framework\nmetadata: {name: g}\nspec: {role: guaranteed}\n\
+        ---\napiVersion: mosaic.dev/v1alpha1\nkind: Framework\nmetadata: {name: o}\nspec: {role: other}\n";
+    let mut tasks = setup.to_string();
+    tasks.push_str(&sim_tasks_yaml("o", 8, "1", "1Gi"));
+    tasks.push_str(&sim_tasks_yaml("g", 4, "1", "1Gi"));
+    s.kubectl_ok(&["apply", "-f", &write_file(s.dir.path(), "g.yaml", &tasks)]);
+    let _agent = s.spawn_agent_with("sim", "cpus=4,memory=8Gi", &["--simulate"]);
+    // Equal weights alone would split 2:2; the guarantee of 3 cpus comes first.
+    wait_for(Duration::from_secs(30), "g 3 and o 1 Running", || async {
+        count_running(&s, "g") == 3 && count_running(&s, "o") == 1
+    })
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: g {} o {}",
+            count_running(&s, "g"),
+            count_running(&s, "o")
+        )
+    });
+    // Clear the stage: cordon that agent and let its tasks be killed and go.
+    s.kubectl_ok(&[
+        "patch",
+        "agent",
+        "sim",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"unschedulable":true}}"#,
+    ]);
+    s.kubectl_ok(&["delete", "tasks", "--all", "--wait=false"]);
+    wait_for(Duration::from_secs(30), "every task to go", || async {
+        s.kubectl_ok(&["get", "tasks", "-o", "name"])
+            .trim()
+            .is_empty()
+    })
+    .await
+    .unwrap();
+
+    // Without weights, a CPU-heavy and a memory-heavy framework reach equal
+    // dominant shares: 7 tasks each on 8 cpus and 16Gi.
+    let setup = "---\napiVersion: mosaic.dev/v1alpha1\nkind: Framework\nmetadata: {name: cpu-heavy}\nspec: {role: other}\n\
+        ---\napiVersion: mosaic.dev/v1alpha1\nkind: Framework\nmetadata: {name: mem-heavy}\nspec: {role: guaranteed}\n";
+    let mut tasks = setup.to_string();
+    tasks.push_str(&sim_tasks_yaml("cpu-heavy", 12, "1", "256Mi"));
+    tasks.push_str(&sim_tasks_yaml("mem-heavy", 12, "100m", "2Gi"));
+    s.kubectl_ok(&["delete", "role", "guaranteed"]);
+    s.kubectl_ok(&["apply", "-f", &write_file(s.dir.path(), "drf.yaml", &tasks)]);
+    let _agent = s.spawn_agent_with("sim2", "cpus=8,memory=16Gi", &["--simulate"]);
+    wait_for(
+        Duration::from_secs(30),
+        "7 tasks of each Running",
+        || async { count_running(&s, "cpu-heavy") == 7 && count_running(&s, "mem-heavy") == 7 },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: cpu-heavy {} mem-heavy {}",
+            count_running(&s, "cpu-heavy"),
+            count_running(&s, "mem-heavy")
+        )
+    });
+}
