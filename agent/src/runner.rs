@@ -426,12 +426,11 @@ impl Runner {
         }
     }
 
-    /// Starts executors ahead for the next launches, a moment from now (off
-    /// the critical path of the launch that used one), up to [`SPARES`].
+    /// Starts executors ahead for the next launches, up to [`SPARES`]; called
+    /// once a launch has reported Running, so it is off that launch's path.
     fn refill(self: &Arc<Self>) {
         let runner = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
             loop {
                 if runner.spare.lock().expect("spare lock").len() >= SPARES {
                     return;

@@ -72,6 +72,7 @@ enum Command {
     #[command(after_help = "Examples:\n  mosaic crds | kubectl apply -f -")]
     Crds,
     /// Print the version.
+    #[command(after_help = "Examples:\n  mosaic version")]
     Version,
     /// Internal: the per-task executor the agent starts (`mosaic executor RUN_DIR`).
     #[command(hide = true)]
