@@ -19,6 +19,7 @@
 
 pub mod cgroup;
 mod endpoint;
+mod events;
 pub mod executor;
 mod health;
 mod register;

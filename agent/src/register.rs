@@ -82,7 +82,19 @@ pub async fn register(
     if *mode == crate::cgroup::Mode::None && !simulated {
         tracing::warn!(agent = %cfg.name, root = %cfg.cgroup_root.display(),
             "no usable cgroups: tasks run WITHOUT resource limits (status.cgroup: none)");
-        warning_event(client, cfg, &current).await;
+        let message = format!(
+            "no usable cgroups under {}: tasks on this agent run without CPU, memory or pids limits",
+            cfg.cgroup_root.display()
+        );
+        crate::events::record(
+            client,
+            &cfg.name,
+            &current,
+            "Warning",
+            "NoCgroups",
+            &message,
+        )
+        .await;
     }
     Ok(())
 }
@@ -111,22 +123,5 @@ pub async fn heartbeat(client: Client, name: String, every: Duration) {
             tracing::warn!(error = %e, "renewing the agent lease");
         }
         tokio::time::sleep(every).await;
-    }
-}
-
-/// Records a Warning Event on the Agent saying limits are not enforced.
-async fn warning_event(client: &Client, cfg: &AgentConfig, agent: &Agent) {
-    use kube::ResourceExt;
-    let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
-    let ev: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
-        "metadata": {"generateName": format!("{}.", cfg.name)},
-        "involvedObject": {"apiVersion": "mosaic.dev/v1alpha1", "kind": "Agent", "name": cfg.name, "uid": agent.uid()},
-        "type": "Warning", "reason": "NoCgroups",
-        "message": format!("no usable cgroups under {}: tasks on this agent run without CPU, memory or pids limits", cfg.cgroup_root.display()),
-        "source": {"component": "mosaic-agent", "host": cfg.name},
-        "firstTimestamp": now(), "lastTimestamp": now(), "count": 1}))
-    .expect("a valid Event");
-    if let Err(e) = api.create(&PostParams::default(), &ev).await {
-        tracing::warn!(error = %e, "recording the NoCgroups event");
     }
 }

@@ -498,6 +498,17 @@ impl Runner {
                 .await;
                 if action == Start::Adopt {
                     tracing::info!(task = %t.name_any(), pid = s.pid, "adopted a task that ran on while the agent was away");
+                } else {
+                    let msg = format!("started as process {} on agent {}", s.pid, self.cfg.name);
+                    crate::events::record(
+                        &self.client,
+                        &self.cfg.name,
+                        &t,
+                        "Normal",
+                        "Started",
+                        &msg,
+                    )
+                    .await;
                 }
             }
         }
@@ -568,7 +579,17 @@ impl Runner {
             _ => &self.metrics.failed,
         };
         by_phase.fetch_add(1, Ordering::Relaxed);
+        let reason = status["reason"].as_str().unwrap_or_default().to_string();
+        let message = status["message"].as_str().unwrap_or_default().to_string();
         self.status(&t, status).await;
+        let (kind, event) = match reason.as_str() {
+            "Completed" => ("Normal", "Finished"),
+            "MemoryLimitExceeded" => ("Warning", "OOMKilled"),
+            "KilledByUser" => ("Normal", "Killed"),
+            "NonZeroExit" => ("Warning", "Failed"),
+            other => ("Warning", if other.is_empty() { "Failed" } else { other }),
+        };
+        crate::events::record(&self.client, &self.cfg.name, &t, kind, event, &message).await;
     }
 }
 

@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// How often history older than one interval is compacted away.
     pub compaction_interval: std::time::Duration,
+    /// More Prometheus text for `/metrics` (the in-process controllers' metrics).
+    pub extra_metrics: Option<fn() -> String>,
 }
 
 /// Why a server could not start.
@@ -163,6 +165,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         authn: auth::Authenticator::new(&pki.admin_token, &pki.agent_token),
         metrics: Default::default(),
         external_url: url.clone(),
+        extra_metrics: cfg.extra_metrics,
     });
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(serve::run(listener, tls, app.clone(), async {

@@ -176,6 +176,45 @@ fn builtin(
     }
 }
 
+fn column(name: &str, type_: &str, json_path: &str) -> PrinterColumn {
+    PrinterColumn {
+        name: name.into(),
+        type_: type_.into(),
+        priority: 0,
+        description: String::new(),
+        json_path: json_path.into(),
+        path: JsonPath::parse(&format!("${json_path}")).ok(),
+    }
+}
+
+/// core/v1 Events: kubectl's columns, and the field selectors `kubectl describe` uses.
+fn core_events() -> ResourceInfo {
+    let mut ev = builtin("", "events", "Event", true, Builtin::Plain, &["ev"]);
+    ev.columns = vec![
+        column("Last Seen", "date", ".lastTimestamp"),
+        column("Type", "string", ".type"),
+        column("Reason", "string", ".reason"),
+        column("Object", "string", ".involvedObject.name"),
+        column("Message", "string", ".message"),
+    ];
+    ev.selectable_fields = [
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "type",
+    ]
+    .iter()
+    .map(|f| f.to_string())
+    .collect();
+    ev
+}
+
 /// The resources every server has, whatever CRDs are installed.
 pub fn builtins() -> Vec<ResourceInfo> {
     let mut events_v1 = builtin(
@@ -198,7 +237,7 @@ pub fn builtins() -> Vec<ResourceInfo> {
         ),
         builtin("", "secrets", "Secret", true, Builtin::Plain, &[]),
         builtin("", "configmaps", "ConfigMap", true, Builtin::Plain, &["cm"]),
-        builtin("", "events", "Event", true, Builtin::Plain, &["ev"]),
+        core_events(),
         builtin(
             "",
             "serviceaccounts",

@@ -106,6 +106,7 @@ fn start_server(data_dir: PathBuf) -> Result<(PathBuf, tokio::sync::oneshot::Sen
                 data_dir,
                 listen: "127.0.0.1:0".parse().expect("a valid address"),
                 compaction_interval: Duration::from_secs(300),
+                extra_metrics: None,
             })
             .await;
             match started {

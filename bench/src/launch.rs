@@ -92,6 +92,7 @@ async fn main() -> Result<()> {
         data_dir: tmp.path().join("server"),
         listen: "127.0.0.1:0".parse()?,
         compaction_interval: Duration::from_secs(300),
+        extra_metrics: None,
     })
     .await?;
     // No scheduler: this program binds tasks itself, so the clock starts at the bind.

@@ -19,6 +19,9 @@ pub struct ControllersArgs {
     /// of several replicas only the holder acts, and another takes over within this.
     #[arg(long, default_value_t = 15)]
     pub leader_lease_seconds: u64,
+    /// Serve Prometheus /metrics over plain HTTP on this address (e.g. 0.0.0.0:9464).
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Runs the controllers until the process is stopped.
@@ -38,10 +41,47 @@ pub fn run(args: ControllersArgs) -> anyhow::Result<()> {
             mosaic_controllers::leader::run_elected(client.clone(), election, move || {
                 mosaic_controllers::scheduler::run_supervised(client.clone(), opts.clone())
             });
+        if let Some(addr) = args.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening for /metrics on {addr}"))?;
+            tokio::spawn(serve_metrics(listener));
+        }
         tokio::select! {
             _ = elected => {}
             _ = crate::server::wait_for_signal() => {}
         }
         Ok(())
     })
+}
+
+/// Serves the controllers' Prometheus metrics at `/metrics` (plain HTTP, as scrapers expect).
+async fn serve_metrics(listener: tokio::net::TcpListener) {
+    use hyper_util::rt::TokioIo;
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(
+                |req: http::Request<hyper::body::Incoming>| async move {
+                    let (code, body) = if req.uri().path() == "/metrics" {
+                        (http::StatusCode::OK, mosaic_controllers::metrics::text())
+                    } else {
+                        (
+                            http::StatusCode::NOT_FOUND,
+                            "only /metrics here\n".to_string(),
+                        )
+                    };
+                    http::Response::builder()
+                        .status(code)
+                        .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")
+                        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                },
+            );
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), svc)
+                .await;
+        });
+    }
 }

@@ -53,6 +53,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             data_dir: args.data_dir.clone(),
             listen: args.listen,
             compaction_interval: std::time::Duration::from_secs(args.compaction_interval),
+            extra_metrics: Some(mosaic_controllers::metrics::text),
         })
         .await
         .with_context(|| {

@@ -47,6 +47,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             data_dir: data_dir.clone(),
             listen: args.listen,
             compaction_interval: Duration::from_secs(300),
+            extra_metrics: Some(mosaic_controllers::metrics::text),
         })
         .await
         .with_context(|| {

@@ -15,6 +15,7 @@ pub mod allocator;
 pub mod events;
 pub mod leader;
 pub mod liveness;
+pub mod metrics;
 pub mod offers;
 pub mod reservations;
 pub mod scheduler;

@@ -139,7 +139,10 @@ pub async fn reconcile(
                 .await
             {
                 Ok(_) => {
-                    tracing::info!(task = %t.name_any(), agent, phase = %status["phase"], "agent liveness changed the task")
+                    tracing::info!(task = %t.name_any(), agent, phase = %status["phase"], "agent liveness changed the task");
+                    let reason = status["reason"].as_str().unwrap_or("AgentLiveness");
+                    let message = status["message"].as_str().unwrap_or("");
+                    crate::events::record(client, t.as_ref(), "Warning", reason, message).await;
                 }
                 Err(e) => {
                     tracing::debug!(task = %t.name_any(), error = %e, "liveness update not written (will retry)")

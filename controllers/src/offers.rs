@@ -136,6 +136,7 @@ pub async fn before_allocation(
         }
         let refuse = externals.get(&fw).map_or(5, |f| f.spec.refuse_seconds) as u64 * 1000;
         tracing::info!(offer = %k, framework = %fw, agent, "offer declined");
+        crate::metrics::inc(&crate::metrics::OFFERS_DECLINED);
         state.refused.insert((fw, agent), now + refuse);
     }
     state.refused.retain(|_, until| *until > now);
@@ -241,6 +242,15 @@ pub async fn before_allocation(
                 "its agent is not schedulable"
             };
             tracing::info!(offer = %k, "rescinding the offer: {why}");
+            crate::metrics::inc(&crate::metrics::OFFERS_RESCINDED);
+            crate::events::record(
+                client,
+                o.as_ref(),
+                "Normal",
+                "Rescinded",
+                &format!("offer rescinded: {why}"),
+            )
+            .await;
             delete(client, o, state).await;
             continue;
         }
@@ -286,6 +296,7 @@ pub async fn create(
     {
         Ok(o) => {
             tracing::info!(offer = %o.name_any(), framework = name, agent = %allocation.agent, "offered");
+            crate::metrics::inc(&crate::metrics::OFFERS_MADE);
             state.outstanding.insert(
                 key(&o),
                 (

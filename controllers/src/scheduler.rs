@@ -244,7 +244,12 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
             reservations: &reservations,
             offers: &offers,
         };
+        let started = std::time::Instant::now();
         cycle(&client, &stores, &mut offer_state, &live).await;
+        let took = started.elapsed().as_micros() as u64;
+        crate::metrics::inc(&crate::metrics::CYCLES);
+        crate::metrics::CYCLE_MICROS.fetch_add(took, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::LAST_CYCLE_MICROS.store(took, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -424,6 +429,7 @@ async fn cycle(
     )
     .await;
     crate::reservations::bind_pending(client, &mut alloc, agents, unbound).await;
+    crate::metrics::PENDING.store(pending.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let decisions = alloc.allocate(now_ms);
     for d in decisions {
         match d {
@@ -558,6 +564,7 @@ pub(crate) async fn bind_to(client: &Client, t: &Task, agent: &str) {
     )
     .await;
     if bound {
+        crate::metrics::inc(&crate::metrics::PLACEMENTS);
         tracing::info!(task = %t.name_any(), agent, "scheduled");
         crate::events::record(
             client,
@@ -593,6 +600,14 @@ async fn restart(client: &Client, t: &Task, attempt: u32) {
     )
     .await;
     tracing::info!(task = %t.name_any(), attempt, "restarting");
+    crate::events::record(
+        client,
+        t,
+        "Normal",
+        "Restarting",
+        &format!("restart {attempt} after: {prev}"),
+    )
+    .await;
 }
 
 async fn mark_unschedulable(client: &Client, t: &Task, reason: &str) {
@@ -604,6 +619,7 @@ async fn mark_unschedulable(client: &Client, t: &Task, reason: &str) {
     {
         return; // Already says so; it is looked at again every cycle, and bound once an agent fits.
     }
+    crate::events::record(client, t, "Warning", "Unschedulable", &message).await;
     let now = now();
     patch_status(
         client,

@@ -56,6 +56,34 @@ async fn an_agent_runs_tasks_and_reports_their_exit_codes() {
         "{st}"
     );
     assert_eq!(st["agent"], "node-a");
+    // Its life shows in `kubectl describe` as Events from the scheduler and the agent.
+    let described = s.kubectl_ok(&["describe", "task", "ok"]);
+    for reason in ["Scheduled", "Started", "Finished"] {
+        assert!(
+            described.contains(reason),
+            "no {reason} event in:\n{described}"
+        );
+    }
+    // The controllers' metrics are on the server's /metrics.
+    let metrics = s
+        .client()
+        .await
+        .unwrap()
+        .request_text(http::Request::get("/metrics").body(Vec::new()).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mosaic_scheduler_cycles_total "),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("mosaic_scheduler_placements_total 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mosaic_controllers_leader 1\n"),
+        "{metrics}"
+    );
     // `mosaic logs` fetches the output from the agent.
     let out = Command::new(mosaic_bin())
         .args(["logs", "ok", "--kubeconfig"])

@@ -57,6 +57,8 @@ pub struct App {
     pub metrics: Metrics,
     /// `https://host:port` clients should use (for discovery's server address).
     pub external_url: String,
+    /// More Prometheus text for `/metrics`.
+    pub extra_metrics: Option<fn() -> String>,
 }
 
 impl App {
@@ -110,7 +112,11 @@ impl App {
             .unwrap_or("")
             .to_string();
         if path == "/metrics" {
-            return Ok(body::text(StatusCode::OK, &self.metrics_text()));
+            let mut text = self.metrics_text();
+            if let Some(extra) = self.extra_metrics {
+                text.push_str(&extra());
+            }
+            return Ok(body::text(StatusCode::OK, &text));
         }
         if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
             return openapi::serve(&self.registry, path);
