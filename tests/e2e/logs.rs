@@ -47,9 +47,11 @@ async fn logs_follow_a_task_to_its_end_and_refuse_the_agent_identity() {
         "line 1\nline 2\nline 3\nline 4\nline 5\n"
     );
     // -f ends when the task's process has ended; its status says so a moment later.
-    wait_task(&api, "counter", Duration::from_secs(10), |s| s["phase"] == "Finished")
-        .await
-        .unwrap();
+    wait_task(&api, "counter", Duration::from_secs(10), |s| {
+        s["phase"] == "Finished"
+    })
+    .await
+    .unwrap();
     let out = logs(&s.kubeconfig(), &["counter", "--stderr"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
