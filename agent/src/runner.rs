@@ -321,24 +321,7 @@ impl Runner {
 
     /// Merge-patches the task's status, retrying until it is stored (or the task is gone).
     async fn status(&self, t: &Task, status: Value) {
-        let api: Api<Task> =
-            Api::namespaced(self.client.clone(), &t.namespace().unwrap_or_default());
-        let body = json!({"status": status});
-        let mut wait = Duration::from_millis(100);
-        loop {
-            match api
-                .patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(&body))
-                .await
-            {
-                Ok(_) => return,
-                Err(kube::Error::Api(s)) if s.code == 404 => return,
-                Err(e) => {
-                    tracing::warn!(task = %t.name_any(), error = %e, "reporting task status; retrying in {wait:?}");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+        report(&self.client, t, status).await;
     }
 
     /// Writes the executor's spec and starts it; returns it with its stdout lines.
@@ -590,6 +573,28 @@ impl Runner {
             other => ("Warning", if other.is_empty() { "Failed" } else { other }),
         };
         crate::events::record(&self.client, &self.cfg.name, &t, kind, event, &message).await;
+    }
+}
+
+/// Merge-patches a task's status, retrying with backoff until it is stored
+/// (or the task is gone): an agent's reports are never dropped.
+pub(crate) async fn report(client: &Client, t: &Task, status: Value) {
+    let api: Api<Task> = Api::namespaced(client.clone(), &t.namespace().unwrap_or_default());
+    let body = json!({"status": status});
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match api
+            .patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(&body))
+            .await
+        {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 404 => return,
+            Err(e) => {
+                tracing::warn!(task = %t.name_any(), error = %e, "reporting task status; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 use crate::AgentConfig;
 use crate::executor::now;
 use futures::StreamExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use mosaic_crds::Task;
@@ -128,7 +128,7 @@ impl Simulator {
             if live {
                 let msg = "the task was killed on request";
                 let status = terminal("Killed", "KilledByUser", msg, None, t.metadata.generation);
-                report(&self.client, &t, status).await;
+                crate::runner::report(&self.client, &t, status).await;
             }
             return;
         }
@@ -159,7 +159,7 @@ impl Simulator {
         let report_running = st.phase == Some(TaskPhase::Staging);
         let handle = tokio::spawn(async move {
             if report_running {
-                report(&this.client, &t, running(&t, &start)).await;
+                crate::runner::report(&this.client, &t, running(&t, &start)).await;
             }
             let Some(d) = remaining else { return };
             tokio::time::sleep(d).await;
@@ -170,31 +170,10 @@ impl Simulator {
                 Some(0),
                 t.metadata.generation,
             );
-            report(&this.client, &t, status).await;
+            crate::runner::report(&this.client, &t, status).await;
             this.runs.lock().await.remove(&task_uid);
         });
         runs.insert(uid, handle.abort_handle());
-    }
-}
-
-/// Merge-patches a task's status, retrying until stored (or the task is gone).
-async fn report(client: &Client, t: &Task, status: Value) {
-    let api: Api<Task> = Api::namespaced(client.clone(), &t.namespace().unwrap_or_default());
-    let body = json!({"status": status});
-    let mut wait = Duration::from_millis(100);
-    loop {
-        match api
-            .patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(&body))
-            .await
-        {
-            Ok(_) => return,
-            Err(kube::Error::Api(s)) if s.code == 404 => return,
-            Err(e) => {
-                tracing::debug!(task = %t.name_any(), error = %e, "reporting a simulated task; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-        }
     }
 }
 

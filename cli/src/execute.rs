@@ -7,12 +7,10 @@ use crate::cluster;
 use crate::logs::{self, LogsArgs};
 use anyhow::{Context, bail};
 use clap::Args;
-use futures::AsyncBufReadExt;
 use kube::Client;
 use kube::api::{Api, PostParams};
 use mosaic_crds::Task;
 use mosaic_crds::task::TaskPhase;
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -46,19 +44,6 @@ pub struct ExecuteArgs {
 pub fn run(args: ExecuteArgs) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(execute(args))
-}
-
-fn is_terminal(p: Option<TaskPhase>) -> bool {
-    matches!(
-        p,
-        Some(
-            TaskPhase::Finished
-                | TaskPhase::Failed
-                | TaskPhase::Killed
-                | TaskPhase::Lost
-                | TaskPhase::Error
-        )
-    )
 }
 
 async fn execute(args: ExecuteArgs) -> anyhow::Result<i32> {
@@ -125,7 +110,8 @@ async fn follow(
         }
         let has_output = st.agent.is_some()
             && (matches!(st.phase, Some(TaskPhase::Running | TaskPhase::Killing))
-                || (is_terminal(st.phase) && st.start_time.is_some()));
+                || (mosaic_controllers::scheduler::is_terminal(st.phase)
+                    && st.start_time.is_some()));
         if has_output && !streamed {
             streamed = true;
             let la = LogsArgs {
@@ -137,27 +123,12 @@ async fn follow(
                 kubeconfig: args.kubeconfig.clone(),
             };
             match logs::open(client, cfg, &la).await {
-                Ok(mut reader) => {
-                    let mut out = std::io::stdout().lock();
-                    loop {
-                        let buf = reader
-                            .fill_buf()
-                            .await
-                            .context("reading the task's output")?;
-                        if buf.is_empty() {
-                            break;
-                        }
-                        out.write_all(buf)?;
-                        out.flush()?;
-                        let n = buf.len();
-                        reader.consume_unpin(n);
-                    }
-                }
+                Ok(reader) => logs::copy_to_stdout(reader).await?,
                 Err(e) => eprintln!("(the task's output is not available: {e:#})"),
             }
             continue;
         }
-        if is_terminal(st.phase) {
+        if mosaic_controllers::scheduler::is_terminal(st.phase) {
             return Ok(match (st.phase, st.exit_code, st.signal) {
                 (Some(TaskPhase::Finished), _, _) => 0,
                 (_, Some(code), _) => code,

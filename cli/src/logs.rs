@@ -42,8 +42,13 @@ pub fn run(args: LogsArgs) -> anyhow::Result<()> {
 
 async fn print(args: LogsArgs) -> anyhow::Result<()> {
     let (client, cfg) = cluster::user_client(args.kubeconfig.as_deref()).await?;
+    let reader = open(&client, &cfg, &args).await?;
+    copy_to_stdout(reader).await
+}
+
+/// Writes a task's output to stdout as it arrives.
+pub async fn copy_to_stdout(mut reader: impl futures::AsyncBufRead + Unpin) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    let mut reader = open(&client, &cfg, &args).await?;
     loop {
         let buf = reader
             .fill_buf()
