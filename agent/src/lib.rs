@@ -21,6 +21,7 @@ pub mod cgroup;
 mod endpoint;
 mod events;
 pub mod executor;
+pub mod gc;
 mod health;
 mod register;
 mod runner;
@@ -78,6 +79,8 @@ pub struct AgentConfig {
     pub listen: Option<std::net::SocketAddr>,
     /// The host name clients reach the endpoint by (published in `status.address`).
     pub advertise_host: String,
+    /// How long an ended run's sandbox and record are kept before removal.
+    pub gc_delay: std::time::Duration,
 }
 
 /// Why the agent stopped.
@@ -147,6 +150,7 @@ pub async fn run(
             }
         }
     }
+    let gc = tokio::spawn(gc::run(cfg.data_dir.clone(), cfg.gc_delay));
     let heartbeat = tokio::spawn(register::heartbeat(
         client.clone(),
         cfg.name.clone(),
@@ -174,6 +178,7 @@ pub async fn run(
         }
     }
     heartbeat.abort();
+    gc.abort();
     if let Some(s) = server {
         s.abort();
     }

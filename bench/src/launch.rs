@@ -113,6 +113,7 @@ async fn main() -> Result<()> {
         kill_tasks_on_exit: true,
         listen: None,
         advertise_host: "127.0.0.1".into(),
+        gc_delay: Duration::from_secs(24 * 3600),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(mosaic_agent::run(agent_client, cfg, async move {

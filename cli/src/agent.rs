@@ -48,6 +48,9 @@ pub struct AgentArgs {
     /// With --simulate: how many simulated agents this process runs (named NAME-0, NAME-1, ...).
     #[arg(long, default_value_t = 1, requires = "simulate")]
     pub count: usize,
+    /// How long an ended task's sandbox (its output) is kept, e.g. 24h, 30m.
+    #[arg(long, default_value = "24h")]
+    pub gc_delay: String,
 }
 
 /// Runs the agent until a signal.
@@ -66,6 +69,17 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             executor: std::env::current_exe().context("finding the mosaic binary")?,
             kill_tasks_on_exit: args.kill_tasks_on_exit,
             listen: Some(args.listen),
+            gc_delay: args
+                .gc_delay
+                .parse::<jiff::SignedDuration>()
+                .ok()
+                .and_then(|d| std::time::Duration::try_from(d).ok())
+                .with_context(|| {
+                    format!(
+                        "--gc-delay {:?} is not a duration like 24h or 30m",
+                        args.gc_delay
+                    )
+                })?,
             advertise_host: args.advertise_host.unwrap_or_else(|| {
                 if args.listen.ip().is_unspecified() {
                     cluster::hostname()

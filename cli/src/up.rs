@@ -87,6 +87,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 kill_tasks_on_exit: true,
                 listen: Some(([127, 0, 0, 1], 0).into()),
                 advertise_host: "127.0.0.1".into(),
+                gc_delay: std::time::Duration::from_secs(24 * 3600),
             };
             let client = cluster::client(Some(&server.agent_kubeconfig)).await?;
             let mut stop = stop_rx.clone();
@@ -109,6 +110,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 kill_tasks_on_exit: true,
                 listen: None,
                 advertise_host: "127.0.0.1".into(),
+                gc_delay: std::time::Duration::from_secs(24 * 3600),
             };
             let mut cfgs = crate::agent::simulated(&base, args.simulated_agents.max(2));
             cfgs.truncate(args.simulated_agents);

@@ -104,3 +104,38 @@ async fn logs_follow_a_task_to_its_end_and_refuse_the_agent_identity() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn an_ended_runs_sandbox_is_removed_after_the_gc_delay() {
+    let s = TestServer::start().unwrap();
+    let _agent = s.spawn_agent_with("node-gc", "cpus=1,memory=1Gi", &["--gc-delay", "1s"]);
+    let api = tasks_api(s.client().await.unwrap());
+    let t: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task", "metadata": {"name": "brief"},
+        "spec": {"command": "echo short-lived", "resources": {"cpus": "100m", "memory": "32Mi"}}}))
+    .unwrap();
+    api.create(&PostParams::default(), &t).await.unwrap();
+    wait_task(&api, "brief", Duration::from_secs(30), |s| {
+        s["phase"] == "Finished"
+    })
+    .await
+    .unwrap();
+    let sandboxes = s.dir.path().join("agents/node-gc/sandboxes/default");
+    let executors = s.dir.path().join("agents/node-gc/executors");
+    crate::support::wait_for(
+        Duration::from_secs(15),
+        "the sandbox and run record to go",
+        || async {
+            std::fs::read_dir(&sandboxes).map_or(true, |mut d| d.next().is_none())
+                && std::fs::read_dir(&executors).map_or(true, |mut d| d.next().is_none())
+        },
+    )
+    .await
+    .unwrap();
+    let out = logs(&s.kubeconfig(), &["brief"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("has no stdout on this agent"),
+        "{err}"
+    );
+}
