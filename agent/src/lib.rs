@@ -26,6 +26,7 @@ mod health;
 mod register;
 mod runner;
 pub mod simulate;
+mod status;
 
 pub use endpoint::certificate_der;
 pub use register::detect_resources;

@@ -10,13 +10,14 @@
 
 use crate::AgentConfig;
 use crate::executor::now;
+use crate::runner::KillReason;
+use crate::status::{describe_kill, report, running, terminal};
 use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use mosaic_crds::Task;
 use mosaic_crds::task::TaskPhase;
-use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,23 +113,23 @@ impl Simulator {
         let uid = t.uid().unwrap_or_default();
         let mut runs = self.runs.lock().await;
         if t.metadata.deletion_timestamp.is_some() {
-            let live = matches!(
-                st.phase,
-                Some(
-                    TaskPhase::Staging
-                        | TaskPhase::Starting
-                        | TaskPhase::Running
-                        | TaskPhase::Killing
-                )
-            );
+            let live = st.phase.is_some_and(TaskPhase::is_active);
             if let Some(h) = runs.remove(&uid) {
                 h.abort();
             }
             drop(runs);
             if live {
-                let msg = "the task was killed on request";
-                let status = terminal("Killed", "KilledByUser", msg, None, t.metadata.generation);
-                crate::runner::report(&self.client, &t, status).await;
+                let (reason, msg) = describe_kill(&KillReason::User);
+                let status = terminal(
+                    "Killed",
+                    reason,
+                    &msg,
+                    None,
+                    None,
+                    t.metadata.generation,
+                    false,
+                );
+                report(&self.client, &t, status).await;
             }
             return;
         }
@@ -157,46 +158,33 @@ impl Simulator {
         let this = self.clone();
         let task_uid = uid.clone();
         let report_running = st.phase == Some(TaskPhase::Staging);
+        let agent = st.agent.clone().unwrap_or_default();
         let handle = tokio::spawn(async move {
             if report_running {
-                crate::runner::report(&this.client, &t, running(&t, &start)).await;
+                let status = running(
+                    &start,
+                    "running (simulated)",
+                    &agent,
+                    true,
+                    t.metadata.generation,
+                );
+                report(&this.client, &t, status).await;
             }
             let Some(d) = remaining else { return };
             tokio::time::sleep(d).await;
+            let msg = "the simulated task finished";
             let status = terminal(
                 "Finished",
                 "Completed",
-                "the simulated task finished",
+                msg,
                 Some(0),
+                None,
                 t.metadata.generation,
+                true,
             );
-            crate::runner::report(&this.client, &t, status).await;
+            report(&this.client, &t, status).await;
             this.runs.lock().await.remove(&task_uid);
         });
         runs.insert(uid, handle.abort_handle());
     }
-}
-
-fn running(t: &Task, start: &str) -> Value {
-    let (now, generation) = (now(), t.metadata.generation);
-    json!({"phase": "Running", "startTime": start, "reason": "Started", "message": "running (simulated)",
-           "observedGeneration": generation,
-           "conditions": [
-               {"type": "Ready", "status": "True", "reason": "Running", "message": "the task is running", "lastTransitionTime": now, "observedGeneration": generation}]})
-}
-
-fn terminal(
-    phase: &str,
-    reason: &str,
-    message: &str,
-    code: Option<i32>,
-    generation: Option<i64>,
-) -> Value {
-    let now = now();
-    let ok = phase == "Finished";
-    json!({"phase": phase, "reason": reason, "message": message, "exitCode": code, "finishTime": now,
-           "observedGeneration": generation,
-           "conditions": [
-               {"type": "Ready", "status": if ok { "True" } else { "False" }, "reason": reason, "message": message, "lastTransitionTime": now, "observedGeneration": generation},
-               {"type": "Stalled", "status": if ok { "False" } else { "True" }, "reason": reason, "message": message, "lastTransitionTime": now, "observedGeneration": generation}]})
 }

@@ -67,7 +67,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<i32> {
         if !args.wait {
             return Ok(0);
         }
-        wait(&client, &applied, timeout).await
+        wait(&applied, timeout).await
     })
 }
 
@@ -291,8 +291,7 @@ fn progress(o: &DynamicObject) -> Progress {
     }
 }
 
-async fn wait(client: &Client, applied: &[Applied], timeout: Duration) -> anyhow::Result<i32> {
-    let _ = client;
+async fn wait(applied: &[Applied], timeout: Duration) -> anyhow::Result<i32> {
     let deadline = Instant::now() + timeout;
     let mut shown: HashMap<String, String> = HashMap::new();
     loop {

@@ -56,6 +56,27 @@ pub async fn user_client(path: Option<&Path>) -> anyhow::Result<(kube::Client, k
     }
 }
 
+/// Starts the API server on the embedded store, its /metrics carrying the controllers'.
+pub async fn start_server(
+    data_dir: &Path,
+    listen: std::net::SocketAddr,
+    compaction_interval: std::time::Duration,
+) -> anyhow::Result<mosaic_apiserver::RunningServer> {
+    mosaic_apiserver::start(mosaic_apiserver::ServerConfig {
+        data_dir: data_dir.to_path_buf(),
+        listen,
+        compaction_interval,
+        extra_metrics: Some(mosaic_controllers::metrics::text),
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "starting the API server on {listen} with data dir {}",
+            data_dir.display()
+        )
+    })
+}
+
 /// This machine's name, as an Agent name (a lowercase DNS label).
 pub fn hostname() -> String {
     let raw =

@@ -49,20 +49,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     init_logging();
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
-        let server = mosaic_apiserver::start(mosaic_apiserver::ServerConfig {
-            data_dir: args.data_dir.clone(),
-            listen: args.listen,
-            compaction_interval: std::time::Duration::from_secs(args.compaction_interval),
-            extra_metrics: Some(mosaic_controllers::metrics::text),
-        })
-        .await
-        .with_context(|| {
-            format!(
-                "starting the API server on {} with data dir {}",
-                args.listen,
-                args.data_dir.display()
-            )
-        })?;
+        let server = crate::cluster::start_server(
+            &args.data_dir,
+            args.listen,
+            std::time::Duration::from_secs(args.compaction_interval),
+        )
+        .await?;
         println!("Mosaic API server listening on {}", server.url);
         println!(
             "Point kubectl at it:  export KUBECONFIG={}",

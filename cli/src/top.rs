@@ -133,16 +133,7 @@ pub fn run(args: TopArgs) -> anyhow::Result<()> {
         }
         for t in &tasks {
             let st = t.status.clone().unwrap_or_default();
-            let live = matches!(
-                st.phase,
-                Some(
-                    TaskPhase::Staging
-                        | TaskPhase::Starting
-                        | TaskPhase::Running
-                        | TaskPhase::Killing
-                        | TaskPhase::Unreachable
-                )
-            );
+            let live = st.phase.is_some_and(TaskPhase::is_active);
             let Some(agent) = st.agent.filter(|_| live) else {
                 continue;
             };

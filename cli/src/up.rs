@@ -43,20 +43,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let data_dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir.clone());
-        let server = mosaic_apiserver::start(mosaic_apiserver::ServerConfig {
-            data_dir: data_dir.clone(),
-            listen: args.listen,
-            compaction_interval: Duration::from_secs(300),
-            extra_metrics: Some(mosaic_controllers::metrics::text),
-        })
-        .await
-        .with_context(|| {
-            format!(
-                "starting the API server on {} with data dir {}",
-                args.listen,
-                data_dir.display()
-            )
-        })?;
+        let server =
+            crate::cluster::start_server(&data_dir, args.listen, Duration::from_secs(300)).await?;
         let admin = kube::Client::new(server.in_process(), "default");
         let controllers = tokio::spawn(mosaic_controllers::scheduler::run_supervised(
             admin.clone(),

@@ -87,8 +87,8 @@ fn external(frameworks: &Store<Framework>) -> HashMap<String, Arc<Framework>> {
 
 /// The cycle's work on offers before allocation: notes declines, binds the
 /// tasks that accept offers, rescinds what must go, holds the rest in the
-/// allocator and applies the refusals. Returns the tasks it handled (so the
-/// caller does not submit them).
+/// allocator and applies the refusals. (The caller submits no task that
+/// names an offer or belongs to an External framework.)
 #[allow(clippy::too_many_arguments)]
 pub async fn before_allocation(
     client: &Client,
@@ -99,7 +99,7 @@ pub async fn before_allocation(
     tasks: &[Arc<Task>],
     schedulable: &HashMap<String, bool>,
     now: u64,
-) -> HashSet<String> {
+) {
     let externals = external(frameworks);
     let current: HashMap<String, Arc<Offer>> =
         offers.state().into_iter().map(|o| (key(&o), o)).collect();
@@ -142,7 +142,6 @@ pub async fn before_allocation(
     state.refused.retain(|_, until| *until > now);
 
     // Accepts: pending tasks naming an offer.
-    let mut handled = HashSet::new();
     let mut by_offer: HashMap<String, Vec<Arc<Task>>> = HashMap::new();
     for t in tasks {
         let st = t.status.as_ref();
@@ -153,7 +152,6 @@ pub async fn before_allocation(
             && t.metadata.deletion_timestamp.is_none()
         {
             let ns = t.namespace().unwrap_or_default();
-            handled.insert(format!("{ns}/{}", t.name_any()));
             by_offer
                 .entry(format!("{ns}/{offer}"))
                 .or_default()
@@ -259,7 +257,6 @@ pub async fn before_allocation(
     for ((fw, agent), until) in &state.refused {
         alloc.decline(fw, agent, now, until.saturating_sub(now));
     }
-    handled
 }
 
 /// Makes an Offer object for an allocation the cycle offered.

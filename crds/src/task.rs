@@ -246,6 +246,21 @@ pub struct TaskStatus {
     pub conditions: Vec<Condition>,
 }
 
+impl TaskPhase {
+    /// Whether a task in this phase is on an agent and holds its resources:
+    /// Staging, Starting, Running, Killing, or Unreachable (its agent may come back).
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            TaskPhase::Staging
+                | TaskPhase::Starting
+                | TaskPhase::Running
+                | TaskPhase::Killing
+                | TaskPhase::Unreachable
+        )
+    }
+}
+
 impl TaskSpec {
     /// Whether a run that ended in `phase` is followed by another, with
     /// `attempt` restarts so far: `Always` runs again after any end but a

@@ -1,0 +1,165 @@
+//! A task's status as the agent reports it: the status bodies of each phase
+//! (Running, and the ends of a run with their reasons and Ready/Stalled
+//! conditions), and the reporter that writes them, retrying until stored.
+//! Real runs ([`crate::runner`]) and simulated ones ([`crate::simulate`]) share both.
+
+use crate::executor::{Exited, now};
+use crate::runner::KillReason;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use mosaic_crds::Task;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Merge-patches a task's status, retrying with backoff until it is stored
+/// (or the task is gone): an agent's reports are never dropped.
+pub(crate) async fn report(client: &Client, t: &Task, status: Value) {
+    let api: Api<Task> = Api::namespaced(client.clone(), &t.namespace().unwrap_or_default());
+    let body = json!({"status": status});
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match api
+            .patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(&body))
+            .await
+        {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 404 => return,
+            Err(e) => {
+                tracing::warn!(task = %t.name_any(), error = %e, "reporting task status; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+pub(crate) fn describe_kill(reason: &KillReason) -> (&'static str, String) {
+    match reason {
+        KillReason::User => ("KilledByUser", "the task was killed on request".into()),
+        KillReason::Shutdown => (
+            "KilledByUser",
+            "the task was killed because its agent stopped".into(),
+        ),
+        KillReason::HealthCheck(m) => {
+            ("HealthCheckFailed", format!("the health check failed: {m}"))
+        }
+    }
+}
+
+/// The status of a run that ended.
+pub(crate) fn outcome(e: &Exited, kill: Option<&KillReason>, oom_now: bool, t: &Task) -> Value {
+    let generation = t.metadata.generation;
+    let (code, signal) = (e.exit_code, e.signal);
+    if let Some(msg) = &e.launch_error {
+        return launch_failed(msg, generation);
+    }
+    if let Some(reason) = kill {
+        let (r, m) = describe_kill(reason);
+        let phase = match reason {
+            KillReason::HealthCheck(_) => "Failed",
+            _ => "Killed",
+        };
+        return terminal(phase, r, &m, code, signal, generation, false);
+    }
+    if e.oom_killed || oom_now {
+        let mem = t
+            .spec
+            .resources
+            .memory_bytes()
+            .ok()
+            .flatten()
+            .unwrap_or(128 << 20);
+        let m = format!("the task used more than its memory limit of {mem} bytes and was killed");
+        return terminal(
+            "Failed",
+            "MemoryLimitExceeded",
+            &m,
+            code,
+            signal,
+            generation,
+            false,
+        );
+    }
+    match (code, signal) {
+        (Some(0), _) => terminal(
+            "Finished",
+            "Completed",
+            "the task exited 0",
+            Some(0),
+            None,
+            generation,
+            true,
+        ),
+        (Some(c), _) => terminal(
+            "Failed",
+            "NonZeroExit",
+            &format!("the task exited {c}"),
+            Some(c),
+            None,
+            generation,
+            false,
+        ),
+        (None, s) => terminal(
+            "Failed",
+            "NonZeroExit",
+            &format!("the task was killed by signal {}", s.unwrap_or(0)),
+            None,
+            s,
+            generation,
+            false,
+        ),
+    }
+}
+
+/// The Ready condition of a running task.
+pub(crate) fn ready_running(now: &str, healthy: bool, generation: Option<i64>) -> Value {
+    if healthy {
+        json!({"type": "Ready", "status": "True", "reason": "Running", "message": "the task is running", "lastTransitionTime": now, "observedGeneration": generation})
+    } else {
+        json!({"type": "Ready", "status": "False", "reason": "HealthCheckPending", "message": "the task runs; its health check has not passed yet", "lastTransitionTime": now, "observedGeneration": generation})
+    }
+}
+
+/// The status of a task that started running.
+pub(crate) fn running(
+    start: &str,
+    msg: &str,
+    agent: &str,
+    healthy: bool,
+    generation: Option<i64>,
+) -> Value {
+    let now = now();
+    json!({"phase": "Running", "startTime": start, "reason": "Started", "message": msg,
+           "observedGeneration": generation,
+           "conditions": [
+               {"type": "Scheduled", "status": "True", "reason": "Scheduled", "message": format!("bound to agent {agent}"), "lastTransitionTime": now, "observedGeneration": generation},
+               ready_running(&now, healthy, generation)]})
+}
+
+/// The status of a task that could not be started.
+pub(crate) fn launch_failed(msg: &str, generation: Option<i64>) -> Value {
+    terminal("Failed", "LaunchFailed", msg, None, None, generation, false)
+}
+
+/// The status of a task that ended.
+pub(crate) fn terminal(
+    phase: &str,
+    reason: &str,
+    message: &str,
+    code: Option<i32>,
+    signal: Option<i32>,
+    generation: Option<i64>,
+    ok: bool,
+) -> Value {
+    let now = now();
+    let (ready, stalled) = if ok {
+        ("True", "False")
+    } else {
+        ("False", "True")
+    };
+    json!({"phase": phase, "reason": reason, "message": message, "exitCode": code, "signal": signal,
+           "finishTime": now, "observedGeneration": generation, "usage": null,
+           "conditions": [
+               {"type": "Ready", "status": ready, "reason": reason, "message": message, "lastTransitionTime": now, "observedGeneration": generation},
+               {"type": "Stalled", "status": stalled, "reason": reason, "message": message, "lastTransitionTime": now, "observedGeneration": generation}]})
+}
