@@ -12,6 +12,8 @@ pub static CYCLES: AtomicU64 = AtomicU64::new(0);
 pub static CYCLE_MICROS: AtomicU64 = AtomicU64::new(0);
 /// The last one's duration, in microseconds.
 pub static LAST_CYCLE_MICROS: AtomicU64 = AtomicU64::new(0);
+/// Time spent deciding (the allocator's own work, no API calls), in microseconds.
+pub static ALLOCATE_MICROS: AtomicU64 = AtomicU64::new(0);
 /// Tasks bound to agents.
 pub static PLACEMENTS: AtomicU64 = AtomicU64::new(0);
 /// Offer objects made.
@@ -33,7 +35,7 @@ pub fn inc(c: &AtomicU64) {
 /// The metrics in the Prometheus text format.
 pub fn text() -> String {
     let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let rows: [(&str, &str, &str, String); 8] = [
+    let rows: [(&str, &str, &str, String); 9] = [
         (
             "mosaic_scheduler_cycles_total",
             "counter",
@@ -51,6 +53,12 @@ pub fn text() -> String {
             "gauge",
             "Duration of the last allocation cycle.",
             format!("{:.6}", g(&LAST_CYCLE_MICROS) as f64 / 1e6),
+        ),
+        (
+            "mosaic_scheduler_allocate_seconds_total",
+            "counter",
+            "Time the allocator spent deciding (no API calls).",
+            format!("{:.6}", g(&ALLOCATE_MICROS) as f64 / 1e6),
         ),
         (
             "mosaic_scheduler_placements_total",

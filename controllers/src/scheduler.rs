@@ -30,6 +30,9 @@ const QUIET: Duration = Duration::from_millis(50);
 /// ...or this long after the first change, whichever is sooner.
 const BATCH: Duration = Duration::from_millis(250);
 
+/// How many binds (and other per-task writes) a cycle has in flight at once.
+const WRITE_CONCURRENCY: usize = 128;
+
 /// The longest a cycle waits for one API call.
 const API_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -430,30 +433,49 @@ async fn cycle(
     .await;
     crate::reservations::bind_pending(client, &mut alloc, agents, unbound).await;
     crate::metrics::PENDING.store(pending.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let deciding = std::time::Instant::now();
     let decisions = alloc.allocate(now_ms);
+    crate::metrics::ALLOCATE_MICROS.fetch_add(
+        deciding.elapsed().as_micros() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    // Binds and marks are independent writes: send many at once (the server
+    // group-commits them), as kube-scheduler binds asynchronously.
+    let by_id: std::collections::HashMap<String, &Task> = pending
+        .iter()
+        .map(|t| {
+            (
+                format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()),
+                &**t,
+            )
+        })
+        .collect();
+    let mut writes = Vec::new();
     for d in decisions {
         match d {
             Decision::Place { task, allocation } => {
-                let Some(t) = pending.iter().find(|t| {
-                    format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()) == task
-                }) else {
-                    continue;
-                };
-                bind_to(client, t, &allocation.agent).await;
+                if let Some(&t) = by_id.get(&task) {
+                    writes.push(futures::future::Either::Left(async move {
+                        bind_to(client, t, &allocation.agent).await
+                    }));
+                }
             }
             Decision::Unschedulable { task, reason, .. } => {
-                let Some(t) = pending.iter().find(|t| {
-                    format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()) == task
-                }) else {
-                    continue;
-                };
-                mark_unschedulable(client, t, &reason).await;
+                if let Some(&t) = by_id.get(&task) {
+                    writes.push(futures::future::Either::Right(async move {
+                        mark_unschedulable(client, t, &reason).await
+                    }));
+                }
             }
             Decision::Offer { allocation } => {
                 crate::offers::create(client, offer_state, frameworks, &allocation).await;
             }
         }
     }
+    futures::stream::iter(writes)
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect::<Vec<()>>()
+        .await;
     crate::status::write_all(client, &alloc, roles, frameworks, agents, tasks, offers).await;
 }
 

@@ -39,6 +39,11 @@ impl Selectors {
     pub fn matches(&self, obj: &Value) -> bool {
         self.labels.matches(obj) && self.fields.matches(obj)
     }
+
+    /// Whether every object matches (no selector was given).
+    pub fn is_everything(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
 }
 
 fn encode_continue(rev: i64, key: &str) -> String {

@@ -87,6 +87,11 @@ impl LabelSelector {
     }
 
     /// Whether an object's labels satisfy every requirement.
+    /// Whether it selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         let labels = &obj["metadata"]["labels"];
         let get = |k: &str| labels.get(k).and_then(Value::as_str);
@@ -135,6 +140,11 @@ impl FieldSelector {
     }
 
     /// Whether an object satisfies every requirement.
+    /// Whether it selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|(k, eq, v)| {
             let mut cur = obj;

@@ -141,6 +141,30 @@ impl Watch {
         self.tx.send(line(kind, obj)).await.map_err(|_| ())
     }
 
+    /// Sends an event every watcher of the kind sees alike: the object is
+    /// decoded and encoded once, by whichever watcher comes first, not once
+    /// per watcher (a Task change reaches the scheduler, the agents and users).
+    async fn send_shared(&mut self, e: &Event) -> Result<(), ()> {
+        let kind = match e.kind {
+            EventKind::Delete => "DELETED",
+            EventKind::Put if e.kv.create_revision == e.kv.mod_revision => "ADDED",
+            EventKind::Put => "MODIFIED",
+        };
+        let object = e.shared.get_or_init(|| match meta::from_store(&e.kv) {
+            Ok(obj) => Bytes::from(serde_json::to_vec(&obj).expect("JSON serialises")),
+            Err(_) => Bytes::new(),
+        });
+        if object.is_empty() {
+            return Ok(());
+        }
+        let head = format!(r#"{{"type":"{kind}","object":"#);
+        let mut line = Vec::with_capacity(head.len() + object.len() + 2);
+        line.extend_from_slice(head.as_bytes());
+        line.extend_from_slice(object);
+        line.extend_from_slice(b"}\n");
+        self.tx.send(Bytes::from(line)).await.map_err(|_| ())
+    }
+
     fn bookmark(&self, initial_end: bool) -> Value {
         let info = &self.req.route.info;
         let mut m = json!({"resourceVersion": self.last_rev.to_string()});
@@ -190,6 +214,9 @@ impl Watch {
 
     async fn event(&mut self, e: &Event) -> Result<(), ()> {
         self.last_rev = e.kv.mod_revision;
+        if self.sel.is_everything() && !self.as_table {
+            return self.send_shared(e).await;
+        }
         let Ok(obj) = meta::from_store(&e.kv) else {
             return Ok(());
         };

@@ -48,6 +48,21 @@ pub struct Event {
     pub kv: Arc<KeyValue>,
     /// The value before this change, when there was one and the store still knows it.
     pub prev: Option<Arc<KeyValue>>,
+    /// Whatever the layer above derives from the event once and shares between
+    /// its watchers (the API server: the object as served), made by the first.
+    pub shared: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl Event {
+    /// A change, with nothing derived yet.
+    pub fn new(kind: EventKind, kv: Arc<KeyValue>, prev: Option<Arc<KeyValue>>) -> Self {
+        Self {
+            kind,
+            kv,
+            prev,
+            shared: Default::default(),
+        }
+    }
 }
 
 /// The result of a range read.

@@ -259,11 +259,7 @@ fn commit_batch(conn: &mut Connection, inner: &Inner, batch: Vec<WriteOp>) {
                     mod_revision: rev,
                 });
                 overlay.insert(key.clone(), (!deleted).then(|| kv.clone()));
-                events.push(Arc::new(Event {
-                    kind,
-                    kv: kv.clone(),
-                    prev: current,
-                }));
+                events.push(Arc::new(Event::new(kind, kv.clone(), current)));
                 results.push(Ok(kv));
             }
         }
@@ -431,7 +427,7 @@ fn replay(
         } else {
             EventKind::Put
         };
-        Ok(Arc::new(Event { kind, kv, prev }))
+        Ok(Arc::new(Event::new(kind, kv, prev)))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -1,0 +1,102 @@
+//! `mosaic bench`: the whole control plane under load. It starts `mosaic
+//! server` (API server on the embedded store, with the controllers) and a
+//! process of simulated agents as child processes, submits tasks through the
+//! API from many concurrent clients, and measures placement throughput and
+//! create->Running latency (as this process's watch sees them), API write
+//! throughput, the allocator's cycle time (from the server's /metrics) and the
+//! server's peak RSS. It prints a table and, with `--json`, writes the figures.
+
+mod procs;
+mod report;
+mod workload;
+
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The benchmark shapes of docs/benchmarks.md.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Shape {
+    /// 1,000 agents, 100,000 tasks in 100 frameworks (Nomad C1M's shape, scaled down).
+    A,
+    /// 5,000 agents, 50,000 tasks (kube-scheduler's SchedulingBasic 5000Nodes_50000Pods).
+    B,
+    /// Mesos's MultiFrameworkAllocations: 80 agents of 64 cpus; 4 frameworks x 4,000
+    /// tasks of 0.07 cpus, 500 x 5 of 0.1, 50 x 20 of 1.
+    C,
+}
+
+/// Flags of `mosaic bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// A preset shape; the flags below override its figures.
+    #[arg(long, value_enum)]
+    pub shape: Option<Shape>,
+    /// Simulated agents.
+    #[arg(long)]
+    pub agents: Option<usize>,
+    /// Tasks submitted.
+    #[arg(long)]
+    pub tasks: Option<usize>,
+    /// Frameworks the tasks are spread over.
+    #[arg(long)]
+    pub frameworks: Option<usize>,
+    /// Roles the frameworks are spread over (weights 1, 2, 3, ...).
+    #[arg(long)]
+    pub roles: Option<usize>,
+    /// What each simulated agent offers.
+    #[arg(long)]
+    pub agent_resources: Option<String>,
+    /// What each task asks for.
+    #[arg(long)]
+    pub task_resources: Option<String>,
+    /// Concurrent clients creating tasks.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Seconds to wait for every task to be Running.
+    #[arg(long, default_value_t = 900)]
+    pub timeout: u64,
+    /// Where the server and agents keep their data (a temporary folder under it).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Write the figures to this file as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Runs the benchmark and prints its figures.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    crate::server::init_logging();
+    let plan = workload::Plan::from_args(&args)?;
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let figures = rt.block_on(async {
+        let tmp = match &args.dir {
+            Some(d) => tempfile::tempdir_in(d),
+            None => tempfile::tempdir(),
+        }
+        .context("making the benchmark's data folder")?;
+        eprintln!(
+            "mosaic bench: {} agents ({}), {} tasks in {} frameworks over {} roles, {} clients; data in {}",
+            plan.agents,
+            plan.agent_resources,
+            plan.total_tasks(),
+            plan.groups.iter().map(|g| g.frameworks).sum::<usize>(),
+            plan.roles,
+            args.clients,
+            tmp.path().display()
+        );
+        let cluster = procs::Cluster::start(tmp.path(), &plan).await?;
+        let result = workload::run(&cluster, &plan, args.clients, Duration::from_secs(args.timeout)).await;
+        let end = cluster.stop().await;
+        let (mut figures, end) = (result?, end?);
+        figures.peak_rss_bytes = end.peak_rss_bytes;
+        Ok::<_, anyhow::Error>(figures)
+    })?;
+    figures.print(&plan);
+    if let Some(path) = &args.json {
+        std::fs::write(path, figures.json(&plan))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
