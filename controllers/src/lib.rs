@@ -6,12 +6,14 @@
 //! structures with no API client, so it is tested and measured on its own.
 //! The scheduler loop ([`scheduler`]) feeds it from the API each cycle (Roles,
 //! Frameworks, Reservations via [`reservations`], Tasks, Agents and their
-//! liveness via [`liveness`]) and writes its decisions back (bindings,
+//! liveness via [`liveness`]) and writes its decisions back (bindings, in
+//! the background through [`binder`],
 //! reservation and task status).
 //!
 //! A newcomer starts at [`scheduler::run`], then [`allocator::Allocator::allocate`].
 
 pub mod allocator;
+pub mod binder;
 pub mod events;
 pub mod leader;
 pub mod liveness;

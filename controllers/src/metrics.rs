@@ -16,6 +16,8 @@ pub static LAST_CYCLE_MICROS: AtomicU64 = AtomicU64::new(0);
 pub static ALLOCATE_MICROS: AtomicU64 = AtomicU64::new(0);
 /// Tasks bound to agents.
 pub static PLACEMENTS: AtomicU64 = AtomicU64::new(0);
+/// Per-task writes (binds and others) in flight, at the last cycle.
+pub static BINDS_IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
 /// Offer objects made.
 pub static OFFERS_MADE: AtomicU64 = AtomicU64::new(0);
 /// Offers declined by their framework.
@@ -35,7 +37,7 @@ pub fn inc(c: &AtomicU64) {
 /// The metrics in the Prometheus text format.
 pub fn text() -> String {
     let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let rows: [(&str, &str, &str, String); 9] = [
+    let rows: [(&str, &str, &str, String); 10] = [
         (
             "mosaic_scheduler_cycles_total",
             "counter",
@@ -65,6 +67,12 @@ pub fn text() -> String {
             "counter",
             "Tasks bound to agents.",
             g(&PLACEMENTS).to_string(),
+        ),
+        (
+            "mosaic_scheduler_writes_in_flight",
+            "gauge",
+            "Binds and other per-task writes under way.",
+            g(&BINDS_IN_FLIGHT).to_string(),
         ),
         (
             "mosaic_scheduler_pending_tasks",

@@ -30,8 +30,8 @@ const QUIET: Duration = Duration::from_millis(50);
 /// ...or this long after the first change, whichever is sooner.
 const BATCH: Duration = Duration::from_millis(250);
 
-/// How many binds (and other per-task writes) a cycle has in flight at once.
-const WRITE_CONCURRENCY: usize = 128;
+/// Role, Framework and Agent status are written at most this often.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
 
 /// The longest a cycle waits for one API call.
 const API_TIMEOUT: Duration = Duration::from_secs(10);
@@ -210,6 +210,8 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
     );
     let _watches = AbortOnDrop(bg);
     let mut offer_state = crate::offers::OfferState::new(deleted_rx);
+    let mut binder = crate::binder::Binder::new(client.clone());
+    let mut last_status = std::time::Instant::now() - STATUS_EVERY;
     for (name, ready) in [
         ("tasks", tasks.wait_until_ready().await.is_ok()),
         ("agents", agents.wait_until_ready().await.is_ok()),
@@ -248,7 +250,21 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
             offers: &offers,
         };
         let started = std::time::Instant::now();
-        cycle(&client, &stores, &mut offer_state, &live).await;
+        // Role, Framework and Agent status at most once a second: under load
+        // the bindings go first.
+        let status_due = last_status.elapsed() >= STATUS_EVERY;
+        if status_due {
+            last_status = started;
+        }
+        cycle(
+            &client,
+            &stores,
+            &mut offer_state,
+            &mut binder,
+            &live,
+            status_due,
+        )
+        .await;
         let took = started.elapsed().as_micros() as u64;
         crate::metrics::inc(&crate::metrics::CYCLES);
         crate::metrics::CYCLE_MICROS.fetch_add(took, std::sync::atomic::Ordering::Relaxed);
@@ -270,7 +286,9 @@ async fn cycle(
     client: &Client,
     stores: &Stores<'_>,
     offer_state: &mut crate::offers::OfferState,
+    binder: &mut crate::binder::Binder,
     live: &std::collections::HashMap<String, bool>,
+    status_due: bool,
 ) {
     let Stores {
         tasks,
@@ -356,6 +374,7 @@ async fn cycle(
         let fw = framework_key(&ns, &t.spec.framework);
         let phase = t.status.as_ref().and_then(|s| s.phase);
         let agent = t.status.as_ref().and_then(|s| s.agent.clone());
+        let key = format!("{ns}/{}", t.name_any());
         if !known.contains(&fw) {
             // The namespace's default framework is made when first needed; a task
             // naming another framework that does not exist waits for it.
@@ -370,8 +389,10 @@ async fn cycle(
             // A bound task is killed by its agent first, which reports it Killed;
             // then (or if it never ran) it may go.
             let running = agent.is_some() && !is_terminal(phase);
+            binder.confirm(&key);
             if !running && t.finalizers().iter().any(|f| f == FINALIZER) {
-                release(client, &t).await;
+                let (client, t) = (client.clone(), t.clone());
+                binder.write(async move { release(&client, &t).await });
             }
             if running && let Some(agent) = agent {
                 alloc.assign(&fw, &agent, task_resources(&t));
@@ -391,13 +412,16 @@ async fn cycle(
                 let due = finished.as_second()
                     + mosaic_crds::task::TaskSpec::restart_backoff(attempt).as_secs() as i64;
                 if jiff::Timestamp::now().as_second() >= due {
-                    restart(client, &t, attempt + 1).await;
+                    let (client, t) = (client.clone(), t.clone());
+                    binder.write(async move { restart(&client, &t, attempt + 1).await });
                 }
             }
+            binder.confirm(&key);
             continue;
         }
         match agent {
             Some(agent) if !is_terminal(phase) => {
+                binder.confirm(&key);
                 alloc.assign(&fw, &agent, task_resources(&t));
             }
             // An External framework's tasks run on the offers they accept.
@@ -405,9 +429,13 @@ async fn cycle(
             None if t.metadata.deletion_timestamp.is_none()
                 && matches!(phase, None | Some(TaskPhase::Pending)) =>
             {
+                // Its bind is under way: it holds its place already.
+                if let Some(a) = binder.assumed(&key) {
+                    alloc.assign(&fw, &a.agent, a.resources);
+                    continue;
+                }
                 pending.push(t.clone());
-                let mut req =
-                    TaskRequest::new(&format!("{ns}/{}", t.name_any()), task_resources(&t));
+                let mut req = TaskRequest::new(&key, task_resources(&t));
                 if let Some(sel) = &t.spec.agent_selector {
                     req.selector = sel.match_labels.clone().unwrap_or_default();
                 }
@@ -439,32 +467,29 @@ async fn cycle(
         deciding.elapsed().as_micros() as u64,
         std::sync::atomic::Ordering::Relaxed,
     );
-    // Binds and marks are independent writes: send many at once (the server
-    // group-commits them), as kube-scheduler binds asynchronously.
-    let by_id: std::collections::HashMap<String, &Task> = pending
+    // Binds and marks are written in the background, many at once (the
+    // server group-commits them); the next cycle counts the placements as made.
+    let by_id: std::collections::HashMap<String, &Arc<Task>> = pending
         .iter()
         .map(|t| {
             (
                 format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()),
-                &**t,
+                t,
             )
         })
         .collect();
-    let mut writes = Vec::new();
     for d in decisions {
         match d {
             Decision::Place { task, allocation } => {
                 if let Some(&t) = by_id.get(&task) {
-                    writes.push(futures::future::Either::Left(async move {
-                        bind_to(client, t, &allocation.agent).await
-                    }));
+                    let total = allocation.total();
+                    binder.bind(task, t.clone(), allocation.agent, total);
                 }
             }
             Decision::Unschedulable { task, reason, .. } => {
                 if let Some(&t) = by_id.get(&task) {
-                    writes.push(futures::future::Either::Right(async move {
-                        mark_unschedulable(client, t, &reason).await
-                    }));
+                    let (client, t) = (client.clone(), t.clone());
+                    binder.write(async move { mark_unschedulable(&client, &t, &reason).await });
                 }
             }
             Decision::Offer { allocation } => {
@@ -472,11 +497,13 @@ async fn cycle(
             }
         }
     }
-    futures::stream::iter(writes)
-        .buffer_unordered(WRITE_CONCURRENCY)
-        .collect::<Vec<()>>()
-        .await;
-    crate::status::write_all(client, &alloc, roles, frameworks, agents, tasks, offers).await;
+    crate::metrics::BINDS_IN_FLIGHT.store(
+        binder.in_flight() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    if status_due {
+        crate::status::write_all(client, &alloc, roles, frameworks, agents, tasks, offers).await;
+    }
 }
 
 fn quantities(q: &mosaic_crds::ResourceQuantities) -> Resources {
@@ -554,8 +581,9 @@ async fn release(client: &Client, t: &Task) {
     }
 }
 
-/// Binds a task to an agent: the finalizer first, then status Staging (resourceVersion-guarded).
-pub(crate) async fn bind_to(client: &Client, t: &Task, agent: &str) {
+/// Binds a task to an agent: the finalizer first, then status Staging
+/// (resourceVersion-guarded). Whether it is bound.
+pub(crate) async fn bind_to(client: &Client, t: &Task, agent: &str) -> bool {
     let now = now();
     // The finalizer first, so a bound task is never deleted without being killed.
     let holder;
@@ -569,7 +597,7 @@ pub(crate) async fn bind_to(client: &Client, t: &Task, agent: &str) {
                 holder = updated;
                 &holder
             }
-            None => return,
+            None => return false,
         }
     };
     let bound = patch_status(
@@ -597,6 +625,7 @@ pub(crate) async fn bind_to(client: &Client, t: &Task, agent: &str) {
         )
         .await;
     }
+    bound
 }
 
 /// Puts a task that ended back in the queue for its next attempt.
@@ -607,7 +636,7 @@ async fn restart(client: &Client, t: &Task, attempt: u32) {
         .as_ref()
         .and_then(|s| s.message.clone())
         .unwrap_or_default();
-    patch_status(
+    let stored = patch_status(
         client,
         t,
         json!({
@@ -621,6 +650,9 @@ async fn restart(client: &Client, t: &Task, attempt: u32) {
         }),
     )
     .await;
+    if !stored {
+        return;
+    }
     tracing::info!(task = %t.name_any(), attempt, "restarting");
     crate::events::record(
         client,

@@ -6,6 +6,7 @@
 
 use crate::allocator::{Allocator, Resources};
 use crate::scheduler::now;
+use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
@@ -36,25 +37,30 @@ fn ready(
            "lastTransitionTime": since, "observedGeneration": generation})
 }
 
-/// Patches `status` onto the object when it differs from what is there now.
-async fn write<K>(api: Api<K>, obj: &K, current: Value, status: Value)
+/// How many status writes are in flight at once.
+const CONCURRENT_WRITES: usize = 32;
+
+/// A status write, not yet sent.
+type Write = futures::future::BoxFuture<'static, ()>;
+
+/// The write of `status` onto the object, when it differs from what is there now.
+fn write<K>(api: Api<K>, obj: &K, current: Value, status: Value) -> Option<Write>
 where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
     if current == status {
-        return;
+        return None;
     }
-    let body = json!({"status": status});
-    if let Err(e) = api
-        .patch_status(
-            &obj.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&body),
-        )
-        .await
-    {
-        tracing::debug!(object = %obj.name_any(), error = %e, "status not written (will retry)");
-    }
+    let name = obj.name_any();
+    Some(Box::pin(async move {
+        let body = json!({"status": status});
+        if let Err(e) = api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+        {
+            tracing::debug!(object = %name, error = %e, "status not written (will retry)");
+        }
+    }))
 }
 
 /// Only the fields this module writes, from an object's current status.
@@ -78,6 +84,7 @@ pub async fn write_all(
     tasks: &Store<Task>,
     offers: &Store<Offer>,
 ) {
+    let mut writes: Vec<Write> = Vec::new();
     for r in roles.state() {
         let name = r.name_any();
         let st = r.status.clone().unwrap_or_default();
@@ -97,7 +104,7 @@ pub async fn write_all(
                 "conditions",
             ],
         );
-        write(Api::<Role>::all(client.clone()), &r, current, status).await;
+        writes.extend(write(Api::<Role>::all(client.clone()), &r, current, status));
     }
     let mut counts: HashMap<String, BTreeMap<String, u32>> = HashMap::new();
     for t in tasks.state() {
@@ -163,13 +170,12 @@ pub async fn write_all(
                 }
             }
         }
-        write(
+        writes.extend(write(
             Api::<Framework>::namespaced(client.clone(), &ns),
             &f,
             current,
             status,
-        )
-        .await;
+        ));
     }
     let usage = alloc.agent_usage();
     for a in agents.state() {
@@ -187,14 +193,17 @@ pub async fn write_all(
             .and_then(|s| s.allocated.as_ref())
             .map(|q| serde_json::to_value(q).unwrap_or_default())
             .unwrap_or(Value::Null);
-        if current != allocated {
-            let body = json!({"status": {"allocated": allocated}});
-            if let Err(e) = Api::<Agent>::all(client.clone())
-                .patch_status(&a.name_any(), &PatchParams::default(), &Patch::Merge(&body))
-                .await
-            {
-                tracing::debug!(agent = %a.name_any(), error = %e, "allocated not written (will retry)");
-            }
-        }
+        let current = json!({"allocated": current});
+        let status = json!({"allocated": allocated});
+        writes.extend(write(
+            Api::<Agent>::all(client.clone()),
+            &*a,
+            current,
+            status,
+        ));
     }
+    futures::stream::iter(writes)
+        .buffer_unordered(CONCURRENT_WRITES)
+        .collect::<Vec<()>>()
+        .await;
 }

@@ -115,6 +115,8 @@ pub struct Allocator {
     role_index: HashMap<String, usize>,
     frameworks: Vec<Framework>,
     framework_index: HashMap<String, usize>,
+    /// Where the next search for an agent starts (see `choose_agent`).
+    next_start: usize,
 }
 
 fn unknown(kind: &'static str, name: &str) -> AllocatorError {

@@ -237,6 +237,27 @@ fn binpack_fills_one_agent_before_the_next_and_spread_balances() {
     assert_eq!(agents_placed_on(&mut a).len(), 3, "spread over every agent");
 }
 
+#[test]
+fn large_clusters_compare_a_bounded_number_of_agents_and_still_spread() {
+    assert_eq!(cycle::feasible_to_find(50), 50, "small: every agent");
+    assert_eq!(cycle::feasible_to_find(1_000), 420, "50% - 8 points");
+    assert_eq!(cycle::feasible_to_find(5_000), 500, "50% - 40 points");
+    assert_eq!(cycle::feasible_to_find(100_000), 5_000, "no less than 5%");
+    // 2,000 agents, 4,000 one-cpu tasks: every agent gets exactly two, as a
+    // full search would spread them, because each search starts where the last stopped.
+    let mut a = cluster(2_000, cpus(4.0, 16));
+    a.set_framework(FrameworkSpec::builtin("sp", "default"));
+    submit_many(&mut a, "sp", 4_000, cpus(1.0, 1));
+    let mut per_agent = std::collections::BTreeMap::<String, usize>::new();
+    for d in a.allocate(0) {
+        if let Decision::Place { allocation, .. } = d {
+            *per_agent.entry(allocation.agent).or_default() += 1;
+        }
+    }
+    assert_eq!(per_agent.len(), 2_000, "every agent used");
+    assert!(per_agent.values().all(|&n| n == 2), "{per_agent:?}");
+}
+
 /// The agents one cycle placed tasks on.
 fn agents_placed_on(a: &mut Allocator) -> std::collections::BTreeSet<String> {
     a.allocate(0)

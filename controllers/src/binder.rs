@@ -1,0 +1,99 @@
+//! Binds written in the background, as kube-scheduler's "assume" does: a cycle
+//! records each placement here and goes on; the writes (finalizer, status,
+//! event) run concurrently, many in flight at once, while later cycles
+//! already count the placed task as bound. An entry goes when the store shows
+//! the task bound, or when its bind fails (the task changed or went), and the
+//! task is then placed again from what the store says.
+
+use crate::allocator::Resources;
+use mosaic_crds::Task;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+/// How many per-task writes are in flight at once.
+const IN_FLIGHT: usize = 256;
+
+/// A placement whose bind is written but not yet seen in the store.
+#[derive(Clone, Debug)]
+pub struct Assumed {
+    /// The agent.
+    pub agent: String,
+    /// What the task holds.
+    pub resources: Resources,
+}
+
+/// The background writer of binds and other per-task status writes.
+pub struct Binder {
+    client: kube::Client,
+    assumed: Arc<Mutex<HashMap<String, Assumed>>>,
+    permits: Arc<Semaphore>,
+    /// Aborted with the binder (a leader stepping down stops its writes).
+    writes: JoinSet<()>,
+}
+
+impl Binder {
+    /// A binder writing through `client`.
+    pub fn new(client: kube::Client) -> Self {
+        Self {
+            client,
+            assumed: Default::default(),
+            permits: Arc::new(Semaphore::new(IN_FLIGHT)),
+            writes: JoinSet::new(),
+        }
+    }
+
+    /// The placement assumed for a task (by `namespace/name`), if its bind is under way.
+    pub fn assumed(&self, key: &str) -> Option<Assumed> {
+        self.assumed.lock().expect("not poisoned").get(key).cloned()
+    }
+
+    /// The store shows the task bound (or gone): nothing to assume any more.
+    pub fn confirm(&self, key: &str) {
+        self.assumed.lock().expect("not poisoned").remove(key);
+    }
+
+    /// Binds in the background, assuming the placement meanwhile.
+    pub fn bind(&mut self, key: String, t: Arc<Task>, agent: String, resources: Resources) {
+        self.assumed.lock().expect("not poisoned").insert(
+            key.clone(),
+            Assumed {
+                agent: agent.clone(),
+                resources,
+            },
+        );
+        let (client, assumed, permits) = (
+            self.client.clone(),
+            self.assumed.clone(),
+            self.permits.clone(),
+        );
+        self.writes.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            if !crate::scheduler::bind_to(&client, &t, &agent).await {
+                // Placed again by a later cycle, from what the store says then.
+                assumed.lock().expect("not poisoned").remove(&key);
+            }
+        });
+        self.reap();
+    }
+
+    /// Runs any other per-task write in the background, within the same limit.
+    pub fn write(&mut self, f: impl Future<Output = ()> + Send + 'static) {
+        let permits = self.permits.clone();
+        self.writes.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            f.await
+        });
+        self.reap();
+    }
+
+    /// Writes not yet finished.
+    pub fn in_flight(&self) -> usize {
+        self.writes.len()
+    }
+
+    fn reap(&mut self) {
+        while self.writes.try_join_next().is_some() {}
+    }
+}
