@@ -30,9 +30,6 @@ const QUIET: Duration = Duration::from_millis(50);
 /// ...or this long after the first change, whichever is sooner.
 const BATCH: Duration = Duration::from_millis(250);
 
-/// Role, Framework and Agent status are written at most this often.
-const STATUS_EVERY: Duration = Duration::from_secs(1);
-
 /// The longest a cycle waits for one API call.
 const API_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -211,7 +208,8 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
     let _watches = AbortOnDrop(bg);
     let mut offer_state = crate::offers::OfferState::new(deleted_rx);
     let mut binder = crate::binder::Binder::new(client.clone());
-    let mut last_status = std::time::Instant::now() - STATUS_EVERY;
+    let mut status = crate::status::StatusWriter::default();
+    let mut last_took = Duration::ZERO;
     for (name, ready) in [
         ("tasks", tasks.wait_until_ready().await.is_ok()),
         ("agents", agents.wait_until_ready().await.is_ok()),
@@ -239,6 +237,9 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
         while first.elapsed() < BATCH
             && tokio::time::timeout(QUIET, notify.notified()).await.is_ok()
         {}
+        // A cycle reads every object: on a large cluster under load, keep it
+        // to a third of the scheduler's time, so binds and watches keep up.
+        tokio::time::sleep(last_took.saturating_mul(2).saturating_sub(first.elapsed())).await;
         let live = crate::liveness::live_agents(&agents, &leases);
         crate::liveness::reconcile(&client, &agents, &tasks, &live, opts.agent_lost_after).await;
         let stores = Stores {
@@ -250,22 +251,17 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
             offers: &offers,
         };
         let started = std::time::Instant::now();
-        // Role, Framework and Agent status at most once a second: under load
-        // the bindings go first.
-        let status_due = last_status.elapsed() >= STATUS_EVERY;
-        if status_due {
-            last_status = started;
-        }
         cycle(
             &client,
             &stores,
             &mut offer_state,
             &mut binder,
             &live,
-            status_due,
+            &mut status,
         )
         .await;
-        let took = started.elapsed().as_micros() as u64;
+        last_took = started.elapsed();
+        let took = last_took.as_micros() as u64;
         crate::metrics::inc(&crate::metrics::CYCLES);
         crate::metrics::CYCLE_MICROS.fetch_add(took, std::sync::atomic::Ordering::Relaxed);
         crate::metrics::LAST_CYCLE_MICROS.store(took, std::sync::atomic::Ordering::Relaxed);
@@ -288,7 +284,7 @@ async fn cycle(
     offer_state: &mut crate::offers::OfferState,
     binder: &mut crate::binder::Binder,
     live: &std::collections::HashMap<String, bool>,
-    status_due: bool,
+    status: &mut crate::status::StatusWriter,
 ) {
     let Stores {
         tasks,
@@ -501,9 +497,14 @@ async fn cycle(
         binder.in_flight() as u64,
         std::sync::atomic::Ordering::Relaxed,
     );
-    if status_due {
-        crate::status::write_all(client, &alloc, roles, frameworks, agents, tasks, offers).await;
-    }
+    let objects = crate::status::Objects {
+        roles,
+        frameworks,
+        agents,
+        tasks,
+        offers,
+    };
+    status.maybe_start(client, &alloc, &objects);
 }
 
 fn quantities(q: &mosaic_crds::ResourceQuantities) -> Resources {

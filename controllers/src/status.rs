@@ -13,6 +13,7 @@ use kube::{Client, Resource, ResourceExt};
 use mosaic_crds::{Agent, Framework, Offer, ResourceQuantities, Role, Task};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 fn quantities(r: Resources) -> Value {
     serde_json::to_value(ResourceQuantities::from_units(r.cpus_milli, r.memory)).unwrap_or_default()
@@ -74,16 +75,84 @@ fn pick(status: &Value, fields: &[&str]) -> Value {
     Value::Object(out)
 }
 
-/// Writes the status of every Role, Framework and Agent that changed.
-pub async fn write_all(
-    client: &Client,
-    alloc: &Allocator,
-    roles: &Store<Role>,
-    frameworks: &Store<Framework>,
-    agents: &Store<Agent>,
-    tasks: &Store<Task>,
-    offers: &Store<Offer>,
-) {
+/// Role and Framework status is written at most this often...
+const EVERY: Duration = Duration::from_secs(1);
+/// ...and each Agent's `status.allocated` at most this often (thousands of
+/// agents would otherwise be thousands of writes a second under load).
+const AGENTS_EVERY: Duration = Duration::from_secs(10);
+
+/// Writes status in the background, a round at a time: a round is started
+/// only when the last one is done and [`EVERY`] has passed, so under load the
+/// bindings go first and status trails by a round.
+pub struct StatusWriter {
+    last: Instant,
+    last_agents: Instant,
+    round: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Default for StatusWriter {
+    fn default() -> Self {
+        let long_ago = Instant::now() - AGENTS_EVERY;
+        Self {
+            last: long_ago,
+            last_agents: long_ago,
+            round: None,
+        }
+    }
+}
+
+impl Drop for StatusWriter {
+    fn drop(&mut self) {
+        if let Some(r) = &self.round {
+            r.abort();
+        }
+    }
+}
+
+/// The objects status is written for.
+pub struct Objects<'a> {
+    /// Roles.
+    pub roles: &'a Store<Role>,
+    /// Frameworks.
+    pub frameworks: &'a Store<Framework>,
+    /// Agents.
+    pub agents: &'a Store<Agent>,
+    /// Tasks (counted per framework and phase).
+    pub tasks: &'a Store<Task>,
+    /// Offers (counted per framework).
+    pub offers: &'a Store<Offer>,
+}
+
+impl StatusWriter {
+    /// Starts a round of writes when one is due.
+    pub fn maybe_start(&mut self, client: &Client, alloc: &Allocator, objects: &Objects<'_>) {
+        if self.last.elapsed() < EVERY || self.round.as_ref().is_some_and(|r| !r.is_finished()) {
+            return;
+        }
+        self.last = Instant::now();
+        let agents = self.last_agents.elapsed() >= AGENTS_EVERY;
+        if agents {
+            self.last_agents = self.last;
+        }
+        let writes = writes(client, alloc, objects, agents);
+        self.round = Some(tokio::spawn(async move {
+            futures::stream::iter(writes)
+                .buffer_unordered(CONCURRENT_WRITES)
+                .collect::<Vec<()>>()
+                .await;
+        }));
+    }
+}
+
+/// The writes of every Role, Framework (and with `agents`, Agent) status that changed.
+fn writes(client: &Client, alloc: &Allocator, objects: &Objects<'_>, agents: bool) -> Vec<Write> {
+    let Objects {
+        roles,
+        frameworks,
+        agents: agent_store,
+        tasks,
+        offers,
+    } = *objects;
     let mut writes: Vec<Write> = Vec::new();
     for r in roles.state() {
         let name = r.name_any();
@@ -177,8 +246,11 @@ pub async fn write_all(
             status,
         ));
     }
+    if !agents {
+        return writes;
+    }
     let usage = alloc.agent_usage();
-    for a in agents.state() {
+    for a in agent_store.state() {
         let Some(u) = usage.get(&a.name_any()) else {
             continue;
         };
@@ -202,8 +274,5 @@ pub async fn write_all(
             status,
         ));
     }
-    futures::stream::iter(writes)
-        .buffer_unordered(CONCURRENT_WRITES)
-        .collect::<Vec<()>>()
-        .await;
+    writes
 }

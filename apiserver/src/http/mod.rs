@@ -72,7 +72,10 @@ impl App {
         let (parts, body) = req.into_parts();
         let resp = match self.route(&parts, body).await {
             Ok(r) => r,
-            Err(e) => body::status_response(&e),
+            Err(e) => {
+                tracing::debug!(method = %parts.method, uri = %parts.uri, code = e.code, message = %e.message, "request refused");
+                body::status_response(&e)
+            }
         };
         if resp.status().as_u16() >= 400 {
             self.metrics.errors.fetch_add(1, Ordering::Relaxed);

@@ -54,6 +54,10 @@ pub struct BenchArgs {
     /// Concurrent clients creating tasks.
     #[arg(long, default_value_t = 64)]
     pub clients: usize,
+    /// Tasks created per second in all (0: as fast as the clients go). Below
+    /// the placement throughput, latency is the pipeline's, not a queue's.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
     /// Seconds to wait for every task to be Running.
     #[arg(long, default_value_t = 900)]
     pub timeout: u64,
@@ -77,17 +81,23 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         .context("making the benchmark's data folder")?;
         eprintln!(
-            "mosaic bench: {} agents ({}), {} tasks in {} frameworks over {} roles, {} clients; data in {}",
+            "mosaic bench: {} agents ({}), {} tasks in {} frameworks over {} roles, {} clients{}; data in {}",
             plan.agents,
             plan.agent_resources,
             plan.total_tasks(),
             plan.groups.iter().map(|g| g.frameworks).sum::<usize>(),
             plan.roles,
             args.clients,
+            if args.rate > 0.0 { format!(" at {} tasks/s", args.rate) } else { String::new() },
             tmp.path().display()
         );
         let cluster = procs::Cluster::start(tmp.path(), &plan).await?;
-        let result = workload::run(&cluster, &plan, args.clients, Duration::from_secs(args.timeout)).await;
+        let load = workload::Load {
+            clients: args.clients,
+            rate: args.rate,
+            timeout: Duration::from_secs(args.timeout),
+        };
+        let result = workload::run(&cluster, &plan, &load).await;
         let end = cluster.stop().await;
         let (mut figures, end) = (result?, end?);
         figures.peak_rss_bytes = end.peak_rss_bytes;

@@ -64,7 +64,10 @@ impl Cluster {
         let mut server = Command::new(&exe)
             .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&server_dir)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("MOSAIC_BENCH_SERVER_LOG").unwrap_or("warn".into()),
+            )
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()

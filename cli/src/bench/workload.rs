@@ -207,13 +207,19 @@ pub struct Seen {
     pub running: HashMap<String, Instant>,
 }
 
+/// How the tasks are submitted.
+pub struct Load {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Tasks per second in all; 0 for as fast as the clients go.
+    pub rate: f64,
+    /// How long to wait for all to run.
+    pub timeout: Duration,
+}
+
 /// Creates the roles and frameworks, submits the tasks, waits for all to run.
-pub async fn run(
-    cluster: &procs::Cluster,
-    plan: &Plan,
-    clients: usize,
-    timeout: Duration,
-) -> anyhow::Result<Figures> {
+pub async fn run(cluster: &procs::Cluster, plan: &Plan, load: &Load) -> anyhow::Result<Figures> {
+    let (clients, timeout) = (load.clients, load.timeout);
     let client = &cluster.client;
     let roles: Api<Role> = Api::all(client.clone());
     for r in 0..plan.roles {
@@ -242,10 +248,14 @@ pub async fn run(
     let api: Api<Task> = Api::namespaced(client.clone(), "default");
     let created = Arc::new(Mutex::new(HashMap::with_capacity(total)));
     let start = Instant::now();
-    let results: Vec<anyhow::Result<()>> = futures::stream::iter(tasks.iter().cloned())
-        .map(|tp| {
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(tasks.iter().cloned().enumerate())
+        .map(|(i, tp)| {
             let (api, created) = (api.clone(), created.clone());
+            let due = (load.rate > 0.0).then(|| start + Duration::from_secs_f64(i as f64 / load.rate));
             async move {
+                if let Some(due) = due {
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let t: Task = serde_json::from_value(json!({
                     "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task",
                     "metadata": {"name": tp.name},
