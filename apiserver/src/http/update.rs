@@ -88,7 +88,11 @@ pub async fn patch(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
     }
     let patch: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("couldn't decode the patch as JSON: {e}")))?;
-    for _ in 0..16 {
+    // As kube-apiserver's GuaranteedUpdate: a patch that pins no
+    // resourceVersion is applied again to the newer object until it lands
+    // (many writers of one object under load lose several races in a row).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
         let current = req
             .app
             .store
