@@ -76,7 +76,9 @@ pub async fn reconcile(
                 .await
             {
                 Ok(_) => tracing::info!(agent = %name, ready = is_live, "agent readiness changed"),
-                Err(e) => tracing::warn!(agent = %name, error = %e, "updating agent readiness"),
+                Err(e) => {
+                    tracing::debug!(agent = %name, error = %e, "updating agent readiness (next cycle retries)")
+                }
             }
         }
     }
