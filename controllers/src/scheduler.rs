@@ -238,8 +238,11 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
             && tokio::time::timeout(QUIET, notify.notified()).await.is_ok()
         {}
         // A cycle reads every object: on a large cluster under load, keep it
-        // to a third of the scheduler's time, so binds and watches keep up.
-        tokio::time::sleep(last_took.saturating_mul(2).saturating_sub(first.elapsed())).await;
+        // to a third of the scheduler's time, so binds and watches keep up
+        // (but never wait more than a second: a cycle may have been long
+        // because an API call in it was slow, not because it is costly).
+        let pause = last_took.saturating_mul(2).min(Duration::from_secs(1));
+        tokio::time::sleep(pause.saturating_sub(first.elapsed())).await;
         let live = crate::liveness::live_agents(&agents, &leases);
         crate::liveness::reconcile(&client, &agents, &tasks, &live, opts.agent_lost_after).await;
         let stores = Stores {
