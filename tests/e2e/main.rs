@@ -3,6 +3,7 @@
 
 mod api;
 mod bench;
+mod burst;
 mod cgroups;
 mod cluster;
 mod durability;
