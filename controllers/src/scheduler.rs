@@ -366,7 +366,8 @@ async fn cycle(
         .filter(|f| f.spec.scheduler == SchedulerKind::External)
         .map(|f| framework_key(&f.namespace().unwrap_or_default(), &f.name_any()))
         .collect();
-    let mut pending = Vec::new();
+    // Pending tasks by id (`namespace/name`), to find a decision's task.
+    let mut pending = std::collections::HashMap::new();
     let mut missing_defaults = std::collections::BTreeSet::new();
     for t in tasks.state() {
         let ns = t.namespace().unwrap_or_default();
@@ -433,12 +434,12 @@ async fn cycle(
                     alloc.assign(&fw, &a.agent, a.resources);
                     continue;
                 }
-                pending.push(t.clone());
                 let mut req = TaskRequest::new(&key, task_resources(&t));
                 if let Some(sel) = &t.spec.agent_selector {
                     req.selector = sel.match_labels.clone().unwrap_or_default();
                 }
                 let _ = alloc.submit(&fw, req);
+                pending.insert(key, t.clone());
             }
             _ => {}
         }
@@ -468,25 +469,16 @@ async fn cycle(
     );
     // Binds and marks are written in the background, many at once (the
     // server group-commits them); the next cycle counts the placements as made.
-    let by_id: std::collections::HashMap<String, &Arc<Task>> = pending
-        .iter()
-        .map(|t| {
-            (
-                format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any()),
-                t,
-            )
-        })
-        .collect();
     for d in decisions {
         match d {
             Decision::Place { task, allocation } => {
-                if let Some(&t) = by_id.get(&task) {
+                if let Some(t) = pending.get(&task) {
                     let total = allocation.total();
                     binder.bind(task, t.clone(), allocation.agent, total);
                 }
             }
             Decision::Unschedulable { task, reason, .. } => {
-                if let Some(&t) = by_id.get(&task) {
+                if let Some(t) = pending.get(&task) {
                     let (client, t) = (client.clone(), t.clone());
                     binder.write(async move { mark_unschedulable(&client, &t, &reason).await });
                 }

@@ -84,21 +84,18 @@ const AGENTS_EVERY: Duration = Duration::from_secs(10);
 /// Writes status in the background, a round at a time: a round is started
 /// only when the last one is done and [`EVERY`] has passed, so under load the
 /// bindings go first and status trails by a round.
+#[derive(Default)]
 pub struct StatusWriter {
-    last: Instant,
-    last_agents: Instant,
+    /// When the last round started (none yet: the first is due at once).
+    last: Option<Instant>,
+    /// When the last round that wrote Agents started.
+    last_agents: Option<Instant>,
     round: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl Default for StatusWriter {
-    fn default() -> Self {
-        let long_ago = Instant::now() - AGENTS_EVERY;
-        Self {
-            last: long_ago,
-            last_agents: long_ago,
-            round: None,
-        }
-    }
+/// Whether `every` has passed since `last` (or there was none).
+fn due(last: Option<Instant>, every: Duration) -> bool {
+    last.is_none_or(|l| l.elapsed() >= every)
 }
 
 impl Drop for StatusWriter {
@@ -126,11 +123,11 @@ pub struct Objects<'a> {
 impl StatusWriter {
     /// Starts a round of writes when one is due.
     pub fn maybe_start(&mut self, client: &Client, alloc: &Allocator, objects: &Objects<'_>) {
-        if self.last.elapsed() < EVERY || self.round.as_ref().is_some_and(|r| !r.is_finished()) {
+        if !due(self.last, EVERY) || self.round.as_ref().is_some_and(|r| !r.is_finished()) {
             return;
         }
-        self.last = Instant::now();
-        let agents = self.last_agents.elapsed() >= AGENTS_EVERY;
+        self.last = Some(Instant::now());
+        let agents = due(self.last_agents, AGENTS_EVERY);
         if agents {
             self.last_agents = self.last;
         }

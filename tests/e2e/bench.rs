@@ -70,6 +70,11 @@ fn bench_runs_every_task_and_writes_its_figures() -> Result<()> {
         "bound after Running: {v}"
     );
     ensure!(f("peak_rss_bytes") > 1e6, "no server memory read: {v}");
+    // At the least a create, a bind and a Running report per task.
+    ensure!(
+        f("requests_per_task") >= 3.0,
+        "server requests not counted: {v}"
+    );
     ensure!(
         v["cycles"].as_u64().unwrap_or(0) >= 1,
         "no scheduler cycle: {v}"

@@ -45,6 +45,10 @@ pub struct Figures {
     pub scheduler_cycle_ms: f64,
     /// Scheduler cycles during the run.
     pub cycles: u64,
+    /// API requests the server answered during the run, per task submitted.
+    pub requests_per_task: f64,
+    /// Of those requests, how many were answered with an error status.
+    pub request_errors: u64,
     /// The server's peak resident memory.
     pub peak_rss_bytes: u64,
     /// The server's resident memory growth per 10,000 tasks.
@@ -108,6 +112,8 @@ impl Figures {
             allocator_cycle_ms: delta("mosaic_scheduler_allocate_seconds_total") * 1e3 / cycles,
             scheduler_cycle_ms: delta("mosaic_scheduler_cycle_seconds_total") * 1e3 / cycles,
             cycles: cycles as u64,
+            requests_per_task: delta("mosaic_apiserver_requests_total") / tasks.len().max(1) as f64,
+            request_errors: delta("mosaic_apiserver_request_errors_total") as u64,
             peak_rss_bytes: 0,
             memory_per_10k_tasks_bytes: rss_growth * 10_000 / tasks.len().max(1) as u64,
             elapsed_seconds: elapsed,
@@ -151,6 +157,10 @@ impl Figures {
                     "{:.1} ms over {} cycles",
                     self.scheduler_cycle_ms, self.cycles
                 ),
+            ),
+            (
+                "API requests per task (refused in all)",
+                format!("{:.1} ({})", self.requests_per_task, self.request_errors),
             ),
             (
                 "control plane peak RSS",
@@ -202,6 +212,8 @@ impl Figures {
             "allocator_cycle_ms": self.allocator_cycle_ms,
             "scheduler_cycle_ms": self.scheduler_cycle_ms,
             "cycles": self.cycles,
+            "requests_per_task": self.requests_per_task,
+            "request_errors": self.request_errors,
             "peak_rss_bytes": self.peak_rss_bytes,
             "memory_per_10k_tasks_bytes": self.memory_per_10k_tasks_bytes,
             "elapsed_seconds": self.elapsed_seconds,

@@ -317,14 +317,6 @@ pub async fn run(cluster: &procs::Cluster, plan: &Plan, load: &Load) -> anyhow::
         rss_after.saturating_sub(rss_before),
     );
     figures.cpu_seconds = std::array::from_fn(|i| cpu_after[i] - cpu_before[i]);
-    for name in [
-        "mosaic_apiserver_requests_total",
-        "mosaic_apiserver_request_errors_total",
-        "mosaic_scheduler_placements_total",
-    ] {
-        let d = procs::metric(&metrics_after, name) - procs::metric(&metrics_before, name);
-        eprintln!("mosaic bench: {name} +{d}");
-    }
     match all_running {
         Ok(r) => r.map(|()| figures),
         Err(_) => {
