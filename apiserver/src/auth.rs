@@ -1,38 +1,58 @@
-//! Who is calling, and may they do it. Bearer tokens identify the admin and
-//! agent identities; the agent may only touch Agents, Leases, Events and the
-//! status of Tasks (and read the Tasks and Namespaces it needs to see).
+//! Who is calling, and may they do it. Bearer tokens identify callers: the
+//! admin and agent identities' static tokens (`DATA_DIR/pki`), and
+//! ServiceAccount tokens (see [`crate::tokens`]). Whether a caller may do
+//! something is RBAC's answer ([`crate::rbac`]); this module words the refusal
+//! as kube-apiserver does.
 
 use crate::error::ApiError;
+use crate::rbac::{self, Policy};
+use crate::tokens::Signer;
 use std::collections::HashMap;
 
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
-    /// User name, e.g. `mosaic:admin`.
+    /// User name, e.g. `mosaic:admin` or `system:serviceaccount:team-a:builder`.
     pub name: String,
     /// Groups, e.g. `system:masters`.
     pub groups: Vec<String>,
 }
 
 /// The attributes of a request that authorization looks at.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Attributes<'a> {
     /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`.
     pub verb: &'a str,
     /// API group.
     pub group: &'a str,
-    /// Resource (plural).
+    /// Resource (plural); "" for a non-resource request (then `path` counts).
     pub resource: &'a str,
     /// Subresource, "" when none.
     pub subresource: &'a str,
     /// Namespace, "" for cluster scope.
     pub namespace: &'a str,
+    /// The object's name, "" for a collection.
+    pub name: &'a str,
+    /// The URL path of a non-resource request (`/metrics`).
+    pub path: &'a str,
 }
 
 /// Maps bearer tokens to users.
-#[derive(Default)]
 pub struct Authenticator {
     tokens: HashMap<String, User>,
+    signer: Signer,
+}
+
+/// What a bearer token turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Authenticated {
+    /// A known caller.
+    User(User),
+    /// A well-signed, unexpired ServiceAccount token whose account this view
+    /// of the policy does not have (a newer view may).
+    UnknownAccount,
+    /// Not a valid credential.
+    No,
 }
 
 /// The admin user's name.
@@ -41,50 +61,77 @@ pub const ADMIN: &str = "mosaic:admin";
 pub const AGENT: &str = "mosaic:agent";
 
 impl Authenticator {
-    /// The admin and agent identities.
-    pub fn new(admin_token: &str, agent_token: &str) -> Self {
+    /// The admin and agent identities, and ServiceAccount tokens signed with `sa_key`.
+    pub fn new(admin_token: &str, agent_token: &str, sa_key: &[u8]) -> Self {
         let mut tokens = HashMap::new();
         tokens.insert(
             admin_token.to_string(),
             User {
                 name: ADMIN.into(),
-                groups: vec!["system:masters".into(), "system:authenticated".into()],
+                groups: vec![rbac::MASTERS.into(), rbac::AUTHENTICATED.into()],
             },
         );
         tokens.insert(
             agent_token.to_string(),
             User {
                 name: AGENT.into(),
-                groups: vec!["mosaic:agents".into(), "system:authenticated".into()],
+                groups: vec![
+                    rbac::bootstrap::AGENTS_GROUP.into(),
+                    rbac::AUTHENTICATED.into(),
+                ],
             },
         );
-        Self { tokens }
+        Self {
+            tokens,
+            signer: Signer::new(sa_key),
+        }
     }
 
-    /// The user an `Authorization` header names, if any.
-    pub fn authenticate(&self, header: Option<&str>) -> Option<User> {
-        let token = header?.strip_prefix("Bearer ")?.trim();
-        self.tokens.get(token).cloned()
+    /// Issues ServiceAccount tokens.
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+
+    /// Who an `Authorization` header names, with ServiceAccounts looked up in `policy`.
+    pub fn authenticate(&self, header: Option<&str>, policy: &Policy) -> Authenticated {
+        let Some(token) = header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+        else {
+            return Authenticated::No;
+        };
+        if let Some(u) = self.tokens.get(token) {
+            return Authenticated::User(u.clone());
+        }
+        let now = jiff::Timestamp::now().as_second();
+        let Some(c) = self.signer.verify(token, now) else {
+            return Authenticated::No;
+        };
+        match policy
+            .service_accounts
+            .get(&(c.namespace.clone(), c.name.clone()))
+        {
+            Some(uid) if *uid == c.uid => Authenticated::User(User {
+                name: rbac::service_account_user(&c.namespace, &c.name),
+                groups: vec![
+                    "system:serviceaccounts".into(),
+                    format!("system:serviceaccounts:{}", c.namespace),
+                    rbac::AUTHENTICATED.into(),
+                ],
+            }),
+            Some(_) => Authenticated::No,
+            None => Authenticated::UnknownAccount,
+        }
     }
 }
 
-/// Allows or forbids a request, with Kubernetes's message on refusal.
-pub fn authorize(user: &User, a: Attributes<'_>) -> Result<(), ApiError> {
-    if user.groups.iter().any(|g| g == "system:masters") {
-        return Ok(());
-    }
-    let read = matches!(a.verb, "get" | "list" | "watch");
-    let allowed = user.groups.iter().any(|g| g == "mosaic:agents")
-        && match (a.group, a.resource, a.subresource) {
-            ("mosaic.dev", "agents", _) => true,
-            ("coordination.k8s.io", "leases", _) => true,
-            ("", "events", _) | ("events.k8s.io", "events", _) => true,
-            ("mosaic.dev", "tasks", "status") => true,
-            ("mosaic.dev", "tasks", "") | ("", "namespaces", "") => read,
-            _ => false,
-        };
-    if allowed {
-        return Ok(());
+/// The 403 kube-apiserver gives when RBAC refuses `a` to `user`.
+pub fn forbidden(user: &User, a: &Attributes<'_>) -> ApiError {
+    if a.resource.is_empty() {
+        return ApiError::forbidden(format!(
+            "forbidden: User \"{}\" cannot {} path \"{}\"",
+            user.name, a.verb, a.path
+        ));
     }
     let what = if a.subresource.is_empty() {
         format!("resource \"{}\"", a.resource)
@@ -101,8 +148,13 @@ pub fn authorize(user: &User, a: Attributes<'_>) -> Result<(), ApiError> {
     } else {
         format!("{}.{}", a.resource, a.group)
     };
-    Err(ApiError::forbidden(format!(
-        "{gr} is forbidden: User \"{}\" cannot {} {what} in API group \"{}\" {scope}",
+    let named = if a.name.is_empty() {
+        String::new()
+    } else {
+        format!(" \"{}\"", a.name)
+    };
+    ApiError::forbidden(format!(
+        "{gr}{named} is forbidden: User \"{}\" cannot {} {what} in API group \"{}\" {scope}",
         user.name, a.verb, a.group
-    )))
+    ))
 }

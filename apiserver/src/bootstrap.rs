@@ -1,6 +1,7 @@
 //! The objects every server has before its first request: the namespaces
-//! `default`, `kube-system` and `mosaic-system`, and Mosaic's CRDs (updated in
-//! place when this version of Mosaic changes them). Stored CRDs are served.
+//! `default`, `kube-system` and `mosaic-system`, the bootstrap RBAC policy
+//! ([`crate::rbac::bootstrap`]), and Mosaic's CRDs (updated in place when this
+//! version of Mosaic changes them). Stored CRDs are served.
 
 use crate::registry::Registry;
 use crate::store::{ListRequest, Precondition, Store};
@@ -26,6 +27,42 @@ pub async fn run(store: &dyn Store, registry: &Registry) -> Result<(), String> {
                 .create(key, serde_json::to_vec(&obj).expect("JSON"))
                 .await
                 .map_err(|e| e.to_string())?;
+        }
+    }
+    for want in crate::rbac::bootstrap::objects() {
+        let key = crate::rbac::bootstrap::key(&want);
+        match store.get(&key).await.map_err(|e| e.to_string())? {
+            None => {
+                let obj = stamp(want);
+                store
+                    .create(key, serde_json::to_vec(&obj).expect("JSON"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Some(kv) => {
+                let mut have: Value =
+                    serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
+                if crate::rbac::bootstrap::needs_update(&have, &want) {
+                    for f in ["rules", "roleRef", "subjects"] {
+                        match want.get(f) {
+                            Some(v) => have[f] = v.clone(),
+                            None => {
+                                if let Some(m) = have.as_object_mut() {
+                                    m.remove(f);
+                                }
+                            }
+                        }
+                    }
+                    store
+                        .update(
+                            key,
+                            serde_json::to_vec(&have).expect("JSON"),
+                            Precondition::ModRevision(kv.mod_revision),
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
         }
     }
     let crd_info = registry

@@ -15,16 +15,19 @@
 
 pub mod admission;
 pub mod apiextensions;
+pub mod audit;
 pub mod auth;
 mod bootstrap;
 pub mod error;
 pub mod http;
 pub mod inprocess;
 pub mod pki;
+pub mod rbac;
 pub mod registry;
 pub mod schema;
 pub mod serve;
 pub mod store;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +46,8 @@ pub struct ServerConfig {
     pub compaction_interval: std::time::Duration,
     /// More Prometheus text for `/metrics` (the in-process controllers' metrics).
     pub extra_metrics: Option<fn() -> String>,
+    /// Where to append the audit log (one JSON line per request), if anywhere.
+    pub audit_log: Option<PathBuf>,
 }
 
 /// Why a server could not start.
@@ -69,6 +74,15 @@ pub enum StartError {
     /// Built-in objects could not be written.
     #[error("writing built-in objects: {0}")]
     Bootstrap(String),
+    /// The audit log could not be opened.
+    #[error("opening the audit log {path}: {source}")]
+    Audit {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A running server.
@@ -159,10 +173,26 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     )?;
     let tls = serve::acceptor(&pki.serving_cert_pem, &pki.serving_key_pem)?;
 
+    let audit = match &cfg.audit_log {
+        Some(path) => Some(
+            audit::AuditLog::open(path).map_err(|source| StartError::Audit {
+                path: path.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    let rbac = rbac::cache::PolicyCache::start(store.clone()).await?;
     let app = Arc::new(http::App {
         store: store.clone(),
         registry,
-        authn: auth::Authenticator::new(&pki.admin_token, &pki.agent_token),
+        authn: auth::Authenticator::new(
+            &pki.admin_token,
+            &pki.agent_token,
+            pki.service_account_key.as_bytes(),
+        ),
+        rbac,
+        audit,
         metrics: Default::default(),
         external_url: url.clone(),
         extra_metrics: cfg.extra_metrics,

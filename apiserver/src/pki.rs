@@ -1,6 +1,7 @@
 //! The cluster's identity: a CA made on first start, a serving certificate
 //! signed by it on every start (for the addresses in use then), the bearer
-//! tokens of the admin and agent identities, and the kubeconfig files that
+//! tokens of the admin and agent identities, the key ServiceAccount tokens are
+//! signed with, and the kubeconfig files that
 //! carry them. Everything lives under `DATA_DIR/pki` and is written atomically.
 
 use base64::Engine;
@@ -50,6 +51,8 @@ pub struct Pki {
     pub admin_token: String,
     /// The agent identity's bearer token.
     pub agent_token: String,
+    /// The secret ServiceAccount tokens are signed with (HMAC-SHA256).
+    pub service_account_key: String,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
@@ -139,6 +142,12 @@ pub fn load_or_create(data_dir: &Path, hosts: &[String]) -> Result<Pki, PkiError
     })?;
     let admin_token = read_or_make(&dir.join("admin.token"), true, || Ok(random_token()))?;
     let agent_token = read_or_make(&dir.join("agent.token"), true, || Ok(random_token()))?;
+    let service_account_key =
+        read_or_make(
+            &dir.join("service-account.key"),
+            true,
+            || Ok(random_token()),
+        )?;
 
     let issuer = Issuer::new(ca_params()?, ca_key);
     let mut p = CertificateParams::new(Vec::<String>::new())?;
@@ -169,6 +178,7 @@ pub fn load_or_create(data_dir: &Path, hosts: &[String]) -> Result<Pki, PkiError
         serving_key_pem: key.serialize_pem(),
         admin_token,
         agent_token,
+        service_account_key,
     })
 }
 

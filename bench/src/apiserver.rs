@@ -111,6 +111,7 @@ fn start_server(data_dir: PathBuf) -> Result<(PathBuf, tokio::sync::oneshot::Sen
                 listen: "127.0.0.1:0".parse().expect("a valid address"),
                 compaction_interval: Duration::from_secs(300),
                 extra_metrics: None,
+                audit_log: None,
             })
             .await;
             match started {

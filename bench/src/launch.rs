@@ -93,6 +93,7 @@ async fn main() -> Result<()> {
         listen: "127.0.0.1:0".parse()?,
         compaction_interval: Duration::from_secs(300),
         extra_metrics: None,
+        audit_log: None,
     })
     .await?;
     // No scheduler: this program binds tasks itself, so the clock starts at the bind.

@@ -61,12 +61,14 @@ pub async fn start_server(
     data_dir: &Path,
     listen: std::net::SocketAddr,
     compaction_interval: std::time::Duration,
+    audit_log: Option<&Path>,
 ) -> anyhow::Result<mosaic_apiserver::RunningServer> {
     mosaic_apiserver::start(mosaic_apiserver::ServerConfig {
         data_dir: data_dir.to_path_buf(),
         listen,
         compaction_interval,
         extra_metrics: Some(mosaic_controllers::metrics::text),
+        audit_log: audit_log.map(Path::to_path_buf),
     })
     .await
     .with_context(|| {

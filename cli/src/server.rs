@@ -25,6 +25,10 @@ pub struct ServerArgs {
     /// any revision newer than one interval ago).
     #[arg(long, default_value_t = 300)]
     pub compaction_interval: u64,
+    /// Append an audit log here: one JSON line (audit.k8s.io/v1 Event, level
+    /// Metadata) per API request, with the caller, verb, object and response code.
+    #[arg(long)]
+    pub audit_log: Option<PathBuf>,
     /// Do not run the controllers in this process (run `mosaic controllers` instead).
     #[arg(long)]
     pub no_controllers: bool,
@@ -53,6 +57,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             &args.data_dir,
             args.listen,
             std::time::Duration::from_secs(args.compaction_interval),
+            args.audit_log.as_deref(),
         )
         .await?;
         println!("Mosaic API server listening on {}", server.url);

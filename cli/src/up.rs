@@ -44,7 +44,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     rt.block_on(async move {
         let data_dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir.clone());
         let server =
-            crate::cluster::start_server(&data_dir, args.listen, Duration::from_secs(300)).await?;
+            crate::cluster::start_server(&data_dir, args.listen, Duration::from_secs(300), None)
+                .await?;
         let admin = kube::Client::new(server.in_process(), "default");
         let controllers = tokio::spawn(mosaic_controllers::scheduler::run_supervised(
             admin.clone(),

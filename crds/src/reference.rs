@@ -4,6 +4,10 @@
 
 use serde_json::Value;
 
+/// Resource names Kubernetes's built-in API groups serve too, where kubectl
+/// prefers the built-in one.
+const KUBERNETES_PLURALS: &[&str] = &["roles"];
+
 /// The whole reference as Markdown.
 pub fn reference_markdown() -> String {
     let mut out = String::from(
@@ -23,9 +27,17 @@ pub fn reference_markdown() -> String {
             .as_ref()
             .map(|s| format!(", short name `{}`", s.join("`, `")))
             .unwrap_or_default();
+        // A plural Kubernetes serves itself (RBAC's `roles`) needs the group.
+        let get = if KUBERNETES_PLURALS.contains(&names.plural.as_str()) {
+            format!(
+                "`kubectl get {}.{}` (plain `{}` are Kubernetes RBAC's)",
+                names.plural, crd.spec.group, names.plural
+            )
+        } else {
+            format!("`kubectl get {}`", names.plural)
+        };
         out.push_str(&format!(
-            "`kubectl get {}`{short}; {}.\n\n",
-            names.plural,
+            "{get}{short}; {}.\n\n",
             if crd.spec.scope == "Namespaced" {
                 "namespaced"
             } else {

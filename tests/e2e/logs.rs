@@ -19,7 +19,7 @@ fn logs(kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Output {
 }
 
 #[tokio::test]
-async fn logs_follow_a_task_to_its_end_and_refuse_the_agent_identity() {
+async fn logs_follow_a_task_to_its_end_and_refuse_whoever_may_not_read_them() {
     let s = TestServer::start().unwrap();
     let _agent = s.spawn_agent("node-l", "cpus=2,memory=1Gi");
     let client = s.client().await.unwrap();
@@ -58,8 +58,44 @@ async fn logs_follow_a_task_to_its_end_and_refuse_the_agent_identity() {
         "oops 1\noops 2\noops 3\noops 4\noops 5\n"
     );
 
-    // The agent identity may not read task output.
+    // The agent identity may not even read the task.
     let out = logs(&s.agent_kubeconfig(), &["counter"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("Forbidden"), "{err}");
+    // A user who may read Tasks but not their output is refused by the agent
+    // itself, which asks the API server (SubjectAccessReview) about tasks/log.
+    let reader = s.service_account_kubeconfig("default", "reader");
+    s.kubectl_ok(&[
+        "create",
+        "role",
+        "task-reader",
+        "--verb=get",
+        "--resource=tasks.mosaic.dev",
+    ]);
+    s.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "task-reader",
+        "--role=task-reader",
+        "--serviceaccount=default:reader",
+    ]);
+    // (`mosaic logs` also reads the Agent, for its endpoint.)
+    s.kubectl_ok(&[
+        "create",
+        "clusterrole",
+        "agent-reader",
+        "--verb=get",
+        "--resource=agents.mosaic.dev",
+    ]);
+    s.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        "agent-reader",
+        "--clusterrole=agent-reader",
+        "--serviceaccount=default:reader",
+    ]);
+    let out = logs(&reader, &["counter"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(

@@ -14,6 +14,7 @@ mod logs;
 mod machinery;
 mod newcomer;
 mod offers;
+mod rbac;
 mod recovery;
 mod scheduling;
 mod simulate;

@@ -268,7 +268,7 @@ async fn a_guarantee_is_served_first_and_unweighted_drf_equalises_dominant_share
     let mut tasks = setup.to_string();
     tasks.push_str(&sim_tasks_yaml("cpu-heavy", 12, "1", "256Mi"));
     tasks.push_str(&sim_tasks_yaml("mem-heavy", 12, "100m", "2Gi"));
-    s.kubectl_ok(&["delete", "role", "guaranteed"]);
+    s.kubectl_ok(&["delete", "roles.mosaic.dev", "guaranteed"]);
     s.kubectl_ok(&["apply", "-f", &write_file(s.dir.path(), "drf.yaml", &tasks)]);
     let _agent = s.spawn_agent_with("sim2", "cpus=8,memory=16Gi", &["--simulate"]);
     wait_for(

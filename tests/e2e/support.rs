@@ -161,10 +161,40 @@ impl TestServer {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// A kubeconfig (in the data dir) for the ServiceAccount `namespace/name`,
+    /// created if missing, with a token from `kubectl create token`.
+    pub fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> PathBuf {
+        let exists = self.kubectl(&["get", "serviceaccount", name, "-n", namespace]);
+        if !exists.status.success() {
+            self.kubectl_ok(&["create", "serviceaccount", name, "-n", namespace]);
+        }
+        let token = self.kubectl_ok(&["create", "token", name, "-n", namespace]);
+        let path = self
+            .dir
+            .path()
+            .join(format!("{namespace}-{name}.kubeconfig"));
+        std::fs::write(&path, with_token(&self.kubeconfig(), token.trim()))
+            .expect("writing a kubeconfig");
+        path
+    }
+
     /// A kube-rs client with the admin identity.
     pub async fn client(&self) -> Result<kube::Client> {
         client_from(&self.kubeconfig()).await
     }
+}
+
+/// The kubeconfig at `admin` with its user's token replaced by `token`.
+pub fn with_token(admin: &Path, token: &str) -> String {
+    let text = std::fs::read_to_string(admin).expect("reading the admin kubeconfig");
+    text.lines()
+        .map(|l| match l.split_once("token: ") {
+            Some((indent, _)) if indent.trim().is_empty() => format!("{indent}token: {token}"),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 impl Drop for TestServer {

@@ -55,11 +55,10 @@ pub fn serve(
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server.trim_start_matches("https://")}],
         })),
         DiscoveryPath::Groups => {
-            let list: Vec<Value> = groups
-                .iter()
-                .filter(|(g, _)| !g.is_empty())
-                .map(|(g, vs)| group_doc(g, vs))
-                .collect();
+            let mut named: Vec<(&String, &Vec<String>)> =
+                groups.iter().filter(|(g, _)| !g.is_empty()).collect();
+            named.sort_by_key(|(g, _)| priority(&all, g));
+            let list: Vec<Value> = named.into_iter().map(|(g, vs)| group_doc(g, vs)).collect();
             ok(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": list}))
         }
         DiscoveryPath::Group(g) => match groups.get(&g) {
@@ -108,6 +107,18 @@ pub fn serve(
     }
 }
 
+/// The order groups are listed in, which kubectl takes as priority when a
+/// resource name is served by several (`roles`: rbac.authorization.k8s.io's
+/// before mosaic.dev's): built-in groups first, then those of
+/// CustomResourceDefinitions, each by name, as kube-apiserver orders them.
+fn priority(all: &[Arc<ResourceInfo>], group: &str) -> (bool, String) {
+    let custom = all
+        .iter()
+        .filter(|i| i.group == group)
+        .all(|i| i.builtin == crate::registry::Builtin::Custom);
+    (custom, group.to_string())
+}
+
 fn group_doc(g: &str, versions: &[String]) -> Value {
     let vs: Vec<Value> = versions
         .iter()
@@ -147,6 +158,8 @@ fn aggregated(all: &[Arc<ResourceInfo>], include: impl Fn(&str) -> bool) -> Resp
             .or_default()
             .push(r);
     }
+    let mut by_group: Vec<_> = by_group.into_iter().collect();
+    by_group.sort_by_key(|(g, _)| priority(all, g));
     for (g, versions) in by_group {
         let vs: Vec<Value> = versions
             .into_iter()

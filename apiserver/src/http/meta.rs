@@ -121,6 +121,9 @@ pub fn to_store(obj: &Value) -> Vec<u8> {
 /// Parses a request body as JSON, or YAML when the content type says so.
 pub fn decode(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
     let ct = content_type.split(';').next().unwrap_or("").trim();
+    if ct == "application/vnd.kubernetes.protobuf" {
+        return super::protobuf::decode(body);
+    }
     let v: Value = if ct.ends_with("yaml") && body.first().is_none_or(|b| *b != b'{') {
         serde_saphyr::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?

@@ -12,10 +12,12 @@ mod meta;
 mod objects;
 mod openapi;
 mod params;
+mod protobuf;
 mod reviews;
 mod route;
 mod selectors;
 mod table;
+mod token_request;
 mod update;
 mod watch;
 
@@ -24,8 +26,10 @@ pub use meta::{new_uid as now_uid, now};
 pub use params::Params;
 pub use route::Route;
 
-use crate::auth::{self, Attributes, Authenticator};
+use crate::audit::{AuditLog, Record};
+use crate::auth::{self, Attributes, Authenticated, Authenticator, User};
 use crate::error::ApiError;
+use crate::rbac::cache::PolicyCache;
 use crate::registry::Registry;
 use crate::store::Store;
 use bytes::Bytes;
@@ -53,6 +57,10 @@ pub struct App {
     pub registry: Arc<Registry>,
     /// Token to user.
     pub authn: Authenticator,
+    /// RBAC: what each user may do.
+    pub rbac: Arc<PolicyCache>,
+    /// Where each request is recorded, if anywhere.
+    pub audit: Option<AuditLog>,
     /// Counters.
     pub metrics: Metrics,
     /// `https://host:port` clients should use (for discovery's server address).
@@ -70,7 +78,8 @@ impl App {
     {
         self.metrics.requests.fetch_add(1, Ordering::Relaxed);
         let (parts, body) = req.into_parts();
-        let resp = match self.route(&parts, body).await {
+        let mut record = None;
+        let resp = match self.route(&parts, body, &mut record).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(method = %parts.method, uri = %parts.uri, code = e.code, message = %e.message, "request refused");
@@ -80,13 +89,58 @@ impl App {
         if resp.status().as_u16() >= 400 {
             self.metrics.errors.fetch_add(1, Ordering::Relaxed);
         }
+        if let (Some(log), Some(r)) = (&self.audit, &record) {
+            let uri = parts.uri.path_and_query().map_or("", |p| p.as_str());
+            log.write(r, uri, resp.status().as_u16());
+        }
         resp
+    }
+
+    /// The caller an `Authorization` header names, if any.
+    pub async fn authenticate(&self, header: Option<&str>) -> Option<User> {
+        match self.authn.authenticate(header, &self.rbac.current()) {
+            Authenticated::User(u) => Some(u),
+            Authenticated::No => None,
+            Authenticated::UnknownAccount => {
+                match self
+                    .authn
+                    .authenticate(header, &*self.rbac.refresh_if_stale().await)
+                {
+                    Authenticated::User(u) => Some(u),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// Whether RBAC lets `user` do `a` (a 403 in Kubernetes's words when not).
+    pub async fn authorize(&self, user: &User, a: &Attributes<'_>) -> Result<(), ApiError> {
+        if self.rbac.current().allows(user, a) || self.rbac.refresh_if_stale().await.allows(user, a)
+        {
+            Ok(())
+        } else {
+            Err(auth::forbidden(user, a))
+        }
+    }
+
+    /// [`App::authorize`], noting the request for the audit log first.
+    async fn allow(
+        &self,
+        user: &User,
+        a: Attributes<'_>,
+        record: &mut Option<Record>,
+    ) -> Result<(), ApiError> {
+        if self.audit.is_some() {
+            *record = Some(Record::new(user, &a));
+        }
+        self.authorize(user, &a).await
     }
 
     async fn route<B>(
         self: &Arc<Self>,
         parts: &http::request::Parts,
         body: B,
+        record: &mut Option<Record>,
     ) -> Result<Response<Body>, ApiError>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -99,13 +153,13 @@ impl App {
             _ => {}
         }
         let user = self
-            .authn
             .authenticate(
                 parts
                     .headers
                     .get(http::header::AUTHORIZATION)
                     .and_then(|h| h.to_str().ok()),
             )
+            .await
             .ok_or_else(ApiError::unauthorized)?;
         let params = Params::parse(parts.uri.query().unwrap_or(""))?;
         let accept = parts
@@ -114,7 +168,19 @@ impl App {
             .and_then(|h| h.to_str().ok())
             .unwrap_or("")
             .to_string();
+        let content_type = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("application/json")
+            .to_string();
+        let non_resource = Attributes {
+            verb: non_resource_verb(&parts.method),
+            path,
+            ..Default::default()
+        };
         if path == "/metrics" {
+            self.allow(&user, non_resource, record).await?;
             let mut text = self.metrics_text();
             if let Some(extra) = self.extra_metrics {
                 text.push_str(&extra());
@@ -122,35 +188,45 @@ impl App {
             return Ok(body::text(StatusCode::OK, &text));
         }
         if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
+            self.allow(&user, non_resource, record).await?;
             return openapi::serve(&self.registry, path);
         }
-        if parts.method == Method::POST && path == reviews::TOKEN_REVIEWS {
-            return reviews::token_review(&user, &self.authn, &read_body(body).await?);
-        }
-        if parts.method == Method::POST && path == reviews::ACCESS_REVIEWS {
-            return reviews::access_review(&user, &read_body(body).await?);
+        if parts.method == Method::POST
+            && let Some(review) = reviews::Review::of_path(path)
+        {
+            let (group, resource) = review.group_resource();
+            let a = Attributes {
+                verb: "create",
+                group,
+                resource,
+                ..Default::default()
+            };
+            self.allow(&user, a, record).await?;
+            let bytes = read_body(body).await?;
+            return reviews::serve(self, review, &user, &content_type, &bytes).await;
         }
         let route = Route::parse(path, &self.registry)?;
         match route {
-            Route::Discovery(d) => discovery::serve(&self.registry, d, &accept, &self.external_url),
+            Route::Discovery(d) => {
+                self.allow(&user, non_resource, record).await?;
+                discovery::serve(&self.registry, d, &accept, &self.external_url)
+            }
             Route::Resource(r) => {
                 let verb = verb(&parts.method, &r, &params)?;
-                auth::authorize(
-                    &user,
-                    Attributes {
-                        verb,
-                        group: &r.info.group,
-                        resource: &r.info.plural,
-                        subresource: r.subresource.as_deref().unwrap_or(""),
-                        namespace: r.namespace.as_deref().unwrap_or(""),
-                    },
-                )?;
-                let content_type = parts
-                    .headers
-                    .get(http::header::CONTENT_TYPE)
-                    .and_then(|h| h.to_str().ok())
-                    .unwrap_or("application/json")
-                    .to_string();
+                let a = Attributes {
+                    verb,
+                    group: &r.info.group,
+                    resource: &r.info.plural,
+                    subresource: r.subresource.as_deref().unwrap_or(""),
+                    namespace: r.namespace.as_deref().unwrap_or(""),
+                    name: r.name.as_deref().unwrap_or(""),
+                    path: "",
+                };
+                self.allow(&user, a, record).await?;
+                if r.subresource.as_deref() == Some("token") {
+                    let bytes = read_body(body).await?;
+                    return token_request::create(self, &r, &content_type, &bytes).await;
+                }
                 let req = objects::Request {
                     app: self.clone(),
                     route: r,
@@ -205,6 +281,7 @@ fn verb(
         (&Method::GET, false) if params.watch => "watch",
         (&Method::GET, false) => "get",
         (&Method::POST, true) => "create",
+        (&Method::POST, false) if r.subresource.as_deref() == Some("token") => "create",
         (&Method::PUT, false) => "update",
         (&Method::PATCH, false) => "patch",
         (&Method::DELETE, false) => "delete",
@@ -216,6 +293,18 @@ fn verb(
             ));
         }
     })
+}
+
+/// The verb of a request for a path that is not a resource (`/metrics`, discovery).
+fn non_resource_verb(method: &Method) -> &'static str {
+    match *method {
+        Method::GET | Method::HEAD => "get",
+        Method::POST => "post",
+        Method::PUT => "put",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => "options",
+    }
 }
 
 /// Reads a request body up to [`MAX_BODY`] bytes; more is a 413. The rest of an

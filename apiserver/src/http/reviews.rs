@@ -1,39 +1,64 @@
-//! Delegated authentication and authorization, as a kubelet uses them:
-//! `TokenReview` (authentication.k8s.io/v1) says whose a bearer token is, and
-//! `SubjectAccessReview` (authorization.k8s.io/v1) says whether a user may do
-//! something. Node agents use both to guard their logs and metrics endpoint
-//! with the cluster's own credentials and rules.
+//! The review APIs, answered from the server's own authentication and RBAC:
+//! `TokenReview` (authentication.k8s.io/v1: whose is this bearer token) and
+//! `SubjectAccessReview` (authorization.k8s.io/v1: may this user do that), as
+//! node agents use them to guard their endpoint (delegated auth, granted by
+//! `system:auth-delegator`); `SelfSubjectAccessReview` and
+//! `SelfSubjectRulesReview`, which `kubectl auth can-i` (and `--list`) send for
+//! the caller itself. Every authenticated caller may ask about itself.
 
-use super::body;
-use crate::auth::{self, Attributes, Authenticator, User};
+use super::{App, body};
+use crate::auth::{Attributes, User};
 use crate::error::ApiError;
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
-/// The paths served here.
-pub const TOKEN_REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
-/// See [`TOKEN_REVIEWS`].
-pub const ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+/// A review API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Review {
+    /// TokenReview.
+    Token,
+    /// SubjectAccessReview.
+    Access,
+    /// SelfSubjectAccessReview.
+    SelfAccess,
+    /// SelfSubjectRulesReview.
+    SelfRules,
+}
 
-/// Only the admin and agents may ask.
-fn may_review(caller: &User) -> Result<(), ApiError> {
-    if caller
-        .groups
-        .iter()
-        .any(|g| g == "system:masters" || g == "mosaic:agents")
-    {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(format!(
-            "User \"{}\" cannot create reviews of tokens or access",
-            caller.name
-        )))
+impl Review {
+    /// The review a POST to `path` asks for.
+    pub fn of_path(path: &str) -> Option<Self> {
+        Some(match path {
+            "/apis/authentication.k8s.io/v1/tokenreviews" => Self::Token,
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews" => Self::Access,
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" => Self::SelfAccess,
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews" => Self::SelfRules,
+            _ => return None,
+        })
+    }
+
+    /// The API group and resource RBAC checks `create` on.
+    pub fn group_resource(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Token => ("authentication.k8s.io", "tokenreviews"),
+            Self::Access => ("authorization.k8s.io", "subjectaccessreviews"),
+            Self::SelfAccess => ("authorization.k8s.io", "selfsubjectaccessreviews"),
+            Self::SelfRules => ("authorization.k8s.io", "selfsubjectrulesreviews"),
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            Self::Token => "TokenReview",
+            Self::Access => "SubjectAccessReview",
+            Self::SelfAccess => "SelfSubjectAccessReview",
+            Self::SelfRules => "SelfSubjectRulesReview",
+        }
     }
 }
 
-fn parse(bytes: &[u8], kind: &str) -> Result<Value, ApiError> {
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("the {kind} is not valid JSON: {e}")))?;
+fn parse(content_type: &str, bytes: &[u8], kind: &str) -> Result<Value, ApiError> {
+    let v = super::meta::decode(content_type, bytes)?;
     if v["kind"] != kind {
         return Err(ApiError::bad_request(format!(
             "expected kind {kind}, got {}",
@@ -43,53 +68,114 @@ fn parse(bytes: &[u8], kind: &str) -> Result<Value, ApiError> {
     Ok(v)
 }
 
-/// POST tokenreviews: the review with `status` filled in.
-pub fn token_review(
-    caller: &User,
-    authn: &Authenticator,
-    bytes: &[u8],
-) -> Result<Response<super::Body>, ApiError> {
-    may_review(caller)?;
-    let mut review = parse(bytes, "TokenReview")?;
-    let token = review["spec"]["token"].as_str().unwrap_or_default();
-    review["status"] = match authn.authenticate(Some(&format!("Bearer {token}"))) {
-        Some(u) => json!({"authenticated": true, "user": {"username": u.name, "groups": u.groups}}),
-        None => json!({"authenticated": false, "error": "the token is not valid"}),
-    };
-    Ok(body::json(StatusCode::CREATED, &review))
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|g| {
+            g.iter()
+                .filter_map(|g| g.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
-/// POST subjectaccessreviews: the review with `status.allowed` filled in.
-pub fn access_review(caller: &User, bytes: &[u8]) -> Result<Response<super::Body>, ApiError> {
-    may_review(caller)?;
-    let mut review = parse(bytes, "SubjectAccessReview")?;
-    let spec = &review["spec"];
-    let subject = User {
-        name: spec["user"].as_str().unwrap_or_default().to_string(),
-        groups: spec["groups"]
-            .as_array()
-            .map(|g| {
-                g.iter()
-                    .filter_map(|g| g.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
+/// Answers one review for `caller`: the review with `status` filled in.
+pub async fn serve(
+    app: &App,
+    review: Review,
+    caller: &User,
+    content_type: &str,
+    bytes: &[u8],
+) -> Result<Response<super::Body>, ApiError> {
+    let mut v = parse(content_type, bytes, review.kind())?;
+    v["status"] = match review {
+        Review::Token => {
+            let token = v["spec"]["token"].as_str().unwrap_or_default();
+            match app.authenticate(Some(&format!("Bearer {token}"))).await {
+                Some(u) => {
+                    json!({"authenticated": true, "user": {"username": u.name, "groups": u.groups}})
+                }
+                None => json!({"authenticated": false, "error": "the token is not valid"}),
+            }
+        }
+        Review::Access => {
+            let spec = &v["spec"];
+            let subject = User {
+                name: spec["user"].as_str().unwrap_or_default().to_string(),
+                groups: strings(&spec["groups"]),
+            };
+            decide(app, &subject, spec).await
+        }
+        Review::SelfAccess => decide(app, caller, &v["spec"]).await,
+        Review::SelfRules => rules(app, caller, v["spec"]["namespace"].as_str().unwrap_or("")),
     };
+    Ok(body::json(StatusCode::CREATED, &v))
+}
+
+async fn decide(app: &App, user: &User, spec: &Value) -> Value {
     let ra = &spec["resourceAttributes"];
-    let s = |k: &str| ra[k].as_str().unwrap_or_default();
-    let decision = auth::authorize(
-        &subject,
-        Attributes {
-            verb: s("verb"),
-            group: s("group"),
-            resource: s("resource"),
-            subresource: s("subresource"),
-            namespace: s("namespace"),
-        },
-    );
-    review["status"] = match decision {
-        Ok(()) => json!({"allowed": true}),
-        Err(e) => json!({"allowed": false, "reason": e.to_status()["message"]}),
+    let nra = &spec["nonResourceAttributes"];
+    let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let (verb, group, resource, sub, ns, name, path) = if ra.is_object() {
+        (
+            s(ra, "verb"),
+            s(ra, "group"),
+            s(ra, "resource"),
+            s(ra, "subresource"),
+            s(ra, "namespace"),
+            s(ra, "name"),
+            String::new(),
+        )
+    } else {
+        let none = String::new;
+        (
+            s(nra, "verb"),
+            none(),
+            none(),
+            none(),
+            none(),
+            none(),
+            s(nra, "path"),
+        )
     };
-    Ok(body::json(StatusCode::CREATED, &review))
+    let a = Attributes {
+        verb: &verb,
+        group: &group,
+        resource: &resource,
+        subresource: &sub,
+        namespace: &ns,
+        name: &name,
+        path: &path,
+    };
+    match app.authorize(user, &a).await {
+        Ok(()) => json!({"allowed": true, "reason": "RBAC: allowed by a binding"}),
+        // As Kubernetes's RBAC, no matching rule is no opinion, with no reason.
+        Err(_) => json!({"allowed": false}),
+    }
+}
+
+/// What `user` may do in `namespace`, as `kubectl auth can-i --list` shows it.
+fn rules(app: &App, user: &User, namespace: &str) -> Value {
+    if user.groups.iter().any(|g| g == crate::rbac::MASTERS) {
+        return json!({
+            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            "incomplete": false,
+        });
+    }
+    let policy = app.rbac.current();
+    let mut resource_rules = Vec::new();
+    let mut non_resource_rules = Vec::new();
+    for r in policy.rules_of(user, namespace) {
+        if let Some(urls) = r.non_resource_urls.as_ref().filter(|u| !u.is_empty()) {
+            non_resource_rules.push(json!({"verbs": r.verbs, "nonResourceURLs": urls}));
+        } else {
+            let mut rule = json!({"verbs": r.verbs, "apiGroups": r.api_groups,
+                "resources": r.resources});
+            if let Some(names) = r.resource_names.as_ref().filter(|n| !n.is_empty()) {
+                rule["resourceNames"] = json!(names);
+            }
+            resource_rules.push(rule);
+        }
+    }
+    json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false})
 }

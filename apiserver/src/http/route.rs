@@ -93,7 +93,9 @@ impl Route {
             [] => (None, None),
             [name] => (Some(name.to_string()), None),
             [name, sub] => {
-                if *sub != "status" || !info.status_subresource {
+                let token =
+                    *sub == "token" && info.group.is_empty() && info.plural == "serviceaccounts";
+                if !token && (*sub != "status" || !info.status_subresource) {
                     return Err(ApiError::no_route(path));
                 }
                 (Some(name.to_string()), Some(sub.to_string()))

@@ -1,0 +1,217 @@
+//! RBAC in `mosaic server`, driven by the real kubectl: ServiceAccount tokens
+//! from `kubectl create token`, Roles and bindings from `kubectl create`, a
+//! user confined to one namespace, and `kubectl auth can-i` agreeing with what
+//! the server then allows.
+
+use crate::support::*;
+use std::process::Output;
+
+fn kubectl_as(s: &TestServer, kubeconfig: &std::path::Path, args: &[&str]) -> Output {
+    let mut c = s.kubectl_cmd(args);
+    c.env("KUBECONFIG", kubeconfig);
+    c.output().expect("running kubectl")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn a_user_bound_in_one_namespace_works_there_and_nowhere_else() {
+    let s = TestServer::start().unwrap();
+    for ns in ["team-a", "team-b"] {
+        s.kubectl_ok(&["create", "namespace", ns]);
+    }
+    // A Mosaic Role and a Task in team-b, made by the admin.
+    let dir = s.dir.path();
+    let role = write_file(
+        dir,
+        "role.yaml",
+        "apiVersion: mosaic.dev/v1alpha1\nkind: Role\nmetadata:\n  name: analytics\nspec:\n  weight: 1\n",
+    );
+    s.kubectl_ok(&["apply", "-f", &role]);
+    let task = write_file(dir, "task.yaml", &task_yaml("job-1", "100m"));
+    s.kubectl_ok(&["apply", "-n", "team-b", "-f", &task]);
+
+    // alice may work with Tasks in team-a only.
+    let alice = s.service_account_kubeconfig("team-a", "alice");
+    s.kubectl_ok(&[
+        "create",
+        "role",
+        "task-author",
+        "-n",
+        "team-a",
+        "--verb=get,list,watch,create,patch,delete",
+        "--resource=tasks.mosaic.dev",
+    ]);
+    s.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "alice-authors",
+        "-n",
+        "team-a",
+        "--role=task-author",
+        "--serviceaccount=team-a:alice",
+    ]);
+
+    let out = kubectl_as(&s, &alice, &["apply", "-n", "team-a", "-f", &task]);
+    assert!(
+        out.status.success(),
+        "alice creates a task in team-a: {}",
+        text(&out)
+    );
+    let out = kubectl_as(&s, &alice, &["get", "tasks", "-n", "team-a", "-o", "name"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "task.mosaic.dev/job-1",
+        "{}",
+        text(&out)
+    );
+
+    let out = kubectl_as(&s, &alice, &["get", "tasks", "-n", "team-b"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("User \"system:serviceaccount:team-a:alice\" cannot list resource \"tasks\" in API group \"mosaic.dev\" in the namespace \"team-b\""),
+        "{}",
+        text(&out)
+    );
+    let out = kubectl_as(&s, &alice, &["apply", "-n", "team-b", "-f", &task]);
+    assert!(!out.status.success(), "no writes in team-b either");
+    let out = kubectl_as(
+        &s,
+        &alice,
+        &[
+            "patch",
+            "roles.mosaic.dev",
+            "analytics",
+            "--type=merge",
+            "-p",
+            "{\"spec\":{\"weight\":5}}",
+        ],
+    );
+    assert!(
+        !out.status.success() && text(&out).contains("Forbidden"),
+        "{}",
+        text(&out)
+    );
+    let reservation = write_file(
+        dir,
+        "reservation.yaml",
+        "apiVersion: mosaic.dev/v1alpha1\nkind: Reservation\nmetadata:\n  name: grab\nspec:\n  role: analytics\n  agent: node-1\n  resources:\n    cpus: 1\n    memory: 1Gi\n",
+    );
+    let out = kubectl_as(&s, &alice, &["create", "-f", &reservation]);
+    assert!(
+        !out.status.success() && text(&out).contains("Forbidden"),
+        "{}",
+        text(&out)
+    );
+    let weight = s.kubectl_ok(&[
+        "get",
+        "roles.mosaic.dev",
+        "analytics",
+        "-o",
+        "jsonpath={.spec.weight}",
+    ]);
+    assert_eq!(weight, "1", "the refused patch changed nothing");
+    let out = s.kubectl(&["get", "reservations", "-o", "name"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "",
+        "the refused create stored nothing"
+    );
+
+    // kubectl auth can-i says the same (exit 0 for yes, 1 for no).
+    for (args, yes) in [
+        (vec!["create", "tasks.mosaic.dev", "-n", "team-a"], true),
+        (vec!["delete", "tasks.mosaic.dev", "-n", "team-a"], true),
+        (vec!["create", "tasks.mosaic.dev", "-n", "team-b"], false),
+        (vec!["get", "tasks.mosaic.dev", "-n", "team-b"], false),
+        (vec!["update", "roles.mosaic.dev"], false),
+        (vec!["create", "reservations.mosaic.dev"], false),
+        (vec!["create", "rolebindings", "-n", "team-a"], false),
+    ] {
+        let mut full = vec!["auth", "can-i"];
+        full.extend(&args);
+        let out = kubectl_as(&s, &alice, &full);
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert_eq!(
+            said,
+            if yes { "yes" } else { "no" },
+            "can-i {args:?}: {}",
+            text(&out)
+        );
+        assert_eq!(out.status.success(), yes, "can-i {args:?} exit status");
+    }
+    let admin_says = s.kubectl_ok(&["auth", "can-i", "delete", "reservations.mosaic.dev"]);
+    assert_eq!(admin_says.trim(), "yes");
+    let list = text(&kubectl_as(
+        &s,
+        &alice,
+        &["auth", "can-i", "--list", "-n", "team-a"],
+    ));
+    assert!(
+        list.lines().any(|l| l.starts_with("tasks.mosaic.dev")
+            && l.contains("[get list watch create patch delete]")),
+        "{list}"
+    );
+
+    // Unbinding takes effect at once; deleting the account voids its tokens.
+    s.kubectl_ok(&["delete", "rolebinding", "alice-authors", "-n", "team-a"]);
+    let out = kubectl_as(&s, &alice, &["get", "tasks", "-n", "team-a"]);
+    assert!(text(&out).contains("Forbidden"), "{}", text(&out));
+    s.kubectl_ok(&["delete", "serviceaccount", "alice", "-n", "team-a"]);
+    let out = kubectl_as(&s, &alice, &["get", "tasks", "-n", "team-a"]);
+    assert!(
+        !out.status.success() && text(&out).contains("Unauthorized"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn tokens_are_checked_and_issued_only_for_accounts_that_exist() {
+    let s = TestServer::start().unwrap();
+    let out = s.kubectl(&["create", "token", "nobody"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("serviceaccounts \"nobody\" not found"),
+        "{}",
+        text(&out)
+    );
+    let out = s.kubectl(&["create", "token", "nobody", "--duration=1m"]);
+    assert!(!out.status.success());
+    s.kubectl_ok(&["create", "serviceaccount", "short"]);
+    let out = s.kubectl(&["create", "token", "short", "--duration=5m"]);
+    assert!(
+        text(&out).contains("may not specify a duration less than 10 minutes"),
+        "{}",
+        text(&out)
+    );
+    // A forged token (signed with another key) is refused.
+    let kc = s.service_account_kubeconfig("default", "short");
+    let good = std::fs::read_to_string(&kc).unwrap();
+    let token = good
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("token: "))
+        .unwrap()
+        .to_string();
+    let (head, _sig) = token.rsplit_once('.').unwrap();
+    let forged = write_file(
+        s.dir.path(),
+        "forged.kubeconfig",
+        &with_token(&s.kubeconfig(), &format!("{head}.AAAA")),
+    );
+    let out = kubectl_as(&s, std::path::Path::new(&forged), &["get", "tasks"]);
+    assert!(text(&out).contains("Unauthorized"), "{}", text(&out));
+    // The genuine one authenticates, and is allowed nothing beyond discovery.
+    let out = kubectl_as(&s, &kc, &["get", "tasks"]);
+    assert!(
+        text(&out).contains("User \"system:serviceaccount:default:short\" cannot list"),
+        "{}",
+        text(&out)
+    );
+}
