@@ -5,6 +5,7 @@ mod api;
 mod bench;
 mod burst;
 mod cgroups;
+mod chart;
 mod cluster;
 mod durability;
 mod health;

@@ -339,3 +339,47 @@ pub async fn wait_task(
     }
     bail!("task {name} did not get there within {timeout:?}; last status: {last}")
 }
+
+/// The Helm 4 binary: `$HELM`, else `.tools/bin/helm` (installed by `tests/run`),
+/// else `helm` on PATH.
+pub fn helm_bin() -> PathBuf {
+    if let Some(h) = std::env::var_os("HELM") {
+        return h.into();
+    }
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/helm");
+    if local.exists() {
+        return local;
+    }
+    "helm".into()
+}
+
+/// The repository's root (where `charts/` and `crds/` are).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `helm template` of charts/mosaic into namespace mosaic-system with extra flags
+/// (paths relative to the repository's root):
+/// every rendered object, as JSON.
+pub fn render_chart(extra: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(helm_bin())
+        .current_dir(repo_root())
+        .args(["template", "mosaic"])
+        .arg(repo_root().join("charts/mosaic"))
+        .args(["--namespace", "mosaic-system"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running helm");
+    assert!(
+        out.status.success(),
+        "helm template {extra:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("helm prints UTF-8");
+    serde_saphyr::from_multiple::<serde_json::Value>(&text)
+        .expect("helm template prints YAML")
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect()
+}
