@@ -6,6 +6,7 @@ mod bench;
 mod burst;
 mod cgroups;
 mod chart;
+mod chart_rbac;
 mod cluster;
 mod durability;
 mod health;
