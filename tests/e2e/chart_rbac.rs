@@ -8,7 +8,7 @@
 //! exactly the matching call fail with 403.
 
 use crate::support::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
