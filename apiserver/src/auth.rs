@@ -1,6 +1,7 @@
-//! Who is calling, and may they do it. Bearer tokens identify callers: the
-//! admin and agent identities' static tokens (`DATA_DIR/pki`), and
-//! ServiceAccount tokens (see [`crate::tokens`]). Whether a caller may do
+//! Who is calling, and may they do it. Client certificates signed by the
+//! cluster CA and bearer tokens identify callers: the admin and agent
+//! identities' static tokens (`DATA_DIR/pki`), and ServiceAccount tokens (see
+//! [`crate::tokens`]). Whether a caller may do
 //! something is RBAC's answer ([`crate::rbac`]); this module words the refusal
 //! as kube-apiserver does.
 
@@ -122,6 +123,33 @@ impl Authenticator {
             Some(_) => Authenticated::No,
             None => Authenticated::UnknownAccount,
         }
+    }
+}
+
+/// The user a verified client certificate names, as Kubernetes's x509
+/// authenticator reads it: the subject's CommonName is the user, each
+/// Organization a group. Carried as a request extension from the TLS layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateUser(pub User);
+
+impl CertificateUser {
+    /// The user of a client certificate (DER) the TLS layer has verified against
+    /// the cluster CA; `None` when it names no CommonName.
+    pub fn from_der(der: &[u8]) -> Option<Self> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let subject = cert.subject();
+        let name = subject
+            .iter_common_name()
+            .next()?
+            .as_str()
+            .ok()?
+            .to_string();
+        let mut groups: Vec<String> = subject
+            .iter_organization()
+            .filter_map(|o| o.as_str().ok().map(str::to_string))
+            .collect();
+        groups.push(rbac::AUTHENTICATED.into());
+        Some(Self(User { name, groups }))
     }
 }
 

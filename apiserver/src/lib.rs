@@ -171,7 +171,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         pki::kubeconfig(&url, &pki.ca_pem, "agent", &pki.agent_token).as_bytes(),
         true,
     )?;
-    let tls = serve::acceptor(&pki.serving_cert_pem, &pki.serving_key_pem)?;
+    let tls = serve::acceptor(&pki.serving_cert_pem, &pki.serving_key_pem, &pki.ca_pem)?;
 
     let audit = match &cfg.audit_log {
         Some(path) => Some(

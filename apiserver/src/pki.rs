@@ -182,6 +182,60 @@ pub fn load_or_create(data_dir: &Path, hosts: &[String]) -> Result<Pki, PkiError
     })
 }
 
+/// A client certificate and key (PEM) for `user` in `group` (the subject's
+/// CommonName and Organization, as Kubernetes reads them), signed by the CA in
+/// `data_dir/pki`, valid for `days`.
+pub fn user_certificate(
+    data_dir: &Path,
+    user: &str,
+    group: Option<&str>,
+    days: u32,
+) -> Result<(String, String), PkiError> {
+    let ca_key_path = data_dir.join("pki").join("ca.key");
+    let ca_key_pem = std::fs::read_to_string(&ca_key_path).map_err(io(&ca_key_path))?;
+    let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|e| PkiError::Corrupt {
+        path: ca_key_path.clone(),
+        message: e.to_string(),
+    })?;
+    let issuer = Issuer::new(ca_params()?, ca_key);
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    p.distinguished_name.push(DnType::CommonName, user);
+    if let Some(g) = group {
+        p.distinguished_name.push(DnType::OrganizationName, g);
+    }
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let now = std::time::SystemTime::now();
+    p.not_before = (now - std::time::Duration::from_secs(300)).into();
+    p.not_after = (now + std::time::Duration::from_secs(u64::from(days) * 86_400)).into();
+    let key = KeyPair::generate()?;
+    let cert = p.signed_by(&key, &issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// A kubeconfig for a user who authenticates with a client certificate.
+pub fn kubeconfig_with_certificate(
+    server: &str,
+    ca_pem: &str,
+    user: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: mosaic\n  cluster:\n    server: {server}\n    \
+         certificate-authority-data: {}\nusers:\n- name: {user}\n  user:\n    client-certificate-data: {}\n    \
+         client-key-data: {}\ncontexts:\n- name: mosaic\n  context:\n    cluster: mosaic\n    user: {user}\n    namespace: default\n\
+         current-context: mosaic\n",
+        b64(ca_pem),
+        b64(cert_pem),
+        b64(key_pem)
+    )
+}
+
 /// A kubeconfig for one user of the cluster at `server` (an https URL).
 pub fn kubeconfig(server: &str, ca_pem: &str, user: &str, token: &str) -> String {
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);

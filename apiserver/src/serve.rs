@@ -2,6 +2,7 @@
 //! HTTP/1.1, one task per connection, so a slow or stuck client holds up only
 //! its own connection.
 
+use crate::auth::CertificateUser;
 use crate::http::App;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -21,8 +22,14 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
-/// A TLS acceptor for a serving certificate and key (PEM).
-pub fn acceptor(cert_pem: &str, key_pem: &str) -> Result<TlsAcceptor, TlsError> {
+/// A TLS acceptor for a serving certificate and key (PEM) that asks clients
+/// for a certificate signed by `client_ca_pem` (optional: token clients send none;
+/// one signed by another CA fails the handshake).
+pub fn acceptor(
+    cert_pem: &str,
+    key_pem: &str,
+    client_ca_pem: &str,
+) -> Result<TlsAcceptor, TlsError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
@@ -31,9 +38,22 @@ pub fn acceptor(cert_pem: &str, key_pem: &str) -> Result<TlsAcceptor, TlsError> 
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
         .map_err(|e| TlsError::Pem(e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
+        roots
+            .add(ca.map_err(|e| TlsError::Pem(e.to_string()))?)
+            .map_err(TlsError::Rustls)?;
+    }
+    let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| TlsError::Pem(format!("client CA: {e}")))?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
+        .with_client_cert_verifier(clients)
         .with_single_cert(certs, key)?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(cfg)))
@@ -78,8 +98,17 @@ pub async fn run(
                     return;
                 }
             };
-            let svc = hyper::service::service_fn(move |req| {
+            let cert_user = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| CertificateUser::from_der(c));
+            let svc = hyper::service::service_fn(move |mut req: http::Request<_>| {
                 let app = app.clone();
+                if let Some(u) = &cert_user {
+                    req.extensions_mut().insert(u.clone());
+                }
                 async move { Ok::<_, std::convert::Infallible>(app.handle(req).await) }
             });
             let mut builder = auto::Builder::new(TokioExecutor::new());

@@ -8,6 +8,7 @@ mod cluster;
 mod controllers;
 mod execute;
 mod get;
+mod kubeconfig;
 mod logs;
 mod server;
 mod top;
@@ -80,6 +81,11 @@ enum Command {
         after_help = "Examples:\n  mosaic bench --shape b --json bench-b.json\n  mosaic bench --agents 100 --tasks 10000 --frameworks 10 --roles 2"
     )]
     Bench(bench::BenchArgs),
+    /// Write a kubeconfig for a user, with a client certificate signed by the cluster CA.
+    #[command(
+        after_help = "Examples:\n  mosaic kubeconfig --user alice --group analytics -o alice.kubeconfig\n  kubectl create rolebinding alice --role=task-author --user=alice -n team-a"
+    )]
+    Kubeconfig(kubeconfig::KubeconfigArgs),
     /// Print Mosaic's CustomResourceDefinitions as YAML (to install on a real Kubernetes cluster).
     #[command(after_help = "Examples:\n  mosaic crds | kubectl apply -f -")]
     Crds,
@@ -128,6 +134,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(args) => logs::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Get(args) => get::run(args),
+        Command::Kubeconfig(args) => kubeconfig::run(args),
         Command::Top(args) => top::run(args),
         Command::Apply(args) => {
             let code = apply::run(args)?;

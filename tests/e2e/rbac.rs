@@ -215,3 +215,98 @@ fn tokens_are_checked_and_issued_only_for_accounts_that_exist() {
         text(&out)
     );
 }
+
+fn user_kubeconfig(
+    s: &TestServer,
+    data_dir: &std::path::Path,
+    user: &str,
+    group: &str,
+) -> std::path::PathBuf {
+    let path = s.dir.path().join(format!("{user}.kubeconfig"));
+    let out = std::process::Command::new(mosaic_bin())
+        .args(["kubeconfig", "--user", user, "--group", group, "--data-dir"])
+        .arg(data_dir)
+        .arg("-o")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    path
+}
+
+#[test]
+fn a_client_certificate_names_a_user_and_group_that_bindings_grant_to() {
+    let s = TestServer::start().unwrap();
+    let bob = user_kubeconfig(&s, s.dir.path(), "bob", "analysts");
+    let out = kubectl_as(&s, &bob, &["get", "tasks", "-A"]);
+    assert!(
+        text(&out).contains("User \"bob\" cannot list resource \"tasks\""),
+        "{}",
+        text(&out)
+    );
+    s.kubectl_ok(&[
+        "create",
+        "clusterrole",
+        "task-viewer",
+        "--verb=get,list,watch",
+        "--resource=tasks.mosaic.dev",
+    ]);
+    s.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        "analysts",
+        "--clusterrole=task-viewer",
+        "--group=analysts",
+    ]);
+    let out = kubectl_as(&s, &bob, &["get", "tasks", "-A"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = kubectl_as(
+        &s,
+        &bob,
+        &[
+            "auth",
+            "can-i",
+            "list",
+            "tasks.mosaic.dev",
+            "-n",
+            "anywhere",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "yes");
+    let out = kubectl_as(&s, &bob, &["auth", "can-i", "delete", "tasks.mosaic.dev"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no");
+
+    // A certificate from another cluster's CA does not get through the handshake.
+    let other = TestServer::start().unwrap();
+    let stranger = user_kubeconfig(&s, other.dir.path(), "mallory", "analysts");
+    let url = format!("https://127.0.0.1:{}", s.port);
+    let kc = std::fs::read_to_string(&stranger).unwrap();
+    let kc: String = kc
+        .lines()
+        .map(|l| match l.split_once("server: ") {
+            Some((indent, _)) => format!("{indent}server: {url}"),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    // Trust this server's CA, so that only the client certificate is in question.
+    let admin = std::fs::read_to_string(s.kubeconfig()).unwrap();
+    let ca = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
+        .unwrap()
+        .to_string();
+    let kc: String = kc
+        .lines()
+        .map(|l| match l.split_once("certificate-authority-data: ") {
+            Some((indent, _)) => format!("{indent}certificate-authority-data: {ca}"),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let stranger = write_file(s.dir.path(), "stranger.kubeconfig", &kc);
+    let out = kubectl_as(&s, std::path::Path::new(&stranger), &["get", "tasks", "-A"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    // (Both CAs are called mosaic-ca: the signature is what fails.)
+    assert!(text(&out).contains("tls: "), "{}", text(&out));
+}

@@ -152,15 +152,19 @@ impl App {
             "/version" => return Ok(body::json(StatusCode::OK, &discovery::version())),
             _ => {}
         }
-        let user = self
-            .authenticate(
-                parts
-                    .headers
-                    .get(http::header::AUTHORIZATION)
-                    .and_then(|h| h.to_str().ok()),
-            )
-            .await
-            .ok_or_else(ApiError::unauthorized)?;
+        // As kube-apiserver: a verified client certificate first, then a bearer token.
+        let user = match parts.extensions.get::<auth::CertificateUser>() {
+            Some(c) => c.0.clone(),
+            None => self
+                .authenticate(
+                    parts
+                        .headers
+                        .get(http::header::AUTHORIZATION)
+                        .and_then(|h| h.to_str().ok()),
+                )
+                .await
+                .ok_or_else(ApiError::unauthorized)?,
+        };
         let params = Params::parse(parts.uri.query().unwrap_or(""))?;
         let accept = parts
             .headers
