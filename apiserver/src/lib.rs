@@ -26,6 +26,7 @@ pub mod rbac;
 pub mod registry;
 pub mod schema;
 pub mod serve;
+pub mod ssa;
 pub mod store;
 pub mod tokens;
 

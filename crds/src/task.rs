@@ -36,8 +36,10 @@ pub struct TaskSpec {
     /// A program and its arguments, exec'd directly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<String>>,
-    /// Environment variables.
+    /// Environment variables (a map-list keyed by name: server-side apply merges
+    /// and owns them one by one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub env: Vec<EnvVar>,
     /// Working directory; a per-task sandbox when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]

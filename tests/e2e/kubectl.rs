@@ -72,7 +72,13 @@ async fn apply_get_edit_roundtrip_delete() {
     let from_kubectl: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
     let api = tasks_api(s.client().await.unwrap());
     let served = serde_json::to_value(api.get("hello").await.unwrap()).unwrap();
-    assert_eq!(from_kubectl, served);
+    // (kubectl leaves out managedFields unless --show-managed-fields.)
+    let mut shown = served.clone();
+    shown["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("managedFields");
+    assert_eq!(from_kubectl, shown);
     let rt = write_file(s.dir.path(), "roundtrip.yaml", &yaml);
     s.kubectl_ok(&["replace", "-f", &rt]);
     let after = serde_json::to_value(api.get("hello").await.unwrap()).unwrap();

@@ -2,6 +2,7 @@
 //! 1.37 binary and by kube-rs clients, over real TLS, with real fsync.
 
 mod api;
+mod apply;
 mod bench;
 mod burst;
 mod cgroups;

@@ -5,12 +5,14 @@
 //! `Status` response. The TLS listener in [`crate::serve`] and the in-process
 //! tower service both call it.
 
+mod apply;
 mod body;
 mod discovery;
 mod list;
 mod meta;
 mod objects;
 mod openapi;
+mod ownership;
 mod params;
 mod protobuf;
 mod reviews;
@@ -231,12 +233,19 @@ impl App {
                     let bytes = read_body(body).await?;
                     return token_request::create(self, &r, &content_type, &bytes).await;
                 }
+                let user_agent = parts
+                    .headers
+                    .get(http::header::USER_AGENT)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
                 let req = objects::Request {
                     app: self.clone(),
                     route: r,
                     params,
                     accept,
                     content_type,
+                    user_agent,
                 };
                 match verb {
                     "get" => objects::get(req).await,

@@ -26,6 +26,8 @@ pub struct Request {
     pub accept: String,
     /// The Content-Type header.
     pub content_type: String,
+    /// The User-Agent header (the field manager of updates that name none).
+    pub user_agent: String,
 }
 
 impl Request {
@@ -216,8 +218,18 @@ pub async fn require_namespace(req: &Request) -> Result<(), ApiError> {
 
 /// POST to a collection.
 pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, ApiError> {
+    let obj = meta::decode(&req.content_type, &bytes)?;
+    create_value(req, obj, None).await
+}
+
+/// Creates `obj`; `managed` is its managedFields when the caller computed them
+/// (server-side apply), else the create is recorded as an Update by its manager.
+pub async fn create_value(
+    req: Request,
+    mut obj: Value,
+    managed: Option<crate::ssa::managed::Managed>,
+) -> Result<Response<Body>, ApiError> {
     let info = req.route.info.clone();
-    let mut obj = meta::decode(&req.content_type, &bytes)?;
     check_type_meta(&info, &mut obj)?;
     check_namespace(&req, &mut obj)?;
     let name = match (
@@ -263,6 +275,10 @@ pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
         Builtin::Crd => crate::apiextensions::prepare(&mut obj)
             .map_err(|c| ApiError::invalid(req.subject(&name), vec![c]))?,
         _ => {}
+    }
+    match managed {
+        Some(m) => m.write(&mut obj),
+        None => super::ownership::track(&req, &Value::Null, &mut obj, None)?,
     }
     if req.params.dry_run {
         return Ok(with_warnings(

@@ -11,9 +11,10 @@ use crate::store::{Precondition, StoreError};
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
-const PATCH_TYPES: [&str; 3] = [
+const PATCH_TYPES: [&str; 4] = [
     "application/json-patch+json",
     "application/merge-patch+json",
+    "application/apply-patch+yaml",
     "application/strategic-merge-patch+json",
 ];
 
@@ -74,12 +75,10 @@ pub async fn patch(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
         // Built-in kinds here have no lists with merge keys that Mosaic's clients patch,
         // so a strategic merge patch on them is a merge patch.
         "application/strategic-merge-patch+json" if !custom => {}
-        "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
-            return Err(ApiError::unsupported_media(&ct, &PATCH_TYPES[..2]));
-        }
+        "application/apply-patch+yaml" => return super::apply::apply(req, bytes).await,
         _ => {
             let supported: &[&str] = if custom {
-                &PATCH_TYPES[..2]
+                &PATCH_TYPES[..3]
             } else {
                 &PATCH_TYPES
             };
@@ -138,7 +137,11 @@ pub async fn patch(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
 
 /// The object an update leaves: the new content where the verb may change it,
 /// the old where it may not, and generation bumped when the spec changed.
-fn merge_update(req: &Request, old: &Value, mut new: Value) -> Result<(Value, Warnings), ApiError> {
+pub(super) fn merge_update(
+    req: &Request,
+    old: &Value,
+    mut new: Value,
+) -> Result<(Value, Warnings), ApiError> {
     let info = &req.route.info;
     let name = req.name();
     if req.route.subresource.as_deref() == Some("status") {
@@ -155,6 +158,10 @@ fn merge_update(req: &Request, old: &Value, mut new: Value) -> Result<(Value, Wa
                 return Err(ApiError::invalid(req.subject(name), out.causes));
             }
         }
+        if let Some(m) = new["metadata"].get("managedFields") {
+            result["metadata"]["managedFields"] = m.clone();
+        }
+        super::ownership::track(req, old, &mut result, Some("status"))?;
         return Ok((result, vec![]));
     }
     let warnings = admit(req, &mut new, name)?;
@@ -224,11 +231,12 @@ fn merge_update(req: &Request, old: &Value, mut new: Value) -> Result<(Value, Wa
         let g = old["metadata"]["generation"].as_i64().unwrap_or(0);
         new["metadata"]["generation"] = json!(g + 1);
     }
+    super::ownership::track(req, old, &mut new, None)?;
     Ok((new, warnings))
 }
 
 /// Stores an update (or deletes the object when its last finalizer went).
-async fn write(
+pub(super) async fn write(
     req: &Request,
     name: &str,
     old: &Value,

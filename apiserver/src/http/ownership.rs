@@ -1,0 +1,73 @@
+//! Field ownership on every write: the manager of a create, update or patch
+//! (its `fieldManager`, else the User-Agent's first word, as kube-apiserver
+//! does) takes the fields it changed in `metadata.managedFields`. A client that
+//! writes `managedFields` itself (kubectl moving an object from client-side to
+//! server-side apply) has them kept, once checked; `[]` clears them.
+
+use super::objects::Request;
+use crate::error::ApiError;
+use crate::ssa::managed::{Managed, owned_part};
+use crate::ssa::schema::Schema;
+use serde_json::Value;
+
+/// The manager of a request.
+pub fn manager(req: &Request) -> String {
+    if let Some(m) = req
+        .params
+        .field_manager
+        .as_deref()
+        .filter(|m| !m.is_empty())
+    {
+        return m.to_string();
+    }
+    let ua = req.user_agent.split('/').next().unwrap_or("").trim();
+    if ua.is_empty() {
+        "unknown".into()
+    } else {
+        ua.to_string()
+    }
+}
+
+/// Updates `new`'s managedFields for a write from `old` (`Null` for a create).
+pub fn track(
+    req: &Request,
+    old: &Value,
+    new: &mut Value,
+    subresource: Option<&str>,
+) -> Result<(), ApiError> {
+    let info = &req.route.info;
+    let given = new["metadata"].get("managedFields").cloned();
+    let had = old["metadata"].get("managedFields").cloned();
+    if let Some(g) = &given
+        && Some(g) != had.as_ref()
+    {
+        // Set by the client: kept as given (an empty list clears them).
+        Managed::read(new)
+            .map_err(|m| ApiError::bad_request(format!("invalid managedFields: {m}")))?;
+        if g.as_array().is_some_and(|a| a.is_empty())
+            && let Some(m) = new["metadata"].as_object_mut()
+        {
+            m.remove("managedFields");
+        }
+        return Ok(());
+    }
+    let mut managed = Managed::read(old).unwrap_or_default();
+    let schema = Schema::root(info.schema.as_ref());
+    let before = if old.is_null() {
+        Value::Null
+    } else {
+        owned_part(old, subresource, info.status_subresource)
+    };
+    let after = owned_part(new, subresource, info.status_subresource);
+    managed.record_update(
+        &manager(req),
+        &info.api_version(),
+        subresource,
+        &before,
+        &after,
+        schema,
+        &super::now(),
+    );
+    managed.write(new);
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! `metadata.managedFields`: who owns which fields, per manager, operation
+//! (Apply or Update) and subresource. Updates (create, PUT, merge and JSON
+//! patches) give their manager the fields they changed and take those fields
+//! from everyone else; an Apply owns exactly the fields of its configuration,
+//! conflicts with other owners of fields it would change (unless forced), and
+//! removes fields it applied before and no longer does, when nobody else owns
+//! them.
+
+use super::fields::{self, Element, FieldSet, Path};
+use super::merge;
+use super::schema::Schema;
+use serde_json::{Value, json};
+
+/// One `managedFields` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// The manager's name (`fieldManager`).
+    pub manager: String,
+    /// `Apply` or `Update`.
+    pub operation: String,
+    /// The API version the fields were set through.
+    pub api_version: String,
+    /// When the manager last changed its fields.
+    pub time: String,
+    /// `status` for writes to that subresource.
+    pub subresource: Option<String>,
+    /// What it owns.
+    pub fields: FieldSet,
+}
+
+/// Every entry of an object.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Managed(pub Vec<Entry>);
+
+/// A field another manager owns that an apply would change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conflict {
+    /// The other manager.
+    pub manager: String,
+    /// The API version it used.
+    pub api_version: String,
+    /// The field, as Kubernetes prints it (`.spec.command`).
+    pub field: String,
+    /// The field's path.
+    pub path: Path,
+}
+
+/// The fields that count for ownership: not the type, not the object's identity
+/// and bookkeeping, and, when status is a subresource, only status (for writes
+/// to it) or everything else (for the rest).
+pub fn owned_part(obj: &Value, subresource: Option<&str>, status_subresource: bool) -> Value {
+    let mut v = obj.clone();
+    let Some(o) = v.as_object_mut() else {
+        return Value::Null;
+    };
+    if subresource == Some("status") {
+        return json!({"status": o.remove("status").unwrap_or(Value::Null)});
+    }
+    o.remove("apiVersion");
+    o.remove("kind");
+    if status_subresource {
+        o.remove("status");
+    }
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in [
+            "name",
+            "generateName",
+            "namespace",
+            "uid",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "managedFields",
+            "selfLink",
+        ] {
+            m.remove(k);
+        }
+        if m.is_empty() {
+            o.remove("metadata");
+        }
+    }
+    v
+}
+
+/// Whether the field at `p` differs between `a` and `b`: for a list item
+/// (map-list key or set value), whether it exists in one only; for a leaf, its value.
+fn differs(a: &Value, b: &Value, p: &Path, schema: Schema<'_>) -> bool {
+    let (x, y) = (fields::get(a, p, schema), fields::get(b, p, schema));
+    match p.last() {
+        Some(Element::Key(_) | Element::Value(_)) => x.is_some() != y.is_some(),
+        _ => x != y,
+    }
+}
+
+impl Managed {
+    /// Reads `metadata.managedFields`; a message naming the problem when malformed.
+    pub fn read(obj: &Value) -> Result<Managed, String> {
+        let Some(list) = obj["metadata"].get("managedFields") else {
+            return Ok(Managed::default());
+        };
+        let Some(list) = list.as_array() else {
+            return Err("metadata.managedFields must be a list".into());
+        };
+        let mut out = Vec::new();
+        for (i, e) in list.iter().enumerate() {
+            let s = |k: &str| e[k].as_str().map(str::to_string);
+            let at = format!("metadata.managedFields[{i}]");
+            let manager = s("manager").unwrap_or_default();
+            let operation = s("operation").unwrap_or_default();
+            if !matches!(operation.as_str(), "Apply" | "Update") {
+                return Err(format!("{at}.operation: must be Apply or Update"));
+            }
+            if e["fieldsType"] != "FieldsV1" {
+                return Err(format!("{at}.fieldsType: must be FieldsV1"));
+            }
+            let fields = FieldSet::from_fields_v1(&e["fieldsV1"])
+                .ok_or_else(|| format!("{at}.fieldsV1: not a valid field set"))?;
+            out.push(Entry {
+                manager,
+                operation,
+                api_version: s("apiVersion").unwrap_or_default(),
+                time: s("time").unwrap_or_default(),
+                subresource: s("subresource").filter(|s| !s.is_empty()),
+                fields,
+            });
+        }
+        Ok(Managed(out))
+    }
+
+    /// Writes the entries into `obj` (removing the list when there are none).
+    pub fn write(&self, obj: &mut Value) {
+        let Some(m) = obj["metadata"].as_object_mut() else {
+            return;
+        };
+        if self.0.is_empty() {
+            m.remove("managedFields");
+            return;
+        }
+        let list: Vec<Value> = self
+            .0
+            .iter()
+            .map(|e| {
+                let mut v = json!({"manager": e.manager, "operation": e.operation,
+                    "apiVersion": e.api_version, "time": e.time,
+                    "fieldsType": "FieldsV1", "fieldsV1": e.fields.to_fields_v1()});
+                if let Some(s) = &e.subresource {
+                    v["subresource"] = json!(s);
+                }
+                v
+            })
+            .collect();
+        m.insert("managedFields".into(), Value::Array(list));
+    }
+
+    fn entry(
+        &mut self,
+        manager: &str,
+        operation: &str,
+        subresource: Option<&str>,
+        api_version: &str,
+    ) -> &mut Entry {
+        let i = match self.0.iter().position(|e| {
+            e.manager == manager
+                && e.operation == operation
+                && e.subresource.as_deref() == subresource
+        }) {
+            Some(i) => i,
+            None => {
+                self.0.push(Entry {
+                    manager: manager.into(),
+                    operation: operation.into(),
+                    api_version: api_version.into(),
+                    time: String::new(),
+                    subresource: subresource.map(str::to_string),
+                    fields: FieldSet::default(),
+                });
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i]
+    }
+
+    /// Records an update from `old` to `new` (both already reduced by
+    /// [`owned_part`]) by `manager`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_update(
+        &mut self,
+        manager: &str,
+        api_version: &str,
+        subresource: Option<&str>,
+        old: &Value,
+        new: &Value,
+        schema: Schema<'_>,
+        now: &str,
+    ) {
+        let before = fields::set_of(old, schema);
+        let after = fields::set_of(new, schema);
+        let changed = FieldSet(
+            after
+                .0
+                .iter()
+                .filter(|p| !before.contains(p) || differs(old, new, p, schema))
+                .cloned()
+                .collect(),
+        );
+        let removed = before.difference(&after);
+        if changed.is_empty() && removed.is_empty() {
+            return;
+        }
+        for e in &mut self.0 {
+            e.fields.remove_all(&changed);
+            e.fields.remove_all(&removed);
+        }
+        let e = self.entry(manager, "Update", subresource, api_version);
+        e.fields.add_all(&changed);
+        e.api_version = api_version.into();
+        e.time = now.into();
+        self.0.retain(|e| !e.fields.is_empty());
+    }
+
+    /// Applies a configuration for `manager` onto `live` (the whole object;
+    /// `live_owned` its owned part): `merge_config` is what is merged in,
+    /// `config` its owned part. Returns the merged object, or the conflicts
+    /// when not forced.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply(
+        &mut self,
+        manager: &str,
+        api_version: &str,
+        subresource: Option<&str>,
+        live: &Value,
+        live_owned: &Value,
+        merge_config: &Value,
+        config: &Value,
+        schema: Schema<'_>,
+        force: bool,
+        now: &str,
+    ) -> Result<Value, Vec<Conflict>> {
+        if self.0.is_empty() && !live_owned.is_null() {
+            // As Kubernetes: what was there before the first apply is someone's.
+            let all = fields::set_of(live_owned, schema);
+            if !all.is_empty() {
+                self.0.push(Entry {
+                    manager: "before-first-apply".into(),
+                    operation: "Update".into(),
+                    api_version: api_version.into(),
+                    time: now.into(),
+                    subresource: subresource.map(str::to_string),
+                    fields: all,
+                });
+            }
+        }
+        let applied = fields::set_of(config, schema);
+        let mut conflicts = Vec::new();
+        let mut taken: Vec<(usize, Path)> = Vec::new();
+        for (i, e) in self.0.iter().enumerate() {
+            if e.manager == manager || e.subresource.as_deref() != subresource {
+                continue;
+            }
+            for p in applied.0.intersection(&e.fields.0) {
+                if differs(live_owned, config, p, schema) {
+                    conflicts.push(Conflict {
+                        manager: e.manager.clone(),
+                        api_version: e.api_version.clone(),
+                        field: fields::display(p),
+                        path: p.clone(),
+                    });
+                    taken.push((i, p.clone()));
+                }
+            }
+        }
+        if !conflicts.is_empty() && !force {
+            return Err(conflicts);
+        }
+        for (i, p) in taken {
+            self.0[i].fields.0.remove(&p);
+        }
+        let mut result = live.clone();
+        merge::merge(&mut result, merge_config, schema);
+        let previous = self
+            .0
+            .iter()
+            .find(|e| {
+                e.manager == manager
+                    && e.operation == "Apply"
+                    && e.subresource.as_deref() == subresource
+            })
+            .map(|e| e.fields.clone())
+            .unwrap_or_default();
+        let mut others = FieldSet::default();
+        for e in self.0.iter().filter(|e| {
+            !(e.manager == manager
+                && e.operation == "Apply"
+                && e.subresource.as_deref() == subresource)
+        }) {
+            others.add_all(&e.fields);
+        }
+        // In order, so a list item goes before its fields are looked for.
+        for p in previous.difference(&applied).0.iter() {
+            if !others.contains(p) {
+                fields::remove(&mut result, p, schema);
+            }
+        }
+        let e = self.entry(manager, "Apply", subresource, api_version);
+        // An apply that changes nothing it owns leaves the entry (and so the object) as it was.
+        if e.fields != applied || e.api_version != api_version || e.time.is_empty() {
+            e.fields = applied;
+            e.api_version = api_version.into();
+            e.time = now.into();
+        }
+        self.0.retain(|e| !e.fields.is_empty());
+        Ok(result)
+    }
+}
