@@ -162,7 +162,10 @@ pub async fn run(
         .map(|e| tokio::spawn(e.serve(client.clone(), runner.clone(), cfg.data_dir.clone())));
     let tasks: Api<Task> = Api::all(client.clone());
     let wc = watcher::Config::default().fields(&format!("status.agent={}", cfg.name));
-    let stream = watcher(tasks, wc).default_backoff();
+    // Field ownership is no business of the agent: its cache leaves it out.
+    let stream = watcher(tasks, wc)
+        .default_backoff()
+        .modify(|t: &mut Task| t.metadata.managed_fields = None);
     futures::pin_mut!(stream);
     tracing::info!(agent = %cfg.name, "agent started");
     loop {

@@ -78,6 +78,7 @@ pub async fn run(
     });
     let stream = watcher(Api::<Task>::all(client), watcher::Config::default())
         .default_backoff()
+        .modify(|t: &mut Task| t.metadata.managed_fields = None)
         .applied_objects();
     futures::pin_mut!(stream);
     loop {

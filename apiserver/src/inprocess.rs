@@ -44,6 +44,13 @@ where
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         req.headers_mut()
             .insert(http::header::AUTHORIZATION, self.authorization.clone());
+        // The field manager of its writes, when they name none.
+        if !req.headers().contains_key(http::header::USER_AGENT) {
+            req.headers_mut().insert(
+                http::header::USER_AGENT,
+                http::HeaderValue::from_static("mosaic-controllers"),
+            );
+        }
         let app = self.app.clone();
         Box::pin(async move { Ok(app.handle(req).await) })
     }

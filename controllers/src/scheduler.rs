@@ -60,6 +60,13 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Field ownership is no business of the controllers: their caches leave it
+/// out (as controller-runtime's default transform does), which keeps every
+/// cached object, and every copy a cycle makes, small.
+fn drop_managed_fields<K: kube::Resource>(o: &mut K) {
+    o.meta_mut().managed_fields = None;
+}
+
 fn reflect<K>(api: Api<K>, notify: Arc<Notify>, bg: &mut Vec<tokio::task::AbortHandle>) -> Store<K>
 where
     K: kube::Resource<DynamicType = ()>
@@ -73,6 +80,7 @@ where
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(drop_managed_fields)
         .reflect(writer)
         .touched_objects();
     let task = tokio::spawn(async move {
@@ -99,6 +107,7 @@ fn reflect_offers(
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(drop_managed_fields)
         .reflect(writer);
     let task = tokio::spawn(async move {
         futures::pin_mut!(stream);
@@ -379,6 +388,17 @@ async fn cycle(
             // The namespace's default framework is made when first needed; a task
             // naming another framework that does not exist waits for it.
             if t.spec.framework != "default" {
+                // Deleted along with its framework (`helm uninstall` deletes all
+                // at once): it still goes once it no longer runs.
+                let running = agent.is_some() && !is_terminal(phase);
+                if t.metadata.deletion_timestamp.is_some()
+                    && !running
+                    && t.finalizers().iter().any(|f| f == FINALIZER)
+                {
+                    binder.confirm(&key);
+                    let (client, t) = (client.clone(), t.clone());
+                    binder.write(async move { release(&client, &t).await });
+                }
                 continue;
             }
             missing_defaults.insert(ns.clone());

@@ -11,6 +11,7 @@ mod chart_rbac;
 mod cluster;
 mod durability;
 mod health;
+mod helm;
 mod kubectl;
 mod leader;
 mod logs;

@@ -6,8 +6,9 @@
 
 use super::objects::Request;
 use crate::error::ApiError;
-use crate::ssa::managed::{Managed, owned_part};
+use crate::ssa::managed::Managed;
 use crate::ssa::schema::Schema;
+use crate::ssa::update;
 use serde_json::Value;
 
 /// The manager of a request.
@@ -51,23 +52,26 @@ pub fn track(
         }
         return Ok(());
     }
-    let mut managed = Managed::read(old).unwrap_or_default();
     let schema = Schema::root(info.schema.as_ref());
-    let before = if old.is_null() {
-        Value::Null
-    } else {
-        owned_part(old, subresource, info.status_subresource)
-    };
-    let after = owned_part(new, subresource, info.status_subresource);
-    managed.record_update(
+    let changes = update::diff(old, new, subresource, info.status_subresource, schema);
+    let mut list: Vec<Value> = old["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    update::record(
+        &mut list,
+        &changes,
         &manager(req),
         &info.api_version(),
         subresource,
-        &before,
-        &after,
-        schema,
         &super::now(),
     );
-    managed.write(new);
+    if let Some(m) = new["metadata"].as_object_mut() {
+        if list.is_empty() {
+            m.remove("managedFields");
+        } else {
+            m.insert("managedFields".into(), Value::Array(list));
+        }
+    }
     Ok(())
 }

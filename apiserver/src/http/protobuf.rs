@@ -326,6 +326,37 @@ struct RulesReview {
     spec: Option<RulesReviewSpec>,
 }
 
+#[derive(Clone, PartialEq, Message, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Preconditions {
+    #[prost(string, optional, tag = "1")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<String>,
+    #[prost(string, optional, tag = "2")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_version: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Message, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteOptions {
+    #[prost(int64, optional, tag = "1")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grace_period_seconds: Option<i64>,
+    #[prost(message, optional, tag = "2")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preconditions: Option<Preconditions>,
+    #[prost(bool, optional, tag = "3")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    orphan_dependents: Option<bool>,
+    #[prost(string, optional, tag = "4")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    propagation_policy: Option<String>,
+    #[prost(string, repeated, tag = "5")]
+    #[serde(skip_serializing_if = "is_empty")]
+    dry_run: Vec<String>,
+}
+
 fn to_json<M: Message + Default + Serialize>(raw: &[u8]) -> Result<Value, prost::DecodeError> {
     let m = M::decode(raw)?;
     Ok(serde_json::to_value(&m).expect("a decoded message serializes"))
@@ -353,6 +384,7 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
         "TokenReview" => to_json::<TokenReview>(&raw),
         "SubjectAccessReview" | "SelfSubjectAccessReview" => to_json::<AccessReview>(&raw),
         "SelfSubjectRulesReview" => to_json::<RulesReview>(&raw),
+        "DeleteOptions" => to_json::<DeleteOptions>(&raw),
         _ => {
             return Err(ApiError::unsupported_media(
                 &format!("application/vnd.kubernetes.protobuf for kind {kind:?}"),

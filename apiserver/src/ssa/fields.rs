@@ -31,7 +31,8 @@ pub type Path = Vec<Element>;
 pub struct FieldSet(pub BTreeSet<Path>);
 
 impl Element {
-    fn to_key(&self) -> String {
+    /// Its key in `fieldsV1` (`f:name`, `k:{...}`, `v:...`, `i:0`).
+    pub fn to_key(&self) -> String {
         match self {
             Element::Field(f) => format!("f:{f}"),
             Element::Key(k) => format!("k:{k}"),
@@ -180,7 +181,7 @@ pub fn set_of(v: &Value, schema: Schema<'_>) -> FieldSet {
     FieldSet(out)
 }
 
-fn walk(v: &Value, schema: Schema<'_>, path: &mut Path, out: &mut BTreeSet<Path>) {
+pub(crate) fn walk(v: &Value, schema: Schema<'_>, path: &mut Path, out: &mut BTreeSet<Path>) {
     match v {
         Value::Object(o) if !o.is_empty() && !schema.is_atomic_map() => {
             for (k, child) in o {

@@ -183,7 +183,8 @@ impl Managed {
     }
 
     /// Records an update from `old` to `new` (both already reduced by
-    /// [`owned_part`]) by `manager`.
+    /// [`owned_part`]) by `manager`, by set arithmetic over whole field sets:
+    /// the reference that the write path's cheaper [`super::update`] is tested against.
     #[allow(clippy::too_many_arguments)]
     pub fn record_update(
         &mut self,

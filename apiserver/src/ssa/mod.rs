@@ -8,6 +8,7 @@ pub mod fields;
 pub mod managed;
 pub mod merge;
 pub mod schema;
+pub mod update;
 
 #[cfg(test)]
 mod tests;

@@ -143,3 +143,55 @@ fn map_lists_with_duplicate_or_missing_keys_are_found() {
         super::merge::check_lists(&missing, Schema::root(Some(&s)), &mut vec![]).unwrap();
     assert!(msg.contains("omits the key field \"name\""), "{msg}");
 }
+
+#[test]
+fn the_write_path_records_updates_as_the_set_arithmetic_does() {
+    let s = schema();
+    let sc = Schema::root(Some(&s));
+    let cases = [
+        (
+            json!(null),
+            json!({"metadata": {"labels": {"a": "1"}}, "spec": {"command": "x", "env": [{"name": "A", "value": "1"}]}}),
+        ),
+        (
+            json!({"spec": {"command": "x", "env": [{"name": "A", "value": "1"}, {"name": "B"}]}}),
+            json!({"spec": {"command": "y", "env": [{"name": "A", "value": "2"}, {"name": "C"}]}}),
+        ),
+        (
+            json!({"metadata": {"finalizers": ["a", "b"]}, "spec": {"args": ["1"], "resources": {"cpus": "1"}}}),
+            json!({"metadata": {"finalizers": ["b", "c"]}, "spec": {"args": ["2"]}}),
+        ),
+    ];
+    for (old, new) in cases {
+        // Someone applied the old object first.
+        let mut by_sets = Managed::default();
+        if !old.is_null() {
+            apply(&mut by_sets, "alice", &json!({}), &old, false).unwrap();
+        }
+        let mut list = {
+            let mut v = json!({"metadata": {}});
+            by_sets.write(&mut v);
+            v["metadata"]["managedFields"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (o, n) = (owned_part(&old, None, true), owned_part(&new, None, true));
+        by_sets.record_update("bob", "v1", None, &o, &n, sc, "t");
+        let changes = super::update::diff(&old, &new, None, true, sc);
+        super::update::record(&mut list, &changes, "bob", "v1", None, "t");
+        let mut want = json!({"metadata": {}});
+        by_sets.write(&mut want);
+        let fast = Managed::read(&json!({"metadata": {"managedFields": list}})).unwrap();
+        let slow = Managed::read(&want).unwrap();
+        let sets = |m: &Managed| -> Vec<(String, Value)> {
+            let mut v: Vec<(String, Value)> =
+                m.0.iter()
+                    .map(|e| (e.manager.clone(), e.fields.to_fields_v1()))
+                    .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        assert_eq!(sets(&fast), sets(&slow), "{old} -> {new}");
+    }
+}
