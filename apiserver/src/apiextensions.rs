@@ -4,7 +4,7 @@
 
 use crate::error::{ApiError, Cause};
 use crate::http::App;
-use crate::registry::{self, Builtin};
+use crate::registry;
 use crate::store::Precondition;
 use serde_json::{Value, json};
 
@@ -58,18 +58,4 @@ pub async fn delete_crd_content(app: &App, crd: &Value) -> Result<(), ApiError> 
     let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or_default();
     app.registry.remove_group_resource(group, plural);
     delete_prefix(app, &format!("/{group}/{plural}/")).await
-}
-
-/// Removes every namespaced object in a namespace.
-pub async fn delete_namespace_content(app: &App, ns: &str) -> Result<(), ApiError> {
-    let mut seen = std::collections::HashSet::new();
-    for info in app.registry.all() {
-        if info.namespaced
-            && seen.insert(info.storage_prefix.clone())
-            && info.builtin != Builtin::Namespace
-        {
-            delete_prefix(app, &info.collection_prefix(Some(ns))).await?;
-        }
-    }
-    Ok(())
 }

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod auth;
 mod bootstrap;
 pub mod error;
+pub mod gc;
 pub mod http;
 pub mod inprocess;
 pub mod pki;
@@ -198,6 +199,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         external_url: url.clone(),
         extra_metrics: cfg.extra_metrics,
     });
+    gc::spawn(&app);
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(serve::run(listener, tls, app.clone(), async {
         let _ = rx.await;

@@ -334,6 +334,29 @@ pub async fn delete(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
         .as_str()
         .and_then(|s| s.parse::<i64>().ok());
     let pre_uid = opts["preconditions"]["uid"].as_str();
+    let policy = req
+        .params
+        .propagation_policy
+        .clone()
+        .or_else(|| opts["propagationPolicy"].as_str().map(str::to_string))
+        .or_else(|| (opts["orphanDependents"] == true).then(|| "Orphan".to_string()));
+    let policy_finalizer = match policy.as_deref() {
+        None | Some("Background") => None,
+        Some("Foreground") => Some(crate::gc::FOREGROUND),
+        Some("Orphan") => Some(crate::gc::ORPHAN),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                req.subject(&name),
+                vec![Cause {
+                    reason: "FieldValueNotSupported",
+                    message: format!(
+                        "Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+                    ),
+                    field: "propagationPolicy".into(),
+                }],
+            ));
+        }
+    };
     for _ in 0..8 {
         let kv = req
             .app
@@ -346,6 +369,44 @@ pub async fn delete(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
             || pre_uid.is_some_and(|u| obj["metadata"]["uid"].as_str() != Some(u))
         {
             return Err(ApiError::conflict(req.subject(&name)));
+        }
+        let deleting = obj["metadata"]["deletionTimestamp"].is_string();
+        if req.route.info.builtin == Builtin::Namespace {
+            // Terminating: the collector empties it, then removes it.
+            if deleting || dry_run {
+                return Ok(req.respond(StatusCode::OK, &obj));
+            }
+            obj["metadata"]["deletionTimestamp"] = json!(meta::now());
+            obj["spec"]["finalizers"] = json!(["kubernetes"]);
+            obj["status"]["phase"] = json!("Terminating");
+            match req
+                .app
+                .store
+                .update(
+                    req.key(&name),
+                    meta::to_store(&obj),
+                    Precondition::ModRevision(kv.mod_revision),
+                )
+                .await
+            {
+                Ok(kv) => return Ok(req.respond(StatusCode::OK, &meta::from_store(&kv)?)),
+                Err(crate::store::StoreError::Conflict { .. }) if pre_rv.is_none() => continue,
+                Err(e) => return Err(ApiError::from_store(e, req.subject(&name))),
+            }
+        }
+        if let Some(f) = policy_finalizer
+            && !deleting
+        {
+            // Foreground or Orphan: the collector acts on the dependents first.
+            let list = obj["metadata"]["finalizers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if !list.iter().any(|x| x == f) {
+                let mut list = list;
+                list.push(json!(f));
+                obj["metadata"]["finalizers"] = json!(list);
+            }
         }
         let has_finalizers = obj["metadata"]["finalizers"]
             .as_array()
@@ -374,12 +435,8 @@ pub async fn delete(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
         if dry_run {
             return Ok(req.respond(StatusCode::OK, &obj));
         }
-        match req.route.info.builtin {
-            Builtin::Namespace => {
-                crate::apiextensions::delete_namespace_content(&req.app, &name).await?
-            }
-            Builtin::Crd => crate::apiextensions::delete_crd_content(&req.app, &obj).await?,
-            _ => {}
+        if req.route.info.builtin == Builtin::Crd {
+            crate::apiextensions::delete_crd_content(&req.app, &obj).await?;
         }
         match req
             .app
