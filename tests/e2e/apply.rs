@@ -296,3 +296,70 @@ async fn bad_apply_requests_are_refused_and_store_nothing() {
         "nothing was stored"
     );
 }
+
+#[test]
+fn an_applyset_prunes_exactly_the_manifest_taken_out() {
+    let s = TestServer::start().unwrap();
+    let dir = s.dir.path().join("manifests");
+    std::fs::create_dir_all(&dir).unwrap();
+    for n in ["a", "b", "c"] {
+        let t = task(&format!("echo {n}"), &[]).replace("name: report", &format!("name: t-{n}"));
+        write_file(&dir, &format!("{n}.yaml"), &t);
+    }
+    write_file(
+        &dir,
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  k: v\n",
+    );
+    // Not part of the set: never pruned.
+    let outside = write_file(
+        s.dir.path(),
+        "outside.yaml",
+        &task("echo outside", &[]).replace("name: report", "name: outsider"),
+    );
+    s.kubectl_ok(&["apply", "-f", &outside]);
+    let d = dir.to_string_lossy().to_string();
+    let apply = |s: &TestServer| {
+        let out = s
+            .kubectl_cmd(&[
+                "apply",
+                "-n",
+                "default",
+                "--server-side",
+                "--prune",
+                "--applyset=pipeline",
+                "-f",
+                &d,
+            ])
+            .env("KUBECTL_APPLYSET", "true")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    apply(&s);
+    let names = |s: &TestServer| s.kubectl_ok(&["get", "tasks,configmaps", "-o", "name"]);
+    assert_eq!(
+        names(&s),
+        "task.mosaic.dev/outsider\ntask.mosaic.dev/t-a\ntask.mosaic.dev/t-b\ntask.mosaic.dev/t-c\nconfigmap/settings\n"
+    );
+    std::fs::remove_file(dir.join("b.yaml")).unwrap();
+    let out = apply(&s);
+    assert!(out.contains("task.mosaic.dev/t-b pruned"), "{out}");
+    assert_eq!(
+        names(&s),
+        "task.mosaic.dev/outsider\ntask.mosaic.dev/t-a\ntask.mosaic.dev/t-c\nconfigmap/settings\n"
+    );
+    // The parent records the set.
+    let parent = s.kubectl_ok(&[
+        "get",
+        "secret",
+        "pipeline",
+        "-o",
+        "jsonpath={.metadata.annotations.applyset\\.kubernetes\\.io/contains-group-kinds}",
+    ]);
+    assert!(
+        parent.contains("Task.mosaic.dev") && parent.contains("ConfigMap"),
+        "{parent}"
+    );
+}
