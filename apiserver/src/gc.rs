@@ -90,52 +90,33 @@ fn finalizers(obj: &Value) -> Vec<String> {
 
 /// Deletes `key` as the API would: marks it when it has finalizers.
 async fn delete(store: &dyn Store, key: &str) -> Result<(), StoreError> {
-    for _ in 0..8 {
-        let Some(kv) = store.get(key).await? else {
-            return Ok(());
-        };
-        let Some(mut obj) = parse(&kv.value) else {
-            return Ok(());
-        };
-        let pre = Precondition::ModRevision(kv.mod_revision);
-        let r = if finalizers(&obj).is_empty() {
-            store.delete(key.to_string(), pre).await.map(drop)
-        } else if obj["metadata"]["deletionTimestamp"].is_string() {
-            return Ok(());
-        } else {
+    edit(store, key, |obj| {
+        if !obj["metadata"]["deletionTimestamp"].is_string() {
             obj["metadata"]["deletionTimestamp"] = json!(crate::http::now());
             obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            store
-                .update(
-                    key.to_string(),
-                    serde_json::to_vec(&obj).expect("JSON"),
-                    pre,
-                )
-                .await
-                .map(drop)
-        };
-        match r {
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(StoreError::NotFound(_)) => return Ok(()),
-            other => return other,
         }
-    }
-    Ok(())
+    })
+    .await
 }
 
-/// Rewrites `key` with `change`; removes it when that leaves a deleted object
-/// without finalizers.
+/// Rewrites `key` with `change` (nothing when it changes nothing); removes it
+/// when that leaves a deleted object without finalizers.
 async fn edit(store: &dyn Store, key: &str, change: impl Fn(&mut Value)) -> Result<(), StoreError> {
     for _ in 0..8 {
         let Some(kv) = store.get(key).await? else {
             return Ok(());
         };
-        let Some(mut obj) = parse(&kv.value) else {
+        let Some(before) = parse(&kv.value) else {
             return Ok(());
         };
+        let mut obj = before.clone();
         change(&mut obj);
+        let gone = obj["metadata"]["deletionTimestamp"].is_string() && finalizers(&obj).is_empty();
+        if obj == before && !gone {
+            return Ok(());
+        }
         let pre = Precondition::ModRevision(kv.mod_revision);
-        let r = if obj["metadata"]["deletionTimestamp"].is_string() && finalizers(&obj).is_empty() {
+        let r = if gone {
             store.delete(key.to_string(), pre).await.map(drop)
         } else {
             store

@@ -371,39 +371,17 @@ pub async fn delete(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
             return Err(ApiError::conflict(req.subject(&name)));
         }
         let deleting = obj["metadata"]["deletionTimestamp"].is_string();
-        if req.route.info.builtin == Builtin::Namespace {
-            // Terminating: the collector empties it, then removes it.
-            if deleting || dry_run {
-                return Ok(req.respond(StatusCode::OK, &obj));
-            }
-            obj["metadata"]["deletionTimestamp"] = json!(meta::now());
-            obj["spec"]["finalizers"] = json!(["kubernetes"]);
-            obj["status"]["phase"] = json!("Terminating");
-            match req
-                .app
-                .store
-                .update(
-                    req.key(&name),
-                    meta::to_store(&obj),
-                    Precondition::ModRevision(kv.mod_revision),
-                )
-                .await
-            {
-                Ok(kv) => return Ok(req.respond(StatusCode::OK, &meta::from_store(&kv)?)),
-                Err(crate::store::StoreError::Conflict { .. }) if pre_rv.is_none() => continue,
-                Err(e) => return Err(ApiError::from_store(e, req.subject(&name))),
-            }
-        }
+        let namespace = req.route.info.builtin == Builtin::Namespace;
         if let Some(f) = policy_finalizer
             && !deleting
+            && !namespace
         {
             // Foreground or Orphan: the collector acts on the dependents first.
-            let list = obj["metadata"]["finalizers"]
+            let mut list = obj["metadata"]["finalizers"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
             if !list.iter().any(|x| x == f) {
-                let mut list = list;
                 list.push(json!(f));
                 obj["metadata"]["finalizers"] = json!(list);
             }
@@ -411,12 +389,19 @@ pub async fn delete(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
         let has_finalizers = obj["metadata"]["finalizers"]
             .as_array()
             .is_some_and(|f| !f.is_empty());
-        if has_finalizers {
-            if obj["metadata"]["deletionTimestamp"].is_string() || dry_run {
+        // A namespace terminates (the collector empties it, then removes it);
+        // an object with finalizers is marked and waits for them.
+        if namespace || has_finalizers {
+            if deleting || dry_run {
                 return Ok(req.respond(StatusCode::OK, &obj));
             }
             obj["metadata"]["deletionTimestamp"] = json!(meta::now());
-            obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            if namespace {
+                obj["spec"]["finalizers"] = json!(["kubernetes"]);
+                obj["status"]["phase"] = json!("Terminating");
+            } else {
+                obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            }
             match req
                 .app
                 .store

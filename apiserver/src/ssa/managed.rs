@@ -62,19 +62,7 @@ pub fn owned_part(obj: &Value, subresource: Option<&str>, status_subresource: bo
         o.remove("status");
     }
     if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-        for k in [
-            "name",
-            "generateName",
-            "namespace",
-            "uid",
-            "resourceVersion",
-            "generation",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "managedFields",
-            "selfLink",
-        ] {
+        for k in super::update::IGNORED_METADATA {
             m.remove(k);
         }
         if m.is_empty() {

@@ -18,7 +18,8 @@ pub struct Changes {
     pub removed: Vec<Path>,
 }
 
-const IGNORED_METADATA: [&str; 11] = [
+/// Metadata that is the object's identity and bookkeeping, owned by nobody.
+pub(crate) const IGNORED_METADATA: [&str; 11] = [
     "name",
     "generateName",
     "namespace",
