@@ -14,56 +14,64 @@ fn stamp(mut obj: Value) -> Value {
     obj
 }
 
+/// Creates `want` at `key` when missing; otherwise lets `update` bring the stored
+/// object up to date (it returns whether it changed anything).
+async fn ensure(
+    store: &dyn Store,
+    key: String,
+    want: Value,
+    update: impl Fn(&mut Value, &Value) -> bool,
+) -> Result<(), String> {
+    match store.get(&key).await.map_err(|e| e.to_string())? {
+        None => {
+            store
+                .create(key, serde_json::to_vec(&stamp(want)).expect("JSON"))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Some(kv) => {
+            let mut have: Value = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
+            if update(&mut have, &want) {
+                store
+                    .update(
+                        key,
+                        serde_json::to_vec(&have).expect("JSON"),
+                        Precondition::ModRevision(kv.mod_revision),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes what is missing and registers every stored CRD.
 pub async fn run(store: &dyn Store, registry: &Registry) -> Result<(), String> {
     let ns_info = registry.get("", "v1", "namespaces").expect("built in");
     for ns in ["default", "kube-system", "mosaic-system"] {
-        let key = ns_info.key(None, ns);
-        if store.get(&key).await.map_err(|e| e.to_string())?.is_none() {
-            let obj = stamp(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}}),
-            );
-            store
-                .create(key, serde_json::to_vec(&obj).expect("JSON"))
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}});
+        ensure(store, ns_info.key(None, ns), obj, |_, _| false).await?;
     }
     for want in crate::rbac::bootstrap::objects() {
         let key = crate::rbac::bootstrap::key(&want);
-        match store.get(&key).await.map_err(|e| e.to_string())? {
-            None => {
-                let obj = stamp(want);
-                store
-                    .create(key, serde_json::to_vec(&obj).expect("JSON"))
-                    .await
-                    .map_err(|e| e.to_string())?;
+        ensure(store, key, want, |have, want| {
+            if !crate::rbac::bootstrap::needs_update(have, want) {
+                return false;
             }
-            Some(kv) => {
-                let mut have: Value =
-                    serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
-                if crate::rbac::bootstrap::needs_update(&have, &want) {
-                    for f in ["rules", "roleRef", "subjects"] {
-                        match want.get(f) {
-                            Some(v) => have[f] = v.clone(),
-                            None => {
-                                if let Some(m) = have.as_object_mut() {
-                                    m.remove(f);
-                                }
-                            }
+            for f in ["rules", "roleRef", "subjects"] {
+                match want.get(f) {
+                    Some(v) => have[f] = v.clone(),
+                    None => {
+                        if let Some(m) = have.as_object_mut() {
+                            m.remove(f);
                         }
                     }
-                    store
-                        .update(
-                            key,
-                            serde_json::to_vec(&have).expect("JSON"),
-                            Precondition::ModRevision(kv.mod_revision),
-                        )
-                        .await
-                        .map_err(|e| e.to_string())?;
                 }
             }
-        }
+            true
+        })
+        .await?;
     }
     let crd_info = registry
         .get("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -76,34 +84,17 @@ pub async fn run(store: &dyn Store, registry: &Registry) -> Result<(), String> {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let key = crd_info.key(None, &name);
-        match store.get(&key).await.map_err(|e| e.to_string())? {
-            None => {
-                let obj = stamp(want);
-                store
-                    .create(key, serde_json::to_vec(&obj).expect("JSON"))
-                    .await
-                    .map_err(|e| e.to_string())?;
+        ensure(store, crd_info.key(None, &name), want, |have, want| {
+            if have["spec"] == want["spec"] {
+                return false;
             }
-            Some(kv) => {
-                let mut have: Value =
-                    serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
-                if have["spec"] != want["spec"] {
-                    let g = have["metadata"]["generation"].as_i64().unwrap_or(1);
-                    have["spec"] = want["spec"].clone();
-                    have["status"] = want["status"].clone();
-                    have["metadata"]["generation"] = json!(g + 1);
-                    store
-                        .update(
-                            key,
-                            serde_json::to_vec(&have).expect("JSON"),
-                            Precondition::ModRevision(kv.mod_revision),
-                        )
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-        }
+            let g = have["metadata"]["generation"].as_i64().unwrap_or(1);
+            have["spec"] = want["spec"].clone();
+            have["status"] = want["status"].clone();
+            have["metadata"]["generation"] = json!(g + 1);
+            true
+        })
+        .await?;
     }
     let prefix = format!("{}/", crd_info.storage_prefix);
     let stored = store

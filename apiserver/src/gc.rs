@@ -52,6 +52,14 @@ impl Index {
         }
     }
 
+    /// The keys of the objects that name `uid` as an owner.
+    fn dependents_of(&self, uid: &str) -> Vec<String> {
+        self.dependents
+            .get(uid)
+            .map(|d| d.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     fn put(&mut self, key: &str, obj: &Value) {
         self.forget(key);
         if let Some(uid) = obj["metadata"]["uid"].as_str() {
@@ -294,13 +302,7 @@ async fn collect(app: &App, st: &mut State) -> Result<(), StoreError> {
     let store = app.store.as_ref();
     // Dependents of owners that are gone, unless another owner still lives.
     for uid in std::mem::take(&mut st.gone) {
-        let deps: Vec<String> = st
-            .index
-            .dependents
-            .get(&uid)
-            .map(|d| d.iter().cloned().collect())
-            .unwrap_or_default();
-        for key in deps {
+        for key in st.index.dependents_of(&uid) {
             let others_live = st.index.owners_of.get(&key).is_some_and(|owners| {
                 owners
                     .iter()
@@ -326,12 +328,7 @@ async fn collect(app: &App, st: &mut State) -> Result<(), StoreError> {
             continue;
         };
         let fins = finalizers(&owner);
-        let deps: Vec<String> = st
-            .index
-            .dependents
-            .get(&uid)
-            .map(|d| d.iter().cloned().collect())
-            .unwrap_or_default();
+        let deps = st.index.dependents_of(&uid);
         if fins.iter().any(|f| f == ORPHAN) {
             for key in &deps {
                 let u = uid.clone();

@@ -115,15 +115,7 @@ pub async fn apply(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
         }
     }
     check_type_meta(&info, &mut config)?;
-    match config["metadata"]["name"].as_str() {
-        None | Some("") => config["metadata"]["name"] = json!(name),
-        Some(n) if n == name => {}
-        Some(n) => {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({n}) does not match the name on the URL ({name})"
-            )));
-        }
-    }
+    super::objects::check_name(&mut config, &name)?;
     if config["metadata"].get("managedFields").is_some() {
         return Err(ApiError::bad_request(
             "metadata.managedFields must be nil in an apply configuration",

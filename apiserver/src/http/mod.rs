@@ -158,26 +158,15 @@ impl App {
         let user = match parts.extensions.get::<auth::CertificateUser>() {
             Some(c) => c.0.clone(),
             None => self
-                .authenticate(
-                    parts
-                        .headers
-                        .get(http::header::AUTHORIZATION)
-                        .and_then(|h| h.to_str().ok()),
-                )
+                .authenticate(header(parts, http::header::AUTHORIZATION))
                 .await
                 .ok_or_else(ApiError::unauthorized)?,
         };
         let params = Params::parse(parts.uri.query().unwrap_or(""))?;
-        let accept = parts
-            .headers
-            .get(http::header::ACCEPT)
-            .and_then(|h| h.to_str().ok())
+        let accept = header(parts, http::header::ACCEPT)
             .unwrap_or("")
             .to_string();
-        let content_type = parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|h| h.to_str().ok())
+        let content_type = header(parts, http::header::CONTENT_TYPE)
             .unwrap_or("application/json")
             .to_string();
         let non_resource = Attributes {
@@ -233,10 +222,7 @@ impl App {
                     let bytes = read_body(body).await?;
                     return token_request::create(self, &r, &content_type, &bytes).await;
                 }
-                let user_agent = parts
-                    .headers
-                    .get(http::header::USER_AGENT)
-                    .and_then(|h| h.to_str().ok())
+                let user_agent = header(parts, http::header::USER_AGENT)
                     .unwrap_or("")
                     .to_string();
                 let req = objects::Request {
@@ -306,6 +292,11 @@ fn verb(
             ));
         }
     })
+}
+
+/// A request header's value, when it is text.
+fn header(parts: &http::request::Parts, name: http::header::HeaderName) -> Option<&str> {
+    parts.headers.get(name).and_then(|h| h.to_str().ok())
 }
 
 /// The verb of a request for a path that is not a resource (`/metrics`, discovery).

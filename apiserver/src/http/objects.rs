@@ -67,6 +67,20 @@ impl Request {
     }
 }
 
+/// Gives a body the URL's name when it has none; a different one is a 400.
+pub fn check_name(obj: &mut Value, name: &str) -> Result<(), ApiError> {
+    match obj["metadata"]["name"].as_str() {
+        None | Some("") => obj["metadata"]["name"] = json!(name),
+        Some(n) if n == name => {}
+        Some(n) => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Validation warnings to send back in `Warning` headers.
 pub type Warnings = Vec<String>;
 

@@ -24,15 +24,7 @@ pub async fn update(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
     let mut new = meta::decode(&req.content_type, &bytes)?;
     check_type_meta(&req.route.info, &mut new)?;
     super::objects::check_namespace(&req, &mut new)?;
-    match new["metadata"]["name"].as_str() {
-        Some(n) if n == name => {}
-        None | Some("") => new["metadata"]["name"] = json!(name),
-        Some(n) => {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({n}) does not match the name on the URL ({name})"
-            )));
-        }
-    }
+    super::objects::check_name(&mut new, &name)?;
     let wanted_rv = meta::resource_version(&new)?;
     if wanted_rv.is_none() && !req.route.info.unconditional_update {
         return Err(ApiError::invalid(
