@@ -217,7 +217,7 @@ pub async fn require_namespace(req: &Request) -> Result<(), ApiError> {
         None => Err(ApiError::not_found(subject)),
         Some(kv) => {
             // Parse only when the namespace may be terminating (most creates skip it).
-            let maybe = kv.value.windows(17).any(|w| w == b"deletionTimestamp");
+            let maybe = memchr::memmem::find(&kv.value, b"deletionTimestamp").is_some();
             if maybe && meta::from_store(&kv)?["metadata"]["deletionTimestamp"].is_string() {
                 return Err(ApiError::forbidden(format!(
                     "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
