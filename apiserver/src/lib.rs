@@ -18,6 +18,7 @@ pub mod apiextensions;
 pub mod audit;
 pub mod auth;
 mod bootstrap;
+pub mod conversion;
 pub mod error;
 pub mod gc;
 pub mod http;

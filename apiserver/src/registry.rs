@@ -70,6 +70,8 @@ pub struct ResourceInfo {
     pub unconditional_update: bool,
     /// Where its objects live in the store: `/<group or core>/<plural>`.
     pub storage_prefix: String,
+    /// How its objects differ from their stored form.
+    pub view: crate::conversion::View,
 }
 
 impl ResourceInfo {
@@ -173,6 +175,7 @@ fn builtin(
             "/{}/{plural}",
             if group.is_empty() { "core" } else { group }
         ),
+        view: crate::conversion::View::Stored,
     }
 }
 
@@ -225,7 +228,31 @@ pub fn builtins() -> Vec<ResourceInfo> {
         Builtin::Plain,
         &["ev"],
     );
-    events_v1.storage_prefix = "/events.k8s.io/events".into();
+    // One store, two views: events.k8s.io/v1 Events are core/v1 Events renamed.
+    events_v1.storage_prefix = "/core/events".into();
+    events_v1.view = crate::conversion::View::EventsV1;
+    events_v1.columns = vec![
+        column("Last Seen", "date", ".deprecatedLastTimestamp"),
+        column("Type", "string", ".type"),
+        column("Reason", "string", ".reason"),
+        column("Object", "string", ".regarding.name"),
+        column("Message", "string", ".note"),
+    ];
+    events_v1.selectable_fields = [
+        "regarding.kind",
+        "regarding.namespace",
+        "regarding.name",
+        "regarding.uid",
+        "regarding.apiVersion",
+        "regarding.resourceVersion",
+        "regarding.fieldPath",
+        "reason",
+        "reportingController",
+        "type",
+    ]
+    .iter()
+    .map(|f| f.to_string())
+    .collect();
     vec![
         builtin(
             "",
@@ -421,6 +448,7 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceInfo>, CrdError> {
             builtin: Builtin::Custom,
             unconditional_update: false,
             storage_prefix: format!("/{group}/{plural}"),
+            view: crate::conversion::View::Stored,
         });
     }
     Ok(out)

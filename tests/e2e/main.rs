@@ -10,6 +10,7 @@ mod chart;
 mod chart_rbac;
 mod cluster;
 mod durability;
+mod events;
 mod gc;
 mod health;
 mod helm;

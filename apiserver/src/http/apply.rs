@@ -165,7 +165,7 @@ pub async fn apply(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
         if pinned.is_some_and(|rv| rv != current.mod_revision) {
             return Err(ApiError::conflict(req.subject(&name)));
         }
-        let old = meta::from_store(&current)?;
+        let old = req.load(&current)?;
         let read = Managed::read(&old).unwrap_or_default();
         let live_owned = owned_part(&old, sub, info.status_subresource);
         let attempt = |force: bool| {

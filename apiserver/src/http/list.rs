@@ -99,7 +99,7 @@ pub async fn collect(
         let rev = req.app.store.revision();
         let mut items = Vec::new();
         if let Some(kv) = req.app.store.get(&key).await? {
-            let obj = meta::from_store(&kv)?;
+            let obj = meta::load(&req.route.info, &kv)?;
             if sel.matches(&obj) {
                 items.push(obj);
             }
@@ -134,7 +134,7 @@ pub async fn collect(
         revision = Some(page.revision);
         let n = page.items.len();
         for (i, kv) in page.items.iter().enumerate() {
-            let obj = meta::from_store(kv)?;
+            let obj = meta::load(&req.route.info, kv)?;
             if sel.matches(&obj) {
                 items.push(obj);
             }
@@ -198,7 +198,11 @@ pub async fn delete_collection(req: Request) -> Result<Response<Body>, ApiError>
             o["metadata"]["deletionTimestamp"] = json!(meta::now());
             req.app
                 .store
-                .update(key, meta::to_store(&o), Precondition::ModRevision(rv))
+                .update(
+                    key,
+                    meta::store_bytes(&req.route.info, &o),
+                    Precondition::ModRevision(rv),
+                )
                 .await
         } else {
             req.app
@@ -207,7 +211,7 @@ pub async fn delete_collection(req: Request) -> Result<Response<Body>, ApiError>
                 .await
         };
         match res {
-            Ok(kv) => deleted.push(meta::from_store(&kv)?),
+            Ok(kv) => deleted.push(meta::load(&req.route.info, &kv)?),
             Err(crate::store::StoreError::NotFound(_)) => {}
             Err(e) => return Err(ApiError::from_store(e, req.subject(&name))),
         }

@@ -2,6 +2,7 @@
 //! resourceVersion in and out of the store, and decoding request bodies.
 
 use crate::error::{ApiError, Cause};
+use crate::registry::ResourceInfo;
 use crate::store::KeyValue;
 use rand::Rng;
 use serde_json::{Value, json};
@@ -102,6 +103,23 @@ pub fn from_store(kv: &KeyValue) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key)))?;
     v["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
     Ok(v)
+}
+
+/// A stored value as `info` serves it (see [`crate::conversion`]).
+pub fn load(info: &ResourceInfo, kv: &KeyValue) -> Result<Value, ApiError> {
+    let mut v = from_store(kv)?;
+    info.view.to_view(&mut v);
+    Ok(v)
+}
+
+/// An object as `info` serves it, in its stored form.
+pub fn store_bytes(info: &ResourceInfo, obj: &Value) -> Vec<u8> {
+    if info.view.is_stored() {
+        return to_store(obj);
+    }
+    let mut o = obj.clone();
+    info.view.to_storage(&mut o);
+    to_store(&o)
 }
 
 /// An API object as stored (no resourceVersion: the store's revision is it).

@@ -51,6 +51,11 @@ impl Request {
         self.route.name.as_deref().unwrap_or_default()
     }
 
+    /// A stored value as this resource serves it.
+    pub fn load(&self, kv: &crate::store::KeyValue) -> Result<Value, ApiError> {
+        meta::load(&self.route.info, kv)
+    }
+
     /// Renders one object as JSON or as a Table row.
     pub fn respond(&self, status: StatusCode, obj: &Value) -> Response<Body> {
         if table::wants_table(&self.accept) {
@@ -303,7 +308,7 @@ pub async fn create_value(
     let kv = req
         .app
         .store
-        .create(req.key(&name), meta::to_store(&obj))
+        .create(req.key(&name), meta::store_bytes(&info, &obj))
         .await
         .map_err(|e| ApiError::from_store(e, req.subject(&name)))?;
     // What was stored is `obj` at the new revision: no need to parse it back.
@@ -329,7 +334,7 @@ pub async fn get(req: Request) -> Result<Response<Body>, ApiError> {
         .get(&req.key(name))
         .await?
         .ok_or_else(|| ApiError::not_found(req.subject(name)))?;
-    Ok(req.respond(StatusCode::OK, &meta::from_store(&kv)?))
+    Ok(req.respond(StatusCode::OK, &req.load(&kv)?))
 }
 
 /// DELETE one object: marks it when finalizers remain, removes it otherwise.
@@ -378,7 +383,7 @@ pub async fn delete(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
             .get(&req.key(&name))
             .await?
             .ok_or_else(|| ApiError::not_found(req.subject(&name)))?;
-        let mut obj = meta::from_store(&kv)?;
+        let mut obj = req.load(&kv)?;
         if pre_rv.is_some_and(|rv| rv != kv.mod_revision)
             || pre_uid.is_some_and(|u| obj["metadata"]["uid"].as_str() != Some(u))
         {
@@ -421,12 +426,12 @@ pub async fn delete(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
                 .store
                 .update(
                     req.key(&name),
-                    meta::to_store(&obj),
+                    meta::store_bytes(&req.route.info, &obj),
                     Precondition::ModRevision(kv.mod_revision),
                 )
                 .await
             {
-                Ok(kv) => return Ok(req.respond(StatusCode::OK, &meta::from_store(&kv)?)),
+                Ok(kv) => return Ok(req.respond(StatusCode::OK, &req.load(&kv)?)),
                 Err(crate::store::StoreError::Conflict { .. }) if pre_rv.is_none() => continue,
                 Err(e) => return Err(ApiError::from_store(e, req.subject(&name))),
             }
@@ -443,7 +448,7 @@ pub async fn delete(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
             .delete(req.key(&name), Precondition::ModRevision(kv.mod_revision))
             .await
         {
-            Ok(kv) => return Ok(req.respond(StatusCode::OK, &meta::from_store(&kv)?)),
+            Ok(kv) => return Ok(req.respond(StatusCode::OK, &req.load(&kv)?)),
             Err(crate::store::StoreError::Conflict { .. }) if pre_rv.is_none() => continue,
             Err(e) => return Err(ApiError::from_store(e, req.subject(&name))),
         }

@@ -45,7 +45,7 @@ pub async fn update(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
     if wanted_rv.is_some_and(|rv| rv != current.mod_revision) {
         return Err(ApiError::conflict(req.subject(&name)));
     }
-    let old = meta::from_store(&current)?;
+    let old = req.load(&current)?;
     let (result, warnings) = merge_update(&req, &old, new)?;
     write(&req, &name, &old, result, current.mod_revision, &warnings).await
 }
@@ -90,7 +90,7 @@ pub async fn patch(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
             .get(&req.key(&name))
             .await?
             .ok_or_else(|| ApiError::not_found(req.subject(&name)))?;
-        let old = meta::from_store(&current)?;
+        let old = req.load(&current)?;
         let mut patched = old.clone();
         if ct == "application/json-patch+json" {
             let ops: json_patch::Patch = serde_json::from_value(patch.clone())
@@ -266,7 +266,7 @@ pub(super) async fn write(
         store
             .update(
                 req.key(name),
-                meta::to_store(&result),
+                meta::store_bytes(&req.route.info, &result),
                 Precondition::ModRevision(rev),
             )
             .await
@@ -275,7 +275,7 @@ pub(super) async fn write(
         StoreError::NotFound(_) => ApiError::not_found(req.subject(name)),
         e => ApiError::from_store(e, req.subject(name)),
     })?;
-    let stored = meta::from_store(&kv)?;
+    let stored = req.load(&kv)?;
     if req.route.info.builtin == Builtin::Crd
         && let Err(e) = req.app.registry.apply_crd(&stored)
     {

@@ -214,16 +214,17 @@ impl Watch {
 
     async fn event(&mut self, e: &Event) -> Result<(), ()> {
         self.last_rev = e.kv.mod_revision;
-        if self.sel.is_everything() && !self.as_table {
+        // The shared encoding is of the stored form; other views convert their own.
+        if self.sel.is_everything() && !self.as_table && self.req.route.info.view.is_stored() {
             return self.send_shared(e).await;
         }
-        let Ok(obj) = meta::from_store(&e.kv) else {
+        let Ok(obj) = self.req.load(&e.kv) else {
             return Ok(());
         };
         let now_matches = self.sel.matches(&obj);
         let created = e.kv.create_revision == e.kv.mod_revision;
         let was = match &e.prev {
-            Some(p) => meta::from_store(p).is_ok_and(|p| self.sel.matches(&p)),
+            Some(p) => self.req.load(p).is_ok_and(|p| self.sel.matches(&p)),
             // The previous value is compacted away: assume it matched as the new one does.
             None => !created && now_matches,
         };
