@@ -51,6 +51,66 @@ pub struct ServerConfig {
     pub extra_metrics: Option<fn() -> String>,
     /// Where to append the audit log (one JSON line per request), if anywhere.
     pub audit_log: Option<PathBuf>,
+    /// The etcd cluster to keep state in; `None`: the embedded store in `data_dir`.
+    pub etcd: Option<store::EtcdConfig>,
+    /// More names and addresses for the serving certificate (a load balancer's).
+    pub tls_sans: Vec<String>,
+}
+
+impl ServerConfig {
+    /// The embedded store in `data_dir`, serving on `listen`, with the defaults.
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
+        Self {
+            data_dir,
+            listen,
+            compaction_interval: std::time::Duration::from_secs(300),
+            extra_metrics: None,
+            audit_log: None,
+            etcd: None,
+            tls_sans: Vec::new(),
+        }
+    }
+}
+
+/// The files of `DATA_DIR/pki` every replica of one cluster shares.
+const SHARED_IDENTITY: [&str; 5] = [
+    "ca.key",
+    "ca.crt",
+    "admin.token",
+    "agent.token",
+    "service-account.key",
+];
+
+/// Opens the store the configuration names (with etcd: after adopting or
+/// publishing the cluster identity, so every replica has the same).
+async fn open_store(cfg: &ServerConfig) -> Result<Arc<dyn Store>, StartError> {
+    let Some(etcd) = &cfg.etcd else {
+        return Ok(Arc::new(store::sqlite::SqliteStore::open(
+            &cfg.data_dir.join("store"),
+        )?));
+    };
+    #[cfg(feature = "etcd")]
+    {
+        let store = store::etcd::EtcdStore::connect(etcd).await?;
+        store
+            .share_identity(&cfg.data_dir, &SHARED_IDENTITY)
+            .await?;
+        // Made here when no replica made it yet; then published (a replica that
+        // published first wins, and its files replace these).
+        pki::load_or_create(&cfg.data_dir, &[])?;
+        store
+            .share_identity(&cfg.data_dir, &SHARED_IDENTITY)
+            .await?;
+        Ok(Arc::new(store))
+    }
+    #[cfg(not(feature = "etcd"))]
+    {
+        let _ = (etcd, SHARED_IDENTITY);
+        Err(StartError::Store(store::StoreError::Unavailable(
+            "this mosaic binary was built without etcd support: build it with `--features etcd`"
+                .into(),
+        )))
+    }
 }
 
 /// Why a server could not start.
@@ -128,9 +188,7 @@ impl RunningServer {
 
 /// Opens the store, writes the built-in objects and credentials, and starts serving.
 pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
-    let store = Arc::new(store::sqlite::SqliteStore::open(
-        &cfg.data_dir.join("store"),
-    )?);
+    let store = open_store(&cfg).await?;
     let registry = Arc::new(registry::Registry::new());
     bootstrap::run(store.as_ref(), &registry)
         .await
@@ -160,6 +218,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
         hosts.push(h.trim().to_string());
     }
+    hosts.extend(cfg.tls_sans.iter().cloned());
     hosts.retain(|h| !h.is_empty());
     let pki = pki::load_or_create(&cfg.data_dir, &hosts)?;
     let admin_kubeconfig = cfg.data_dir.join("kubeconfig");
@@ -221,7 +280,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
 
 /// Every interval, drops history older than the revision seen one interval
 /// before (kube-apiserver's policy for etcd, whose default interval is 5 minutes).
-async fn compaction_loop(store: Arc<store::sqlite::SqliteStore>, every: std::time::Duration) {
+async fn compaction_loop(store: Arc<dyn Store>, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every.max(std::time::Duration::from_millis(100)));
     tick.tick().await;
     let mut previous = store.revision();

@@ -112,6 +112,8 @@ fn start_server(data_dir: PathBuf) -> Result<(PathBuf, tokio::sync::oneshot::Sen
                 compaction_interval: Duration::from_secs(300),
                 extra_metrics: None,
                 audit_log: None,
+                etcd: None,
+                tls_sans: Vec::new(),
             })
             .await;
             match started {

@@ -94,6 +94,8 @@ async fn main() -> Result<()> {
         compaction_interval: Duration::from_secs(300),
         extra_metrics: None,
         audit_log: None,
+        etcd: None,
+        tls_sans: Vec::new(),
     })
     .await?;
     // No scheduler: this program binds tasks itself, so the clock starts at the bind.

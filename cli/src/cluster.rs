@@ -56,22 +56,13 @@ pub async fn user_client(path: Option<&Path>) -> anyhow::Result<(kube::Client, k
     }
 }
 
-/// Starts the API server on the embedded store, its /metrics carrying the controllers'.
+/// Starts the API server, its /metrics carrying the controllers'.
 pub async fn start_server(
-    data_dir: &Path,
-    listen: std::net::SocketAddr,
-    compaction_interval: std::time::Duration,
-    audit_log: Option<&Path>,
+    mut cfg: mosaic_apiserver::ServerConfig,
 ) -> anyhow::Result<mosaic_apiserver::RunningServer> {
-    mosaic_apiserver::start(mosaic_apiserver::ServerConfig {
-        data_dir: data_dir.to_path_buf(),
-        listen,
-        compaction_interval,
-        extra_metrics: Some(mosaic_controllers::metrics::text),
-        audit_log: audit_log.map(Path::to_path_buf),
-    })
-    .await
-    .with_context(|| {
+    cfg.extra_metrics = Some(mosaic_controllers::metrics::text);
+    let (listen, data_dir) = (cfg.listen, cfg.data_dir.clone());
+    mosaic_apiserver::start(cfg).await.with_context(|| {
         format!(
             "starting the API server on {listen} with data dir {}",
             data_dir.display()

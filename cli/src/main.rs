@@ -3,6 +3,7 @@
 
 mod agent;
 mod apply;
+mod backup;
 mod bench;
 mod cluster;
 mod controllers;
@@ -86,6 +87,13 @@ enum Command {
         after_help = "Examples:\n  mosaic kubeconfig --user alice --group analytics -o alice.kubeconfig\n  kubectl create rolebinding alice --role=task-author --user=alice -n team-a"
     )]
     Kubeconfig(kubeconfig::KubeconfigArgs),
+    /// Copy a server's data dir (store and credentials) while it runs; the copy is a
+    /// data dir `mosaic server` can start from (the embedded store; for etcd use
+    /// `etcdctl snapshot save`).
+    #[command(
+        after_help = "Examples:\n  mosaic backup --data-dir /var/lib/mosaic /backups/mosaic-2026-11-26\n  mosaic server --data-dir /backups/mosaic-2026-11-26   # restore"
+    )]
+    Backup(backup::BackupArgs),
     /// Print Mosaic's CustomResourceDefinitions as YAML (to install on a real Kubernetes cluster).
     #[command(after_help = "Examples:\n  mosaic crds | kubectl apply -f -")]
     Crds,
@@ -135,6 +143,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Get(args) => get::run(args),
         Command::Kubeconfig(args) => kubeconfig::run(args),
+        Command::Backup(args) => backup::run(args),
         Command::Top(args) => top::run(args),
         Command::Apply(args) => {
             let code = apply::run(args)?;

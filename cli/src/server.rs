@@ -15,9 +15,29 @@ pub struct ServerArgs {
     /// Address and port to serve HTTPS on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
-    /// The store backend. Only `sqlite` (embedded) is available in this build.
-    #[arg(long, default_value = "sqlite", value_parser = ["sqlite"])]
+    /// The store backend: `sqlite` (embedded, in the data dir) or `etcd` (an etcd v3
+    /// cluster several servers share; needs a build with `--features etcd`).
+    #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "etcd"])]
     pub store: String,
+    /// etcd client URLs, comma-separated (with `--store etcd`).
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    pub etcd_endpoints: Vec<String>,
+    /// The key prefix under which this cluster's objects live in etcd.
+    #[arg(long, default_value = "/mosaic")]
+    pub etcd_prefix: String,
+    /// CA certificate of the etcd members (turns on TLS to etcd).
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    /// Client certificate for etcd (with `--etcd-keyfile`).
+    #[arg(long, requires = "etcd_keyfile")]
+    pub etcd_certfile: Option<PathBuf>,
+    /// Client key for etcd.
+    #[arg(long, requires = "etcd_certfile")]
+    pub etcd_keyfile: Option<PathBuf>,
+    /// More names or addresses for the serving certificate, comma-separated (a load
+    /// balancer in front of several servers).
+    #[arg(long, value_delimiter = ',')]
+    pub tls_san: Vec<String>,
     /// Seconds an agent's tasks stay Unreachable (its Lease expired) before they are Lost.
     #[arg(long, default_value_t = 60)]
     pub agent_lost_after: u64,
@@ -53,13 +73,20 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     init_logging();
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
-        let server = crate::cluster::start_server(
-            &args.data_dir,
-            args.listen,
-            std::time::Duration::from_secs(args.compaction_interval),
-            args.audit_log.as_deref(),
-        )
-        .await?;
+        let mut cfg = mosaic_apiserver::ServerConfig::new(args.data_dir.clone(), args.listen);
+        cfg.compaction_interval = std::time::Duration::from_secs(args.compaction_interval);
+        cfg.audit_log = args.audit_log.clone();
+        cfg.tls_sans = args.tls_san.clone();
+        if args.store == "etcd" {
+            cfg.etcd = Some(mosaic_apiserver::store::EtcdConfig {
+                endpoints: args.etcd_endpoints.clone(),
+                prefix: args.etcd_prefix.clone(),
+                ca_file: args.etcd_cafile.clone(),
+                cert_file: args.etcd_certfile.clone(),
+                key_file: args.etcd_keyfile.clone(),
+            });
+        }
+        let server = crate::cluster::start_server(cfg).await?;
         println!("Mosaic API server listening on {}", server.url);
         println!(
             "Point kubectl at it:  export KUBECONFIG={}",

@@ -43,9 +43,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let data_dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir.clone());
-        let server =
-            crate::cluster::start_server(&data_dir, args.listen, Duration::from_secs(300), None)
-                .await?;
+        let server = crate::cluster::start_server(mosaic_apiserver::ServerConfig::new(
+            data_dir.clone(),
+            args.listen,
+        ))
+        .await?;
         let admin = kube::Client::new(server.in_process(), "default");
         let controllers = tokio::spawn(mosaic_controllers::scheduler::run_supervised(
             admin.clone(),

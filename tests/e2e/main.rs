@@ -3,6 +3,7 @@
 
 mod api;
 mod apply;
+mod backup;
 mod bench;
 mod burst;
 mod cgroups;
@@ -10,8 +11,12 @@ mod chart;
 mod chart_rbac;
 mod cluster;
 mod durability;
+#[cfg(feature = "etcd")]
+mod etcd_cluster;
 mod events;
 mod gc;
+#[cfg(feature = "etcd")]
+mod ha;
 mod health;
 mod helm;
 mod kubectl;

@@ -63,7 +63,11 @@ impl TestServer {
 
     /// Starts a server with extra flags.
     pub fn start_with(extra: &[&str]) -> Result<Self> {
-        let dir = tempfile::tempdir()?;
+        Self::start_in(tempfile::tempdir()?, extra)
+    }
+
+    /// Starts a server on an existing data dir (a restored backup), with extra flags.
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Result<Self> {
         let mut s = Self {
             dir,
             port: 0,
@@ -117,6 +121,11 @@ impl TestServer {
     /// `DATA_DIR/agent.kubeconfig`.
     pub fn agent_kubeconfig(&self) -> PathBuf {
         self.dir.path().join("agent.kubeconfig")
+    }
+
+    /// The server process's id (it names the server as a leader candidate).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Kills the server with SIGKILL and waits for it.
@@ -293,6 +302,17 @@ impl TestServer {
 
     /// Starts `mosaic agent` with extra flags.
     pub fn spawn_agent_with(&self, name: &str, resources: &str, extra: &[&str]) -> ChildGuard {
+        self.spawn_agent_via(&self.agent_kubeconfig(), name, resources, extra)
+    }
+
+    /// An agent reaching the API through `kubeconfig` (a balancer's, say).
+    pub fn spawn_agent_via(
+        &self,
+        kubeconfig: &Path,
+        name: &str,
+        resources: &str,
+        extra: &[&str],
+    ) -> ChildGuard {
         let child = Command::new(mosaic_bin())
             .args([
                 "agent",
@@ -306,7 +326,7 @@ impl TestServer {
                 "127.0.0.1:0",
                 "--kubeconfig",
             ])
-            .arg(self.agent_kubeconfig())
+            .arg(kubeconfig)
             .arg("--data-dir")
             .arg(self.dir.path().join("agents").join(name))
             .args(extra)

@@ -150,7 +150,17 @@ impl App {
     {
         let path = parts.uri.path();
         match path {
-            "/healthz" | "/livez" | "/readyz" => return Ok(body::text(StatusCode::OK, "ok")),
+            "/healthz" | "/livez" => return Ok(body::text(StatusCode::OK, "ok")),
+            // Not ready while the store cannot serve (etcd without a quorum).
+            "/readyz" => {
+                return Ok(match self.store.ready() {
+                    Ok(()) => body::text(StatusCode::OK, "ok"),
+                    Err(why) => body::text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &format!("[-]store failed: {why}\nreadyz check failed"),
+                    ),
+                });
+            }
             "/version" => return Ok(body::json(StatusCode::OK, &discovery::version())),
             _ => {}
         }

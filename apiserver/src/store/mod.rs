@@ -10,6 +10,8 @@
 //! and concurrent writes share one fsync). An etcd backend fits the same trait:
 //! its revisions, `Txn` compares on `mod_revision` and watches map one to one.
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod sqlite;
 mod watchers;
 
@@ -130,6 +132,21 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
 }
 
+/// How to reach an etcd cluster (used when the server is built with the `etcd` feature).
+#[derive(Clone, Debug, Default)]
+pub struct EtcdConfig {
+    /// Client URLs of the members (`http://127.0.0.1:2379`, or https with TLS).
+    pub endpoints: Vec<String>,
+    /// Where Mosaic's keys live (`/mosaic`).
+    pub prefix: String,
+    /// CA that signed the members' certificates (enables TLS).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Client certificate for etcd's client-certificate authentication.
+    pub cert_file: Option<std::path::PathBuf>,
+    /// The key of `cert_file`.
+    pub key_file: Option<std::path::PathBuf>,
+}
+
 /// A precondition on an update or delete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Precondition {
@@ -172,6 +189,10 @@ pub trait Store: Send + Sync + 'static {
     fn compacted_revision(&self) -> i64;
     /// Drop history older than `revision` (the latest value of each live key stays).
     fn compact(&self, revision: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Whether the backend can serve now (for `/readyz`), and if not why.
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The end of a prefix range: the smallest key greater than every key starting with `prefix`.

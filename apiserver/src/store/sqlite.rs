@@ -115,6 +115,31 @@ impl SqliteStore {
         Ok(Self { inner })
     }
 
+    /// Writes a consistent copy of the store in `dir` (a store's directory, as
+    /// given to [`SqliteStore::open`]) to `dest_dir/store.db`, while the store
+    /// may be serving: one read transaction sees one committed state, and the
+    /// writer goes on meanwhile (WAL mode). The copy is fsynced.
+    pub fn backup(dir: &Path, dest_dir: &Path) -> Result<(), StoreError> {
+        let src = dir.join("store.db");
+        if !src.exists() {
+            return Err(StoreError::Unavailable(format!(
+                "{} does not exist: is this a Mosaic data dir?",
+                src.display()
+            )));
+        }
+        std::fs::create_dir_all(dest_dir).map_err(|e| {
+            StoreError::Unavailable(format!("creating {}: {e}", dest_dir.display()))
+        })?;
+        let dest = dest_dir.join("store.db");
+        let conn = open_connection(&src)?;
+        conn.execute("VACUUM INTO ?1", [dest.to_string_lossy()])?;
+        drop(conn);
+        std::fs::File::open(&dest)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| StoreError::Unavailable(format!("syncing {}: {e}", dest.display())))?;
+        Ok(())
+    }
+
     /// How many live watchers there are.
     pub fn watcher_count(&self) -> usize {
         self.inner.state.read().unwrap().watchers.len()
