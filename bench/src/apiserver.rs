@@ -1,7 +1,9 @@
 //! The API server benchmark: create throughput and latency through the full
 //! HTTPS API path with 1 and 64 concurrent clients, and watch fan-out to 100
 //! watchers, beside etcd (one member, same disk) doing the equivalent puts
-//! through its HTTP gateway in the same run.
+//! through its HTTP gateway in the same run; and, when built with `--features
+//! etcd`, the same creates through a second server whose store is a 3-member
+//! etcd cluster (the HA layout of docs/ha.md) on this machine.
 //!
 //! `cargo run --release -p mosaic-bench --bin apiserver-bench -- --help`
 
@@ -40,6 +42,10 @@ struct Args {
     /// Where both stores keep their data (the same disk for both).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Members of the etcd cluster behind the second server (0: no such server;
+    /// needs a build with `--features etcd`).
+    #[arg(long, default_value_t = 3)]
+    etcd_members: usize,
 }
 
 /// A Task of about the size users write.
@@ -100,22 +106,21 @@ where
 
 /// Starts the API server on a runtime and threads of its own, as a separate
 /// `mosaic server` process would have; returns its kubeconfig and a stop switch.
-fn start_server(data_dir: PathBuf) -> Result<(PathBuf, tokio::sync::oneshot::Sender<()>)> {
+fn start_server(
+    data_dir: PathBuf,
+    etcd: Option<mosaic_apiserver::store::EtcdConfig>,
+) -> Result<(PathBuf, tokio::sync::oneshot::Sender<()>)> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().expect("a runtime for the server");
         rt.block_on(async move {
-            let started = mosaic_apiserver::start(mosaic_apiserver::ServerConfig {
+            let mut cfg = mosaic_apiserver::ServerConfig::new(
                 data_dir,
-                listen: "127.0.0.1:0".parse().expect("a valid address"),
-                compaction_interval: Duration::from_secs(300),
-                extra_metrics: None,
-                audit_log: None,
-                etcd: None,
-                tls_sans: Vec::new(),
-            })
-            .await;
+                "127.0.0.1:0".parse().expect("a valid address"),
+            );
+            cfg.etcd = etcd;
+            let started = mosaic_apiserver::start(cfg).await;
             match started {
                 Ok(server) => {
                     let _ = ready_tx.send(Ok(server.admin_kubeconfig.clone()));
@@ -171,40 +176,50 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-async fn start_etcd(bin: &PathBuf, dir: &std::path::Path) -> Result<Etcd> {
-    let (client, peer) = (free_port()?, free_port()?);
-    let url = format!("http://127.0.0.1:{client}");
-    let child = std::process::Command::new(bin)
-        .args(["--name", "bench", "--data-dir"])
-        .arg(dir)
-        .args([
-            "--listen-client-urls",
-            &url,
-            "--advertise-client-urls",
-            &url,
-        ])
-        .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-        .args([
-            "--initial-advertise-peer-urls",
-            &format!("http://127.0.0.1:{peer}"),
-        ])
-        .args([
-            "--initial-cluster",
-            &format!("bench=http://127.0.0.1:{peer}"),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .context("starting etcd")?;
-    let http: Http =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_max_idle_per_host(256)
-            .build_http();
-    let etcd = Etcd { child, url, http };
+/// Starts an etcd cluster of `n` members on loopback ports, their data in
+/// `dir/m<i>`; returns the members (the first carries the HTTP client).
+async fn start_etcd_cluster(bin: &PathBuf, dir: &std::path::Path, n: usize) -> Result<Vec<Etcd>> {
+    let ports: Vec<(u16, u16)> = (0..n)
+        .map(|_| Ok((free_port()?, free_port()?)))
+        .collect::<Result<_>>()?;
+    let cluster = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut members = Vec::new();
+    for (i, (client, peer)) in ports.iter().enumerate() {
+        let url = format!("http://127.0.0.1:{client}");
+        let child = std::process::Command::new(bin)
+            .args(["--name", &format!("m{i}"), "--data-dir"])
+            .arg(dir.join(format!("m{i}")))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+            ])
+            .args(["--initial-cluster", &cluster])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting etcd")?;
+        let http: Http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_max_idle_per_host(256)
+                .build_http();
+        members.push(Etcd { child, url, http });
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if etcd_put(&etcd, "/probe", b"x").await.is_ok() {
-            return Ok(etcd);
+        if etcd_put(&members[0], "/probe", b"x").await.is_ok() {
+            return Ok(members);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -273,12 +288,11 @@ async fn main() -> Result<()> {
         .map(|c| c.trim().parse())
         .collect::<Result<_, _>>()?;
     let tmp = tempfile::tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
-    let (kubeconfig, stop_server) = start_server(tmp.path().join("mosaic"))?;
+    let (kubeconfig, stop_server) = start_server(tmp.path().join("mosaic"), None)?;
     let client = mosaic_client(&kubeconfig).await?;
     let etcd = if args.etcd.exists() {
-        Some(Arc::new(
-            start_etcd(&args.etcd, &tmp.path().join("etcd")).await?,
-        ))
+        let mut one = start_etcd_cluster(&args.etcd, &tmp.path().join("etcd"), 1).await?;
+        Some(Arc::new(one.remove(0)))
     } else {
         eprintln!(
             "etcd not found at {}: its column is skipped",
@@ -286,6 +300,25 @@ async fn main() -> Result<()> {
         );
         None
     };
+    // The second server, on an etcd cluster of its own (the HA layout).
+    let mut on_etcd = None;
+    if args.etcd_members > 0 && args.etcd.exists() && cfg!(feature = "etcd") {
+        let members = start_etcd_cluster(
+            &args.etcd,
+            &tmp.path().join("etcd-cluster"),
+            args.etcd_members,
+        )
+        .await?;
+        let cfg = mosaic_apiserver::store::EtcdConfig {
+            endpoints: members.iter().map(|m| m.url.clone()).collect(),
+            prefix: "/mosaic".into(),
+            ..Default::default()
+        };
+        let (kc, stop) = start_server(tmp.path().join("mosaic-etcd"), Some(cfg))?;
+        on_etcd = Some((mosaic_client(&kc).await?, stop, members));
+    } else if args.etcd_members > 0 {
+        eprintln!("the server on an etcd cluster is skipped (build with --features etcd)");
+    }
     let value = serde_json::to_vec(&task("a-task-of-typical-size"))?;
     println!(
         "creates: {} per level; object size {} bytes; machine: {} cores",
@@ -328,6 +361,34 @@ async fn main() -> Result<()> {
             f.p50_ms,
             f.p99_ms
         );
+        if let Some((client, _, members)) = &on_etcd {
+            let req = http::Request::post("/api/v1/namespaces")
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(
+                    &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+                )?)?;
+            client.request_text(req).await?;
+            let (cl, n2) = (client.clone(), ns.clone());
+            drive(c * 8, c, move |i| {
+                let (cl, n2) = (cl.clone(), n2.clone());
+                async move { mosaic_create(&cl, &n2, &format!("warm{i}")).await }
+            })
+            .await?;
+            let (cl, n2) = (client.clone(), ns.clone());
+            let (lat, wall) = drive(args.creates, c, move |i| {
+                let (cl, n2) = (cl.clone(), n2.clone());
+                async move { mosaic_create(&cl, &n2, &format!("t{i}")).await }
+            })
+            .await?;
+            let f = figures(lat, wall);
+            println!(
+                "{:<26} {:>12.0} {:>9.2} {:>9.2}",
+                format!("mosaic on {}-etcd, {c} cl.", members.len()),
+                f.per_second,
+                f.p50_ms,
+                f.p99_ms
+            );
+        }
         if let Some(etcd) = &etcd {
             let (e2, v) = (etcd.clone(), Arc::new(value.clone()));
             drive(c * 8, c, move |i| {
@@ -418,6 +479,10 @@ async fn main() -> Result<()> {
         );
     }
     drop(etcd);
+    if let Some((_, stop, members)) = on_etcd {
+        let _ = stop.send(());
+        drop(members);
+    }
     let _ = stop_server.send(());
     Ok(())
 }

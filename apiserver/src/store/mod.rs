@@ -10,6 +10,8 @@
 //! and concurrent writes share one fsync). An etcd backend fits the same trait:
 //! its revisions, `Txn` compares on `mod_revision` and watches map one to one.
 
+#[cfg(test)]
+pub(crate) mod conformance;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod sqlite;
