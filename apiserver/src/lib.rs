@@ -117,16 +117,16 @@ async fn open_store(cfg: &ServerConfig) -> Result<Arc<dyn Store>, StartError> {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The store could not be opened.
-    #[error("opening the store: {0}")]
+    #[error("opening the store")]
     Store(#[from] store::StoreError),
     /// The PKI could not be loaded or made.
-    #[error("cluster credentials: {0}")]
+    #[error("cluster credentials")]
     Pki(#[from] pki::PkiError),
     /// TLS could not be set up.
-    #[error("TLS: {0}")]
+    #[error("TLS")]
     Tls(#[from] serve::TlsError),
     /// The listen address could not be bound.
-    #[error("listening on {addr}: {source}")]
+    #[error("listening on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -138,7 +138,7 @@ pub enum StartError {
     #[error("writing built-in objects: {0}")]
     Bootstrap(String),
     /// The audit log could not be opened.
-    #[error("opening the audit log {path}: {source}")]
+    #[error("opening the audit log {path}")]
     Audit {
         /// The file.
         path: PathBuf,

@@ -31,12 +31,29 @@ struct Member {
 pub struct EtcdCluster {
     dir: tempfile::TempDir,
     members: Vec<Member>,
+    /// Serve clients over TLS with these PEM files, requiring a client certificate.
+    tls: Option<PathBuf>,
 }
 
 impl EtcdCluster {
     /// Starts `n` members and waits until each reports itself healthy.
     pub fn start(n: usize) -> Result<Self> {
+        Self::start_with(n, None)
+    }
+
+    /// One member serving clients over TLS (`server.crt`/`server.key` from
+    /// `certs`) that requires a client certificate signed by `certs/ca.crt`.
+    pub fn start_tls(certs: &std::path::Path) -> Result<Self> {
+        Self::start_with(1, Some(certs.to_path_buf()))
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    fn start_with(n: usize, tls: Option<PathBuf>) -> Result<Self> {
         let mut c = Self {
+            tls,
             dir: tempfile::tempdir()?,
             members: (0..n)
                 .map(|_| Member {
@@ -59,7 +76,7 @@ impl EtcdCluster {
     pub fn endpoints(&self) -> String {
         self.members
             .iter()
-            .map(|m| format!("http://127.0.0.1:{}", m.client))
+            .map(|m| format!("{}://127.0.0.1:{}", self.scheme(), m.client))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -73,6 +90,20 @@ impl EtcdCluster {
             .collect::<Vec<_>>()
             .join(",");
         let m = &self.members[i];
+        let client_url = format!("{}://127.0.0.1:{}", self.scheme(), m.client);
+        let mut tls_args = Vec::new();
+        if let Some(certs) = &self.tls {
+            let f = |n: &str| certs.join(n).to_string_lossy().into_owned();
+            tls_args = vec![
+                "--cert-file".to_string(),
+                f("server.crt"),
+                "--key-file".into(),
+                f("server.key"),
+                "--trusted-ca-file".into(),
+                f("ca.crt"),
+                "--client-cert-auth".into(),
+            ];
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -82,9 +113,9 @@ impl EtcdCluster {
             .arg(self.dir.path().join(format!("m{i}")))
             .args([
                 "--listen-client-urls",
-                &format!("http://127.0.0.1:{}", m.client),
+                &client_url,
                 "--advertise-client-urls",
-                &format!("http://127.0.0.1:{}", m.client),
+                &client_url,
                 "--listen-peer-urls",
                 &format!("http://127.0.0.1:{}", m.peer),
                 "--initial-advertise-peer-urls",
@@ -101,6 +132,7 @@ impl EtcdCluster {
                 "--election-timeout",
                 "500",
             ])
+            .args(&tls_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -133,8 +165,16 @@ impl EtcdCluster {
     pub fn wait_healthy(&self, i: usize, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let port = self.members[i].client;
+        let log = self.dir.path().join(format!("m{i}.log"));
         while Instant::now() < deadline {
-            if health(port).is_some_and(|b| b.contains(r#""health":"true""#)) {
+            let healthy = if self.tls.is_some() {
+                // No TLS client here: etcd's log says when it serves.
+                std::fs::read_to_string(&log)
+                    .is_ok_and(|l| l.contains("ready to serve client requests"))
+            } else {
+                health(port).is_some_and(|b| b.contains(r#""health":"true""#))
+            };
+            if healthy {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));

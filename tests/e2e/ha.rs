@@ -341,3 +341,81 @@ async fn killing_the_leaders_server_moves_the_controllers_and_no_task_is_placed_
         assert_eq!(n, 1, "task {name} was bound {n} times");
     }
 }
+
+/// A CA, a serving certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
+fn etcd_certificates(dir: &std::path::Path) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose, SanType,
+    };
+    let ca_params = || {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "etcd-ca");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        p
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params().self_signed(&ca_key).unwrap();
+    std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
+    let issuer = Issuer::new(ca_params(), ca_key);
+    for (name, usage) in [
+        ("server", ExtendedKeyUsagePurpose::ServerAuth),
+        ("client", ExtendedKeyUsagePurpose::ClientAuth),
+    ] {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.subject_alt_names = vec![SanType::IpAddress([127, 0, 0, 1].into())];
+        p.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir.join(format!("{name}.crt")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_store_reaches_etcd_over_tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    etcd_certificates(dir.path());
+    let etcd = EtcdCluster::start_tls(dir.path()).unwrap();
+    let eps = etcd.endpoints();
+    let p = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+    let (ca, cert, key) = (p("ca.crt"), p("client.crt"), p("client.key"));
+    let s = TestServer::start_with(&[
+        "--store",
+        "etcd",
+        "--etcd-endpoints",
+        &eps,
+        "--etcd-cafile",
+        &ca,
+        "--etcd-certfile",
+        &cert,
+        "--etcd-keyfile",
+        &key,
+        "--no-controllers",
+    ])
+    .unwrap();
+    let c = s.client().await.unwrap();
+    create(&c, "over-tls").await.unwrap();
+    let got = Api::<ConfigMap>::namespaced(c, "default")
+        .get("over-tls")
+        .await
+        .unwrap();
+    assert_eq!(got.data.unwrap()["n"], "over-tls");
+
+    // Without the client certificate etcd refuses the server, which says so and stops.
+    let refused = TestServer::start_with(&[
+        "--store",
+        "etcd",
+        "--etcd-endpoints",
+        &eps,
+        "--etcd-cafile",
+        &ca,
+        "--no-controllers",
+    ]);
+    assert!(
+        refused.is_err(),
+        "a server without a client certificate started"
+    );
+}
