@@ -152,6 +152,38 @@ async fn mosaic_create(client: &kube::Client, ns: &str, name: &str) -> Result<()
     Ok(())
 }
 
+/// Creates `n` Tasks in a new namespace `ns` through `c` concurrent clients
+/// and prints the rate and latency on a line headed `label`.
+async fn creates(client: &kube::Client, ns: &str, c: usize, n: usize, label: &str) -> Result<()> {
+    let req = http::Request::post("/api/v1/namespaces")
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )?)?;
+    client.request_text(req).await?;
+    // Warm up first: open the pool's connections (a TLS handshake each)
+    // outside the measurement, which is of the steady state, as the
+    // Kubernetes API latency SLO is.
+    let (cl, n2) = (client.clone(), ns.to_string());
+    drive(c * 8, c, move |i| {
+        let (cl, n2) = (cl.clone(), n2.clone());
+        async move { mosaic_create(&cl, &n2, &format!("warm{i}")).await }
+    })
+    .await?;
+    let (cl, n2) = (client.clone(), ns.to_string());
+    let (lat, wall) = drive(n, c, move |i| {
+        let (cl, n2) = (cl.clone(), n2.clone());
+        async move { mosaic_create(&cl, &n2, &format!("t{i}")).await }
+    })
+    .await?;
+    let f = figures(lat, wall);
+    println!(
+        "{label:<26} {:>12.0} {:>9.2} {:>9.2}",
+        f.per_second, f.p50_ms, f.p99_ms
+    );
+    Ok(())
+}
+
 type Http = hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
     Full<Bytes>,
@@ -332,62 +364,11 @@ async fn main() -> Result<()> {
     );
     for &c in &levels {
         let ns = format!("c{c}");
-        let req = http::Request::post("/api/v1/namespaces")
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(
-                &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-            )?)?;
-        client.request_text(req).await?;
-        // Warm up first: open the pool's connections (a TLS handshake each)
-        // outside the measurement, which is of the steady state, as the
-        // Kubernetes API latency SLO is.
-        let (cl, n2) = (client.clone(), ns.clone());
-        drive(c * 8, c, move |i| {
-            let (cl, n2) = (cl.clone(), n2.clone());
-            async move { mosaic_create(&cl, &n2, &format!("warm{i}")).await }
-        })
-        .await?;
-        let (cl, n2) = (client.clone(), ns.clone());
-        let (lat, wall) = drive(args.creates, c, move |i| {
-            let (cl, n2) = (cl.clone(), n2.clone());
-            async move { mosaic_create(&cl, &n2, &format!("t{i}")).await }
-        })
-        .await?;
-        let f = figures(lat, wall);
-        println!(
-            "{:<26} {:>12.0} {:>9.2} {:>9.2}",
-            format!("mosaic HTTPS, {c} clients"),
-            f.per_second,
-            f.p50_ms,
-            f.p99_ms
-        );
+        let label = format!("mosaic HTTPS, {c} clients");
+        creates(&client, &ns, c, args.creates, &label).await?;
         if let Some((client, _, members)) = &on_etcd {
-            let req = http::Request::post("/api/v1/namespaces")
-                .header("content-type", "application/json")
-                .body(serde_json::to_vec(
-                    &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-                )?)?;
-            client.request_text(req).await?;
-            let (cl, n2) = (client.clone(), ns.clone());
-            drive(c * 8, c, move |i| {
-                let (cl, n2) = (cl.clone(), n2.clone());
-                async move { mosaic_create(&cl, &n2, &format!("warm{i}")).await }
-            })
-            .await?;
-            let (cl, n2) = (client.clone(), ns.clone());
-            let (lat, wall) = drive(args.creates, c, move |i| {
-                let (cl, n2) = (cl.clone(), n2.clone());
-                async move { mosaic_create(&cl, &n2, &format!("t{i}")).await }
-            })
-            .await?;
-            let f = figures(lat, wall);
-            println!(
-                "{:<26} {:>12.0} {:>9.2} {:>9.2}",
-                format!("mosaic on {}-etcd, {c} cl.", members.len()),
-                f.per_second,
-                f.p50_ms,
-                f.p99_ms
-            );
+            let label = format!("mosaic on {}-etcd, {c} cl.", members.len());
+            creates(client, &ns, c, args.creates, &label).await?;
         }
         if let Some(etcd) = &etcd {
             let (e2, v) = (etcd.clone(), Arc::new(value.clone()));

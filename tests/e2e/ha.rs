@@ -4,6 +4,7 @@
 //! moves when its server is killed, with no task placed twice.
 
 use crate::etcd_cluster::{Balancer, EtcdCluster};
+use crate::leader::{all_running, bound_once, create_tasks, holder, takes_over};
 use crate::support::{TestServer, client_from, tasks_api, wait_for};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -225,36 +226,6 @@ async fn writes_survive_one_etcd_member_fail_clearly_without_quorum_and_none_is_
     }
 }
 
-async fn holder(client: &kube::Client) -> Option<String> {
-    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
-        Api::namespaced(client.clone(), "mosaic-system");
-    leases
-        .get_opt("mosaic-controllers")
-        .await
-        .ok()
-        .flatten()
-        .and_then(|l| l.spec?.holder_identity)
-}
-
-async fn create_tasks(api: &Api<kube::api::DynamicObject>, from: usize, to: usize) {
-    for i in from..to {
-        let t = serde_json::from_value(json!({
-            "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task", "metadata": {"name": format!("t{i}")},
-            "spec": {"command": "simulated", "resources": {"cpus": "100m", "memory": "16Mi"}}}))
-        .unwrap();
-        api.create(&PostParams::default(), &t).await.unwrap();
-    }
-}
-
-async fn running(api: &Api<kube::api::DynamicObject>) -> usize {
-    api.list(&ListParams::default()).await.map_or(0, |l| {
-        l.items
-            .iter()
-            .filter(|t| t.data["status"]["phase"] == "Running")
-            .count()
-    })
-}
-
 #[tokio::test]
 async fn killing_the_leaders_server_moves_the_controllers_and_no_task_is_placed_twice() {
     let etcd = EtcdCluster::start(3).unwrap();
@@ -289,8 +260,8 @@ async fn killing_the_leaders_server_moves_the_controllers_and_no_task_is_placed_
         .unwrap_or_else(|| panic!("the leader {leader} is neither server"));
     let api = tasks_api(client.clone());
     create_tasks(&api, 0, 5).await;
-    wait_for(Duration::from_secs(30), "5 tasks Running", || async {
-        running(&api).await == 5
+    wait_for(Duration::from_secs(30), "5 tasks Running", || {
+        all_running(&api, 5)
     })
     .await
     .unwrap();
@@ -303,43 +274,20 @@ async fn killing_the_leaders_server_moves_the_controllers_and_no_task_is_placed_
     let client = other.client().await.unwrap();
     let api = tasks_api(client.clone());
     create_tasks(&api, 5, 10).await;
-    let other_pid = other.pid().unwrap();
-    wait_for(
-        Duration::from_secs(30),
-        "the other server's controllers to lead",
-        || async {
-            holder(&client)
-                .await
-                .is_some_and(|h| h.ends_with(&format!("-{other_pid}")))
-        },
+    takes_over(
+        &client,
+        other.pid().unwrap(),
+        killed_at,
+        LEASE_SECONDS,
+        2000,
     )
-    .await
-    .unwrap();
-    let took = killed_at.elapsed();
-    assert!(
-        took <= Duration::from_secs(LEASE_SECONDS) + Duration::from_millis(2000),
-        "the takeover took {took:?} with a {LEASE_SECONDS} s lease"
-    );
-    wait_for(Duration::from_secs(60), "all 10 tasks Running", || async {
-        running(&api).await == 10
+    .await;
+    wait_for(Duration::from_secs(60), "all 10 tasks Running", || {
+        all_running(&api, 10)
     })
     .await
     .unwrap();
-
-    // Each task was bound once: one Scheduled event each.
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client, "default");
-    let evs = events.list(&ListParams::default()).await.unwrap().items;
-    for i in 0..10 {
-        let name = format!("t{i}");
-        let n = evs
-            .iter()
-            .filter(|e| {
-                e.reason.as_deref() == Some("Scheduled")
-                    && e.involved_object.name.as_deref() == Some(&name)
-            })
-            .count();
-        assert_eq!(n, 1, "task {name} was bound {n} times");
-    }
+    bound_once(&client, 10).await;
 }
 
 /// A CA, a serving certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.

@@ -28,7 +28,8 @@ fn controllers(s: &TestServer, n: usize) -> ChildGuard {
     ChildGuard(child)
 }
 
-async fn holder(client: &kube::Client) -> Option<String> {
+/// Who holds the controllers' leader Lease.
+pub(crate) async fn holder(client: &kube::Client) -> Option<String> {
     let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
         kube::Api::namespaced(client.clone(), "mosaic-system");
     leases
@@ -39,7 +40,12 @@ async fn holder(client: &kube::Client) -> Option<String> {
         .and_then(|l| l.spec?.holder_identity)
 }
 
-async fn create_tasks(api: &kube::Api<kube::api::DynamicObject>, from: usize, to: usize) {
+/// Creates simulated tasks `t<from>` .. `t<to>`.
+pub(crate) async fn create_tasks(
+    api: &kube::Api<kube::api::DynamicObject>,
+    from: usize,
+    to: usize,
+) {
     for i in from..to {
         let t = serde_json::from_value(json!({
             "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task", "metadata": {"name": format!("t{i}")},
@@ -49,7 +55,8 @@ async fn create_tasks(api: &kube::Api<kube::api::DynamicObject>, from: usize, to
     }
 }
 
-async fn all_running(api: &kube::Api<kube::api::DynamicObject>, n: usize) -> bool {
+/// Whether exactly `n` tasks are Running.
+pub(crate) async fn all_running(api: &kube::Api<kube::api::DynamicObject>, n: usize) -> bool {
     api.list(&ListParams::default()).await.is_ok_and(|l| {
         l.items
             .iter()
@@ -89,34 +96,48 @@ async fn the_leader_hands_over_when_killed_and_no_task_is_placed_twice() {
     dead.0.wait().unwrap();
     let killed_at = Instant::now();
     create_tasks(&api, 5, 10).await;
-    let other = replicas[0].0.id();
+    takes_over(&client, replicas[0].0.id(), killed_at, LEASE_SECONDS, 1500).await;
+    wait_for(Duration::from_secs(30), "all 10 tasks Running", || {
+        all_running(&api, 10)
+    })
+    .await
+    .unwrap();
+    bound_once(&client, 10).await;
+}
+
+/// Waits for the process `pid` to hold the leader Lease; fails unless that
+/// happened within the lease duration (plus `slack_ms`) of `killed_at`.
+pub(crate) async fn takes_over(
+    client: &kube::Client,
+    pid: u32,
+    killed_at: Instant,
+    lease_seconds: u64,
+    slack_ms: u64,
+) {
     wait_for(
         Duration::from_secs(30),
         "the other replica to lead",
         || async {
-            holder(&client)
+            holder(client)
                 .await
-                .is_some_and(|h| h.ends_with(&format!("-{other}")))
+                .is_some_and(|h| h.ends_with(&format!("-{pid}")))
         },
     )
     .await
     .unwrap();
     let took = killed_at.elapsed();
     assert!(
-        took <= Duration::from_secs(LEASE_SECONDS) + Duration::from_millis(1500),
-        "the takeover took {took:?} with a {LEASE_SECONDS} s lease"
+        took <= Duration::from_secs(lease_seconds) + Duration::from_millis(slack_ms),
+        "the takeover took {took:?} with a {lease_seconds} s lease"
     );
-    wait_for(Duration::from_secs(30), "all 10 tasks Running", || {
-        all_running(&api, 10)
-    })
-    .await
-    .unwrap();
+}
 
-    // Each task was bound once: one Scheduled event each.
+/// Each of the tasks `t0` .. `t<n>` was bound once: one Scheduled event each.
+pub(crate) async fn bound_once(client: &kube::Client, n: usize) {
     let events: kube::Api<k8s_openapi::api::core::v1::Event> =
         kube::Api::namespaced(client.clone(), "default");
     let evs = events.list(&ListParams::default()).await.unwrap().items;
-    for i in 0..10 {
+    for i in 0..n {
         let name = format!("t{i}");
         let n = evs
             .iter()
