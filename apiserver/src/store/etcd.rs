@@ -720,6 +720,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn replicas_compact_once_per_interval() {
+        let (m, a) = store().await;
+        let b = EtcdStore::connect(&EtcdConfig {
+            endpoints: vec![m.url.clone()],
+            prefix: "/test".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        for i in 0..10 {
+            a.create(format!("/k/{i}"), vec![1]).await.unwrap();
+        }
+        // Both saw the same mark; A compacts first, so B's proposal loses the
+        // compare-and-swap and B adopts A's compaction instead of making its own.
+        let r = a.revision();
+        a.compact(r - 5).await.unwrap();
+        b.compact(r - 2).await.unwrap();
+        assert_eq!(b.compacted_revision(), r - 5);
+        assert_eq!(a.compacted_revision(), r - 5);
+        // The next interval: B's turn, seen by A within its next refresh.
+        b.compact(r - 2).await.unwrap();
+        assert_eq!(b.compacted_revision(), r - 2);
+        a.refresh().await.unwrap();
+        assert_eq!(a.compacted_revision(), r - 2);
+    }
+
+    #[tokio::test]
     async fn the_identity_is_published_once_and_adopted_by_the_others() {
         let (_m, s) = store().await;
         let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
