@@ -18,6 +18,11 @@ use std::collections::BTreeMap;
 /// The first bytes of every protobuf-encoded object.
 pub const MAGIC: &[u8] = b"k8s\0";
 
+/// Go's `omitempty` on ObjectMeta's strings: protobuf carries "" for unset ones.
+fn none_or_empty(v: &Option<String>) -> bool {
+    v.as_deref().is_none_or(str::is_empty)
+}
+
 fn is_empty<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
@@ -73,19 +78,19 @@ struct OwnerReference {
 #[serde(rename_all = "camelCase")]
 struct ObjectMeta {
     #[prost(string, optional, tag = "1")]
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "none_or_empty")]
     name: Option<String>,
     #[prost(string, optional, tag = "2")]
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "none_or_empty")]
     generate_name: Option<String>,
     #[prost(string, optional, tag = "3")]
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "none_or_empty")]
     namespace: Option<String>,
     #[prost(string, optional, tag = "5")]
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "none_or_empty")]
     uid: Option<String>,
     #[prost(string, optional, tag = "6")]
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "none_or_empty")]
     resource_version: Option<String>,
     #[prost(btree_map = "string, string", tag = "11")]
     #[serde(skip_serializing_if = "is_empty")]
@@ -419,9 +424,12 @@ mod tests {
     #[test]
     fn a_role_binding_decodes_to_its_json_form() {
         let b = Binding {
+            // kubectl sends the unset strings as "" (Go's zero values).
             metadata: Some(ObjectMeta {
                 name: Some("alice".into()),
                 namespace: Some("team-a".into()),
+                generate_name: Some(String::new()),
+                uid: Some(String::new()),
                 ..Default::default()
             }),
             subjects: vec![Subject {
