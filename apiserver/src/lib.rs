@@ -23,6 +23,7 @@ pub mod error;
 pub mod gc;
 pub mod http;
 pub mod inprocess;
+pub mod namespaces;
 pub mod pki;
 pub mod rbac;
 pub mod registry;
@@ -246,6 +247,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     };
     let rbac = rbac::cache::PolicyCache::start(store.clone()).await?;
     let app = Arc::new(http::App {
+        namespaces: namespaces::ActiveNamespaces::start(store.clone()),
         store: store.clone(),
         registry,
         authn: auth::Authenticator::new(

@@ -57,6 +57,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// What is served.
     pub registry: Arc<Registry>,
+    /// The namespaces known to be active (creates in them skip a store read).
+    pub namespaces: Arc<crate::namespaces::ActiveNamespaces>,
     /// Token to user.
     pub authn: Authenticator,
     /// RBAC: what each user may do.

@@ -206,6 +206,9 @@ pub async fn require_namespace(req: &Request) -> Result<(), ApiError> {
     let Some(ns) = req.route.namespace.as_deref() else {
         return Ok(());
     };
+    if req.app.namespaces.is_active(ns) {
+        return Ok(());
+    }
     let ns_info = req
         .app
         .registry
@@ -416,6 +419,8 @@ pub async fn delete(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
             }
             obj["metadata"]["deletionTimestamp"] = json!(meta::now());
             if namespace {
+                // Before the mark is written: no create here may skip the store read after it.
+                req.app.namespaces.forget(&name);
                 obj["spec"]["finalizers"] = json!(["kubernetes"]);
                 obj["status"]["phase"] = json!("Terminating");
             } else {

@@ -59,11 +59,17 @@ fn timeout_error() -> StoreError {
     ))
 }
 
-/// Whether a failure means the member did not take the request (it is down,
-/// unreachable or without a leader), so another member may be asked.
+/// Whether a failure means the member is down, unreachable or without a
+/// leader, so another member may be asked. That includes a connection that
+/// broke under the request (the member died as it was sent): the request then
+/// goes to another member, and should the dead one have committed it first,
+/// the retry's compare fails (409 or 404), never a second, different write.
 fn member_unavailable(e: &etcd_client::Error) -> bool {
     match e {
-        etcd_client::Error::GRpcStatus(s) => s.code() == tonic::Code::Unavailable,
+        etcd_client::Error::GRpcStatus(s) => {
+            s.code() == tonic::Code::Unavailable
+                || (s.code() == tonic::Code::Unknown && s.message().contains("transport error"))
+        }
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
         _ => false,
     }
