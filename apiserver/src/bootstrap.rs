@@ -4,7 +4,7 @@
 //! version of Mosaic changes them). Stored CRDs are served.
 
 use crate::registry::Registry;
-use crate::store::{ListRequest, Precondition, Store};
+use crate::store::{ListRequest, Precondition, Store, StoreError};
 use serde_json::{Value, json};
 
 fn stamp(mut obj: Value) -> Value {
@@ -16,34 +16,46 @@ fn stamp(mut obj: Value) -> Value {
 
 /// Creates `want` at `key` when missing; otherwise lets `update` bring the stored
 /// object up to date (it returns whether it changed anything).
+/// Servers sharing one etcd may start together: a write that loses the race
+/// to another server's reads again and retries.
 async fn ensure(
     store: &dyn Store,
     key: String,
     want: Value,
     update: impl Fn(&mut Value, &Value) -> bool,
 ) -> Result<(), String> {
-    match store.get(&key).await.map_err(|e| e.to_string())? {
-        None => {
-            store
-                .create(key, serde_json::to_vec(&stamp(want)).expect("JSON"))
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        Some(kv) => {
-            let mut have: Value = serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
-            if update(&mut have, &want) {
+    for _ in 0..5 {
+        let written = match store.get(&key).await.map_err(|e| e.to_string())? {
+            None => {
+                store
+                    .create(
+                        key.clone(),
+                        serde_json::to_vec(&stamp(want.clone())).expect("JSON"),
+                    )
+                    .await
+            }
+            Some(kv) => {
+                let mut have: Value =
+                    serde_json::from_slice(&kv.value).map_err(|e| e.to_string())?;
+                if !update(&mut have, &want) {
+                    return Ok(());
+                }
                 store
                     .update(
-                        key,
+                        key.clone(),
                         serde_json::to_vec(&have).expect("JSON"),
                         Precondition::ModRevision(kv.mod_revision),
                     )
                     .await
-                    .map_err(|e| e.to_string())?;
             }
+        };
+        match written {
+            Ok(_) => return Ok(()),
+            Err(StoreError::AlreadyExists(_) | StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.to_string()),
         }
     }
-    Ok(())
+    Err(format!("{key} kept changing under the bootstrap"))
 }
 
 /// Writes what is missing and registers every stored CRD.

@@ -367,3 +367,59 @@ async fn the_store_reaches_etcd_over_tls_with_a_client_certificate() {
         "a server without a client certificate started"
     );
 }
+
+#[tokio::test]
+async fn servers_started_together_on_a_fresh_etcd_share_one_identity() {
+    let etcd = EtcdCluster::start(3).unwrap();
+    let eps = etcd.endpoints();
+    // Both race to write the built-in objects and to publish their identity.
+    let starts: Vec<_> = (0..2)
+        .map(|_| {
+            let eps = eps.clone();
+            std::thread::spawn(move || {
+                TestServer::start_with(&[
+                    "--store",
+                    "etcd",
+                    "--etcd-endpoints",
+                    &eps,
+                    "--no-controllers",
+                ])
+            })
+        })
+        .collect();
+    let servers: Vec<TestServer> = starts
+        .into_iter()
+        .map(|h| h.join().unwrap().expect("both servers start"))
+        .collect();
+    for f in [
+        "ca.key",
+        "ca.crt",
+        "admin.token",
+        "agent.token",
+        "service-account.key",
+    ] {
+        let [a, b] =
+            [0, 1].map(|i| std::fs::read(servers[i].dir.path().join("pki").join(f)).unwrap());
+        assert_eq!(a, b, "pki/{f} differs between the servers");
+    }
+    // One kubeconfig works against either: A's, pointed at B.
+    let lb = Balancer::start(vec![servers[1].port]).await.unwrap();
+    let path = servers[0].dir.path().join("to-b.kubeconfig");
+    lb.kubeconfig(&servers[0].kubeconfig(), servers[0].port, &path);
+    let via = client_from(&path).await.unwrap();
+    create(&via, "shared-identity").await.unwrap();
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> =
+        Api::all(servers[0].client().await.unwrap());
+    let names: BTreeSet<String> = ns
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    assert!(
+        names.contains("default") && names.contains("mosaic-system"),
+        "{names:?}"
+    );
+}

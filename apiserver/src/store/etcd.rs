@@ -274,31 +274,51 @@ impl EtcdStore {
         })
     }
 
-    /// Makes the cluster identity (files under `data_dir/pki`) the same on every
-    /// replica: a file this replica has and etcd lacks is published; etcd's copy
-    /// is then written here, so the first replica's CA, tokens and signing key
-    /// are everyone's. Each replica still signs its own serving certificate.
+    /// Makes the cluster identity (`files` under `data_dir/pki`) the same on
+    /// every replica. A replica that has the whole set publishes it in one
+    /// transaction, unless another replica's set is there already; then etcd's
+    /// set is written here. So the first complete set wins, whole (a CA
+    /// certificate never pairs with another replica's key), and is everyone's.
+    /// Each replica still signs its own serving certificate.
     pub async fn share_identity(&self, data_dir: &Path, files: &[&str]) -> Result<(), StoreError> {
         let dir = data_dir.join("pki");
-        for name in files {
-            let key = self.meta_key(&format!("identity/{name}"));
+        let key = |name: &str| self.meta_key(&format!("identity/{name}"));
+        let local: Vec<(String, Vec<u8>)> = files
+            .iter()
+            .filter_map(|n| std::fs::read(dir.join(n)).ok().map(|v| (key(n), v)))
+            .collect();
+        if let Some(first) = files.first()
+            && local.len() == files.len()
+        {
+            let txn = Txn::new()
+                .when([Compare::create_revision(key(first), CompareOp::Equal, 0)])
+                .and_then(
+                    local
+                        .into_iter()
+                        .map(|(k, v)| TxnOp::put(k, v, None))
+                        .collect::<Vec<_>>(),
+                );
+            self.txn(txn).await?;
+        }
+        let prefix = key("");
+        let resp = self
+            .call(|c| {
+                let prefix = prefix.clone();
+                async move {
+                    c.kv_client()
+                        .get(prefix, Some(GetOptions::new().with_prefix()))
+                        .await
+                }
+            })
+            .await?;
+        for kv in resp.kvs() {
+            let name = String::from_utf8_lossy(kv.key());
+            let Some(name) = name.strip_prefix(prefix.as_str()) else {
+                continue;
+            };
             let path = dir.join(name);
-            if let Ok(local) = std::fs::read(&path) {
-                let txn = Txn::new()
-                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                    .and_then([TxnOp::put(key.clone(), local, None)]);
-                self.txn(txn).await?;
-            }
-            let resp = self
-                .call(|c| {
-                    let key = key.clone();
-                    async move { c.kv_client().get(key, None).await }
-                })
-                .await?;
-            if let Some(k) = resp.kvs().first() {
-                crate::pki::write_atomic(&path, k.value(), true)
-                    .map_err(|e| unavailable(format!("writing {}: {e}", path.display())))?;
-            }
+            crate::pki::write_atomic(&path, kv.value(), true)
+                .map_err(|e| unavailable(format!("writing {}: {e}", path.display())))?;
         }
         Ok(())
     }
