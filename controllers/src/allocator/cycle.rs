@@ -1,9 +1,10 @@
 //! One allocation cycle: guarantees, weighted DRF placement of Builtin tasks,
 //! then offers to External frameworks. See the module docs of [`super`].
 
-use super::model::FrameworkKind;
-use super::{Allocation, Allocator, Decision, Placement, Resources, TaskRequest};
+use super::model::{FrameworkKind, Stuck};
+use super::{Allocation, Allocator, Decision, Placement, Recheck, Resources, TaskRequest};
 use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -269,17 +270,39 @@ impl Allocator {
         Some(self.take(a, f, &chain, amount, None))
     }
 
-    /// Runs one cycle and returns what it decided. `now_ms` is for refuse filters.
-    pub fn allocate(&mut self, now_ms: u64) -> Vec<super::Decision> {
+    /// Runs one cycle and returns what it decided. `now_ms` is for refuse
+    /// filters. It looks only at what changed since the last cycle (see the
+    /// module docs of [`super`]).
+    pub fn allocate(&mut self, now_ms: u64) -> Vec<Decision> {
         let mut out = Vec::new();
+        self.wake();
         let mut keys = self.keys();
-        self.drop_unschedulable(&mut out);
+        self.check_fit(&mut out);
         for stage in [Stage::Guarantee, Stage::Fair] {
-            let mut blocked = vec![false; self.frameworks.len()];
+            // Only roles with a guarantee take part in the first stage, stuck or not.
+            let mut guaranteed: BTreeSet<usize> = BTreeSet::new();
+            if stage == Stage::Guarantee {
+                guaranteed = self
+                    .active
+                    .iter()
+                    .chain(&self.stuck)
+                    .copied()
+                    .filter(|&f| {
+                        self.chain(self.frameworks[f].role)
+                            .iter()
+                            .any(|r| self.roles[*r].guarantee.is_some())
+                    })
+                    .collect();
+            }
             loop {
+                let candidates: &BTreeSet<usize> = match stage {
+                    Stage::Guarantee => &guaranteed,
+                    Stage::Fair => &self.active,
+                };
                 let mut best: Option<usize> = None;
-                for (f, fw) in self.frameworks.iter().enumerate() {
-                    if blocked[f] || fw.kind != FrameworkKind::Builtin || fw.pending.is_empty() {
+                for &f in candidates {
+                    let fw = &self.frameworks[f];
+                    if fw.kind != FrameworkKind::Builtin || fw.pending.is_empty() {
                         continue;
                     }
                     if best.is_none_or(|b| keys.compare(self, f, b) == Ordering::Less) {
@@ -287,11 +310,11 @@ impl Allocator {
                     }
                 }
                 let Some(f) = best else { break };
-                let task = self.frameworks[f]
+                let (&seq, task) = self.frameworks[f]
                     .pending
-                    .front()
-                    .expect("non-empty")
-                    .clone();
+                    .first_key_value()
+                    .expect("non-empty");
+                let task = task.clone();
                 let chain = self.chain(self.frameworks[f].role);
                 let q = task.resources;
                 let allowed = q.fits_in(&self.limit_room(&chain))
@@ -306,14 +329,28 @@ impl Allocator {
                     .flatten()
                 {
                     Some(agent) => {
-                        self.frameworks[f].pending.pop_front();
+                        let fw = &mut self.frameworks[f];
+                        fw.pending.remove(&seq);
+                        fw.pending_ids.remove(&task.id);
+                        fw.stuck = None; // its first task changed
+                        self.refresh(f);
                         let allocation = self.take(agent, f, &chain, q, Some(&mut keys));
                         out.push(Decision::Place {
                             task: task.id,
                             allocation,
                         });
                     }
-                    None => blocked[f] = true,
+                    None if stage == Stage::Guarantee => {
+                        guaranteed.remove(&f);
+                    }
+                    None => {
+                        self.frameworks[f].stuck = Some(if allowed {
+                            Stuck::NoAgent
+                        } else {
+                            Stuck::Quota
+                        });
+                        self.refresh(f);
+                    }
                 }
             }
         }
@@ -321,44 +358,118 @@ impl Allocator {
         out
     }
 
-    /// Takes out the tasks no schedulable agent could ever hold. With no
-    /// schedulable agent at all, every task waits: agents may still register.
-    fn drop_unschedulable(&mut self, out: &mut Vec<Decision>) {
+    /// Looks at everything again: every task checked against the agents and
+    /// every stuck framework tried. After incremental cycles this decides no
+    /// placement they missed; it is the periodic check that proves it.
+    pub fn allocate_full(&mut self, now_ms: u64) -> Vec<Decision> {
+        self.recheck = Recheck::All;
+        self.unstick_all();
+        self.allocate(now_ms)
+    }
+
+    /// Wakes the stuck frameworks that what changed since the last cycle may
+    /// help: one held back by a quota when anything was released or an agent
+    /// changed, one short of room when an agent that gained room could hold
+    /// its first task.
+    fn wake(&mut self) {
+        let grown = std::mem::take(&mut self.grown);
+        let released = std::mem::take(&mut self.released);
+        if grown.is_empty() && !released {
+            return;
+        }
+        let stuck: Vec<usize> = self.stuck.iter().copied().collect();
+        for f in stuck {
+            let fw = &self.frameworks[f];
+            let wake = match (fw.stuck, fw.pending.first_key_value()) {
+                (Some(Stuck::NoAgent), Some((_, task))) => {
+                    let chain = self.chain(fw.role);
+                    grown.iter().any(|&a| {
+                        let ag = &self.agents[a];
+                        ag.schedulable
+                            && ag.matches(&task.selector)
+                            && task.resources.fits_in(&self.free_for(a, &chain))
+                    })
+                }
+                _ => true,
+            };
+            if wake {
+                self.unstick(f);
+            }
+        }
+    }
+
+    /// Sets aside the tasks no schedulable agent could ever hold (reporting
+    /// each), and brings back those that one can hold now. Only tasks not yet
+    /// checked are looked at, unless the agents changed. With no schedulable
+    /// agent at all, every task waits: agents may still register.
+    fn check_fit(&mut self, out: &mut Vec<Decision>) {
         if !self.agents.iter().any(|a| a.schedulable) {
             return;
         }
-        for f in 0..self.frameworks.len() {
-            let chain = self.chain(self.frameworks[f].role);
-            let pending = std::mem::take(&mut self.frameworks[f].pending);
-            let (fit, never): (Vec<_>, Vec<_>) = pending
-                .into_iter()
-                .partition(|t| self.could_ever_fit(t, &chain));
-            self.frameworks[f].pending = fit.into();
-            for t in never {
-                let largest = self
-                    .agents
+        let recheck = std::mem::replace(&mut self.recheck, Recheck::None);
+        let mut todo = std::mem::take(&mut self.unchecked);
+        if recheck != Recheck::None {
+            for f in 0..self.frameworks.len() {
+                let fw = &mut self.frameworks[f];
+                if fw.unfit.is_empty() && recheck == Recheck::Unfit {
+                    continue;
+                }
+                let unfit = std::mem::take(&mut fw.unfit);
+                if unfit.keys().next() < fw.pending.keys().next() || fw.pending.is_empty() {
+                    fw.stuck = None; // its first task may change
+                }
+                todo.extend(unfit.keys().map(|seq| (f, *seq)));
+                fw.pending.extend(unfit);
+                if recheck == Recheck::All {
+                    todo.extend(fw.pending.keys().map(|seq| (f, *seq)));
+                }
+                self.refresh(f);
+            }
+        }
+        let mut largest = None;
+        let mut chains: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (f, seq) in todo {
+            let chain = chains
+                .entry(f)
+                .or_insert_with(|| self.chain(self.frameworks[f].role));
+            let Some(task) = self.frameworks[f].pending.get(&seq) else {
+                continue; // placed, withdrawn, or checked already
+            };
+            if self.could_ever_fit(task, chain) {
+                continue;
+            }
+            let fw = &mut self.frameworks[f];
+            let first = fw.pending.keys().next() == Some(&seq);
+            let t = fw.pending.remove(&seq).expect("present");
+            if first {
+                fw.stuck = None;
+            }
+            let largest = *largest.get_or_insert_with(|| {
+                self.agents
                     .iter()
                     .filter(|a| a.schedulable)
                     .map(|a| a.total)
                     .max_by_key(|t| (t.cpus_milli, t.memory))
-                    .unwrap_or_default();
-                let reason = if t.selector.is_empty() {
-                    format!(
-                        "it needs {} and the largest agent has {largest}",
-                        t.resources
-                    )
-                } else {
-                    format!(
-                        "no agent matching {:?} can hold {}",
-                        t.selector, t.resources
-                    )
-                };
-                out.push(Decision::Unschedulable {
-                    task: t.id,
-                    framework: self.frameworks[f].name.clone(),
-                    reason,
-                });
-            }
+                    .unwrap_or_default()
+            });
+            let reason = if t.selector.is_empty() {
+                format!(
+                    "it needs {} and the largest agent has {largest}",
+                    t.resources
+                )
+            } else {
+                format!(
+                    "no agent matching {:?} can hold {}",
+                    t.selector, t.resources
+                )
+            };
+            out.push(Decision::Unschedulable {
+                task: t.id.clone(),
+                framework: self.frameworks[f].name.clone(),
+                reason,
+            });
+            self.frameworks[f].unfit.insert(seq, t);
+            self.refresh(f);
         }
     }
 

@@ -18,6 +18,16 @@
 //! Quota limits are never exceeded, reserved resources go only to the
 //! reserving role and its descendants, and every allocation records where it
 //! was drawn from so that [`Allocator::release`] returns exactly that.
+//!
+//! **Incremental.** The allocator lives across cycles and is told of changes
+//! (a task submitted or withdrawn, an allocation released, an agent added or
+//! changed), and a cycle looks only at what they may have changed: tasks not
+//! yet checked against the agents (all of them only when the agents changed),
+//! and frameworks with waiting work that is not known to be stuck. A
+//! framework whose first task found no place is stuck until an agent it could
+//! use gains room (or, when a quota held it back, until anything is
+//! released); [`Allocator::allocate_full`] looks at everything again, as a
+//! periodic check that the incremental cycles missed nothing.
 
 mod model;
 mod resources;
@@ -26,7 +36,7 @@ pub use model::{AgentSpec, FrameworkKind, FrameworkSpec, Placement, RoleSpec, Ta
 pub use resources::Resources;
 
 use model::{Agent, Framework, Role};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Where an allocation's resources came from, so it can be returned exactly.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,6 +116,18 @@ pub enum AllocatorError {
     },
 }
 
+/// Which waiting tasks a cycle checks against the agents besides the new ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+enum Recheck {
+    /// None.
+    #[default]
+    None,
+    /// Those no agent could hold (agents only gained room or came).
+    Unfit,
+    /// All (an agent shrank, went, changed labels, or reservations changed).
+    All,
+}
+
 /// The allocator's state. See the module docs.
 #[derive(Default)]
 pub struct Allocator {
@@ -117,6 +139,20 @@ pub struct Allocator {
     framework_index: HashMap<String, usize>,
     /// Where the next search for an agent starts (see `choose_agent`).
     next_start: usize,
+    /// Builtin frameworks with waiting tasks that are not stuck.
+    active: BTreeSet<usize>,
+    /// Frameworks that are stuck.
+    stuck: BTreeSet<usize>,
+    /// The sequence number of the next task submitted.
+    next_seq: u64,
+    /// Tasks submitted and not yet checked against the agents: (framework, seq).
+    unchecked: Vec<(usize, u64)>,
+    /// Which tasks the agents' changes call for checking again.
+    recheck: Recheck,
+    /// Agents that gained room or changed since the last cycle.
+    grown: BTreeSet<usize>,
+    /// Something was released since the last cycle.
+    released: bool,
 }
 
 fn unknown(kind: &'static str, name: &str) -> AllocatorError {
@@ -146,8 +182,12 @@ impl Allocator {
         match self.role_index.get(&spec.name) {
             Some(&i) => {
                 let r = &mut self.roles[i];
+                let before = (r.weight, r.parent, r.guarantee, r.limit);
                 (r.weight, r.parent, r.guarantee, r.limit) =
                     (spec.weight.max(1e-9), parent, spec.guarantee, spec.limit);
+                if before != (r.weight, r.parent, r.guarantee, r.limit) {
+                    self.unstick_all();
+                }
                 i
             }
             None => {
@@ -162,12 +202,52 @@ impl Allocator {
     /// Adds or updates an agent (its total and labels; usage is kept).
     pub fn set_agent(&mut self, spec: AgentSpec) {
         match self.agent_index.get(&spec.name) {
-            Some(&i) => self.agents[i].update(spec),
-            None => {
-                self.agent_index
-                    .insert(spec.name.clone(), self.agents.len());
-                self.agents.push(Agent::new(spec));
+            Some(&i) => {
+                if let Some(grew) = self.agents[i].update(spec) {
+                    self.agent_changed(i, grew);
+                }
             }
+            None => {
+                let i = self.agents.len();
+                self.agent_index.insert(spec.name.clone(), i);
+                self.agents.push(Agent::new(spec));
+                self.agent_changed(i, true);
+            }
+        }
+    }
+
+    /// An agent was added or changed: tasks are checked against the agents
+    /// again (only the unfit ones when it only `grew`), and frameworks stuck
+    /// for want of room look at it.
+    fn agent_changed(&mut self, agent: usize, grew: bool) {
+        let wanted = if grew { Recheck::Unfit } else { Recheck::All };
+        self.recheck = self.recheck.max(wanted);
+        self.grown.insert(agent);
+    }
+
+    /// Keeps `active` and `stuck` in line with framework `f`'s state.
+    fn refresh(&mut self, f: usize) {
+        let fw = &self.frameworks[f];
+        if fw.kind == FrameworkKind::Builtin && !fw.pending.is_empty() && fw.stuck.is_none() {
+            self.active.insert(f);
+        } else {
+            self.active.remove(&f);
+        }
+        if fw.stuck.is_some() {
+            self.stuck.insert(f);
+        } else {
+            self.stuck.remove(&f);
+        }
+    }
+
+    fn unstick(&mut self, f: usize) {
+        self.frameworks[f].stuck = None;
+        self.refresh(f);
+    }
+
+    fn unstick_all(&mut self) {
+        for f in std::mem::take(&mut self.stuck) {
+            self.unstick(f);
         }
     }
 
@@ -181,7 +261,10 @@ impl Allocator {
             .agent_index
             .get(agent)
             .ok_or_else(|| unknown("agent", agent))?;
-        self.agents[i].schedulable = schedulable;
+        if self.agents[i].schedulable != schedulable {
+            self.agents[i].schedulable = schedulable;
+            self.agent_changed(i, schedulable);
+        }
         Ok(())
     }
 
@@ -191,14 +274,19 @@ impl Allocator {
             Some(&r) => r,
             None => self.set_role(RoleSpec::new(&spec.role)),
         };
-        match self.framework_index.get(&spec.name) {
-            Some(&i) => self.frameworks[i].update(spec, role),
-            None => {
-                self.framework_index
-                    .insert(spec.name.clone(), self.frameworks.len());
-                self.frameworks.push(Framework::new(spec, role));
+        let f = match self.framework_index.get(&spec.name) {
+            Some(&i) => {
+                self.frameworks[i].update(spec, role);
+                i
             }
-        }
+            None => {
+                let i = self.frameworks.len();
+                self.framework_index.insert(spec.name.clone(), i);
+                self.frameworks.push(Framework::new(spec, role));
+                i
+            }
+        };
+        self.refresh(f);
     }
 
     /// Queues a task of a Builtin framework.
@@ -207,15 +295,37 @@ impl Allocator {
             .framework_index
             .get(framework)
             .ok_or_else(|| unknown("framework", framework))?;
-        self.frameworks[f].pending.push_back(task);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let fw = &mut self.frameworks[f];
+        if let Some(old) = fw.pending_ids.insert(task.id.clone(), seq) {
+            fw.pending.remove(&old);
+            fw.unfit.remove(&old);
+        }
+        if fw.pending.is_empty() {
+            fw.stuck = None; // a new first task
+        }
+        fw.pending.insert(seq, task);
+        self.unchecked.push((f, seq));
+        self.refresh(f);
         Ok(())
     }
 
-    /// Withdraws a pending task (deleted before it was placed).
+    /// Withdraws a waiting task (deleted before it was placed, or changed).
     pub fn withdraw(&mut self, framework: &str, task: &str) {
-        if let Some(&f) = self.framework_index.get(framework) {
-            self.frameworks[f].pending.retain(|t| t.id != task);
+        let Some(&f) = self.framework_index.get(framework) else {
+            return;
+        };
+        let fw = &mut self.frameworks[f];
+        let Some(seq) = fw.pending_ids.remove(task) else {
+            return;
+        };
+        if fw.pending.first_key_value().is_some_and(|(s, _)| *s == seq) {
+            fw.stuck = None; // its first task changes
         }
+        fw.pending.remove(&seq);
+        fw.unfit.remove(&seq);
+        self.refresh(f);
     }
 
     /// Whether a role is known.
@@ -248,6 +358,7 @@ impl Allocator {
             });
         }
         *ag.reserved.entry(r).or_default() += amount;
+        self.agent_changed(a, false);
         Ok(())
     }
 
@@ -261,6 +372,7 @@ impl Allocator {
         if let Some(used) = ag.reserved_used.remove(&r) {
             ag.unreserved_used += used;
         }
+        self.agent_changed(a, true);
     }
 
     /// Returns an allocation (a finished task, a declined or expired offer,
@@ -273,6 +385,8 @@ impl Allocator {
             return;
         };
         let mut left = amount.unwrap_or_else(|| alloc.total());
+        self.grown.insert(a);
+        self.released = true;
         // Unreserved parts go back first, then reservations, the reverse of how they were drawn.
         for (role, part) in alloc.parts.iter().rev() {
             let take = part.min(&left);
@@ -341,7 +455,7 @@ impl Allocator {
             .dominant_share(&self.cluster_total())
     }
 
-    /// How many tasks wait in a framework's queue.
+    /// How many tasks wait in a framework's queue (not counting those no agent could hold).
     pub fn pending(&self, framework: &str) -> usize {
         self.framework_index
             .get(framework)

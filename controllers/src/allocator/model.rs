@@ -1,7 +1,7 @@
 //! The allocator's inputs (specs) and its per-agent, per-role and per-framework state.
 
 use super::Resources;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 
 /// A role as declared.
 #[derive(Clone, Debug, PartialEq)]
@@ -169,9 +169,15 @@ impl Agent {
         }
     }
 
-    pub fn update(&mut self, spec: AgentSpec) {
+    /// Updates its total and labels. `None` if neither changed, else whether it only grew.
+    pub fn update(&mut self, spec: AgentSpec) -> Option<bool> {
+        if self.total == spec.total && self.labels == spec.labels {
+            return None;
+        }
+        let grew = self.labels == spec.labels && self.total.fits_in(&spec.total);
         self.total = spec.total;
         self.labels = spec.labels;
+        Some(grew)
     }
 
     pub fn reserved_total(&self) -> Resources {
@@ -207,6 +213,15 @@ impl Agent {
     }
 }
 
+/// Why a framework's first task could not be placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stuck {
+    /// No agent has room for it: only an agent with more room can change that.
+    NoAgent,
+    /// A quota limit or other roles' guarantees hold it back: any release may change that.
+    Quota,
+}
+
 pub(super) struct Framework {
     pub name: String,
     pub role: usize,
@@ -214,7 +229,16 @@ pub(super) struct Framework {
     pub placement: Placement,
     pub suppressed: bool,
     pub allocated: Resources,
-    pub pending: VecDeque<TaskRequest>,
+    /// Tasks waiting, in the order they came (by sequence number).
+    pub pending: BTreeMap<u64, TaskRequest>,
+    /// Task id -> its sequence number in `pending`.
+    pub pending_ids: HashMap<String, u64>,
+    /// Tasks no agent could ever hold as the cluster is, kept (by sequence
+    /// number) until the agents change.
+    pub unfit: BTreeMap<u64, TaskRequest>,
+    /// Why its first task found no place in the fair stage, while nothing
+    /// that could change that has happened since.
+    pub stuck: Option<Stuck>,
     /// Agent index -> time (ms) until which it is not offered to this framework.
     pub refused: HashMap<usize, u64>,
 }
@@ -228,12 +252,18 @@ impl Framework {
             placement: spec.placement,
             suppressed: spec.suppressed,
             allocated: Resources::ZERO,
-            pending: VecDeque::new(),
+            pending: BTreeMap::new(),
+            pending_ids: HashMap::new(),
+            unfit: BTreeMap::new(),
+            stuck: None,
             refused: HashMap::new(),
         }
     }
 
     pub fn update(&mut self, spec: FrameworkSpec, role: usize) {
+        if (self.kind, self.role, self.placement) != (spec.kind, role, spec.placement) {
+            self.stuck = None;
+        }
         self.kind = spec.kind;
         self.placement = spec.placement;
         self.suppressed = spec.suppressed;

@@ -393,3 +393,126 @@ fn check(
     prop_assert_eq!(by_fw, top, "role allocations add up");
     Ok(())
 }
+
+/// One change to the cluster between incremental cycles.
+#[derive(Clone, Debug)]
+enum Change {
+    /// A task of framework (index) needing (millicores, GiB), maybe only on rack r0.
+    Submit(usize, u64, u64, bool),
+    /// Return the held allocation at this index (modulo).
+    Release(usize),
+    /// Withdraw the waiting task at this index (modulo) of those submitted.
+    Withdraw(usize),
+    /// Set an agent's (index, may be new) total to (cpus, GiB).
+    Agent(usize, u64, u64),
+    /// Cordon or uncordon an agent.
+    Schedulable(usize, bool),
+    /// Set a role's cpu limit (None: no limit).
+    Limit(usize, Option<u64>),
+    /// Reserve (cpus, GiB) for a role on an agent, or drop that role's reservation there.
+    Reserve(usize, usize, u64, bool),
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        4 => (0usize..4, 1u64..6000, 1u64..20, any::<bool>()).prop_map(|(f, c, m, s)| Change::Submit(f, c, m, s)),
+        3 => any::<usize>().prop_map(Change::Release),
+        1 => any::<usize>().prop_map(Change::Withdraw),
+        1 => (0usize..8, 1u64..12, 1u64..48).prop_map(|(a, c, m)| Change::Agent(a, c, m)),
+        1 => (0usize..8, any::<bool>()).prop_map(|(a, s)| Change::Schedulable(a, s)),
+        1 => (0usize..3, prop::option::of(1u64..20)).prop_map(|(r, l)| Change::Limit(r, l)),
+        1 => (0usize..3, 0usize..8, 1u64..3, any::<bool>()).prop_map(|(r, a, c, on)| Change::Reserve(r, a, c, on)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    /// Incremental cycles miss nothing: after each, a full pass (every task
+    /// checked, every stuck framework tried) places nothing more and finds
+    /// no task unschedulable that the cycles did not report.
+    #[test]
+    fn a_full_pass_after_incremental_cycles_decides_nothing_more(
+        changes in prop::collection::vec(prop::collection::vec(change(), 1..12), 1..12),
+    ) {
+        let mut a = Allocator::new();
+        for (i, (w, g)) in [(1.0, None), (3.0, Some(2u64)), (1.0, None)].iter().enumerate() {
+            a.set_role(RoleSpec {
+                weight: *w,
+                guarantee: g.map(|g| cpus(g as f64, 4)),
+                ..RoleSpec::new(&format!("r{i}"))
+            });
+        }
+        for f in 0..4 {
+            let mut spec = FrameworkSpec::builtin(&format!("f{f}"), &format!("r{}", f % 3));
+            if f == 3 {
+                spec.placement = Placement::BinPack;
+            }
+            a.set_framework(spec);
+        }
+        for i in 0..3 {
+            a.set_agent(AgentSpec { name: format!("a{i}"), total: cpus(8.0, 32), labels: [("rack".to_string(), format!("r{}", i % 2))].into() });
+        }
+        let mut held: Vec<Allocation> = Vec::new();
+        let mut submitted: Vec<(String, String)> = Vec::new();
+        let mut unfit: std::collections::BTreeSet<String> = Default::default();
+        let mut n = 0;
+        for batch in changes {
+            for c in batch {
+                match c {
+                    Change::Submit(f, milli, gi, rack) => {
+                        let mut t = TaskRequest::new(&format!("t{n}"), Resources::new(milli, gi * GI));
+                        if rack {
+                            t.selector = [("rack".to_string(), "r0".to_string())].into();
+                        }
+                        n += 1;
+                        submitted.push((format!("f{f}"), t.id.clone()));
+                        a.submit(&format!("f{f}"), t).unwrap();
+                    }
+                    Change::Release(i) if !held.is_empty() => {
+                        let al = held.swap_remove(i % held.len());
+                        a.release(&al, None);
+                    }
+                    Change::Withdraw(i) if !submitted.is_empty() => {
+                        let (f, t) = submitted.swap_remove(i % submitted.len());
+                        a.withdraw(&f, &t);
+                        unfit.remove(&t);
+                    }
+                    Change::Agent(i, c, m) => {
+                        let name = format!("a{i}");
+                        // Shrinking below what is used is the agent reporting less; keep it consistent.
+                        let used = a.agent_usage().get(&name).map(|u| u.unreserved_used + u.reservations.values().fold(Resources::ZERO, |t, (r, _)| t + *r));
+                        let total = cpus(c as f64, m);
+                        if used.is_none_or(|u| u.fits_in(&total)) {
+                            a.set_agent(AgentSpec { name, total, labels: [("rack".to_string(), format!("r{}", i % 2))].into() });
+                        }
+                    }
+                    Change::Schedulable(i, s) => { let _ = a.set_schedulable(&format!("a{i}"), s); }
+                    Change::Limit(r, l) => {
+                        let (w, g) = [(1.0, None), (3.0, Some(2u64)), (1.0, None)][r];
+                        a.set_role(RoleSpec { weight: w, guarantee: g.map(|g| cpus(g as f64, 4)), limit: l.map(|l| cpus(l as f64, 1024)), ..RoleSpec::new(&format!("r{r}")) });
+                    }
+                    Change::Reserve(r, ag, c, true) => { let _ = a.reserve(&format!("r{r}"), &format!("a{ag}"), cpus(c as f64, 2)); }
+                    Change::Reserve(r, ag, _, false) => a.unreserve(&format!("r{r}"), &format!("a{ag}")),
+                    _ => {}
+                }
+            }
+            for d in a.allocate(0) {
+                match d {
+                    Decision::Place { task, allocation } => {
+                        submitted.retain(|(_, t)| *t != task);
+                        unfit.remove(&task);
+                        held.push(allocation);
+                    }
+                    Decision::Unschedulable { task, .. } => { unfit.insert(task); }
+                    Decision::Offer { .. } => prop_assert!(false, "no External framework here"),
+                }
+            }
+            for d in a.allocate_full(0) {
+                match d {
+                    Decision::Unschedulable { task, .. } => prop_assert!(unfit.contains(&task), "{task} found unschedulable only by the full pass"),
+                    other => prop_assert!(false, "the full pass decided {other:?}"),
+                }
+            }
+        }
+    }
+}
