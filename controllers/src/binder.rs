@@ -28,6 +28,8 @@ pub struct Assumed {
 pub struct Binder {
     client: kube::Client,
     assumed: Arc<Mutex<HashMap<String, Assumed>>>,
+    /// Tasks whose bind failed since the scheduler last looked.
+    failed: Arc<Mutex<Vec<String>>>,
     permits: Arc<Semaphore>,
     /// Aborted with the binder (a leader stepping down stops its writes).
     writes: JoinSet<()>,
@@ -39,6 +41,7 @@ impl Binder {
         Self {
             client,
             assumed: Default::default(),
+            failed: Default::default(),
             permits: Arc::new(Semaphore::new(IN_FLIGHT)),
             writes: JoinSet::new(),
         }
@@ -63,9 +66,10 @@ impl Binder {
                 resources,
             },
         );
-        let (client, assumed, permits) = (
+        let (client, assumed, failed, permits) = (
             self.client.clone(),
             self.assumed.clone(),
+            self.failed.clone(),
             self.permits.clone(),
         );
         self.writes.spawn(async move {
@@ -73,6 +77,7 @@ impl Binder {
             if !crate::scheduler::bind_to(&client, &t, &agent).await {
                 // Placed again by a later cycle, from what the store says then.
                 assumed.lock().expect("not poisoned").remove(&key);
+                failed.lock().expect("not poisoned").push(key);
             }
         });
         self.reap();
@@ -86,6 +91,11 @@ impl Binder {
             f.await
         });
         self.reap();
+    }
+
+    /// The tasks whose bind failed since the last call: the scheduler looks at them again.
+    pub fn take_failed(&self) -> Vec<String> {
+        std::mem::take(&mut *self.failed.lock().expect("not poisoned"))
     }
 
     /// Writes not yet finished.

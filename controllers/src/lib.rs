@@ -22,3 +22,5 @@ pub mod offers;
 pub mod reservations;
 pub mod scheduler;
 pub mod status;
+pub mod view;
+pub mod watches;

@@ -7,52 +7,107 @@
 use crate::scheduler::now;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 use mosaic_crds::task::TaskPhase;
 use mosaic_crds::{Agent, Task};
 use serde_json::json;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::time::Duration;
 
-/// Whether each agent's Lease is current, by agent name. An agent with no Lease yet counts as live.
-pub fn live_agents(agents: &Store<Agent>, leases: &Store<Lease>) -> HashMap<String, bool> {
-    let now = jiff::Timestamp::now();
-    let by_name: HashMap<String, std::sync::Arc<Lease>> = leases
-        .state()
-        .into_iter()
-        .map(|l| (l.name_any(), l))
-        .collect();
-    agents
-        .state()
-        .iter()
-        .map(|a| {
-            let live = by_name
-                .get(&a.name_any())
-                .and_then(|l| l.spec.as_ref())
-                .is_none_or(|spec| {
-                    let renewed = spec.renew_time.as_ref().map(|t| t.0);
-                    let lasts = jiff::SignedDuration::from_secs(
-                        spec.lease_duration_seconds.unwrap_or(20).into(),
-                    );
-                    renewed.is_none_or(|r| r.checked_add(lasts).is_ok_and(|until| until > now))
-                });
-            (a.name_any(), live)
-        })
-        .collect()
+/// Each agent's heartbeat, kept from the Lease changes the watch reports:
+/// when its Lease runs out, and whether it is live now. An agent with no
+/// Lease yet counts as live.
+#[derive(Default)]
+pub struct Liveness {
+    /// Agent -> when its Lease runs out (`None`: never renewed, counts as live).
+    expiry: HashMap<String, Option<jiff::Timestamp>>,
+    /// Expiry times to look at, soonest first (stale ones are skipped).
+    due: BinaryHeap<Reverse<(jiff::Timestamp, String)>>,
+    /// Agents not live now.
+    down: HashSet<String>,
 }
 
-/// Brings Agent readiness and its tasks' phases in line with the Leases.
-pub async fn reconcile(
+impl Liveness {
+    /// Whether an agent heartbeats (unknown agents do not, for their tasks).
+    pub fn is_live(&self, agent: &str) -> bool {
+        !self.down.contains(agent)
+    }
+
+    /// The agents not live now.
+    pub fn down(&self) -> Vec<String> {
+        self.down.iter().cloned().collect()
+    }
+
+    /// An agent's Lease changed (gone: `None`). Returns whether its liveness flipped.
+    pub fn lease(&mut self, agent: &str, lease: Option<&Lease>) -> bool {
+        let until = lease.and_then(|l| l.spec.as_ref()).and_then(|spec| {
+            let renewed = spec.renew_time.as_ref()?.0;
+            let lasts =
+                jiff::SignedDuration::from_secs(spec.lease_duration_seconds.unwrap_or(20).into());
+            Some(renewed.checked_add(lasts).unwrap_or(renewed))
+        });
+        if let Some(u) = until {
+            self.due.push(Reverse((u, agent.to_string())));
+        }
+        self.expiry.insert(agent.to_string(), until);
+        self.set(agent, until.is_none_or(|u| u > jiff::Timestamp::now()))
+    }
+
+    /// An agent went: its tasks are on an agent that is not live.
+    pub fn agent_gone(&mut self, agent: &str) -> bool {
+        self.expiry.remove(agent);
+        self.set(agent, false)
+    }
+
+    /// An agent exists (registered, or seen again after it went).
+    pub fn agent_seen(&mut self, agent: &str) -> bool {
+        let live = match self.expiry.get(agent) {
+            Some(Some(u)) => *u > jiff::Timestamp::now(),
+            _ => true,
+        };
+        self.set(agent, live)
+    }
+
+    /// The agents whose Lease ran out since the last call.
+    pub fn expired(&mut self) -> Vec<String> {
+        let now = jiff::Timestamp::now();
+        let mut out = Vec::new();
+        while let Some(Reverse((at, _))) = self.due.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((at, agent)) = self.due.pop().expect("peeked");
+            if self.expiry.get(&agent) == Some(&Some(at)) && self.set(&agent, false) {
+                out.push(agent);
+            }
+        }
+        out
+    }
+
+    fn set(&mut self, agent: &str, live: bool) -> bool {
+        if live {
+            self.down.remove(agent)
+        } else {
+            self.down.insert(agent.to_string())
+        }
+    }
+}
+
+/// Brings the Ready condition of these agents in line with their Leases.
+pub async fn reconcile_agents(
     client: &Client,
     agents: &Store<Agent>,
-    tasks: &Store<Task>,
-    live: &HashMap<String, bool>,
-    lost_after: Duration,
+    names: &HashSet<String>,
+    liveness: &Liveness,
 ) {
-    for a in agents.state() {
-        let name = a.name_any();
-        let is_live = live.get(&name).copied().unwrap_or(true);
+    for name in names {
+        let Some(a) = agents.get(&ObjectRef::new(name)) else {
+            continue;
+        };
+        let is_live = liveness.is_live(name);
         let ready = a.status.as_ref().is_some_and(|s| {
             s.conditions
                 .iter()
@@ -72,23 +127,44 @@ pub async fn reconcile(
                 "message": message, "lastTransitionTime": now(), "observedGeneration": a.metadata.generation}]}});
             let api: Api<Agent> = Api::all(client.clone());
             match api
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
                 .await
             {
                 Ok(_) => tracing::info!(agent = %name, ready = is_live, "agent readiness changed"),
                 Err(e) => {
-                    tracing::debug!(agent = %name, error = %e, "updating agent readiness (next cycle retries)")
+                    tracing::debug!(agent = %name, error = %e, "updating agent readiness (a later cycle retries)")
                 }
             }
         }
     }
+}
+
+/// Brings these tasks' phases in line with their agents' liveness: Unreachable
+/// when the agent stops heartbeating, Running when it comes back, Lost after
+/// `lost_after`.
+pub async fn reconcile_tasks(
+    client: &Client,
+    tasks: &Store<Task>,
+    keys: impl IntoIterator<Item = String>,
+    liveness: &Liveness,
+    lost_after: Duration,
+) {
+    for key in keys {
+        let (ns, name) = key.split_once('/').unwrap_or(("", &key));
+        if let Some(t) = tasks.get(&ObjectRef::new(name).within(ns)) {
+            reconcile_task(client, &t, liveness, lost_after).await;
+        }
+    }
+}
+
+async fn reconcile_task(client: &Client, t: &Task, liveness: &Liveness, lost_after: Duration) {
     let now_ts = jiff::Timestamp::now();
-    for t in tasks.state() {
-        let st = t.status.clone().unwrap_or_default();
+    {
+        let Some(st) = t.status.as_ref() else { return };
         let Some(agent) = st.agent.as_deref() else {
-            continue;
+            return;
         };
-        let is_live = live.get(agent).copied().unwrap_or(false);
+        let is_live = liveness.is_live(agent);
         let since = st
             .conditions
             .iter()
@@ -144,7 +220,7 @@ pub async fn reconcile(
                     tracing::info!(task = %t.name_any(), agent, phase = %status["phase"], "agent liveness changed the task");
                     let reason = status["reason"].as_str().unwrap_or("AgentLiveness");
                     let message = status["message"].as_str().unwrap_or("");
-                    crate::events::record(client, t.as_ref(), "Warning", reason, message).await;
+                    crate::events::record(client, t, "Warning", reason, message).await;
                 }
                 Err(e) => {
                     tracing::debug!(task = %t.name_any(), error = %e, "liveness update not written (will retry)")

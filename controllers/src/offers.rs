@@ -17,7 +17,7 @@
 //! here across cycles is only which deletions were the controller's own (so
 //! they are not taken for declines) and the refusals under way.
 
-use crate::allocator::{Allocator, Resources};
+use crate::allocator::{Allocation, Allocator, Resources};
 use crate::scheduler::now;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::Store;
@@ -87,12 +87,15 @@ fn external(frameworks: &Store<Framework>) -> HashMap<String, Arc<Framework>> {
 
 /// The cycle's work on offers before allocation: notes declines, binds the
 /// tasks that accept offers, rescinds what must go, holds the rest in the
-/// allocator and applies the refusals. (The caller submits no task that
-/// names an offer or belongs to an External framework.)
+/// allocator (adding what it holds to `held`, to be returned before the next
+/// cycle holds them again) and applies the refusals. `tasks` are those that
+/// name an offer. (The caller submits no task that names an offer or belongs
+/// to an External framework.)
 #[allow(clippy::too_many_arguments)]
 pub async fn before_allocation(
     client: &Client,
     alloc: &mut Allocator,
+    held: &mut Vec<Allocation>,
     state: &mut OfferState,
     offers: &Store<Offer>,
     frameworks: &Store<Framework>,
@@ -207,7 +210,7 @@ pub async fn before_allocation(
                 .await;
             } else {
                 room = room.saturating_sub(&need);
-                alloc.assign(&fw, &o.spec.agent, need);
+                held.extend(alloc.assign(&fw, &o.spec.agent, need));
                 crate::scheduler::bind_to(client, &t, &o.spec.agent).await;
             }
         }
@@ -252,7 +255,7 @@ pub async fn before_allocation(
             delete(client, o, state).await;
             continue;
         }
-        alloc.assign(&fw, &o.spec.agent, amount(&o.spec.resources));
+        held.extend(alloc.assign(&fw, &o.spec.agent, amount(&o.spec.resources)));
     }
     for ((fw, agent), until) in &state.refused {
         alloc.decline(fw, agent, now, until.saturating_sub(now));

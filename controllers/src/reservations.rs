@@ -59,12 +59,17 @@ pub fn reserve_bound(
 }
 
 /// Binds each reservation to an agent that can hold it, or says why none can.
+/// Returns those still not bound (tried again next cycle).
 pub async fn bind_pending(
     client: &Client,
     alloc: &mut Allocator,
     agents: &Store<Agent>,
     unbound: Vec<Arc<Reservation>>,
-) {
+) -> Vec<Arc<Reservation>> {
+    if unbound.is_empty() {
+        return unbound;
+    }
+    let mut left = Vec::new();
     let mut agents = agents.state();
     agents.sort_by_key(|a| a.name_any());
     for r in unbound {
@@ -112,8 +117,10 @@ pub async fn bind_pending(
                     && st.and_then(|s| s.observed_generation) == generation
                     && st.is_some_and(|s| s.conditions.iter().any(|c| c.message == why))
                 {
+                    left.push(r.clone());
                     continue; // Already says so.
                 }
+                left.push(r.clone());
                 json!({"phase": "Unsatisfiable", "agent": null, "observedGeneration": generation,
                        "conditions": [
                            {"type": "Ready", "status": "False", "reason": "Unsatisfiable", "message": why,
@@ -131,6 +138,7 @@ pub async fn bind_pending(
             tracing::debug!(reservation = %r.name_any(), error = %e, "reservation status not written (will retry)");
         }
     }
+    left
 }
 
 fn describe(r: &Reservation) -> String {

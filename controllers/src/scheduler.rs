@@ -1,6 +1,7 @@
 //! The built-in scheduler loop: watches Agents, Roles, Frameworks and Tasks,
-//! rebuilds the allocator's view from them, and writes its placements back as
-//! Task status (phase Staging, `status.agent`, condition Scheduled).
+//! keeps the allocator's view of them up to date from what changed
+//! ([`crate::view`]), and writes its placements back as Task status (phase
+//! Staging, `status.agent`, condition Scheduled).
 //!
 //! A cycle runs shortly after any change (changes arriving together, up to
 //! 250 ms apart in all, share a cycle, so work submitted together is shared
@@ -8,19 +9,18 @@
 //! resourceVersion as a precondition, so a Task changed meanwhile is never
 //! bound from a stale view, and two schedulers cannot both bind it.
 
-use crate::allocator::{
-    AgentSpec, Allocator, Decision, FrameworkKind, FrameworkSpec, Placement, Resources, RoleSpec,
-    TaskRequest,
-};
-use futures::StreamExt;
+use crate::allocator::{Decision, Resources};
+use crate::liveness::{self, Liveness};
+use crate::view::{Caches, Shape, TaskCx, View};
+use crate::watches::{AbortOnDrop, Changes, reflect, reflect_offers};
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
-use mosaic_crds::framework::{Placement as FwPlacement, SchedulerKind};
 use mosaic_crds::task::TaskPhase;
 use mosaic_crds::{Agent, Framework, Offer, Reservation, Role, Task};
 use serde_json::json;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -48,84 +48,6 @@ pub fn now() -> String {
         .to_string()
 }
 
-/// Aborts its tasks when dropped, so stopping the scheduler (a leader that
-/// steps down) stops its watches too.
-struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for h in &self.0 {
-            h.abort();
-        }
-    }
-}
-
-/// Field ownership is no business of the controllers: their caches leave it
-/// out (as controller-runtime's default transform does), which keeps every
-/// cached object, and every copy a cycle makes, small.
-fn drop_managed_fields<K: kube::Resource>(o: &mut K) {
-    o.meta_mut().managed_fields = None;
-}
-
-fn reflect<K>(api: Api<K>, notify: Arc<Notify>, bg: &mut Vec<tokio::task::AbortHandle>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(drop_managed_fields)
-        .reflect(writer)
-        .touched_objects();
-    let task = tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(ev) = stream.next().await {
-            if let Err(e) = ev {
-                tracing::debug!(error = %e, "watch error (retrying)");
-            }
-            notify.notify_one();
-        }
-    });
-    bg.push(task.abort_handle());
-    reader
-}
-
-/// Like [`reflect`] for Offers, also passing on each deletion the watch sees
-/// (a framework declines an offer by deleting it, maybe before a cycle saw it).
-fn reflect_offers(
-    api: Api<Offer>,
-    notify: Arc<Notify>,
-    deleted: tokio::sync::mpsc::UnboundedSender<Offer>,
-    bg: &mut Vec<tokio::task::AbortHandle>,
-) -> Store<Offer> {
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(drop_managed_fields)
-        .reflect(writer);
-    let task = tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(watcher::Event::Delete(o)) => {
-                    let _ = deleted.send(o);
-                }
-                Err(e) => tracing::debug!(error = %e, "watch error (retrying)"),
-                _ => {}
-            }
-            notify.notify_one();
-        }
-    });
-    bg.push(task.abort_handle());
-    reader
-}
-
 /// Whether a task no longer holds resources.
 pub fn is_terminal(phase: Option<TaskPhase>) -> bool {
     matches!(
@@ -140,7 +62,7 @@ pub fn is_terminal(phase: Option<TaskPhase>) -> bool {
     )
 }
 
-fn task_resources(t: &Task) -> Resources {
+pub(crate) fn task_resources(t: &Task) -> Resources {
     let r = &t.spec.resources;
     Resources::new(
         r.cpus_milli().ok().flatten().unwrap_or(1000),
@@ -148,7 +70,7 @@ fn task_resources(t: &Task) -> Resources {
     )
 }
 
-fn framework_key(ns: &str, name: &str) -> String {
+pub(crate) fn framework_key(ns: &str, name: &str) -> String {
     format!("{ns}/{name}")
 }
 
@@ -186,7 +108,7 @@ pub async fn run_supervised(client: Client, opts: Options) {
 pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
     let notify = Arc::new(Notify::new());
     let mut bg = Vec::new();
-    let leases = reflect(
+    let (leases, lease_changes) = reflect(
         Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
             client.clone(),
             "mosaic-system",
@@ -194,15 +116,16 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
         notify.clone(),
         &mut bg,
     );
-    let tasks = reflect(Api::<Task>::all(client.clone()), notify.clone(), &mut bg);
-    let agents = reflect(Api::<Agent>::all(client.clone()), notify.clone(), &mut bg);
-    let frameworks = reflect(
+    let (tasks, task_changes) = reflect(Api::<Task>::all(client.clone()), notify.clone(), &mut bg);
+    let (agents, agent_changes) =
+        reflect(Api::<Agent>::all(client.clone()), notify.clone(), &mut bg);
+    let (frameworks, framework_changes) = reflect(
         Api::<Framework>::all(client.clone()),
         notify.clone(),
         &mut bg,
     );
-    let roles = reflect(Api::<Role>::all(client.clone()), notify.clone(), &mut bg);
-    let reservations = reflect(
+    let (roles, role_changes) = reflect(Api::<Role>::all(client.clone()), notify.clone(), &mut bg);
+    let (reservations, reservation_changes) = reflect(
         Api::<Reservation>::all(client.clone()),
         notify.clone(),
         &mut bg,
@@ -215,10 +138,6 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
         &mut bg,
     );
     let _watches = AbortOnDrop(bg);
-    let mut offer_state = crate::offers::OfferState::new(deleted_rx);
-    let mut binder = crate::binder::Binder::new(client.clone());
-    let mut status = crate::status::StatusWriter::default();
-    let mut last_took = Duration::ZERO;
     for (name, ready) in [
         ("tasks", tasks.wait_until_ready().await.is_ok()),
         ("agents", agents.wait_until_ready().await.is_ok()),
@@ -236,6 +155,33 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
         }
     }
     tracing::info!("scheduler started");
+    let mut sched = Scheduler {
+        client: client.clone(),
+        opts,
+        stores: Stores {
+            tasks,
+            agents,
+            frameworks,
+            roles,
+            reservations,
+            offers,
+            leases,
+        },
+        changes: ChangeFeeds {
+            tasks: task_changes,
+            agents: agent_changes,
+            leases: lease_changes,
+            frameworks: framework_changes,
+            roles: role_changes,
+            reservations: reservation_changes,
+        },
+        view: None,
+        liveness: Liveness::default(),
+        offer_state: crate::offers::OfferState::new(deleted_rx),
+        binder: crate::binder::Binder::new(client),
+        status: crate::status::StatusWriter::default(),
+    };
+    let mut last_took = Duration::ZERO;
     loop {
         let _ = tokio::time::timeout(Duration::from_secs(1), notify.notified()).await;
         // Let changes that arrive together share one cycle, as Mesos's
@@ -246,32 +192,13 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
         while first.elapsed() < BATCH
             && tokio::time::timeout(QUIET, notify.notified()).await.is_ok()
         {}
-        // A cycle reads every object: on a large cluster under load, keep it
-        // to a third of the scheduler's time, so binds and watches keep up
-        // (but never wait more than a second: a cycle may have been long
-        // because an API call in it was slow, not because it is costly).
+        // Under load, keep cycles to a third of the scheduler's time, so
+        // binds and watches keep up (but never wait more than a second: a
+        // cycle may have been long because an API call in it was slow).
         let pause = last_took.saturating_mul(2).min(Duration::from_secs(1));
         tokio::time::sleep(pause.saturating_sub(first.elapsed())).await;
-        let live = crate::liveness::live_agents(&agents, &leases);
-        crate::liveness::reconcile(&client, &agents, &tasks, &live, opts.agent_lost_after).await;
-        let stores = Stores {
-            tasks: &tasks,
-            agents: &agents,
-            frameworks: &frameworks,
-            roles: &roles,
-            reservations: &reservations,
-            offers: &offers,
-        };
         let started = std::time::Instant::now();
-        cycle(
-            &client,
-            &stores,
-            &mut offer_state,
-            &mut binder,
-            &live,
-            &mut status,
-        )
-        .await;
+        sched.cycle().await;
         last_took = started.elapsed();
         let took = last_took.as_micros() as u64;
         crate::metrics::inc(&crate::metrics::CYCLES);
@@ -280,249 +207,224 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
     }
 }
 
-/// The scheduler's views of the objects it reads.
-struct Stores<'a> {
-    tasks: &'a Store<Task>,
-    agents: &'a Store<Agent>,
-    frameworks: &'a Store<Framework>,
-    roles: &'a Store<Role>,
-    reservations: &'a Store<Reservation>,
-    offers: &'a Store<Offer>,
+/// The scheduler's caches of the objects it reads.
+struct Stores {
+    tasks: Store<Task>,
+    agents: Store<Agent>,
+    frameworks: Store<Framework>,
+    roles: Store<Role>,
+    reservations: Store<Reservation>,
+    offers: Store<Offer>,
+    leases: Store<Lease>,
 }
 
-async fn cycle(
-    client: &Client,
-    stores: &Stores<'_>,
-    offer_state: &mut crate::offers::OfferState,
-    binder: &mut crate::binder::Binder,
-    live: &std::collections::HashMap<String, bool>,
-    status: &mut crate::status::StatusWriter,
-) {
-    let Stores {
-        tasks,
-        agents,
-        frameworks,
-        roles,
-        reservations,
-        offers,
-    } = *stores;
-    let now_ms = crate::offers::now_ms();
-    let mut schedulable = std::collections::HashMap::new();
-    let mut alloc = Allocator::new();
-    for r in roles.state() {
-        alloc.set_role(RoleSpec {
-            weight: r.spec.weight,
-            parent: r.spec.parent.clone(),
-            guarantee: r
-                .spec
-                .quota
-                .as_ref()
-                .and_then(|q| q.guarantee.as_ref())
-                .map(quantities),
-            limit: r
-                .spec
-                .quota
-                .as_ref()
-                .and_then(|q| q.limit.as_ref())
-                .map(quantities),
-            ..RoleSpec::new(&r.name_any())
-        });
-    }
-    for a in agents.state() {
-        let Some(status) = &a.status else { continue };
-        let ready = status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        let Some(alloc_q) = status.allocatable.as_ref().or(status.capacity.as_ref()) else {
-            continue;
+/// What changed in the caches since the last cycle.
+struct ChangeFeeds {
+    tasks: Changes<Task>,
+    agents: Changes<Agent>,
+    leases: Changes<Lease>,
+    frameworks: Changes<Framework>,
+    roles: Changes<Role>,
+    reservations: Changes<Reservation>,
+}
+
+/// The scheduler's state across cycles.
+struct Scheduler {
+    client: Client,
+    opts: Options,
+    stores: Stores,
+    changes: ChangeFeeds,
+    /// Built at the first cycle, then kept up to date (see [`crate::view`]).
+    view: Option<View>,
+    liveness: Liveness,
+    offer_state: crate::offers::OfferState,
+    binder: crate::binder::Binder,
+    status: crate::status::StatusWriter,
+}
+
+/// The cache key of a task's `namespace/name`.
+pub(crate) fn task_ref(key: &str) -> ObjectRef<Task> {
+    let (ns, name) = key.split_once('/').unwrap_or(("", key));
+    ObjectRef::new(name).within(ns)
+}
+
+impl Scheduler {
+    /// One cycle: brings the view up to date with what changed (or rebuilds
+    /// it), then allocates and writes what was decided.
+    async fn cycle(&mut self) {
+        let now_ms = crate::offers::now_ms();
+        let client = self.client.clone();
+        let st = &self.stores;
+        // Leases: which agents stopped (or started again) heartbeating.
+        let (lease_keys, leases_relisted) = self.changes.leases.take();
+        let mut flipped: HashSet<String> = HashSet::new();
+        if leases_relisted || self.view.is_none() {
+            for l in st.leases.state() {
+                if self.liveness.lease(&l.name_any(), Some(&l)) {
+                    flipped.insert(l.name_any());
+                }
+            }
+        }
+        for k in lease_keys {
+            if self.liveness.lease(&k.name, st.leases.get(&k).as_deref()) {
+                flipped.insert(k.name);
+            }
+        }
+        flipped.extend(self.liveness.expired());
+        let (agent_keys, agents_relisted) = self.changes.agents.take();
+        let (task_keys, tasks_relisted) = self.changes.tasks.take();
+        let mut shape_moved = self.changes.frameworks.any();
+        shape_moved |= self.changes.roles.any();
+        shape_moved |= self.changes.reservations.any();
+        let rebuild = match &self.view {
+            None => true,
+            Some(v) => {
+                agents_relisted
+                    || tasks_relisted
+                    || v.built.elapsed() >= crate::view::REBUILD_EVERY
+                    || shape_moved
+                        && v.shape_changed(&Shape::of(&st.roles, &st.frameworks, &st.reservations))
+            }
         };
-        alloc.set_agent(AgentSpec {
-            name: a.name_any(),
-            total: quantities(alloc_q),
-            labels: a.labels().clone(),
-        });
-        let live = live.get(&a.name_any()).copied().unwrap_or(false);
-        let ok = ready && live && !a.spec.unschedulable;
-        schedulable.insert(a.name_any(), ok);
-        let _ = alloc.set_schedulable(&a.name_any(), ok);
-    }
-    for f in frameworks.state() {
-        alloc.set_framework(FrameworkSpec {
-            name: framework_key(&f.namespace().unwrap_or_default(), &f.name_any()),
-            role: f.spec.role.clone(),
-            kind: match f.spec.scheduler {
-                SchedulerKind::Builtin => FrameworkKind::Builtin,
-                SchedulerKind::External => FrameworkKind::External,
-            },
-            placement: match f.spec.placement {
-                FwPlacement::Spread => Placement::Spread,
-                FwPlacement::BinPack => Placement::BinPack,
-            },
-            // Builtin frameworks are placed here, not offered to.
-            suppressed: f.spec.scheduler == SchedulerKind::Builtin || f.spec.suppressed,
-        });
-    }
-    let unbound = crate::reservations::reserve_bound(&mut alloc, reservations);
-    let mut known: std::collections::BTreeSet<String> = frameworks
-        .state()
-        .iter()
-        .map(|f| framework_key(&f.namespace().unwrap_or_default(), &f.name_any()))
-        .collect();
-    let externals: std::collections::HashSet<String> = frameworks
-        .state()
-        .iter()
-        .filter(|f| f.spec.scheduler == SchedulerKind::External)
-        .map(|f| framework_key(&f.namespace().unwrap_or_default(), &f.name_any()))
-        .collect();
-    // Pending tasks by id (`namespace/name`), to find a decision's task.
-    let mut pending = std::collections::HashMap::new();
-    let mut missing_defaults = std::collections::BTreeSet::new();
-    for t in tasks.state() {
-        let ns = t.namespace().unwrap_or_default();
-        let fw = framework_key(&ns, &t.spec.framework);
-        let phase = t.status.as_ref().and_then(|s| s.phase);
-        let agent = t.status.as_ref().and_then(|s| s.agent.clone());
-        let key = format!("{ns}/{}", t.name_any());
-        if !known.contains(&fw) {
-            // The namespace's default framework is made when first needed; a task
-            // naming another framework that does not exist waits for it.
-            if t.spec.framework != "default" {
-                // Deleted along with its framework (`helm uninstall` deletes all
-                // at once): it still goes once it no longer runs.
-                let running = agent.is_some() && !is_terminal(phase);
-                if t.metadata.deletion_timestamp.is_some()
-                    && !running
-                    && t.finalizers().iter().any(|f| f == FINALIZER)
-                {
-                    binder.confirm(&key);
-                    let (client, t) = (client.clone(), t.clone());
-                    binder.write(async move { release(&client, &t).await });
-                }
-                continue;
+        let mut missing_defaults = BTreeSet::new();
+        let mut cx = TaskCx {
+            client: &client,
+            binder: &mut self.binder,
+            missing_defaults: &mut missing_defaults,
+        };
+        let lost_after = self.opts.agent_lost_after;
+        if rebuild {
+            for a in st.agents.state() {
+                self.liveness.agent_seen(&a.name_any());
             }
-            missing_defaults.insert(ns.clone());
-            alloc.set_framework(FrameworkSpec::builtin(&fw, "default"));
-            known.insert(fw.clone());
+            let caches = Caches {
+                tasks: &st.tasks,
+                agents: &st.agents,
+                frameworks: &st.frameworks,
+                roles: &st.roles,
+                reservations: &st.reservations,
+            };
+            let liveness = &self.liveness;
+            let view = View::build(&caches, &|a| liveness.is_live(a), &mut cx);
+            // Tasks on an agent that is not registered are on no live agent.
+            for a in view.held_agents() {
+                if st.agents.get(&ObjectRef::new(&a)).is_none() {
+                    self.liveness.agent_gone(&a);
+                }
+            }
+            let names = st.agents.state().iter().map(|a| a.name_any()).collect();
+            liveness::reconcile_agents(&client, &st.agents, &names, &self.liveness).await;
+            let held = view.held_tasks();
+            liveness::reconcile_tasks(&client, &st.tasks, held, &self.liveness, lost_after).await;
+            self.view = Some(view);
+        } else {
+            let view = self.view.as_mut().expect("built");
+            let mut names: HashSet<String> = flipped;
+            for k in agent_keys {
+                if st.agents.get(&k).is_some() {
+                    self.liveness.agent_seen(&k.name);
+                } else {
+                    self.liveness.agent_gone(&k.name);
+                }
+                names.insert(k.name);
+            }
+            for name in &names {
+                let a = st.agents.get(&ObjectRef::new(name));
+                view.agent(name, a.as_ref(), self.liveness.is_live(name));
+            }
+            let mut keys: HashSet<String> = task_keys
+                .into_iter()
+                .map(|k| format!("{}/{}", k.namespace.as_deref().unwrap_or(""), k.name))
+                .collect();
+            keys.extend(cx.binder.take_failed());
+            keys.extend(view.restarting());
+            for key in keys {
+                view.task(&key, st.tasks.get(&task_ref(&key)).as_ref(), &mut cx);
+            }
+            liveness::reconcile_agents(&client, &st.agents, &names, &self.liveness).await;
+            // Tasks on agents that are not live (Unreachable, then Lost), or live again.
+            let mut suspects: Vec<String> = Vec::new();
+            for a in self.liveness.down().iter().chain(&names) {
+                suspects.extend(view.tasks_on(a));
+            }
+            liveness::reconcile_tasks(&client, &st.tasks, suspects, &self.liveness, lost_after)
+                .await;
         }
-        if t.metadata.deletion_timestamp.is_some() {
-            // A bound task is killed by its agent first, which reports it Killed;
-            // then (or if it never ran) it may go.
-            let running = agent.is_some() && !is_terminal(phase);
-            binder.confirm(&key);
-            if !running && t.finalizers().iter().any(|f| f == FINALIZER) {
-                let (client, t) = (client.clone(), t.clone());
-                binder.write(async move { release(&client, &t).await });
-            }
-            if running && let Some(agent) = agent {
-                alloc.assign(&fw, &agent, task_resources(&t));
-            }
-            continue;
+        for ns in missing_defaults {
+            create_default_framework(&client, &ns).await;
         }
-        if let Some(ph) = phase
-            && is_terminal(Some(ph))
-        {
-            let st = t.status.as_ref();
-            let attempt = st.and_then(|s| s.attempt).unwrap_or(0);
-            if t.spec.restarts_after(ph, attempt) {
-                let finished = st
-                    .and_then(|s| s.finish_time.as_deref())
-                    .and_then(|f| f.parse::<jiff::Timestamp>().ok())
-                    .unwrap_or_else(jiff::Timestamp::now);
-                let due = finished.as_second()
-                    + mosaic_crds::task::TaskSpec::restart_backoff(attempt).as_secs() as i64;
-                if jiff::Timestamp::now().as_second() >= due {
-                    let (client, t) = (client.clone(), t.clone());
-                    binder.write(async move { restart(&client, &t, attempt + 1).await });
+        let view = self.view.as_mut().expect("built");
+        view.release_transient();
+        let accepting = view.accepting(&st.tasks);
+        crate::offers::before_allocation(
+            &client,
+            &mut view.alloc,
+            &mut view.transient,
+            &mut self.offer_state,
+            &st.offers,
+            &st.frameworks,
+            &accepting,
+            &view.schedulable,
+            now_ms,
+        )
+        .await;
+        let unbound = std::mem::take(&mut view.unbound);
+        view.unbound =
+            crate::reservations::bind_pending(&client, &mut view.alloc, &st.agents, unbound).await;
+        crate::metrics::PENDING.store(view.queued() as u64, std::sync::atomic::Ordering::Relaxed);
+        let deciding = std::time::Instant::now();
+        let decisions = view.alloc.allocate(now_ms);
+        crate::metrics::ALLOCATE_MICROS.fetch_add(
+            deciding.elapsed().as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        // Binds and marks are written in the background, many at once (the
+        // server group-commits them); the placements count as made meanwhile.
+        for d in decisions {
+            match d {
+                Decision::Place { task, allocation } => {
+                    if let Some(t) = st.tasks.get(&task_ref(&task)) {
+                        let total = allocation.total();
+                        let agent = allocation.agent.clone();
+                        self.binder.bind(task.clone(), t, agent, total);
+                    }
+                    view.placed(&task, allocation);
                 }
-            }
-            binder.confirm(&key);
-            continue;
-        }
-        match agent {
-            Some(agent) if !is_terminal(phase) => {
-                binder.confirm(&key);
-                alloc.assign(&fw, &agent, task_resources(&t));
-            }
-            // An External framework's tasks run on the offers they accept.
-            None if externals.contains(&fw) || t.spec.offer.is_some() => {}
-            None if t.metadata.deletion_timestamp.is_none()
-                && matches!(phase, None | Some(TaskPhase::Pending)) =>
-            {
-                // Its bind is under way: it holds its place already.
-                if let Some(a) = binder.assumed(&key) {
-                    alloc.assign(&fw, &a.agent, a.resources);
-                    continue;
+                Decision::Unschedulable { task, reason, .. } => {
+                    if let Some(t) = st.tasks.get(&task_ref(&task)) {
+                        let client = client.clone();
+                        self.binder
+                            .write(async move { mark_unschedulable(&client, &t, &reason).await });
+                    }
                 }
-                let mut req = TaskRequest::new(&key, task_resources(&t));
-                if let Some(sel) = &t.spec.agent_selector {
-                    req.selector = sel.match_labels.clone().unwrap_or_default();
+                Decision::Offer { allocation } => {
+                    crate::offers::create(
+                        &client,
+                        &mut self.offer_state,
+                        &st.frameworks,
+                        &allocation,
+                    )
+                    .await;
+                    view.transient.push(allocation);
                 }
-                let _ = alloc.submit(&fw, req);
-                pending.insert(key, t.clone());
-            }
-            _ => {}
-        }
-    }
-    for ns in missing_defaults {
-        create_default_framework(client, &ns).await;
-    }
-    let all_tasks = tasks.state();
-    crate::offers::before_allocation(
-        client,
-        &mut alloc,
-        offer_state,
-        offers,
-        frameworks,
-        &all_tasks,
-        &schedulable,
-        now_ms,
-    )
-    .await;
-    crate::reservations::bind_pending(client, &mut alloc, agents, unbound).await;
-    crate::metrics::PENDING.store(pending.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    let deciding = std::time::Instant::now();
-    let decisions = alloc.allocate(now_ms);
-    crate::metrics::ALLOCATE_MICROS.fetch_add(
-        deciding.elapsed().as_micros() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    // Binds and marks are written in the background, many at once (the
-    // server group-commits them); the next cycle counts the placements as made.
-    for d in decisions {
-        match d {
-            Decision::Place { task, allocation } => {
-                if let Some(t) = pending.get(&task) {
-                    let total = allocation.total();
-                    binder.bind(task, t.clone(), allocation.agent, total);
-                }
-            }
-            Decision::Unschedulable { task, reason, .. } => {
-                if let Some(t) = pending.get(&task) {
-                    let (client, t) = (client.clone(), t.clone());
-                    binder.write(async move { mark_unschedulable(&client, &t, &reason).await });
-                }
-            }
-            Decision::Offer { allocation } => {
-                crate::offers::create(client, offer_state, frameworks, &allocation).await;
             }
         }
+        crate::metrics::BINDS_IN_FLIGHT.store(
+            self.binder.in_flight() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let objects = crate::status::Objects {
+            roles: &st.roles,
+            frameworks: &st.frameworks,
+            agents: &st.agents,
+            tasks: &st.tasks,
+            offers: &st.offers,
+        };
+        self.status.maybe_start(&client, &view.alloc, &objects);
     }
-    crate::metrics::BINDS_IN_FLIGHT.store(
-        binder.in_flight() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    let objects = crate::status::Objects {
-        roles,
-        frameworks,
-        agents,
-        tasks,
-        offers,
-    };
-    status.maybe_start(client, &alloc, &objects);
 }
 
-fn quantities(q: &mosaic_crds::ResourceQuantities) -> Resources {
+pub(crate) fn quantities(q: &mosaic_crds::ResourceQuantities) -> Resources {
     Resources::new(
         q.cpus_milli().ok().flatten().unwrap_or(0),
         q.memory_bytes().ok().flatten().unwrap_or(0),
@@ -585,7 +487,7 @@ async fn set_finalizers(client: &Client, t: &Task, finalizers: Vec<String>) -> O
 }
 
 /// Lets a deleted task go: drops Mosaic's finalizer.
-async fn release(client: &Client, t: &Task) {
+pub(crate) async fn release(client: &Client, t: &Task) {
     let rest = t
         .finalizers()
         .iter()
@@ -645,7 +547,7 @@ pub(crate) async fn bind_to(client: &Client, t: &Task, agent: &str) -> bool {
 }
 
 /// Puts a task that ended back in the queue for its next attempt.
-async fn restart(client: &Client, t: &Task, attempt: u32) {
+pub(crate) async fn restart(client: &Client, t: &Task, attempt: u32) {
     let now = now();
     let prev = t
         .status

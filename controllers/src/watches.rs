@@ -1,0 +1,131 @@
+//! The scheduler's watches: a reflector cache per kind, a wake-up on every
+//! change, and for the kinds the scheduler follows by delta (Tasks, Agents,
+//! Leases) the set of objects that changed since it last looked.
+
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use mosaic_crds::Offer;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// Aborts its tasks when dropped, so stopping the scheduler (a leader that
+/// steps down) stops its watches too.
+pub struct AbortOnDrop(pub Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
+/// Field ownership is no business of the controllers: their caches leave it
+/// out (as controller-runtime's default transform does), which keeps every
+/// cached object, and every copy a cycle makes, small.
+fn drop_managed_fields<K: kube::Resource>(o: &mut K) {
+    o.meta_mut().managed_fields = None;
+}
+
+/// The objects of one kind that changed since the scheduler last looked.
+pub struct Changes<K: kube::Resource<DynamicType = ()>> {
+    inner: Arc<Mutex<(HashSet<ObjectRef<K>>, bool)>>,
+}
+
+impl<K: kube::Resource<DynamicType = ()>> Changes<K> {
+    /// The changed objects (each once, however often it changed), and whether
+    /// the watch listed everything again (then every object may have changed).
+    pub fn take(&self) -> (HashSet<ObjectRef<K>>, bool) {
+        let mut g = self.inner.lock().expect("not poisoned");
+        (std::mem::take(&mut g.0), std::mem::take(&mut g.1))
+    }
+
+    /// Whether anything changed (forgetting what).
+    pub fn any(&self) -> bool {
+        let (keys, relisted) = self.take();
+        relisted || !keys.is_empty()
+    }
+}
+
+/// A cache of `api`'s objects, the changes to them, and `notify` woken on each.
+pub fn reflect<K>(
+    api: Api<K>,
+    notify: Arc<Notify>,
+    bg: &mut Vec<tokio::task::AbortHandle>,
+) -> (Store<K>, Changes<K>)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let changes = Changes {
+        inner: Arc::new(Mutex::new((HashSet::new(), false))),
+    };
+    let inner = changes.inner.clone();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(drop_managed_fields)
+        .reflect(writer);
+    let task = tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) => {
+                    inner
+                        .lock()
+                        .expect("not poisoned")
+                        .0
+                        .insert(ObjectRef::from_obj(&o));
+                }
+                // The cache is replaced whole when the relist is done.
+                Ok(watcher::Event::InitDone) => inner.lock().expect("not poisoned").1 = true,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, "watch error (retrying)");
+                    continue;
+                }
+            }
+            notify.notify_one();
+        }
+    });
+    bg.push(task.abort_handle());
+    (reader, changes)
+}
+
+/// Like [`reflect`] for Offers, also passing on each deletion the watch sees
+/// (a framework declines an offer by deleting it, maybe before a cycle saw it).
+pub fn reflect_offers(
+    api: Api<Offer>,
+    notify: Arc<Notify>,
+    deleted: tokio::sync::mpsc::UnboundedSender<Offer>,
+    bg: &mut Vec<tokio::task::AbortHandle>,
+) -> Store<Offer> {
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(drop_managed_fields)
+        .reflect(writer);
+    let task = tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(watcher::Event::Delete(o)) => {
+                    let _ = deleted.send(o);
+                }
+                Err(e) => tracing::debug!(error = %e, "watch error (retrying)"),
+                _ => {}
+            }
+            notify.notify_one();
+        }
+    });
+    bg.push(task.abort_handle());
+    reader
+}
