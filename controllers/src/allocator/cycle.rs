@@ -4,7 +4,8 @@
 use super::model::{FrameworkKind, Stuck};
 use super::{Allocation, Allocator, Decision, Placement, Recheck, Resources, TaskRequest};
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -28,17 +29,61 @@ struct Keys {
 
 impl Keys {
     fn compare(&self, a: &Allocator, x: usize, y: usize) -> Ordering {
-        let (px, py) = (&self.paths[x], &self.paths[y]);
-        for (rx, ry) in px.iter().zip(py) {
-            if rx != ry {
-                return self.role_share[*rx].total_cmp(&self.role_share[*ry]);
-            }
+        self.snap(a, x).cmp(&self.snap(a, y))
+    }
+
+    /// Framework `f`'s key now.
+    fn snap(&self, a: &Allocator, f: usize) -> Snap {
+        Snap {
+            path: self.paths[f]
+                .iter()
+                .map(|r| (*r, self.role_share[*r]))
+                .collect(),
+            share: a.frameworks[f].allocated.dominant_share(&self.total),
+            f,
         }
-        let fx = a.frameworks[x].allocated.dominant_share(&self.total);
-        let fy = a.frameworks[y].allocated.dominant_share(&self.total);
-        fx.total_cmp(&fy).then(x.cmp(&y))
     }
 }
+
+/// A framework's key: the weighted shares of the roles on its path (root
+/// first), then its own share. Two frameworks compare at the first role where
+/// their paths part (by share, then role), or by their own shares.
+struct Snap {
+    path: Vec<(usize, f64)>,
+    share: f64,
+    f: usize,
+}
+
+impl Ord for Snap {
+    fn cmp(&self, o: &Self) -> Ordering {
+        for ((rx, sx), (ry, sy)) in self.path.iter().zip(&o.path) {
+            if rx != ry {
+                return sx.total_cmp(sy).then(rx.cmp(ry));
+            }
+        }
+        self.share.total_cmp(&o.share).then(self.f.cmp(&o.f))
+    }
+}
+
+impl PartialOrd for Snap {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl PartialEq for Snap {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+            && self.path.len() == o.path.len()
+            && self
+                .path
+                .iter()
+                .zip(&o.path)
+                .all(|(x, y)| x.0 == y.0 && x.1 == y.1)
+    }
+}
+
+impl Eq for Snap {}
 
 /// How many fitting agents a placement compares, of `n` (kube-scheduler's
 /// adaptive `percentageOfNodesToScore`); all of them below 100.
@@ -167,6 +212,7 @@ impl Allocator {
             self.agents[agent].unreserved_used += left;
             parts.push((None, left));
         }
+        self.usage_changed(agent);
         self.frameworks[f].allocated += amount;
         for &r in chain {
             let before = self.unmet(r);
@@ -196,11 +242,41 @@ impl Allocator {
     /// that fit (at least 100; 50% of the agents minus one point per 125 of
     /// them, no less than 5%), starting each search where the last one
     /// stopped, so that placing a task costs O(that number), not O(agents).
-    fn choose_agent(&mut self, f: usize, task: &TaskRequest, chain: &[usize]) -> Option<usize> {
+    ///
+    /// With `only_grown`, it searches only the agents that gained room this
+    /// cycle (the task found none before, and no other agent gained any).
+    fn choose_agent(
+        &mut self,
+        f: usize,
+        task: &TaskRequest,
+        chain: &[usize],
+        only_grown: bool,
+    ) -> Option<usize> {
         let spread = self.frameworks[f].placement == Placement::Spread;
         let n = self.agents.len();
         if n == 0 {
             return None;
+        }
+        let better = |load: f64, best: Option<(usize, f64)>| match best {
+            None => true,
+            Some((_, b)) if spread => load < b,
+            Some((_, b)) => load > b,
+        };
+        if only_grown {
+            let mut best = None::<(usize, f64)>;
+            for &i in &self.woken_agents {
+                let ag = &self.agents[i];
+                if ag.schedulable
+                    && ag.matches(&task.selector)
+                    && task.resources.fits_in(&self.free_for(i, chain))
+                {
+                    let load = (ag.used() + task.resources).dominant_share(&ag.total);
+                    if better(load, best) {
+                        best = Some((i, load));
+                    }
+                }
+            }
+            return best.map(|(i, _)| i);
         }
         let enough = feasible_to_find(n);
         let start = self.next_start % n;
@@ -216,12 +292,7 @@ impl Allocator {
             }
             found += 1;
             let load = (ag.used() + task.resources).dominant_share(&ag.total);
-            let better = match best {
-                None => true,
-                Some((_, b)) if spread => load < b,
-                Some((_, b)) => load > b,
-            };
-            if better {
+            if better(load, best) {
                 best = Some((i, load));
             }
             if found >= enough {
@@ -294,21 +365,34 @@ impl Allocator {
                     })
                     .collect();
             }
+            // The fair stage takes frameworks lowest key first from a heap of
+            // their keys as they were when pushed: keys only grow during a
+            // cycle, so one whose key is still what it was is the lowest.
+            let mut heap: BinaryHeap<Reverse<Snap>> = match stage {
+                Stage::Fair => self
+                    .active
+                    .iter()
+                    .map(|&f| Reverse(keys.snap(self, f)))
+                    .collect(),
+                Stage::Guarantee => BinaryHeap::new(),
+            };
             loop {
-                let candidates: &BTreeSet<usize> = match stage {
-                    Stage::Guarantee => &guaranteed,
-                    Stage::Fair => &self.active,
+                let best = match stage {
+                    Stage::Guarantee => {
+                        let mut best: Option<usize> = None;
+                        for &f in &guaranteed {
+                            let fw = &self.frameworks[f];
+                            if fw.kind != FrameworkKind::Builtin || fw.pending.is_empty() {
+                                continue;
+                            }
+                            if best.is_none_or(|b| keys.compare(self, f, b) == Ordering::Less) {
+                                best = Some(f);
+                            }
+                        }
+                        best
+                    }
+                    Stage::Fair => self.pop_lowest(&mut heap, &keys),
                 };
-                let mut best: Option<usize> = None;
-                for &f in candidates {
-                    let fw = &self.frameworks[f];
-                    if fw.kind != FrameworkKind::Builtin || fw.pending.is_empty() {
-                        continue;
-                    }
-                    if best.is_none_or(|b| keys.compare(self, f, b) == Ordering::Less) {
-                        best = Some(f);
-                    }
-                }
                 let Some(f) = best else { break };
                 let (&seq, task) = self.frameworks[f]
                     .pending
@@ -324,8 +408,9 @@ impl Allocator {
                             (q + self.headroom_excluding(&chain, &keys)).fits_in(&keys.free)
                         }
                     };
+                let only_grown = self.frameworks[f].woken_for == Some(seq);
                 match allowed
-                    .then(|| self.choose_agent(f, &task, &chain))
+                    .then(|| self.choose_agent(f, &task, &chain, only_grown))
                     .flatten()
                 {
                     Some(agent) => {
@@ -333,8 +418,12 @@ impl Allocator {
                         fw.pending.remove(&seq);
                         fw.pending_ids.remove(&task.id);
                         fw.stuck = None; // its first task changed
+                        fw.woken_for = None;
                         self.refresh(f);
                         let allocation = self.take(agent, f, &chain, q, Some(&mut keys));
+                        if stage == Stage::Fair && self.active.contains(&f) {
+                            heap.push(Reverse(keys.snap(self, f)));
+                        }
                         out.push(Decision::Place {
                             task: task.id,
                             allocation,
@@ -349,6 +438,7 @@ impl Allocator {
                         } else {
                             Stuck::Quota
                         });
+                        self.frameworks[f].woken_for = None;
                         self.refresh(f);
                     }
                 }
@@ -358,11 +448,28 @@ impl Allocator {
         out
     }
 
+    /// The active framework with the lowest key, from a heap of keys that may
+    /// be stale (lower than now): a stale one goes back with its key now.
+    fn pop_lowest(&self, heap: &mut BinaryHeap<Reverse<Snap>>, keys: &Keys) -> Option<usize> {
+        while let Some(Reverse(s)) = heap.pop() {
+            if !self.active.contains(&s.f) {
+                continue;
+            }
+            let now = keys.snap(self, s.f);
+            if now == s {
+                return Some(s.f);
+            }
+            heap.push(Reverse(now));
+        }
+        None
+    }
+
     /// Looks at everything again: every task checked against the agents and
     /// every stuck framework tried. After incremental cycles this decides no
     /// placement they missed; it is the periodic check that proves it.
     pub fn allocate_full(&mut self, now_ms: u64) -> Vec<Decision> {
         self.recheck = Recheck::All;
+        self.offer_all = true;
         self.unstick_all();
         self.allocate(now_ms)
     }
@@ -374,28 +481,34 @@ impl Allocator {
     fn wake(&mut self) {
         let grown = std::mem::take(&mut self.grown);
         let released = std::mem::take(&mut self.released);
+        self.woken_agents.clear();
         if grown.is_empty() && !released {
             return;
         }
         let stuck: Vec<usize> = self.stuck.iter().copied().collect();
         for f in stuck {
             let fw = &self.frameworks[f];
-            let wake = match (fw.stuck, fw.pending.first_key_value()) {
-                (Some(Stuck::NoAgent), Some((_, task))) => {
+            // Short of room: only an agent that gained some can hold its first
+            // task, and only those are searched for it.
+            let (wake, only_grown) = match (fw.stuck, fw.pending.first_key_value()) {
+                (Some(Stuck::NoAgent), Some((&seq, task))) => {
                     let chain = self.chain(fw.role);
-                    grown.iter().any(|&a| {
+                    let fits = grown.iter().any(|&a| {
                         let ag = &self.agents[a];
                         ag.schedulable
                             && ag.matches(&task.selector)
                             && task.resources.fits_in(&self.free_for(a, &chain))
-                    })
+                    });
+                    (fits, Some(seq))
                 }
-                _ => true,
+                _ => (true, None),
             };
             if wake {
                 self.unstick(f);
+                self.frameworks[f].woken_for = only_grown;
             }
         }
+        self.woken_agents = grown.into_iter().collect();
     }
 
     /// Sets aside the tasks no schedulable agent could ever hold (reporting
@@ -496,7 +609,13 @@ impl Allocator {
                 (self.chain(role), fws)
             })
             .collect();
-        for a in 0..self.agents.len() {
+        // Only agents with room left: on a cluster offered out, this is none.
+        let with_room: Vec<usize> = if std::mem::take(&mut self.offer_all) {
+            (0..self.agents.len()).collect()
+        } else {
+            self.with_room.iter().copied().collect()
+        };
+        for a in with_room {
             if !self.agents[a].schedulable {
                 continue;
             }

@@ -151,8 +151,14 @@ pub struct Allocator {
     recheck: Recheck,
     /// Agents that gained room or changed since the last cycle.
     grown: BTreeSet<usize>,
+    /// Those of the cycle under way (what a woken framework searches).
+    woken_agents: Vec<usize>,
     /// Something was released since the last cycle.
     released: bool,
+    /// Agents with some of everything free: the only ones offers look at.
+    with_room: BTreeSet<usize>,
+    /// The next offers look at every agent (a full pass).
+    offer_all: bool,
 }
 
 fn unknown(kind: &'static str, name: &str) -> AllocatorError {
@@ -223,6 +229,17 @@ impl Allocator {
         let wanted = if grew { Recheck::Unfit } else { Recheck::All };
         self.recheck = self.recheck.max(wanted);
         self.grown.insert(agent);
+        self.usage_changed(agent);
+    }
+
+    /// Keeps `with_room` in line with an agent's usage.
+    fn usage_changed(&mut self, agent: usize) {
+        let ag = &self.agents[agent];
+        if ag.total.saturating_sub(&ag.used()).any_zero() {
+            self.with_room.remove(&agent);
+        } else {
+            self.with_room.insert(agent);
+        }
     }
 
     /// Keeps `active` and `stuck` in line with framework `f`'s state.
@@ -242,6 +259,7 @@ impl Allocator {
 
     fn unstick(&mut self, f: usize) {
         self.frameworks[f].stuck = None;
+        self.frameworks[f].woken_for = None;
         self.refresh(f);
     }
 
@@ -399,6 +417,7 @@ impl Allocator {
                 },
                 None => ag.unreserved_used = ag.unreserved_used.saturating_sub(&take),
             }
+            self.usage_changed(a);
             let fw = &mut self.frameworks[f];
             fw.allocated = fw.allocated.saturating_sub(&take);
             let mut role = Some(fw.role);

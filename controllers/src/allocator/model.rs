@@ -239,6 +239,9 @@ pub(super) struct Framework {
     /// Why its first task found no place in the fair stage, while nothing
     /// that could change that has happened since.
     pub stuck: Option<Stuck>,
+    /// Woken for this first task (by sequence number) because one of the
+    /// agents that gained room could hold it: only those are searched for it.
+    pub woken_for: Option<u64>,
     /// Agent index -> time (ms) until which it is not offered to this framework.
     pub refused: HashMap<usize, u64>,
 }
@@ -256,6 +259,7 @@ impl Framework {
             pending_ids: HashMap::new(),
             unfit: BTreeMap::new(),
             stuck: None,
+            woken_for: None,
             refused: HashMap::new(),
         }
     }
