@@ -4,11 +4,11 @@
 //! Resource Fairness across roles and then frameworks, with quota guarantees
 //! and limits, reservations, refuse filters and suppression, as plain data
 //! structures with no API client, so it is tested and measured on its own.
-//! The scheduler loop ([`scheduler`]) feeds it from the API each cycle (Roles,
-//! Frameworks, Reservations via [`reservations`], Tasks, Agents and their
-//! liveness via [`liveness`]) and writes its decisions back (bindings, in
-//! the background through [`binder`],
-//! reservation and task status).
+//! The scheduler loop ([`scheduler`]) keeps it up to date from the API's
+//! watches ([`watches`]) through a view that follows what changed ([`view`]:
+//! Roles, Frameworks, Reservations via [`reservations`], Tasks, Agents and
+//! their liveness via [`liveness`]) and writes its decisions back (bindings,
+//! in the background through [`binder`], reservation and task status).
 //!
 //! A newcomer starts at [`scheduler::run`], then [`allocator::Allocator::allocate`].
 

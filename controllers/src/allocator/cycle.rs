@@ -28,8 +28,19 @@ struct Keys {
 }
 
 impl Keys {
+    /// As [`Snap`]'s order, without making the keys.
     fn compare(&self, a: &Allocator, x: usize, y: usize) -> Ordering {
-        self.snap(a, x).cmp(&self.snap(a, y))
+        let (px, py) = (&self.paths[x], &self.paths[y]);
+        for (rx, ry) in px.iter().zip(py) {
+            if rx != ry {
+                return self.role_share[*rx]
+                    .total_cmp(&self.role_share[*ry])
+                    .then(rx.cmp(ry));
+            }
+        }
+        let fx = a.frameworks[x].allocated.dominant_share(&self.total);
+        let fy = a.frameworks[y].allocated.dominant_share(&self.total);
+        fx.total_cmp(&fy).then(x.cmp(&y))
     }
 
     /// Framework `f`'s key now.
