@@ -8,7 +8,7 @@ use crate::allocator::{Allocator, Resources};
 use crate::scheduler::now;
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use mosaic_crds::{Agent, Framework, Offer, ResourceQuantities, Role, Task};
 use serde_json::{Value, json};
@@ -75,11 +75,13 @@ fn pick(status: &Value, fields: &[&str]) -> Value {
     Value::Object(out)
 }
 
-/// Role and Framework status is written at most this often...
+/// Status is written at most this often...
 const EVERY: Duration = Duration::from_secs(1);
-/// ...and each Agent's `status.allocated` at most this often (thousands of
-/// agents would otherwise be thousands of writes a second under load).
-const AGENTS_EVERY: Duration = Duration::from_secs(10);
+/// ...and at most this many Agents' `status.allocated` in one round, taking
+/// the agents in turn: on a small cluster each is exact within a second; on
+/// a large one under load, status costs at most this many writes a second
+/// however many agents there are (each is exact within agents / this seconds).
+const AGENT_WRITES_PER_ROUND: usize = 100;
 
 /// Writes status in the background, a round at a time: a round is started
 /// only when the last one is done and [`EVERY`] has passed, so under load the
@@ -88,8 +90,8 @@ const AGENTS_EVERY: Duration = Duration::from_secs(10);
 pub struct StatusWriter {
     /// When the last round started (none yet: the first is due at once).
     last: Option<Instant>,
-    /// When the last round that wrote Agents started.
-    last_agents: Option<Instant>,
+    /// The allocator's index of the agent the next round starts at.
+    agent_cursor: usize,
     round: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -127,11 +129,7 @@ impl StatusWriter {
             return;
         }
         self.last = Some(Instant::now());
-        let agents = due(self.last_agents, AGENTS_EVERY);
-        if agents {
-            self.last_agents = self.last;
-        }
-        let writes = writes(client, alloc, objects, agents);
+        let writes = writes(client, alloc, objects, &mut self.agent_cursor);
         self.round = Some(tokio::spawn(async move {
             futures::stream::iter(writes)
                 .buffer_unordered(CONCURRENT_WRITES)
@@ -141,8 +139,14 @@ impl StatusWriter {
     }
 }
 
-/// The writes of every Role, Framework (and with `agents`, Agent) status that changed.
-fn writes(client: &Client, alloc: &Allocator, objects: &Objects<'_>, agents: bool) -> Vec<Write> {
+/// The writes of every Role and Framework status that changed, and of the
+/// next Agents' (from `cursor`, up to [`AGENT_WRITES_PER_ROUND`]).
+fn writes(
+    client: &Client,
+    alloc: &Allocator,
+    objects: &Objects<'_>,
+    cursor: &mut usize,
+) -> Vec<Write> {
     let Objects {
         roles,
         frameworks,
@@ -243,18 +247,17 @@ fn writes(client: &Client, alloc: &Allocator, objects: &Objects<'_>, agents: boo
             status,
         ));
     }
-    if !agents {
-        return writes;
-    }
-    let usage = alloc.agent_usage();
-    for a in agent_store.state() {
-        let Some(u) = usage.get(&a.name_any()) else {
+    let n = alloc.agent_count();
+    let mut agent_writes = 0;
+    for step in 0..n {
+        if agent_writes == AGENT_WRITES_PER_ROUND {
+            *cursor = (*cursor + step) % n;
+            return writes;
+        }
+        let (name, used) = alloc.agent_used((*cursor + step) % n);
+        let Some(a) = agent_store.get(&ObjectRef::new(name)) else {
             continue;
         };
-        let used = u
-            .reservations
-            .values()
-            .fold(u.unreserved_used, |acc, (_, used)| acc + *used);
         let allocated = quantities(used);
         let current = a
             .status
@@ -264,12 +267,10 @@ fn writes(client: &Client, alloc: &Allocator, objects: &Objects<'_>, agents: boo
             .unwrap_or(Value::Null);
         let current = json!({"allocated": current});
         let status = json!({"allocated": allocated});
-        writes.extend(write(
-            Api::<Agent>::all(client.clone()),
-            &*a,
-            current,
-            status,
-        ));
+        if let Some(w) = write(Api::<Agent>::all(client.clone()), &*a, current, status) {
+            writes.push(w);
+            agent_writes += 1;
+        }
     }
     writes
 }

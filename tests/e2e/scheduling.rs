@@ -285,3 +285,51 @@ async fn a_guarantee_is_served_first_and_unweighted_drf_equalises_dominant_share
         )
     });
 }
+
+fn allocated(s: &TestServer, agent: &str) -> String {
+    s.kubectl_ok(&[
+        "get",
+        "agent",
+        agent,
+        "-o",
+        "jsonpath={.status.allocated.cpus} {.status.allocated.memory}",
+    ])
+}
+
+#[tokio::test]
+async fn an_agents_allocated_status_follows_its_tasks() {
+    let s = TestServer::start().unwrap();
+    let _agent = s.spawn_agent_with("sim", "cpus=4,memory=4Gi", &["--simulate"]);
+    s.kubectl_ok(&[
+        "apply",
+        "-f",
+        &write_file(s.dir.path(), "tasks.yaml", &tasks_yaml("default", 3, "1")),
+    ]);
+    wait_for(Duration::from_secs(30), "three tasks Running", || async {
+        count_running(&s, "default") == 3
+    })
+    .await
+    .unwrap();
+    let want = format!("3 {}", 3 * 16 * 1024 * 1024);
+    let held = wait_for(Duration::from_secs(10), "allocated = 3 tasks", || async {
+        allocated(&s, "sim") == want
+    })
+    .await;
+    assert!(
+        held.is_ok(),
+        "allocated {:?}, want {want:?}",
+        allocated(&s, "sim")
+    );
+    s.kubectl_ok(&["delete", "task", "default-0", "default-1"]);
+    let want = format!("1 {}", 16 * 1024 * 1024);
+    let freed = wait_for(Duration::from_secs(10), "allocated = 1 task", || async {
+        allocated(&s, "sim") == want
+    })
+    .await;
+    assert!(
+        freed.is_ok(),
+        "allocated {:?}, want {want:?}",
+        allocated(&s, "sim")
+    );
+    s.kubectl_ok(&["delete", "tasks", "--all", "--wait=false"]);
+}

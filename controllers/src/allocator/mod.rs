@@ -506,6 +506,17 @@ impl Allocator {
             .collect()
     }
 
+    /// How many agents it knows.
+    pub fn agent_count(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// The agent at index `i` (`0..agent_count()`, in the order they came): its name and what is used of it.
+    pub fn agent_used(&self, i: usize) -> (&str, Resources) {
+        let a = &self.agents[i];
+        (&a.name, a.used())
+    }
+
     /// Role limits as (name, limit, allocated), for checks.
     pub fn role_limits(&self) -> Vec<(String, Option<Resources>, Resources)> {
         self.roles
