@@ -229,3 +229,61 @@ async fn reconcile_task(client: &Client, t: &Task, liveness: &Liveness, lost_aft
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::coordination::v1::LeaseSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+
+    fn lease(renewed: jiff::Timestamp, seconds: i32) -> Lease {
+        Lease {
+            spec: Some(LeaseSpec {
+                renew_time: Some(MicroTime(renewed)),
+                lease_duration_seconds: Some(seconds),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_agent_goes_down_when_its_lease_runs_out_and_comes_back_when_renewed() {
+        let mut l = Liveness::default();
+        assert!(l.is_live("a"), "an agent with no Lease yet counts as live");
+        let now = jiff::Timestamp::now();
+        assert!(
+            !l.lease("a", Some(&lease(now, 1))),
+            "renewed just now: no flip"
+        );
+        assert!(l.lease(
+            "b",
+            Some(&lease(now - jiff::SignedDuration::from_secs(30), 20))
+        ));
+        assert!(!l.is_live("b"), "renewed 30 s ago for 20 s");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let expired = loop {
+            let e = l.expired();
+            if !e.is_empty() || std::time::Instant::now() > deadline {
+                break e;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert_eq!(expired, vec!["a".to_string()], "a's 1 s lease ran out");
+        assert!(!l.is_live("a"));
+        assert!(
+            l.lease("a", Some(&lease(jiff::Timestamp::now(), 20))),
+            "renewed: back"
+        );
+        assert!(l.is_live("a"));
+        assert!(l.expired().is_empty(), "the old expiry is stale");
+        assert!(l.agent_gone("a"));
+        assert!(
+            !l.is_live("a"),
+            "a deleted agent's tasks are on no live agent"
+        );
+        let mut down = l.down();
+        down.sort();
+        assert_eq!(down, vec!["a".to_string(), "b".to_string()]);
+    }
+}
