@@ -2,7 +2,7 @@
 //! host has it): memory, CPU quota, pids. These need root and a cgroup
 //! hierarchy; set MOSAIC_SKIP_CGROUP_TESTS=1 to skip them elsewhere.
 
-use crate::support::{TestServer, tasks_api, wait_task};
+use crate::support::{TestServer, tasks_api, wait_for, wait_task};
 use kube::api::PostParams;
 use serde_json::json;
 use std::path::Path;
@@ -93,8 +93,9 @@ async fn half_a_cpu_is_half_a_cpu_even_with_two_spinning_processes() {
     let s = TestServer::start().unwrap();
     let _agent = s.spawn_agent("node-cpu", "cpus=2,memory=2Gi");
     let api = tasks_api(s.client().await.unwrap());
+    // Long enough for two usage samples (every 2 s) on a busy machine; deleted once measured.
     let spin =
-        "timeout 6 sh -c 'while :; do :; done' & timeout 6 sh -c 'while :; do :; done'; wait";
+        "timeout 20 sh -c 'while :; do :; done' & timeout 20 sh -c 'while :; do :; done'; wait";
     api.create(&PostParams::default(), &task("spin", spin, "500m", "64Mi"))
         .await
         .unwrap();
@@ -125,6 +126,14 @@ async fn half_a_cpu_is_half_a_cpu_even_with_two_spinning_processes() {
         (350.0..=650.0).contains(&used),
         "cpu use {used}m for a 500m task (samples {samples:?})"
     );
+    api.delete("spin", &Default::default()).await.unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "the spinning task killed",
+        || async { api.get_opt("spin").await.is_ok_and(|t| t.is_none()) },
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
