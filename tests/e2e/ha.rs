@@ -183,7 +183,11 @@ async fn writes_survive_one_etcd_member_fail_clearly_without_quorum_and_none_is_
                 assert_eq!(s.code, 503, "{s:?}");
                 assert!(s.message.contains("quorum"), "{}", s.message);
             }
-            other => panic!("a write without an etcd quorum returned {other:?}"),
+            other => {
+                let server = [&a, &b][i];
+                let log = crate::support::log_tail(&server.dir.path().join("server.log"), 30);
+                panic!("a write without an etcd quorum returned {other:?}\nserver log:\n{log}")
+            }
         }
     }
     for c in &clients {
