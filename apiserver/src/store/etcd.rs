@@ -67,8 +67,12 @@ fn timeout_error() -> StoreError {
 fn member_unavailable(e: &etcd_client::Error) -> bool {
     match e {
         etcd_client::Error::GRpcStatus(s) => {
+            // A connection that broke under the request (the member was
+            // killed) shows as Unknown or Cancelled with a transport error under it.
+            let broken = s.message().contains("transport error")
+                || std::error::Error::source(s).is_some_and(|e| e.is::<tonic::transport::Error>());
             s.code() == tonic::Code::Unavailable
-                || (s.code() == tonic::Code::Unknown && s.message().contains("transport error"))
+                || (matches!(s.code(), tonic::Code::Unknown | tonic::Code::Cancelled) && broken)
         }
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
         _ => false,
