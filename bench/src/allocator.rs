@@ -41,15 +41,21 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn decline_offers(agents: usize, frameworks: usize, cycles: usize) {
+/// The DeclineOffers agents: cpus 24, mem 4096 MB each.
+fn decline_offers_agents(n: usize) -> Allocator {
     let mut a = Allocator::new();
-    for i in 0..agents {
+    for i in 0..n {
         a.set_agent(AgentSpec {
             name: format!("agent-{i}"),
             total: Resources::new(24_000, 4096 * MB),
             labels: Default::default(),
         });
     }
+    a
+}
+
+fn decline_offers(agents: usize, frameworks: usize, cycles: usize) {
+    let mut a = decline_offers_agents(agents);
     // 16 cpus of every agent are already allocated.
     a.set_framework(FrameworkSpec {
         placement: Placement::BinPack,
@@ -128,14 +134,7 @@ fn large_and_small_quota() {
 }
 
 fn incremental(agents: usize, frameworks: usize, cycles: usize) {
-    let mut a = Allocator::new();
-    for i in 0..agents {
-        a.set_agent(AgentSpec {
-            name: format!("agent-{i}"),
-            total: Resources::new(24_000, 4096 * MB),
-            labels: Default::default(),
-        });
-    }
+    let mut a = decline_offers_agents(agents);
     for f in 0..frameworks {
         a.set_framework(FrameworkSpec::builtin(&format!("fw-{f}"), "default"));
     }

@@ -12,7 +12,7 @@
 use crate::allocator::{Decision, Resources};
 use crate::liveness::{self, Liveness};
 use crate::view::{Caches, Shape, TaskCx, View};
-use crate::watches::{AbortOnDrop, Changes, reflect, reflect_offers};
+use crate::watches::{AbortOnDrop, Changes, reflect};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -114,27 +114,44 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
             "mosaic-system",
         ),
         notify.clone(),
+        None,
         &mut bg,
     );
-    let (tasks, task_changes) = reflect(Api::<Task>::all(client.clone()), notify.clone(), &mut bg);
-    let (agents, agent_changes) =
-        reflect(Api::<Agent>::all(client.clone()), notify.clone(), &mut bg);
+    let (tasks, task_changes) = reflect(
+        Api::<Task>::all(client.clone()),
+        notify.clone(),
+        None,
+        &mut bg,
+    );
+    let (agents, agent_changes) = reflect(
+        Api::<Agent>::all(client.clone()),
+        notify.clone(),
+        None,
+        &mut bg,
+    );
     let (frameworks, framework_changes) = reflect(
         Api::<Framework>::all(client.clone()),
         notify.clone(),
+        None,
         &mut bg,
     );
-    let (roles, role_changes) = reflect(Api::<Role>::all(client.clone()), notify.clone(), &mut bg);
+    let (roles, role_changes) = reflect(
+        Api::<Role>::all(client.clone()),
+        notify.clone(),
+        None,
+        &mut bg,
+    );
     let (reservations, reservation_changes) = reflect(
         Api::<Reservation>::all(client.clone()),
         notify.clone(),
+        None,
         &mut bg,
     );
     let (deleted_tx, deleted_rx) = tokio::sync::mpsc::unbounded_channel();
-    let offers = reflect_offers(
+    let (offers, offer_changes) = reflect(
         Api::<Offer>::all(client.clone()),
         notify.clone(),
-        deleted_tx,
+        Some(deleted_tx),
         &mut bg,
     );
     let _watches = AbortOnDrop(bg);
@@ -174,6 +191,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
             frameworks: framework_changes,
             roles: role_changes,
             reservations: reservation_changes,
+            offers: offer_changes,
         },
         view: None,
         liveness: Liveness::default(),
@@ -218,6 +236,19 @@ struct Stores {
     leases: Store<Lease>,
 }
 
+impl Stores {
+    fn caches(&self) -> Caches<'_> {
+        Caches {
+            tasks: &self.tasks,
+            agents: &self.agents,
+            frameworks: &self.frameworks,
+            roles: &self.roles,
+            reservations: &self.reservations,
+            offers: &self.offers,
+        }
+    }
+}
+
 /// What changed in the caches since the last cycle.
 struct ChangeFeeds {
     tasks: Changes<Task>,
@@ -226,6 +257,8 @@ struct ChangeFeeds {
     frameworks: Changes<Framework>,
     roles: Changes<Role>,
     reservations: Changes<Reservation>,
+    /// Offers are read whole from the cache each cycle; this is only drained.
+    offers: Changes<Offer>,
 }
 
 /// The scheduler's state across cycles.
@@ -271,6 +304,7 @@ impl Scheduler {
             }
         }
         flipped.extend(self.liveness.expired());
+        let _ = self.changes.offers.any();
         let (agent_keys, agents_relisted) = self.changes.agents.take();
         let (task_keys, tasks_relisted) = self.changes.tasks.take();
         let mut shape_moved = self.changes.frameworks.any();
@@ -297,15 +331,8 @@ impl Scheduler {
             for a in st.agents.state() {
                 self.liveness.agent_seen(&a.name_any());
             }
-            let caches = Caches {
-                tasks: &st.tasks,
-                agents: &st.agents,
-                frameworks: &st.frameworks,
-                roles: &st.roles,
-                reservations: &st.reservations,
-            };
             let liveness = &self.liveness;
-            let view = View::build(&caches, &|a| liveness.is_live(a), &mut cx);
+            let view = View::build(&st.caches(), &|a| liveness.is_live(a), &mut cx);
             // Tasks on an agent that is not registered are on no live agent.
             for a in view.held_agents() {
                 if st.agents.get(&ObjectRef::new(&a)).is_none() {
@@ -413,14 +440,7 @@ impl Scheduler {
             self.binder.in_flight() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
-        let objects = crate::status::Objects {
-            roles: &st.roles,
-            frameworks: &st.frameworks,
-            agents: &st.agents,
-            tasks: &st.tasks,
-            offers: &st.offers,
-        };
-        self.status.maybe_start(&client, &view.alloc, &objects);
+        self.status.maybe_start(&client, &view.alloc, &st.caches());
     }
 }
 

@@ -6,11 +6,12 @@
 
 use crate::allocator::{Allocator, Resources};
 use crate::scheduler::now;
+use crate::view::Caches;
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
-use mosaic_crds::{Agent, Framework, Offer, ResourceQuantities, Role, Task};
+use mosaic_crds::{Agent, Framework, ResourceQuantities, Role};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -108,23 +109,9 @@ impl Drop for StatusWriter {
     }
 }
 
-/// The objects status is written for.
-pub struct Objects<'a> {
-    /// Roles.
-    pub roles: &'a Store<Role>,
-    /// Frameworks.
-    pub frameworks: &'a Store<Framework>,
-    /// Agents.
-    pub agents: &'a Store<Agent>,
-    /// Tasks (counted per framework and phase).
-    pub tasks: &'a Store<Task>,
-    /// Offers (counted per framework).
-    pub offers: &'a Store<Offer>,
-}
-
 impl StatusWriter {
     /// Starts a round of writes when one is due.
-    pub fn maybe_start(&mut self, client: &Client, alloc: &Allocator, objects: &Objects<'_>) {
+    pub fn maybe_start(&mut self, client: &Client, alloc: &Allocator, objects: &Caches<'_>) {
         if !due(self.last, EVERY) || self.round.as_ref().is_some_and(|r| !r.is_finished()) {
             return;
         }
@@ -144,15 +131,16 @@ impl StatusWriter {
 fn writes(
     client: &Client,
     alloc: &Allocator,
-    objects: &Objects<'_>,
+    objects: &Caches<'_>,
     cursor: &mut usize,
 ) -> Vec<Write> {
-    let Objects {
+    let Caches {
         roles,
         frameworks,
         agents: agent_store,
         tasks,
         offers,
+        ..
     } = *objects;
     let mut writes: Vec<Write> = Vec::new();
     for r in roles.state() {

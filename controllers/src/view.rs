@@ -128,7 +128,8 @@ impl Shape {
     }
 }
 
-/// The caches a view is built from.
+/// The scheduler's caches: what a view is built from and status is written for.
+#[derive(Clone, Copy)]
 pub struct Caches<'a> {
     /// Tasks.
     pub tasks: &'a Store<Task>,
@@ -140,6 +141,8 @@ pub struct Caches<'a> {
     pub roles: &'a Store<Role>,
     /// Reservations.
     pub reservations: &'a Store<Reservation>,
+    /// Offers.
+    pub offers: &'a Store<mosaic_crds::Offer>,
 }
 
 impl View {

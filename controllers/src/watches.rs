@@ -6,7 +6,6 @@ use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use mosaic_crds::Offer;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -50,10 +49,13 @@ impl<K: kube::Resource<DynamicType = ()>> Changes<K> {
     }
 }
 
-/// A cache of `api`'s objects, the changes to them, and `notify` woken on each.
+/// A cache of `api`'s objects, the changes to them, and `notify` woken on
+/// each; with `deleted`, each deletion the watch sees is passed on too (a
+/// framework declines an Offer by deleting it, maybe before a cycle saw it).
 pub fn reflect<K>(
     api: Api<K>,
     notify: Arc<Notify>,
+    deleted: Option<tokio::sync::mpsc::UnboundedSender<K>>,
     bg: &mut Vec<tokio::task::AbortHandle>,
 ) -> (Store<K>, Changes<K>)
 where
@@ -78,12 +80,22 @@ where
         futures::pin_mut!(stream);
         while let Some(ev) = stream.next().await {
             match ev {
-                Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) => {
+                Ok(watcher::Event::Apply(o)) => {
                     inner
                         .lock()
                         .expect("not poisoned")
                         .0
                         .insert(ObjectRef::from_obj(&o));
+                }
+                Ok(watcher::Event::Delete(o)) => {
+                    inner
+                        .lock()
+                        .expect("not poisoned")
+                        .0
+                        .insert(ObjectRef::from_obj(&o));
+                    if let Some(tx) = &deleted {
+                        let _ = tx.send(o);
+                    }
                 }
                 // The cache is replaced whole when the relist is done.
                 Ok(watcher::Event::InitDone) => inner.lock().expect("not poisoned").1 = true,
@@ -98,34 +110,4 @@ where
     });
     bg.push(task.abort_handle());
     (reader, changes)
-}
-
-/// Like [`reflect`] for Offers, also passing on each deletion the watch sees
-/// (a framework declines an offer by deleting it, maybe before a cycle saw it).
-pub fn reflect_offers(
-    api: Api<Offer>,
-    notify: Arc<Notify>,
-    deleted: tokio::sync::mpsc::UnboundedSender<Offer>,
-    bg: &mut Vec<tokio::task::AbortHandle>,
-) -> Store<Offer> {
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(drop_managed_fields)
-        .reflect(writer);
-    let task = tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(watcher::Event::Delete(o)) => {
-                    let _ = deleted.send(o);
-                }
-                Err(e) => tracing::debug!(error = %e, "watch error (retrying)"),
-                _ => {}
-            }
-            notify.notify_one();
-        }
-    });
-    bg.push(task.abort_handle());
-    reader
 }
