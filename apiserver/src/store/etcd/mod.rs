@@ -14,8 +14,7 @@ use super::{
     StoreError, WatchStream, prefix_end, watchers::WATCH_BUFFER,
 };
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, TlsOptions, Txn, TxnOp,
-    TxnOpResponse, WatchOptions,
+    Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use futures::future::BoxFuture;
 use std::path::Path;
@@ -23,6 +22,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+mod members;
+
+use members::unavailable;
 
 /// How long one request to etcd may take before the API answers 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -48,207 +51,7 @@ struct Inner {
     last_error: std::sync::Mutex<String>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("etcd: {e}"))
-}
-
-fn timeout_error() -> StoreError {
-    StoreError::Unavailable(format!(
-        "etcd did not answer within {}s: is a quorum of its members up?",
-        REQUEST_TIMEOUT.as_secs()
-    ))
-}
-
-/// Whether a failure means the member is down, unreachable or without a
-/// leader, so another member may be asked. That includes a connection that
-/// broke under the request (the member died as it was sent): the request then
-/// goes to another member, and should the dead one have committed it first,
-/// the retry's compare fails (409 or 404), never a second, different write.
-fn member_unavailable(e: &etcd_client::Error) -> bool {
-    match e {
-        etcd_client::Error::GRpcStatus(s) => {
-            // A connection that broke under the request (the member was
-            // killed) shows as Unknown or Cancelled with a transport error under it.
-            let broken = s.message().contains("transport error")
-                || std::error::Error::source(s).is_some_and(|e| e.is::<tonic::transport::Error>());
-            s.code() == tonic::Code::Unavailable
-                || (matches!(s.code(), tonic::Code::Unknown | tonic::Code::Cancelled) && broken)
-        }
-        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
-        _ => false,
-    }
-}
-
-fn map_error(e: etcd_client::Error) -> StoreError {
-    let text = e.to_string();
-    if text.contains("required revision is a future revision") {
-        return StoreError::FutureRevision(0);
-    }
-    if text.contains("required revision has been compacted") {
-        // The caller knows which revision it asked for.
-        return StoreError::Compacted {
-            requested: 0,
-            compacted: 0,
-        };
-    }
-    unavailable(text)
-}
-
-fn read_pem(path: &Path) -> Result<Vec<u8>, StoreError> {
-    std::fs::read(path).map_err(|e| unavailable(format!("reading {}: {e}", path.display())))
-}
-
 impl EtcdStore {
-    /// Connects to the cluster (no request is made yet) and starts the loop
-    /// that keeps the revision, the compaction mark and the health current.
-    pub async fn connect(cfg: &EtcdConfig) -> Result<Self, StoreError> {
-        if cfg.endpoints.is_empty() {
-            return Err(unavailable("no endpoints given (--etcd-endpoints)"));
-        }
-        let mut opts = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(3))
-            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
-            .with_keep_alive_while_idle(true)
-            // A member without a leader refuses at once (and ends its watches)
-            // rather than letting requests wait for a quorum that may not come.
-            .with_require_leader(true);
-        if let Some(ca) = &cfg.ca_file {
-            let mut tls =
-                TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(read_pem(ca)?));
-            if let (Some(c), Some(k)) = (&cfg.cert_file, &cfg.key_file) {
-                tls = tls.identity(etcd_client::Identity::from_pem(read_pem(c)?, read_pem(k)?));
-            }
-            opts = opts.with_tls(tls);
-        }
-        let mut clients = Vec::new();
-        for e in &cfg.endpoints {
-            // Lazy: a member that is down now is tried again on each request.
-            clients.push(
-                Client::connect([e], Some(opts.clone()))
-                    .await
-                    .map_err(unavailable)?,
-            );
-        }
-        let prefix = cfg.prefix.trim_end_matches('/').to_string();
-        let store = Self {
-            inner: Arc::new(Inner {
-                clients,
-                current: AtomicUsize::new(0),
-                prefix,
-                revision: AtomicI64::new(0),
-                compacted: AtomicI64::new(0),
-                compact_version: AtomicI64::new(0),
-                healthy: AtomicBool::new(false),
-                last_error: Default::default(),
-            }),
-        };
-        store.refresh().await?;
-        let weak = Arc::downgrade(&store.inner);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                let _ = EtcdStore { inner }.refresh().await;
-            }
-        });
-        Ok(store)
-    }
-
-    /// Runs one request on the current member, moving on to the next ones while
-    /// they refuse it unprocessed (down, or without a leader during an
-    /// election), round after round, for at most [`REQUEST_TIMEOUT`] in all. A
-    /// timeout is not retried: the request may have been carried out.
-    async fn call<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
-    where
-        F: Fn(Client) -> Fut,
-        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
-    {
-        let r = self.call_members(f).await;
-        // Readiness follows every answer, not only the periodic read.
-        match &r {
-            Ok(_) => self.inner.healthy.store(true, Ordering::Relaxed),
-            Err(StoreError::Unavailable(m)) => {
-                self.inner.healthy.store(false, Ordering::Relaxed);
-                *self.inner.last_error.lock().unwrap() = m.clone();
-            }
-            Err(_) => {}
-        }
-        r
-    }
-
-    async fn call_members<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
-    where
-        F: Fn(Client) -> Fut,
-        Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
-    {
-        let clients = &self.inner.clients;
-        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
-        let mut idx = self.inner.current.load(Ordering::Relaxed);
-        let mut last = String::new();
-        loop {
-            for _ in 0..clients.len() {
-                match tokio::time::timeout_at(deadline, f(clients[idx].clone())).await {
-                    Ok(Ok(v)) => {
-                        self.inner.current.store(idx, Ordering::Relaxed);
-                        return Ok(v);
-                    }
-                    Ok(Err(e)) if member_unavailable(&e) => last = e.to_string(),
-                    Ok(Err(e)) => return Err(map_error(e)),
-                    Err(_) => return Err(timeout_error()),
-                }
-                idx = (idx + 1) % clients.len();
-            }
-            let pause = tokio::time::Instant::now() + Duration::from_millis(100);
-            if pause >= deadline {
-                return Err(unavailable(format!(
-                    "no member of the etcd cluster took the request within {}s (is a quorum up?); last error: {last}",
-                    REQUEST_TIMEOUT.as_secs()
-                )));
-            }
-            tokio::time::sleep_until(pause).await;
-        }
-    }
-
-    /// A quorum read of the compaction mark: it refreshes the revision, the
-    /// compacted revision and the health (false when no quorum answers).
-    async fn refresh(&self) -> Result<(), StoreError> {
-        let key = self.meta_key("compacted");
-        match self
-            .call(|c| {
-                let key = key.clone();
-                async move { c.kv_client().get(key, None).await }
-            })
-            .await
-        {
-            Ok(resp) => {
-                self.saw(resp.header());
-                if let Some(k) = resp.kvs().first() {
-                    self.inner
-                        .compact_version
-                        .store(k.version(), Ordering::Relaxed);
-                    let rev = std::str::from_utf8(k.value())
-                        .ok()
-                        .and_then(|s| s.parse::<i64>().ok())
-                        .unwrap_or_default();
-                    self.inner.compacted.fetch_max(rev, Ordering::Relaxed);
-                }
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Whether the cluster answered the last quorum read (at most a second ago),
-    /// and if not why.
-    pub fn health(&self) -> Result<(), String> {
-        if self.inner.healthy.load(Ordering::Relaxed) {
-            Ok(())
-        } else {
-            Err(self.inner.last_error.lock().unwrap().clone())
-        }
-    }
-
     fn meta_key(&self, name: &str) -> String {
         format!("{}!{name}", self.inner.prefix)
     }
@@ -649,156 +452,16 @@ impl Store for EtcdStore {
         })
     }
 
+    /// Whether the cluster answered the last quorum read (at most a second
+    /// ago) and every request since, and if not why.
     fn ready(&self) -> Result<(), String> {
-        self.health()
+        if self.inner.healthy.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(self.inner.last_error.lock().unwrap().clone())
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    //! The store conformance suite against a real etcd member (Debian's
-    //! etcd-server; `$ETCD` or /usr/bin/etcd), one per test.
-    use super::*;
-    use crate::store::conformance;
-
-    struct Member {
-        child: std::process::Child,
-        _dir: tempfile::TempDir,
-        url: String,
-    }
-
-    impl Drop for Member {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    fn port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap()
-    }
-
-    async fn store() -> (Member, EtcdStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let (client, peer) = (port(), port());
-        let url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let bin = std::env::var("ETCD").unwrap_or_else(|_| "/usr/bin/etcd".into());
-        let child = std::process::Command::new(&bin)
-            .args(["--name", "t", "--data-dir"])
-            .arg(dir.path().join("etcd"))
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            .args(["--listen-peer-urls", &peer_url])
-            .args(["--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &format!("t={peer_url}")])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {bin} (apt-get install etcd-server): {e}"));
-        let member = Member {
-            child,
-            _dir: dir,
-            url,
-        };
-        let cfg = EtcdConfig {
-            endpoints: vec![member.url.clone()],
-            prefix: "/test".into(),
-            ..Default::default()
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            match EtcdStore::connect(&cfg).await {
-                Ok(s) => return (member, s),
-                Err(e) if std::time::Instant::now() > deadline => {
-                    panic!("etcd at {} did not answer in 20 s: {e}", member.url)
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn writes_and_revisions() {
-        let (_m, s) = store().await;
-        conformance::writes_and_revisions(&s).await;
-    }
-
-    #[tokio::test]
-    async fn list_pages_at_a_past_revision() {
-        let (_m, s) = store().await;
-        conformance::list_pages_at_a_past_revision(&s).await;
-    }
-
-    #[tokio::test]
-    async fn watch_replays_then_follows() {
-        let (_m, s) = store().await;
-        conformance::watch_replays_then_follows(&s).await;
-    }
-
-    #[tokio::test]
-    async fn compaction() {
-        let (_m, s) = store().await;
-        conformance::compaction(&s).await;
-    }
-
-    #[tokio::test]
-    async fn replicas_compact_once_per_interval() {
-        let (m, a) = store().await;
-        let b = EtcdStore::connect(&EtcdConfig {
-            endpoints: vec![m.url.clone()],
-            prefix: "/test".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        for i in 0..10 {
-            a.create(format!("/k/{i}"), vec![1]).await.unwrap();
-        }
-        // Both saw the same mark; A compacts first, so B's proposal loses the
-        // compare-and-swap and B adopts A's compaction instead of making its own.
-        let r = a.revision();
-        a.compact(r - 5).await.unwrap();
-        b.compact(r - 2).await.unwrap();
-        assert_eq!(b.compacted_revision(), r - 5);
-        assert_eq!(a.compacted_revision(), r - 5);
-        // The next interval: B's turn, seen by A within its next refresh.
-        b.compact(r - 2).await.unwrap();
-        assert_eq!(b.compacted_revision(), r - 2);
-        a.refresh().await.unwrap();
-        assert_eq!(a.compacted_revision(), r - 2);
-    }
-
-    #[tokio::test]
-    async fn the_identity_is_published_once_and_adopted_by_the_others() {
-        let (_m, s) = store().await;
-        let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        std::fs::create_dir_all(first.path().join("pki")).unwrap();
-        std::fs::write(first.path().join("pki/ca.crt"), b"first").unwrap();
-        s.share_identity(first.path(), &["ca.crt"]).await.unwrap();
-        // A second replica with a CA of its own adopts the published one.
-        std::fs::create_dir_all(second.path().join("pki")).unwrap();
-        std::fs::write(second.path().join("pki/ca.crt"), b"second").unwrap();
-        s.share_identity(second.path(), &["ca.crt"]).await.unwrap();
-        assert_eq!(
-            std::fs::read(second.path().join("pki/ca.crt")).unwrap(),
-            b"first"
-        );
-        // The identity lives outside the API's key space.
-        let all = s
-            .list(ListRequest {
-                prefix: "/",
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        assert!(all.items.is_empty(), "{:?}", all.items);
-    }
-}
+mod tests;
