@@ -11,7 +11,7 @@
 
 use crate::allocator::{Decision, Resources};
 use crate::liveness::{self, Liveness};
-use crate::view::{Caches, Shape, TaskCx, View};
+use crate::view::{Caches, TaskCx, View};
 use crate::watches::{AbortOnDrop, Changes, reflect};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -307,17 +307,21 @@ impl Scheduler {
         let _ = self.changes.offers.any();
         let (agent_keys, agents_relisted) = self.changes.agents.take();
         let (task_keys, tasks_relisted) = self.changes.tasks.take();
-        let mut shape_moved = self.changes.frameworks.any();
-        shape_moved |= self.changes.roles.any();
-        shape_moved |= self.changes.reservations.any();
+        let (framework_keys, frameworks_relisted) = self.changes.frameworks.take();
+        let (role_keys, roles_relisted) = self.changes.roles.take();
+        let (reservation_keys, reservations_relisted) = self.changes.reservations.take();
         let rebuild = match &self.view {
             None => true,
             Some(v) => {
                 agents_relisted
                     || tasks_relisted
+                    || frameworks_relisted
+                    || roles_relisted
+                    || reservations_relisted
                     || v.built.elapsed() >= crate::view::REBUILD_EVERY
-                    || shape_moved
-                        && v.shape_changed(&Shape::of(&st.roles, &st.frameworks, &st.reservations))
+                    || v.shape().moved(&st.frameworks, framework_keys)
+                    || v.shape().moved(&st.roles, role_keys)
+                    || v.shape().moved(&st.reservations, reservation_keys)
             }
         };
         let mut missing_defaults = BTreeSet::new();

@@ -14,7 +14,7 @@ use crate::allocator::{
 };
 use crate::binder::Binder;
 use crate::scheduler::{FINALIZER, framework_key, is_terminal, quantities, task_resources};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 use mosaic_crds::framework::{Placement as FwPlacement, SchedulerKind};
 use mosaic_crds::task::TaskPhase;
@@ -95,36 +95,58 @@ pub struct View {
     pub built: Instant,
 }
 
-/// What, of Roles, Frameworks and Reservations, forces a rebuild when it changes.
-#[derive(Default, PartialEq, Eq)]
-pub struct Shape(Vec<(String, String)>);
+/// What, of Roles, Frameworks and Reservations, forces a rebuild when it
+/// changes: their specs (by generation), deletion marks and, for
+/// Reservations, any change (their status says where they are bound).
+#[derive(Default)]
+pub struct Shape(HashMap<String, String>);
+
+/// A kind's objects as the view's shape knows them.
+pub trait Marked: kube::Resource<DynamicType = ()> + Clone + 'static {
+    /// The kind's name, to key its objects.
+    const KIND: &'static str;
+    /// What of an object counts: a change to it rebuilds the view.
+    fn mark(&self) -> String {
+        let m = self.meta();
+        format!("{:?}/{}", m.generation, m.deletion_timestamp.is_some())
+    }
+}
+
+impl Marked for Role {
+    const KIND: &'static str = "Role";
+}
+
+impl Marked for Framework {
+    const KIND: &'static str = "Framework";
+}
+
+impl Marked for Reservation {
+    const KIND: &'static str = "Reservation";
+    fn mark(&self) -> String {
+        format!("{:?}", self.metadata.resource_version)
+    }
+}
 
 impl Shape {
-    /// Their specs (by generation), deletion marks and, for Reservations, status.
-    pub fn of(
-        roles: &Store<Role>,
-        frameworks: &Store<Framework>,
-        reservations: &Store<Reservation>,
-    ) -> Self {
-        fn mark<K: kube::Resource>(kind: &str, o: &K) -> (String, String) {
-            let m = o.meta();
-            (
-                format!(
-                    "{kind}/{}/{}",
-                    m.namespace.as_deref().unwrap_or(""),
-                    m.name.as_deref().unwrap_or("")
-                ),
-                format!("{:?}/{}", m.generation, m.deletion_timestamp.is_some()),
-            )
+    fn key<K: Marked>(r: &ObjectRef<K>) -> String {
+        let ns = r.namespace.as_deref().unwrap_or("");
+        format!("{}/{ns}/{}", K::KIND, r.name)
+    }
+
+    fn add<K: Marked>(&mut self, store: &Store<K>) {
+        for o in store.state() {
+            self.0
+                .insert(Self::key(&ObjectRef::from_obj(&*o)), o.mark());
         }
-        let mut v: Vec<(String, String)> = roles.state().iter().map(|r| mark("r", &**r)).collect();
-        v.extend(frameworks.state().iter().map(|f| mark("f", &**f)));
-        v.extend(reservations.state().iter().map(|r| {
-            let (k, m) = mark("s", &**r);
-            (k, format!("{m}/{:?}", r.metadata.resource_version))
-        }));
-        v.sort();
-        Shape(v)
+    }
+
+    /// Whether any of these objects (changed, by the watch) differs from what
+    /// the view was built on: new, gone, or changed in what counts.
+    pub fn moved<K: Marked>(&self, store: &Store<K>, changed: HashSet<ObjectRef<K>>) -> bool {
+        changed.into_iter().any(|r| {
+            let now = store.get(&r).map(|o| o.mark());
+            self.0.get(&Self::key(&r)) != now.as_ref()
+        })
     }
 }
 
@@ -203,7 +225,13 @@ impl View {
             queued: 0,
             accepting: HashSet::new(),
             unbound: Vec::new(),
-            shape: Shape::of(c.roles, c.frameworks, c.reservations),
+            shape: {
+                let mut s = Shape::default();
+                s.add(c.roles);
+                s.add(c.frameworks);
+                s.add(c.reservations);
+                s
+            },
             built: Instant::now(),
         };
         for a in c.agents.state() {
@@ -217,9 +245,9 @@ impl View {
         view
     }
 
-    /// Whether Roles, Frameworks or Reservations changed so that it must be rebuilt.
-    pub fn shape_changed(&self, shape: &Shape) -> bool {
-        self.shape != *shape
+    /// What of Roles, Frameworks and Reservations it was built on.
+    pub fn shape(&self) -> &Shape {
+        &self.shape
     }
 
     /// How many tasks wait to be placed.

@@ -539,8 +539,9 @@ impl Allocator {
                     continue;
                 }
                 let unfit = std::mem::take(&mut fw.unfit);
-                if unfit.keys().next() < fw.pending.keys().next() || fw.pending.is_empty() {
-                    fw.stuck = None; // its first task may change
+                let first_unfit = unfit.keys().next();
+                if first_unfit.is_some_and(|u| fw.pending.keys().next().is_none_or(|p| u < p)) {
+                    fw.stuck = None; // an unfit task comes back ahead of its first one
                 }
                 todo.extend(unfit.keys().map(|seq| (f, *seq)));
                 fw.pending.extend(unfit);
