@@ -4,7 +4,7 @@
 //! moves when its server is killed, with no task placed twice.
 
 use crate::etcd_cluster::{Balancer, EtcdCluster};
-use crate::leader::{all_running, bound_once, create_tasks, holder, takes_over};
+use crate::leader::{bound_once, create_tasks, holder, takes_over, wait_running};
 use crate::support::{TestServer, client_from, tasks_api, wait_for};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -264,11 +264,7 @@ async fn killing_the_leaders_server_moves_the_controllers_and_no_task_is_placed_
         .unwrap_or_else(|| panic!("the leader {leader} is neither server"));
     let api = tasks_api(client.clone());
     create_tasks(&api, 0, 5).await;
-    wait_for(Duration::from_secs(30), "5 tasks Running", || {
-        all_running(&api, 5)
-    })
-    .await
-    .unwrap();
+    wait_running(&api, 5, 30).await;
 
     // Kill the leader's server outright; the other server's controllers take over.
     let mut dead = servers.remove(which);
@@ -286,11 +282,7 @@ async fn killing_the_leaders_server_moves_the_controllers_and_no_task_is_placed_
         2000,
     )
     .await;
-    wait_for(Duration::from_secs(60), "all 10 tasks Running", || {
-        all_running(&api, 10)
-    })
-    .await
-    .unwrap();
+    wait_running(&api, 10, 60).await;
     bound_once(&client, 10).await;
 }
 

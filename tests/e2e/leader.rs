@@ -55,8 +55,19 @@ pub(crate) async fn create_tasks(
     }
 }
 
+/// Waits (at most `secs`) until exactly `n` tasks are Running.
+pub(crate) async fn wait_running(api: &kube::Api<kube::api::DynamicObject>, n: usize, secs: u64) {
+    wait_for(
+        Duration::from_secs(secs),
+        &format!("{n} tasks Running"),
+        || all_running(api, n),
+    )
+    .await
+    .unwrap();
+}
+
 /// Whether exactly `n` tasks are Running.
-pub(crate) async fn all_running(api: &kube::Api<kube::api::DynamicObject>, n: usize) -> bool {
+async fn all_running(api: &kube::Api<kube::api::DynamicObject>, n: usize) -> bool {
     api.list(&ListParams::default()).await.is_ok_and(|l| {
         l.items
             .iter()
@@ -84,11 +95,7 @@ async fn the_leader_hands_over_when_killed_and_no_task_is_placed_twice() {
         .unwrap_or_else(|| panic!("the leader {leader} is neither replica"));
     let api = tasks_api(client.clone());
     create_tasks(&api, 0, 5).await;
-    wait_for(Duration::from_secs(30), "5 tasks Running", || {
-        all_running(&api, 5)
-    })
-    .await
-    .unwrap();
+    wait_running(&api, 5, 30).await;
 
     // Kill the leader outright: it cannot hand over politely.
     let mut dead = replicas.remove(which);
@@ -97,11 +104,7 @@ async fn the_leader_hands_over_when_killed_and_no_task_is_placed_twice() {
     let killed_at = Instant::now();
     create_tasks(&api, 5, 10).await;
     takes_over(&client, replicas[0].0.id(), killed_at, LEASE_SECONDS, 1500).await;
-    wait_for(Duration::from_secs(30), "all 10 tasks Running", || {
-        all_running(&api, 10)
-    })
-    .await
-    .unwrap();
+    wait_running(&api, 10, 30).await;
     bound_once(&client, 10).await;
 }
 
