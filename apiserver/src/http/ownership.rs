@@ -37,10 +37,11 @@ pub fn track(
     subresource: Option<&str>,
 ) -> Result<(), ApiError> {
     let info = &req.route.info;
-    let given = new["metadata"].get("managedFields").cloned();
-    let had = old["metadata"].get("managedFields").cloned();
-    if let Some(g) = &given
-        && Some(g) != had.as_ref()
+    let had = old["metadata"].get("managedFields");
+    let given = new["metadata"].get("managedFields");
+    let unchanged = given.is_some() && given == had;
+    if let Some(g) = given
+        && given != had
     {
         // Set by the client: kept as given (an empty list clears them).
         Managed::read(new)
@@ -54,10 +55,18 @@ pub fn track(
     }
     let schema = Schema::root(info.schema.as_ref());
     let changes = update::diff(old, new, subresource, info.status_subresource, schema);
-    let mut list: Vec<Value> = old["metadata"]["managedFields"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    // A write that kept the managedFields it read hands them over; else they are copied.
+    let taken = match new["metadata"].as_object_mut() {
+        Some(m) if unchanged => m.remove("managedFields"),
+        _ => None,
+    };
+    let mut list: Vec<Value> = match taken {
+        Some(Value::Array(list)) => list,
+        _ => old["metadata"]["managedFields"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+    };
     update::record(
         &mut list,
         &changes,

@@ -206,17 +206,12 @@ pub(super) fn merge_update(
         crate::apiextensions::prepare(&mut new)
             .map_err(|c| ApiError::invalid(req.subject(name), vec![c]))?;
     }
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(o) = v.as_object_mut() {
-            o.remove("metadata");
-            if info.status_subresource {
-                o.remove("status");
-            }
-        }
-        v
+    let skip: &[&str] = if info.status_subresource {
+        &["metadata", "status"]
+    } else {
+        &["metadata"]
     };
-    if strip(old) != strip(&new) {
+    if !equal_except(old, &new, skip) {
         if let Some(c) = crate::admission::check_update(info, old, &new) {
             return Err(ApiError::invalid(req.subject(name), vec![c]));
         }
@@ -236,53 +231,126 @@ pub(super) async fn write(
     rev: i64,
     warnings: &Warnings,
 ) -> Result<Response<Body>, ApiError> {
-    let deleting = result["metadata"]["deletionTimestamp"].is_string();
-    let finalizers_left = result["metadata"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| !f.is_empty());
     if req.params.dry_run {
         return Ok(with_warnings(
             req.respond(StatusCode::OK, &result),
             warnings,
         ));
     }
+    let stored = store(req, name, old, result, rev).await?;
+    let stored = stored.as_ref().unwrap_or(old);
+    Ok(with_warnings(req.respond(StatusCode::OK, stored), warnings))
+}
+
+/// Writes `result` over `old` (at revision `rev`), or deletes the object when
+/// it is being deleted and its last finalizer went. The object as stored, or
+/// `None` when nothing changed (no write, no new revision, no watch event).
+pub(super) async fn store(
+    req: &Request,
+    name: &str,
+    old: &Value,
+    mut result: Value,
+    rev: i64,
+) -> Result<Option<Value>, ApiError> {
+    let deleting = result["metadata"]["deletionTimestamp"].is_string();
+    let finalizers_left = result["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty());
     let store = &req.app.store;
-    let outcome = if deleting && !finalizers_left {
-        store
+    let not_found = |e| match e {
+        StoreError::NotFound(_) => ApiError::not_found(req.subject(name)),
+        e => ApiError::from_store(e, req.subject(name)),
+    };
+    let stored = if deleting && !finalizers_left {
+        let kv = store
             .delete(req.key(name), Precondition::ModRevision(rev))
             .await
+            .map_err(not_found)?;
+        req.load(&kv)?
     } else {
-        let without_rv = |v: &Value| {
-            let mut v = v.clone();
-            if let Some(m) = v["metadata"].as_object_mut() {
-                m.remove("resourceVersion");
-            }
-            v
-        };
-        if without_rv(old) == without_rv(&result) {
-            // Nothing changed: no write, no new revision, no watch event.
-            return Ok(with_warnings(req.respond(StatusCode::OK, old), warnings));
+        if same_but_resource_version(old, &result) {
+            return Ok(None);
         }
-        store
+        // The stored form carries no resourceVersion (the revision is it), so
+        // what was stored is `result` at the new revision: no need to parse it back.
+        if let Some(m) = result["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+            m.remove("selfLink");
+        }
+        let kv = store
             .update(
                 req.key(name),
                 meta::store_bytes(&req.route.info, &result),
                 Precondition::ModRevision(rev),
             )
             .await
+            .map_err(not_found)?;
+        result["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
+        result
     };
-    let kv = outcome.map_err(|e| match e {
-        StoreError::NotFound(_) => ApiError::not_found(req.subject(name)),
-        e => ApiError::from_store(e, req.subject(name)),
-    })?;
-    let stored = req.load(&kv)?;
     if req.route.info.builtin == Builtin::Crd
         && let Err(e) = req.app.registry.apply_crd(&stored)
     {
         tracing::warn!(error = %e, "updated CRD cannot be served");
     }
-    Ok(with_warnings(
-        req.respond(StatusCode::OK, &stored),
-        warnings,
-    ))
+    Ok(Some(stored))
+}
+
+/// Whether two objects are equal in every top-level field but those in `skip`.
+fn equal_except(a: &Value, b: &Value, skip: &[&str]) -> bool {
+    match (a.as_object(), b.as_object()) {
+        (Some(x), Some(y)) => maps_equal_except(x, y, skip),
+        _ => a == b,
+    }
+}
+
+fn maps_equal_except(
+    x: &serde_json::Map<String, Value>,
+    y: &serde_json::Map<String, Value>,
+    skip: &[&str],
+) -> bool {
+    let counted = |m: &serde_json::Map<String, Value>| {
+        m.keys().filter(|k| !skip.contains(&k.as_str())).count()
+    };
+    counted(x) == counted(y)
+        && x.iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .all(|(k, v)| y.get(k) == Some(v))
+}
+
+/// Whether two objects are the same but for `metadata.resourceVersion`.
+fn same_but_resource_version(a: &Value, b: &Value) -> bool {
+    let meta_equal = match (a["metadata"].as_object(), b["metadata"].as_object()) {
+        (Some(x), Some(y)) => maps_equal_except(x, y, &["resourceVersion"]),
+        (x, y) => x == y,
+    };
+    meta_equal && equal_except(a, b, &["metadata"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equality_skips_only_what_it_is_told_to() {
+        let a = json!({"metadata": {"name": "a", "resourceVersion": "1"}, "spec": {"x": 1}, "status": {"p": 1}});
+        let mut b = a.clone();
+        b["metadata"]["resourceVersion"] = json!("2");
+        assert!(same_but_resource_version(&a, &b));
+        b["status"]["p"] = json!(2);
+        assert!(!same_but_resource_version(&a, &b));
+        assert!(equal_except(&a, &b, &["metadata", "status"]));
+        assert!(!equal_except(&a, &b, &["metadata"]));
+        b["extra"] = json!(true);
+        assert!(!equal_except(&a, &b, &["metadata", "status"]));
+        let mut c = a.clone();
+        c["metadata"]["labels"] = json!({"k": "v"});
+        assert!(!same_but_resource_version(&a, &c));
+        c["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        c["metadata"].as_object_mut().unwrap().remove("labels");
+        assert!(same_but_resource_version(&a, &c));
+    }
 }
