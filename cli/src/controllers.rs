@@ -22,6 +22,29 @@ pub struct ControllersArgs {
     /// Serve Prometheus /metrics over plain HTTP on this address (e.g. 0.0.0.0:9464).
     #[arg(long)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// How to bind tasks: one write to `tasks/<name>/binding` (Mosaic's API
+    /// server) or two (the finalizer, then the status: any Kubernetes).
+    /// Default: as the API server's discovery says.
+    #[arg(long, value_enum)]
+    pub binding: Option<Binding>,
+}
+
+/// `--binding`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Binding {
+    /// One POST to `tasks/<name>/binding`.
+    Subresource,
+    /// The finalizer, then the status.
+    TwoWrites,
+}
+
+impl From<Binding> for mosaic_controllers::binding::Path {
+    fn from(b: Binding) -> Self {
+        match b {
+            Binding::Subresource => Self::Subresource,
+            Binding::TwoWrites => Self::TwoWrites,
+        }
+    }
 }
 
 /// Runs the controllers until the process is stopped.
@@ -32,6 +55,7 @@ pub fn run(args: ControllersArgs) -> anyhow::Result<()> {
         let client = cluster::client(args.kubeconfig.as_deref()).await?;
         let opts = mosaic_controllers::scheduler::Options {
             agent_lost_after: std::time::Duration::from_secs(args.agent_lost_after),
+            binding: args.binding.map(Into::into),
         };
         let election = mosaic_controllers::leader::Election::with_lease(
             format!("{}-{}", cluster::hostname(), std::process::id()),

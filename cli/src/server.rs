@@ -95,6 +95,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         let admin = kube::Client::new(server.in_process(), "default");
         let opts = mosaic_controllers::scheduler::Options {
             agent_lost_after: std::time::Duration::from_secs(args.agent_lost_after),
+            ..Default::default()
         };
         let election = mosaic_controllers::leader::Election::with_lease(
             format!("{}-{}", crate::cluster::hostname(), std::process::id()),

@@ -27,6 +27,7 @@ pub struct Assumed {
 /// The background writer of binds and other per-task status writes.
 pub struct Binder {
     client: kube::Client,
+    path: crate::binding::Path,
     assumed: Arc<Mutex<HashMap<String, Assumed>>>,
     /// Tasks whose bind failed since the scheduler last looked.
     failed: Arc<Mutex<Vec<String>>>,
@@ -37,9 +38,10 @@ pub struct Binder {
 
 impl Binder {
     /// A binder writing through `client`.
-    pub fn new(client: kube::Client) -> Self {
+    pub fn new(client: kube::Client, path: crate::binding::Path) -> Self {
         Self {
             client,
+            path,
             assumed: Default::default(),
             failed: Default::default(),
             permits: Arc::new(Semaphore::new(IN_FLIGHT)),
@@ -66,15 +68,16 @@ impl Binder {
                 resources,
             },
         );
-        let (client, assumed, failed, permits) = (
+        let (client, path, assumed, failed, permits) = (
             self.client.clone(),
+            self.path,
             self.assumed.clone(),
             self.failed.clone(),
             self.permits.clone(),
         );
         self.writes.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            if !crate::scheduler::bind_to(&client, &t, &agent).await {
+            if !crate::binding::bind_to(&client, path, &t, &agent).await {
                 // Placed again by a later cycle, from what the store says then.
                 assumed.lock().expect("not poisoned").remove(&key);
                 failed.lock().expect("not poisoned").push(key);

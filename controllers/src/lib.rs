@@ -14,6 +14,7 @@
 
 pub mod allocator;
 pub mod binder;
+pub mod binding;
 pub mod events;
 pub mod leader;
 pub mod liveness;

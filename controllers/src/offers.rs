@@ -39,13 +39,19 @@ pub struct OfferState {
     outstanding: HashMap<String, (String, String, bool)>,
     /// Refusals: (framework key, agent) -> until (ms since the epoch).
     refused: HashMap<(String, String), u64>,
+    /// How accepted tasks are bound.
+    binding: crate::binding::Path,
 }
 
 impl OfferState {
     /// Fed with the Offer deletions the watch sees.
-    pub fn new(deleted: tokio::sync::mpsc::UnboundedReceiver<Offer>) -> Self {
+    pub fn new(
+        deleted: tokio::sync::mpsc::UnboundedReceiver<Offer>,
+        binding: crate::binding::Path,
+    ) -> Self {
         Self {
             deleted,
+            binding,
             ours: HashSet::new(),
             outstanding: HashMap::new(),
             refused: HashMap::new(),
@@ -211,7 +217,7 @@ pub async fn before_allocation(
             } else {
                 room = room.saturating_sub(&need);
                 held.extend(alloc.assign(&fw, &o.spec.agent, need));
-                crate::scheduler::bind_to(client, &t, &o.spec.agent).await;
+                crate::binding::bind_to(client, state.binding, &t, &o.spec.agent).await;
             }
         }
         consumed.insert(k.clone());

@@ -31,7 +31,7 @@ const QUIET: Duration = Duration::from_millis(50);
 const BATCH: Duration = Duration::from_millis(250);
 
 /// The longest a cycle waits for one API call.
-const API_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const API_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the scheduler stopped.
 #[derive(Debug, thiserror::Error)]
@@ -79,12 +79,15 @@ pub(crate) fn framework_key(ns: &str, name: &str) -> String {
 pub struct Options {
     /// How long a task stays Unreachable before it is Lost.
     pub agent_lost_after: Duration,
+    /// How tasks are bound (`None`: as discovery says the API server allows).
+    pub binding: Option<crate::binding::Path>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             agent_lost_after: Duration::from_secs(60),
+            binding: None,
         }
     }
 }
@@ -171,7 +174,11 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
             return Err(SchedulerError::NotReady(name));
         }
     }
-    tracing::info!("scheduler started");
+    let binding = match opts.binding {
+        Some(b) => b,
+        None => crate::binding::Path::discover(&client).await,
+    };
+    tracing::info!(?binding, "scheduler started");
     let mut sched = Scheduler {
         client: client.clone(),
         opts,
@@ -195,8 +202,8 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
         },
         view: None,
         liveness: Liveness::default(),
-        offer_state: crate::offers::OfferState::new(deleted_rx),
-        binder: crate::binder::Binder::new(client),
+        offer_state: crate::offers::OfferState::new(deleted_rx, binding),
+        binder: crate::binder::Binder::new(client, binding),
         status: crate::status::StatusWriter::default(),
     };
     let mut last_took = Duration::ZERO;
@@ -469,7 +476,7 @@ async fn create_default_framework(client: &Client, ns: &str) {
 }
 
 /// Writes a Task's status (resourceVersion-guarded); whether it was stored.
-async fn patch_status(client: &Client, t: &Task, status: serde_json::Value) -> bool {
+pub(crate) async fn patch_status(client: &Client, t: &Task, status: serde_json::Value) -> bool {
     let api: Api<Task> = Api::namespaced(client.clone(), &t.namespace().unwrap_or_default());
     // The resourceVersion makes this a compare-and-swap: a task changed since
     // this view was taken is left for the next cycle.
@@ -488,11 +495,14 @@ async fn patch_status(client: &Client, t: &Task, status: serde_json::Value) -> b
     }
 }
 
-/// Held by every bound Task: deleting it kills it on its agent before the object goes.
-pub const FINALIZER: &str = "mosaic.dev/kill-before-delete";
+pub use mosaic_crds::binding::FINALIZER;
 
 /// Patches the Task's finalizers (resourceVersion-guarded); the updated Task on success.
-async fn set_finalizers(client: &Client, t: &Task, finalizers: Vec<String>) -> Option<Task> {
+pub(crate) async fn set_finalizers(
+    client: &Client,
+    t: &Task,
+    finalizers: Vec<String>,
+) -> Option<Task> {
     let api: Api<Task> = Api::namespaced(client.clone(), &t.namespace().unwrap_or_default());
     let body =
         json!({"metadata": {"resourceVersion": t.resource_version(), "finalizers": finalizers}});
@@ -521,53 +531,6 @@ pub(crate) async fn release(client: &Client, t: &Task) {
     if set_finalizers(client, t, rest).await.is_some() {
         tracing::info!(task = %t.name_any(), "released a deleted task");
     }
-}
-
-/// Binds a task to an agent: the finalizer first, then status Staging
-/// (resourceVersion-guarded). Whether it is bound.
-pub(crate) async fn bind_to(client: &Client, t: &Task, agent: &str) -> bool {
-    let now = now();
-    // The finalizer first, so a bound task is never deleted without being killed.
-    let holder;
-    let t = if t.finalizers().iter().any(|f| f == FINALIZER) {
-        t
-    } else {
-        let mut fins = t.finalizers().to_vec();
-        fins.push(FINALIZER.to_string());
-        match set_finalizers(client, t, fins).await {
-            Some(updated) => {
-                holder = updated;
-                &holder
-            }
-            None => return false,
-        }
-    };
-    let bound = patch_status(
-        client,
-        t,
-        json!({
-            "phase": "Staging", "agent": agent, "reason": null, "message": null,
-            "observedGeneration": t.metadata.generation,
-            "conditions": [
-                {"type": "Scheduled", "status": "True", "reason": "Scheduled", "message": format!("bound to agent {agent}"), "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
-                {"type": "Ready", "status": "False", "reason": "Staging", "message": "waiting for the agent to start it", "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
-            ],
-        }),
-    )
-    .await;
-    if bound {
-        crate::metrics::inc(&crate::metrics::PLACEMENTS);
-        tracing::info!(task = %t.name_any(), agent, "scheduled");
-        crate::events::record(
-            client,
-            t,
-            "Normal",
-            "Scheduled",
-            &format!("bound to agent {agent}"),
-        )
-        .await;
-    }
-    bound
 }
 
 /// Puts a task that ended back in the queue for its next attempt.

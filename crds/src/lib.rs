@@ -9,6 +9,7 @@
 //! A newcomer starts at [`task::TaskSpec`]: it is what users write most.
 
 pub mod agent;
+pub mod binding;
 pub mod common;
 pub mod framework;
 pub mod offer;

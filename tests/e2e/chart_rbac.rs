@@ -202,7 +202,8 @@ async fn the_controllers_and_an_agent_work_with_exactly_the_charts_rbac() {
     let agent = spawn(&agent_args, &agent_kc, dir.join("agent.log"));
 
     // Work that exercises every path: a Mosaic Role, a Reservation, an External
-    // framework whose offers time out, and a task run to completion.
+    // framework whose offers time out, a task run to completion (bound through
+    // tasks/binding) and one no agent could hold (its status says so).
     let work = write_file(
         &dir,
         "work.yaml",
@@ -212,7 +213,9 @@ async fn the_controllers_and_an_agent_work_with_exactly_the_charts_rbac() {
          ---\napiVersion: mosaic.dev/v1alpha1\nkind: Framework\nmetadata: {name: ext}\n\
          spec: {scheduler: External, role: batch, offerTimeoutSeconds: 1, refuseSeconds: 1}\n\
          ---\napiVersion: mosaic.dev/v1alpha1\nkind: Task\nmetadata: {name: hello}\n\
-         spec: {command: echo hello from the chart, resources: {cpus: 100m, memory: 64Mi}}\n",
+         spec: {command: echo hello from the chart, resources: {cpus: 100m, memory: 64Mi}}\n\
+         ---\napiVersion: mosaic.dev/v1alpha1\nkind: Task\nmetadata: {name: too-big}\n\
+         spec: {command: \"true\", resources: {cpus: \"1000\", memory: 64Mi}}\n",
     );
     s.kubectl_ok(&["apply", "-f", &work]);
     let client = s.client().await.unwrap();
@@ -242,6 +245,8 @@ async fn the_controllers_and_an_agent_work_with_exactly_the_charts_rbac() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Deleted, it goes once the controllers drop their finalizer.
+    s.kubectl_ok(&["delete", "task", "hello", "--timeout=60s"]);
     // A restarted agent finds its Agent and updates it.
     drop(agent);
     let agent = spawn(&agent_args, &agent_kc, dir.join("agent-2.log"));

@@ -1,6 +1,8 @@
 //! Two `mosaic controllers` replicas elect a leader on a Lease: only it acts,
 //! and when it is killed the other takes over within the lease duration,
-//! with no task ever placed twice.
+//! with no task ever placed twice. One replica binds with two writes (as on
+//! Kubernetes), the other through `tasks/binding`, so the tasks placed before
+//! and after the hand-over are bound each way.
 
 use crate::support::{ChildGuard, TestServer, mosaic_bin, tasks_api, wait_for};
 use kube::api::{ListParams, PostParams};
@@ -11,9 +13,12 @@ use std::time::{Duration, Instant};
 const LEASE_SECONDS: u64 = 3;
 
 fn controllers(s: &TestServer, n: usize) -> ChildGuard {
+    let binding = if n == 0 { "two-writes" } else { "subresource" };
     let child = Command::new(mosaic_bin())
         .args([
             "controllers",
+            "--binding",
+            binding,
             "--leader-lease-seconds",
             &LEASE_SECONDS.to_string(),
             "--kubeconfig",
@@ -150,5 +155,19 @@ pub(crate) async fn bound_once(client: &kube::Client, n: usize) {
             })
             .count();
         assert_eq!(n, 1, "task {name} was bound {n} times");
+    }
+    // However bound, each holds the kill-before-delete finalizer.
+    let tasks = crate::support::tasks_api(client.clone());
+    for t in tasks.list(&ListParams::default()).await.unwrap().items {
+        assert!(
+            t.metadata
+                .finalizers
+                .iter()
+                .flatten()
+                .any(|f| f == "mosaic.dev/kill-before-delete"),
+            "task {:?} has no finalizer: {:?}",
+            t.metadata.name,
+            t.metadata.finalizers
+        );
     }
 }

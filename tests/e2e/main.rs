@@ -5,6 +5,7 @@ mod api;
 mod apply;
 mod backup;
 mod bench;
+mod binding;
 mod burst;
 mod cgroups;
 mod chart;

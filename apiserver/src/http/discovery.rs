@@ -98,6 +98,17 @@ pub fn serve(
                         "verbs": ["get", "patch", "update"],
                     }));
                 }
+                if super::binding::served_for(i) {
+                    resources.push(json!({
+                        "name": format!("{}/{}", i.plural, mosaic_crds::binding::SUBRESOURCE),
+                        "singularName": "",
+                        "namespaced": i.namespaced,
+                        "group": i.group,
+                        "version": i.version,
+                        "kind": mosaic_crds::binding::KIND,
+                        "verbs": ["create"],
+                    }));
+                }
             }
             let gv = if g.is_empty() { v } else { format!("{g}/{v}") };
             ok(
@@ -148,8 +159,17 @@ fn aggregated(all: &[Arc<ResourceInfo>], include: impl Fn(&str) -> bool) -> Resp
         if !i.categories.is_empty() {
             r["categories"] = json!(i.categories);
         }
+        let mut subresources = Vec::new();
         if i.status_subresource {
-            r["subresources"] = json!([{"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}]);
+            subresources.push(json!({"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}));
+        }
+        if super::binding::served_for(i) {
+            subresources.push(json!({"subresource": mosaic_crds::binding::SUBRESOURCE,
+                "responseKind": {"group": i.group, "version": i.version, "kind": mosaic_crds::binding::KIND},
+                "verbs": ["create"]}));
+        }
+        if !subresources.is_empty() {
+            r["subresources"] = json!(subresources);
         }
         by_group
             .entry(&i.group)

@@ -6,6 +6,7 @@
 //! tower service both call it.
 
 mod apply;
+mod binding;
 mod body;
 mod discovery;
 mod list;
@@ -220,6 +221,12 @@ impl App {
             }
             Route::Resource(r) => {
                 let verb = verb(&parts.method, &r, &params)?;
+                if r.subresource.as_deref() == Some("binding") && verb != "create" {
+                    return Err(ApiError::method_not_allowed(
+                        parts.method.as_str(),
+                        &format!("{}/binding", r.info.group_resource()),
+                    ));
+                }
                 let a = Attributes {
                     verb,
                     group: &r.info.group,
@@ -249,6 +256,9 @@ impl App {
                     "get" => objects::get(req).await,
                     "list" => list::list(req).await,
                     "watch" => watch::watch(req).await,
+                    "create" if req.route.subresource.as_deref() == Some("binding") => {
+                        binding::create(req, read_body(body).await?).await
+                    }
                     "create" => objects::create(req, read_body(body).await?).await,
                     "update" => objects::update(req, read_body(body).await?).await,
                     "patch" => objects::patch(req, read_body(body).await?).await,
@@ -292,7 +302,11 @@ fn verb(
         (&Method::GET, false) if params.watch => "watch",
         (&Method::GET, false) => "get",
         (&Method::POST, true) => "create",
-        (&Method::POST, false) if r.subresource.as_deref() == Some("token") => "create",
+        (&Method::POST, false)
+            if matches!(r.subresource.as_deref(), Some("token") | Some("binding")) =>
+        {
+            "create"
+        }
         (&Method::PUT, false) => "update",
         (&Method::PATCH, false) => "patch",
         (&Method::DELETE, false) => "delete",

@@ -95,7 +95,9 @@ impl Route {
             [name, sub] => {
                 let token =
                     *sub == "token" && info.group.is_empty() && info.plural == "serviceaccounts";
-                if !token && (*sub != "status" || !info.status_subresource) {
+                let binding = *sub == "binding" && super::binding::served_for(&info);
+                let status = *sub == "status" && info.status_subresource;
+                if !token && !binding && !status {
                     return Err(ApiError::no_route(path));
                 }
                 (Some(name.to_string()), Some(sub.to_string()))
