@@ -58,7 +58,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     init_logging();
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
-        let client = cluster::client(args.kubeconfig.as_deref()).await?;
+        let client = cluster::component_client(args.kubeconfig.as_deref(), "mosaic-agent").await?;
         let cfg = mosaic_agent::AgentConfig {
             name: args.name.unwrap_or_else(cluster::hostname),
             data_dir: std::path::absolute(&args.data_dir).unwrap_or(args.data_dir),

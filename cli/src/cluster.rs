@@ -28,6 +28,22 @@ pub async fn config(path: Option<&Path>) -> anyhow::Result<kube::Config> {
     }
 }
 
+/// A client for one of Mosaic's components (`mosaic-agent`, `mosaic-controllers`):
+/// its User-Agent (`mosaic-agent/0.1.0`) names it, as kubectl's does, so the API
+/// server records it as the field manager of the component's writes.
+pub async fn component_client(
+    path: Option<&Path>,
+    component: &str,
+) -> anyhow::Result<kube::Client> {
+    let mut cfg = config(path).await?;
+    let ua = format!("{component}/{}", env!("CARGO_PKG_VERSION"));
+    cfg.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_str(&ua).context("a User-Agent header")?,
+    ));
+    kube::Client::try_from(cfg).context("building the API client")
+}
+
 /// A client from a kubeconfig file (`KUBECONFIG` when `path` is `None`, as kubectl does).
 pub async fn client(path: Option<&Path>) -> anyhow::Result<kube::Client> {
     kube::Client::try_from(config(path).await?).context("building the API client")

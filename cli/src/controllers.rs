@@ -52,7 +52,8 @@ pub fn run(args: ControllersArgs) -> anyhow::Result<()> {
     init_logging();
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
-        let client = cluster::client(args.kubeconfig.as_deref()).await?;
+        let client =
+            cluster::component_client(args.kubeconfig.as_deref(), "mosaic-controllers").await?;
         let opts = mosaic_controllers::scheduler::Options {
             agent_lost_after: std::time::Duration::from_secs(args.agent_lost_after),
             binding: args.binding.map(Into::into),

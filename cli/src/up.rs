@@ -80,7 +80,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 advertise_host: "127.0.0.1".into(),
                 gc_delay: std::time::Duration::from_secs(24 * 3600),
             };
-            let client = cluster::client(Some(&server.agent_kubeconfig)).await?;
+            let client =
+                cluster::component_client(Some(&server.agent_kubeconfig), "mosaic-agent").await?;
             let mut stop = stop_rx.clone();
             agents.push(tokio::spawn(async move {
                 mosaic_agent::run(client, cfg, async move {
@@ -105,7 +106,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             };
             let mut cfgs = crate::agent::simulated(&base, args.simulated_agents.max(2));
             cfgs.truncate(args.simulated_agents);
-            let client = cluster::client(Some(&server.agent_kubeconfig)).await?;
+            let client =
+                cluster::component_client(Some(&server.agent_kubeconfig), "mosaic-agent").await?;
             let mut stop = stop_rx.clone();
             agents.push(tokio::spawn(async move {
                 mosaic_agent::simulate::run(client, cfgs, async move {

@@ -11,6 +11,7 @@ use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
+use mosaic_crds::task::TaskPhase;
 use mosaic_crds::{Agent, Framework, ResourceQuantities, Role};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -164,18 +165,20 @@ fn writes(
         );
         writes.extend(write(Api::<Role>::all(client.clone()), &r, current, status));
     }
-    let mut counts: HashMap<String, BTreeMap<String, u32>> = HashMap::new();
-    for t in tasks.state() {
+    // Counted without an allocation per task (this runs every round over every Task).
+    let all_tasks = tasks.state();
+    let mut by_phase: HashMap<(&str, &str, TaskPhase), u32> = HashMap::new();
+    for t in &all_tasks {
         let phase = t.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
-        *counts
-            .entry(format!(
-                "{}/{}",
-                t.namespace().unwrap_or_default(),
-                t.spec.framework
-            ))
+        let ns = t.metadata.namespace.as_deref().unwrap_or_default();
+        *by_phase.entry((ns, &t.spec.framework, phase)).or_default() += 1;
+    }
+    let mut counts: HashMap<String, BTreeMap<String, u32>> = HashMap::new();
+    for ((ns, framework, phase), n) in by_phase {
+        counts
+            .entry(format!("{ns}/{framework}"))
             .or_default()
-            .entry(format!("{phase:?}"))
-            .or_default() += 1;
+            .insert(format!("{phase:?}"), n);
     }
     let mut outstanding: HashMap<String, u32> = HashMap::new();
     for o in offers.state() {

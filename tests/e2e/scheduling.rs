@@ -310,6 +310,21 @@ async fn an_agents_allocated_status_follows_its_tasks() {
     })
     .await
     .unwrap();
+    // Each component's writes are owned by its name, as kubectl's are by "kubectl-...".
+    let managers = s.kubectl_ok(&[
+        "get",
+        "task",
+        "default-2",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={range .metadata.managedFields[*]}{.manager}/{.subresource}{\"\\n\"}{end}",
+    ]);
+    for want in ["mosaic-controllers/", "mosaic-controllers/status", "mosaic-agent/status"] {
+        assert!(
+            managers.lines().any(|l| l == want),
+            "no {want} in the managers:\n{managers}"
+        );
+    }
     let want = format!("3 {}", 3 * 16 * 1024 * 1024);
     let held = wait_for(Duration::from_secs(10), "allocated = 3 tasks", || async {
         allocated(&s, "sim") == want
