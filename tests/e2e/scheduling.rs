@@ -319,7 +319,11 @@ async fn an_agents_allocated_status_follows_its_tasks() {
         "-o",
         "jsonpath={range .metadata.managedFields[*]}{.manager}/{.subresource}{\"\\n\"}{end}",
     ]);
-    for want in ["mosaic-controllers/", "mosaic-controllers/status", "mosaic-agent/status"] {
+    for want in [
+        "mosaic-controllers/",
+        "mosaic-controllers/status",
+        "mosaic-agent/status",
+    ] {
         assert!(
             managers.lines().any(|l| l == want),
             "no {want} in the managers:\n{managers}"

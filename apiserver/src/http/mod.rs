@@ -19,6 +19,7 @@ mod protobuf;
 mod reviews;
 mod route;
 mod selectors;
+mod splice;
 mod table;
 mod token_request;
 mod update;

@@ -150,9 +150,14 @@ impl Watch {
             EventKind::Put if e.kv.create_revision == e.kv.mod_revision => "ADDED",
             EventKind::Put => "MODIFIED",
         };
-        let object = e.shared.get_or_init(|| match meta::from_store(&e.kv) {
-            Ok(obj) => Bytes::from(serde_json::to_vec(&obj).expect("JSON serialises")),
-            Err(_) => Bytes::new(),
+        let object = e.shared.get_or_init(|| {
+            if let Some(b) = super::splice::with_resource_version(&e.kv.value, e.kv.mod_revision) {
+                return Bytes::from(b);
+            }
+            match meta::from_store(&e.kv) {
+                Ok(obj) => Bytes::from(serde_json::to_vec(&obj).expect("JSON serialises")),
+                Err(_) => Bytes::new(),
+            }
         });
         if object.is_empty() {
             return Ok(());
