@@ -40,12 +40,7 @@ pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
             }],
         ));
     }
-    let current = req
-        .app
-        .store
-        .get(&req.key(&name))
-        .await?
-        .ok_or_else(|| ApiError::not_found(req.subject(&name)))?;
+    let current = req.current(&name).await?;
     let pinned = meta::resource_version(&json!({"metadata": b.metadata}))?;
     if pinned.is_some_and(|rv| rv != current.mod_revision) {
         return Err(ApiError::conflict(req.subject(&name)));

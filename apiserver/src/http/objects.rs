@@ -51,6 +51,15 @@ impl Request {
         self.route.name.as_deref().unwrap_or_default()
     }
 
+    /// The named object as stored now; 404 when there is none.
+    pub async fn current(&self, name: &str) -> Result<Arc<crate::store::KeyValue>, ApiError> {
+        self.app
+            .store
+            .get(&self.key(name))
+            .await?
+            .ok_or_else(|| ApiError::not_found(self.subject(name)))
+    }
+
     /// A stored value as this resource serves it.
     pub fn load(&self, kv: &crate::store::KeyValue) -> Result<Value, ApiError> {
         meta::load(&self.route.info, kv)
@@ -331,12 +340,7 @@ pub async fn create_value(
 /// GET one object.
 pub async fn get(req: Request) -> Result<Response<Body>, ApiError> {
     let name = req.name();
-    let kv = req
-        .app
-        .store
-        .get(&req.key(name))
-        .await?
-        .ok_or_else(|| ApiError::not_found(req.subject(name)))?;
+    let kv = req.current(name).await?;
     Ok(req.respond(StatusCode::OK, &req.load(&kv)?))
 }
 
@@ -380,12 +384,7 @@ pub async fn delete(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
         }
     };
     for _ in 0..8 {
-        let kv = req
-            .app
-            .store
-            .get(&req.key(&name))
-            .await?
-            .ok_or_else(|| ApiError::not_found(req.subject(&name)))?;
+        let kv = req.current(&name).await?;
         let mut obj = req.load(&kv)?;
         if pre_rv.is_some_and(|rv| rv != kv.mod_revision)
             || pre_uid.is_some_and(|u| obj["metadata"]["uid"].as_str() != Some(u))

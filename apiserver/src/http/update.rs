@@ -36,12 +36,7 @@ pub async fn update(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
             }],
         ));
     }
-    let current = req
-        .app
-        .store
-        .get(&req.key(&name))
-        .await?
-        .ok_or_else(|| ApiError::not_found(req.subject(&name)))?;
+    let current = req.current(&name).await?;
     if wanted_rv.is_some_and(|rv| rv != current.mod_revision) {
         return Err(ApiError::conflict(req.subject(&name)));
     }
@@ -84,12 +79,7 @@ pub async fn patch(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
     // (many writers of one object under load lose several races in a row).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
-        let current = req
-            .app
-            .store
-            .get(&req.key(&name))
-            .await?
-            .ok_or_else(|| ApiError::not_found(req.subject(&name)))?;
+        let current = req.current(&name).await?;
         let old = req.load(&current)?;
         let mut patched = old.clone();
         if ct == "application/json-patch+json" {
