@@ -20,6 +20,7 @@ pub mod auth;
 mod bootstrap;
 pub mod conversion;
 pub mod error;
+pub mod event_ttl;
 pub mod gc;
 pub mod http;
 pub mod inprocess;
@@ -48,6 +49,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// How often history older than one interval is compacted away.
     pub compaction_interval: std::time::Duration,
+    /// How long an Event is kept after it was last seen (kube-apiserver's `--event-ttl`).
+    pub event_ttl: std::time::Duration,
     /// More Prometheus text for `/metrics` (the in-process controllers' metrics).
     pub extra_metrics: Option<fn() -> String>,
     /// Where to append the audit log (one JSON line per request), if anywhere.
@@ -65,6 +68,7 @@ impl ServerConfig {
             data_dir,
             listen,
             compaction_interval: std::time::Duration::from_secs(300),
+            event_ttl: std::time::Duration::from_secs(3600),
             extra_metrics: None,
             audit_log: None,
             etcd: None,
@@ -266,6 +270,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     let task = tokio::spawn(serve::run(listener, tls, app.clone(), async {
         let _ = rx.await;
     }));
+    tokio::spawn(event_ttl::run(store.clone(), cfg.event_ttl));
     tokio::spawn(compaction_loop(store, cfg.compaction_interval));
     tracing::info!(%url, "serving");
     Ok(RunningServer {

@@ -88,15 +88,10 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let floor = floor(args.floor)?;
     let tmp = tempfile::tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
-    let server = mosaic_apiserver::start(mosaic_apiserver::ServerConfig {
-        data_dir: tmp.path().join("server"),
-        listen: "127.0.0.1:0".parse()?,
-        compaction_interval: Duration::from_secs(300),
-        extra_metrics: None,
-        audit_log: None,
-        etcd: None,
-        tls_sans: Vec::new(),
-    })
+    let server = mosaic_apiserver::start(mosaic_apiserver::ServerConfig::new(
+        tmp.path().join("server"),
+        "127.0.0.1:0".parse()?,
+    ))
     .await?;
     // No scheduler: this program binds tasks itself, so the clock starts at the bind.
     let admin = kube::Client::new(server.in_process(), "default");

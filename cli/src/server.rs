@@ -45,6 +45,10 @@ pub struct ServerArgs {
     /// any revision newer than one interval ago).
     #[arg(long, default_value_t = 300)]
     pub compaction_interval: u64,
+    /// How long an Event is kept after it was last seen, as kube-apiserver's
+    /// `--event-ttl` (e.g. `1h`, `30m`, `90s`).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub event_ttl: std::time::Duration,
     /// Append an audit log here: one JSON line (audit.k8s.io/v1 Event, level
     /// Metadata) per API request, with the caller, verb, object and response code.
     #[arg(long)]
@@ -75,6 +79,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     rt.block_on(async {
         let mut cfg = mosaic_apiserver::ServerConfig::new(args.data_dir.clone(), args.listen);
         cfg.compaction_interval = std::time::Duration::from_secs(args.compaction_interval);
+        cfg.event_ttl = args.event_ttl;
         cfg.audit_log = args.audit_log.clone();
         cfg.tls_sans = args.tls_san.clone();
         if args.store == "etcd" {
@@ -126,4 +131,12 @@ pub async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// A duration as Kubernetes flags write it (`1h`, `30m`, `1h30m`, `90s`, `500ms`).
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("not a duration like 1h, 30m or 90s: {e}"))?;
+    std::time::Duration::try_from(d).map_err(|_| "a duration must not be negative".to_string())
 }

@@ -1,6 +1,7 @@
 //! core/v1 and events.k8s.io/v1 Events are two views of one store: what a
 //! kube-rs `Recorder` writes through events.k8s.io is what `kubectl describe`
 //! and `kubectl get events` read through core/v1, and the other way round.
+//! They expire after `--event-ttl`, as in kube-apiserver.
 
 use crate::support::{TestServer, task_yaml, tasks_api, write_file};
 use futures::StreamExt;
@@ -121,4 +122,49 @@ async fn a_recorder_event_shows_in_kubectl_describe_and_core_events_in_events_v1
     // Deleting through one view removes it from both.
     v1.delete("noted.core", &Default::default()).await.unwrap();
     assert!(core.get_opt("noted.core").await.unwrap().is_none());
+}
+
+/// A core/v1 Event last seen `ago` seconds before now.
+fn event_seen(name: &str, ago: i64) -> CoreEvent {
+    let at = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(ago)).to_string();
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "default"},
+        "involvedObject": {"kind": "Task", "name": "t", "namespace": "default"},
+        "reason": "Tested", "message": "an event", "type": "Normal",
+        "firstTimestamp": at, "lastTimestamp": at, "count": 1}))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn events_expire_after_the_event_ttl_as_in_kube_apiserver() {
+    let s = TestServer::start_with(&["--event-ttl", "6s"]).unwrap();
+    let api: Api<CoreEvent> = Api::namespaced(s.client().await.unwrap(), "default");
+    let pp = PostParams::default();
+    // The TTL runs from the last write, as an etcd lease does: an Event written
+    // now lives six seconds, whatever times it reports.
+    api.create(&pp, &event_seen("first", 3600)).await.unwrap();
+    let first_at = std::time::Instant::now();
+    // Time must pass between the two writes for their TTLs to differ.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    api.create(&pp, &event_seen("second", 0)).await.unwrap();
+    let wait = |name: &'static str, secs| {
+        let api = api.clone();
+        async move {
+            crate::support::wait_for(Duration::from_secs(secs), name, || async {
+                api.get_opt(name).await.unwrap().is_none()
+            })
+            .await
+        }
+    };
+    wait("first", 10).await.unwrap();
+    let lived = first_at.elapsed();
+    assert!(
+        lived >= Duration::from_secs(4),
+        "the first event went after {lived:?}"
+    );
+    assert!(
+        api.get_opt("second").await.unwrap().is_some(),
+        "the second event went with the first"
+    );
+    wait("second", 10).await.unwrap();
 }
