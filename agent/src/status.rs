@@ -5,23 +5,31 @@
 
 use crate::executor::{Exited, now};
 use crate::runner::KillReason;
-use kube::api::{Api, Patch, PatchParams};
-use kube::{Client, ResourceExt};
+use kube::api::{Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
 use mosaic_crds::Task;
 use serde_json::{Value, json};
 use std::time::Duration;
 
 /// Merge-patches a task's status, retrying with backoff until it is stored
-/// (or the task is gone): an agent's reports are never dropped.
+/// (or the task is gone): an agent's reports are never dropped. The answer (the
+/// whole Task) is not decoded: the agent's watch brings the Task anyway.
 pub(crate) async fn report(client: &Client, t: &Task, status: Value) {
-    let api: Api<Task> = Api::namespaced(client.clone(), &t.namespace().unwrap_or_default());
+    let url = Task::url_path(&(), t.namespace().as_deref());
     let body = json!({"status": status});
+    let patch = Patch::Merge(&body);
     let mut wait = Duration::from_millis(100);
     loop {
-        match api
-            .patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(&body))
-            .await
-        {
+        let sent = match kube::core::Request::new(&url).patch_subresource(
+            "status",
+            &t.name_any(),
+            &PatchParams::default(),
+            &patch,
+        ) {
+            Ok(req) => client.request_text(req).await.map(drop),
+            Err(e) => Err(kube::Error::BuildRequest(e)),
+        };
+        match sent {
             Ok(_) => return,
             Err(kube::Error::Api(s)) if s.code == 404 => return,
             Err(e) => {
