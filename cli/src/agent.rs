@@ -69,11 +69,8 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             executor: std::env::current_exe().context("finding the mosaic binary")?,
             kill_tasks_on_exit: args.kill_tasks_on_exit,
             listen: Some(args.listen),
-            gc_delay: args
-                .gc_delay
-                .parse::<jiff::SignedDuration>()
+            gc_delay: cluster::parse_duration(&args.gc_delay)
                 .ok()
-                .and_then(|d| std::time::Duration::try_from(d).ok())
                 .with_context(|| {
                     format!(
                         "--gc-delay {:?} is not a duration like 24h or 30m",

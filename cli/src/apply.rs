@@ -44,11 +44,8 @@ struct Doc {
 
 /// Applies the manifests; with --wait, waits. Returns the exit code.
 pub fn run(args: ApplyArgs) -> anyhow::Result<i32> {
-    let timeout: Duration = args
-        .timeout
-        .parse::<jiff::SignedDuration>()
+    let timeout: Duration = crate::cluster::parse_duration(&args.timeout)
         .ok()
-        .and_then(|d| Duration::try_from(d).ok())
         .with_context(|| {
             format!(
                 "--timeout {:?} is not a duration like 90s or 5m",

@@ -28,6 +28,14 @@ pub async fn config(path: Option<&Path>) -> anyhow::Result<kube::Config> {
     }
 }
 
+/// A duration as Kubernetes flags write it (`1h`, `30m`, `1h30m`, `90s`, `500ms`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("not a duration like 1h, 30m or 90s: {e}"))?;
+    std::time::Duration::try_from(d).map_err(|_| "a duration must not be negative".to_string())
+}
+
 /// A client for one of Mosaic's components (`mosaic-agent`, `mosaic-controllers`):
 /// its User-Agent (`mosaic-agent/0.1.0`) names it, as kubectl's does, so the API
 /// server records it as the field manager of the component's writes.

@@ -47,7 +47,7 @@ pub struct ServerArgs {
     pub compaction_interval: u64,
     /// How long an Event is kept after it was last seen, as kube-apiserver's
     /// `--event-ttl` (e.g. `1h`, `30m`, `90s`).
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = crate::cluster::parse_duration)]
     pub event_ttl: std::time::Duration,
     /// Append an audit log here: one JSON line (audit.k8s.io/v1 Event, level
     /// Metadata) per API request, with the caller, verb, object and response code.
@@ -131,12 +131,4 @@ pub async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-}
-
-/// A duration as Kubernetes flags write it (`1h`, `30m`, `1h30m`, `90s`, `500ms`).
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let d: jiff::SignedDuration = s
-        .parse()
-        .map_err(|e| format!("not a duration like 1h, 30m or 90s: {e}"))?;
-    std::time::Duration::try_from(d).map_err(|_| "a duration must not be negative".to_string())
 }

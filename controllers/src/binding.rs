@@ -5,7 +5,7 @@
 //! the status (each resourceVersion-guarded). Either way the Task ends the same,
 //! and a `Scheduled` event is recorded.
 
-use crate::scheduler::{API_TIMEOUT, now, patch_status, set_finalizers};
+use crate::scheduler::{now, patch_status, set_finalizers, task_write};
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use mosaic_crds::Task;
@@ -58,17 +58,7 @@ async fn bind_once(client: &Client, t: &Task, agent: &str) -> bool {
     let body = TaskBinding::new(&name, t.resource_version(), agent);
     let pp = PostParams::default();
     let call = api.create_subresource::<_, kube::core::Status>(SUBRESOURCE, &name, &pp, &body);
-    match tokio::time::timeout(API_TIMEOUT, call).await {
-        Ok(Ok(_)) => true,
-        Ok(Err(e)) => {
-            tracing::debug!(task = %name, error = %e, "not bound (will retry)");
-            false
-        }
-        Err(_) => {
-            tracing::warn!(task = %name, "bind timed out (will retry)");
-            false
-        }
-    }
+    task_write("bind", &name, call).await.is_some()
 }
 
 async fn bind_twice(client: &Client, t: &Task, agent: &str) -> bool {

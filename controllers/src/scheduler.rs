@@ -31,7 +31,7 @@ const QUIET: Duration = Duration::from_millis(50);
 const BATCH: Duration = Duration::from_millis(250);
 
 /// The longest a cycle waits for one API call.
-pub(crate) const API_TIMEOUT: Duration = Duration::from_secs(10);
+const API_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the scheduler stopped.
 #[derive(Debug, thiserror::Error)]
@@ -482,15 +482,27 @@ pub(crate) async fn patch_status(client: &Client, t: &Task, status: serde_json::
     // this view was taken is left for the next cycle.
     let body = json!({"metadata": {"resourceVersion": t.resource_version()}, "status": status});
     let (name, pp, patch) = (t.name_any(), PatchParams::default(), Patch::Merge(&body));
-    match tokio::time::timeout(API_TIMEOUT, api.patch_status(&name, &pp, &patch)).await {
-        Ok(Ok(_)) => true,
+    task_write("status", &name, api.patch_status(&name, &pp, &patch))
+        .await
+        .is_some()
+}
+
+/// Awaits one write of a Task's (`what`: "status", "finalizers", "bind") within
+/// [`API_TIMEOUT`]; a failure or a timeout is logged and left for a later cycle.
+pub(crate) async fn task_write<T>(
+    what: &str,
+    task: &str,
+    call: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Option<T> {
+    match tokio::time::timeout(API_TIMEOUT, call).await {
+        Ok(Ok(v)) => Some(v),
         Ok(Err(e)) => {
-            tracing::debug!(task = %t.name_any(), error = %e, "status not written (will retry)");
-            false
+            tracing::debug!(task, error = %e, "{what} not written (will retry)");
+            None
         }
         Err(_) => {
-            tracing::warn!(task = %t.name_any(), "status write timed out (will retry)");
-            false
+            tracing::warn!(task, "{what} write timed out (will retry)");
+            None
         }
     }
 }
@@ -507,17 +519,7 @@ pub(crate) async fn set_finalizers(
     let body =
         json!({"metadata": {"resourceVersion": t.resource_version(), "finalizers": finalizers}});
     let (name, pp, patch) = (t.name_any(), PatchParams::default(), Patch::Merge(&body));
-    match tokio::time::timeout(API_TIMEOUT, api.patch(&name, &pp, &patch)).await {
-        Ok(Ok(t)) => Some(t),
-        Ok(Err(e)) => {
-            tracing::debug!(task = %name, error = %e, "finalizers not written (will retry)");
-            None
-        }
-        Err(_) => {
-            tracing::warn!(task = %name, "finalizer write timed out (will retry)");
-            None
-        }
-    }
+    task_write("finalizers", &name, api.patch(&name, &pp, &patch)).await
 }
 
 /// Lets a deleted task go: drops Mosaic's finalizer.

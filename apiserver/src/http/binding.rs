@@ -17,6 +17,7 @@ use serde_json::json;
 pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, ApiError> {
     let name = req.name().to_string();
     let v = meta::decode(&req.content_type, &bytes)?;
+    let pinned = meta::resource_version(&v)?;
     let b: TaskBinding = serde_json::from_value(v)
         .map_err(|e| ApiError::bad_request(format!("couldn't decode the {KIND}: {e}")))?;
     if b.kind != KIND {
@@ -41,7 +42,6 @@ pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
         ));
     }
     let current = req.current(&name).await?;
-    let pinned = meta::resource_version(&json!({"metadata": b.metadata}))?;
     if pinned.is_some_and(|rv| rv != current.mod_revision) {
         return Err(ApiError::conflict(req.subject(&name)));
     }
@@ -50,7 +50,10 @@ pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
         ApiError::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on tasks.mosaic.dev \"{name}\": {why}"),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                req.route.info.group_resource()
+            ),
         )
     };
     if old["metadata"]["deletionTimestamp"].is_string() {

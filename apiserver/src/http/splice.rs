@@ -9,7 +9,7 @@
 /// `stored` with `"resourceVersion":"<rv>"` as the first field of its metadata.
 pub fn with_resource_version(stored: &[u8], rv: i64) -> Option<Vec<u8>> {
     let open = metadata_object(stored)?;
-    let empty = object_keys(stored, open, |k| k == b"resourceVersion")?;
+    let empty = is_empty_without(stored, open, b"resourceVersion")?;
     let field = format!(
         r#""resourceVersion":"{rv}"{}"#,
         if empty { "" } else { "," }
@@ -49,15 +49,15 @@ fn metadata_object(b: &[u8]) -> Option<usize> {
 }
 
 /// Steps over the keys of the object opening at `open`: `None` when one is
-/// `refused`, else whether the object is empty.
-fn object_keys(b: &[u8], open: usize, refused: impl Fn(&[u8]) -> bool) -> Option<bool> {
+/// `key`, else whether the object is empty.
+fn is_empty_without(b: &[u8], open: usize, key: &[u8]) -> Option<bool> {
     let mut i = ws(b, open + 1);
     if b.get(i) == Some(&b'}') {
         return Some(true);
     }
     loop {
         let end = string(b, i)?;
-        if refused(&b[i + 1..end - 1]) {
+        if &b[i + 1..end - 1] == key {
             return None;
         }
         i = ws(b, end);
