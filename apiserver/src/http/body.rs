@@ -24,6 +24,15 @@ pub fn json(status: StatusCode, v: &Value) -> Response<Body> {
     json_typed(status, v, "application/json")
 }
 
+/// A response of JSON already encoded.
+pub fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(full(bytes))
+        .expect("static response parts are valid")
+}
+
 /// A JSON response with a given content type.
 pub fn json_typed(status: StatusCode, v: &Value, content_type: &str) -> Response<Body> {
     let bytes = serde_json::to_vec(v).expect("a JSON value always serialises");

@@ -79,6 +79,39 @@ impl Request {
         }
         body::json(status, obj)
     }
+
+    /// Renders `obj`, just stored as `kv`: the stored bytes with the
+    /// resourceVersion spliced in when they are what this request is served
+    /// (JSON of the stored shape), so the object is not encoded a second time.
+    pub fn respond_stored(
+        &self,
+        status: StatusCode,
+        kv: &crate::store::KeyValue,
+        obj: &Value,
+    ) -> Response<Body> {
+        self.spliced(status, kv)
+            .unwrap_or_else(|| self.respond(status, obj))
+    }
+
+    /// Renders a stored object, decoding it only when it must be reshaped.
+    pub fn respond_kv(
+        &self,
+        status: StatusCode,
+        kv: &crate::store::KeyValue,
+    ) -> Result<Response<Body>, ApiError> {
+        match self.spliced(status, kv) {
+            Some(r) => Ok(r),
+            None => Ok(self.respond(status, &self.load(kv)?)),
+        }
+    }
+
+    fn spliced(&self, status: StatusCode, kv: &crate::store::KeyValue) -> Option<Response<Body>> {
+        if !self.route.info.view.is_stored() || table::wants_table(&self.accept) {
+            return None;
+        }
+        let bytes = super::splice::with_resource_version(&kv.value, kv.mod_revision)?;
+        Some(body::json_bytes(status, bytes))
+    }
 }
 
 /// Gives a body the URL's name when it has none; a different one is a 400.
@@ -332,7 +365,7 @@ pub async fn create_value(
         tracing::warn!(error = %e, "stored CRD cannot be served");
     }
     Ok(with_warnings(
-        req.respond(StatusCode::CREATED, &stored),
+        req.respond_stored(StatusCode::CREATED, &kv, &stored),
         &warnings,
     ))
 }
@@ -341,7 +374,7 @@ pub async fn create_value(
 pub async fn get(req: Request) -> Result<Response<Body>, ApiError> {
     let name = req.name();
     let kv = req.current(name).await?;
-    Ok(req.respond(StatusCode::OK, &req.load(&kv)?))
+    req.respond_kv(StatusCode::OK, &kv)
 }
 
 /// DELETE one object: marks it when finalizers remain, removes it otherwise.
@@ -435,7 +468,7 @@ pub async fn delete(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
                 )
                 .await
             {
-                Ok(kv) => return Ok(req.respond(StatusCode::OK, &req.load(&kv)?)),
+                Ok(kv) => return req.respond_kv(StatusCode::OK, &kv),
                 Err(crate::store::StoreError::Conflict { .. }) if pre_rv.is_none() => continue,
                 Err(e) => return Err(ApiError::from_store(e, req.subject(&name))),
             }
@@ -452,7 +485,7 @@ pub async fn delete(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
             .delete(req.key(&name), Precondition::ModRevision(kv.mod_revision))
             .await
         {
-            Ok(kv) => return Ok(req.respond(StatusCode::OK, &req.load(&kv)?)),
+            Ok(kv) => return req.respond_kv(StatusCode::OK, &kv),
             Err(crate::store::StoreError::Conflict { .. }) if pre_rv.is_none() => continue,
             Err(e) => return Err(ApiError::from_store(e, req.subject(&name))),
         }

@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::ssa::managed::Managed;
 use crate::ssa::schema::Schema;
 use crate::ssa::update;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The manager of a request.
 pub fn manager(req: &Request) -> String {
@@ -54,6 +54,21 @@ pub fn track(
         return Ok(());
     }
     let schema = Schema::root(info.schema.as_ref());
+    if old.is_null()
+        && subresource.is_none()
+        && let Some(tree) = update::created(new, info.status_subresource, schema)
+    {
+        // A create: the manager owns every field it sent, found in one pass.
+        if let Some(m) = new["metadata"].as_object_mut()
+            && !tree.is_empty()
+        {
+            let entry = json!({"manager": manager(req), "operation": "Update",
+                "apiVersion": info.api_version(), "time": super::now(),
+                "fieldsType": "FieldsV1", "fieldsV1": tree});
+            m.insert("managedFields".into(), Value::Array(vec![entry]));
+        }
+        return Ok(());
+    }
     let changes = update::diff(old, new, subresource, info.status_subresource, schema);
     // A write that kept the managedFields it read hands them over; else they are copied.
     let taken = match new["metadata"].as_object_mut() {

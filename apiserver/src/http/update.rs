@@ -7,9 +7,10 @@ use super::meta;
 use super::objects::{Request, Warnings, admit, check_type_meta, with_warnings};
 use crate::error::{ApiError, Cause};
 use crate::registry::Builtin;
-use crate::store::{Precondition, StoreError};
+use crate::store::{KeyValue, Precondition, StoreError};
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 const PATCH_TYPES: [&str; 4] = [
     "application/json-patch+json",
@@ -227,21 +228,24 @@ pub(super) async fn write(
             warnings,
         ));
     }
-    let stored = store(req, name, old, result, rev).await?;
-    let stored = stored.as_ref().unwrap_or(old);
-    Ok(with_warnings(req.respond(StatusCode::OK, stored), warnings))
+    let response = match store(req, name, old, result, rev).await? {
+        Some((stored, kv)) => req.respond_stored(StatusCode::OK, &kv, &stored),
+        None => req.respond(StatusCode::OK, old),
+    };
+    Ok(with_warnings(response, warnings))
 }
 
 /// Writes `result` over `old` (at revision `rev`), or deletes the object when
-/// it is being deleted and its last finalizer went. The object as stored, or
-/// `None` when nothing changed (no write, no new revision, no watch event).
+/// it is being deleted and its last finalizer went. The object as stored and
+/// its key-value, or `None` when nothing changed (no write, no new revision,
+/// no watch event).
 pub(super) async fn store(
     req: &Request,
     name: &str,
     old: &Value,
     mut result: Value,
     rev: i64,
-) -> Result<Option<Value>, ApiError> {
+) -> Result<Option<(Value, Arc<KeyValue>)>, ApiError> {
     let deleting = result["metadata"]["deletionTimestamp"].is_string();
     let finalizers_left = result["metadata"]["finalizers"]
         .as_array()
@@ -256,7 +260,7 @@ pub(super) async fn store(
             .delete(req.key(name), Precondition::ModRevision(rev))
             .await
             .map_err(not_found)?;
-        req.load(&kv)?
+        (req.load(&kv)?, kv)
     } else {
         if same_but_resource_version(old, &result) {
             return Ok(None);
@@ -276,10 +280,10 @@ pub(super) async fn store(
             .await
             .map_err(not_found)?;
         result["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
-        result
+        (result, kv)
     };
     if req.route.info.builtin == Builtin::Crd
-        && let Err(e) = req.app.registry.apply_crd(&stored)
+        && let Err(e) = req.app.registry.apply_crd(&stored.0)
     {
         tracing::warn!(error = %e, "updated CRD cannot be served");
     }

@@ -195,3 +195,132 @@ fn the_write_path_records_updates_as_the_set_arithmetic_does() {
         assert_eq!(sets(&fast), sets(&slow), "{old} -> {new}");
     }
 }
+
+/// The create path's one-pass tree is what a diff from nothing records.
+fn same_as_recorded(obj: &Value, status_subresource: bool, s: &Value) {
+    let schema = Schema::root(Some(s));
+    let changes = super::update::diff(&Value::Null, obj, None, status_subresource, schema);
+    let mut list = Vec::new();
+    super::update::record(&mut list, &changes, "m", "v1", None, "t");
+    let want = list
+        .first()
+        .map(|e| e["fieldsV1"].clone())
+        .unwrap_or(json!({}));
+    match super::update::created(obj, status_subresource, schema) {
+        Some(got) => assert_eq!(Value::Object(got), want, "{obj}"),
+        None => panic!("no tree for {obj}"),
+    }
+}
+
+#[test]
+fn a_create_records_its_fields_in_one_pass() {
+    let s = schema();
+    for obj in [
+        json!({}),
+        json!({"apiVersion": "v1", "kind": "Task", "metadata": {"name": "a", "uid": "u"}}),
+        json!({"apiVersion": "v1", "kind": "Task",
+            "metadata": {"name": "a", "labels": {"x": "1", "y": "2"}, "annotations": {},
+                "finalizers": ["f", "g"], "ownerReferences": [{"uid": "1", "kind": "K"}, {"kind": "no uid"}]},
+            "spec": {"command": "true", "args": ["a", "a"], "env": [{"name": "A", "value": "1"}, {"name": "B"}, {"value": "keyless"}],
+                "resources": {}, "unknown": {"deep": [1, {"x": null}]}},
+            "status": {"phase": "Running"}}),
+        json!({"spec": {"env": [], "resources": {"cpus": "1"}}, "metadata": {"finalizers": []}}),
+        json!({"spec": {"env": [{"name": "A"}]}, "other": 1}),
+    ] {
+        same_as_recorded(&obj, true, &s);
+        same_as_recorded(&obj, false, &s);
+    }
+    // A repeated item is left to the general path.
+    let twice = json!({"spec": {"env": [{"name": "A"}, {"name": "A", "value": "2"}]}});
+    assert_eq!(
+        super::update::created(&twice, true, Schema::root(Some(&s))),
+        None
+    );
+    let twice = json!({"metadata": {"finalizers": ["a", "a"]}});
+    assert_eq!(
+        super::update::created(&twice, true, Schema::root(Some(&s))),
+        None
+    );
+}
+
+mod one_pass {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (0i64..3).prop_map(Value::from),
+            "[a-c]{0,2}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("name".to_string()),
+                        "[a-c]{1,2}",
+                        Just("env".to_string()),
+                        Just("spec".to_string()),
+                        Just("metadata".to_string()),
+                        Just("finalizers".to_string()),
+                        Just("status".to_string())
+                    ],
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Task-like objects: random fields, with a map-list of items that
+    /// mostly carry their key, a set-list and labels among them.
+    fn task_like() -> impl Strategy<Value = Value> {
+        let item = prop::collection::btree_map(
+            prop_oneof![Just("name".to_string()), Just("value".to_string()), "[a-c]"],
+            json_value(),
+            0..3,
+        )
+        .prop_map(|m| Value::Object(m.into_iter().collect()));
+        (
+            prop::collection::btree_map("[a-c]{1,2}", json_value(), 0..3),
+            prop::option::of(prop::collection::vec(item, 0..4)),
+            prop::option::of(prop::collection::vec("[a-d]", 0..3)),
+            prop::collection::btree_map("[a-c]", "[a-c]", 0..3),
+            prop::option::of(json_value()),
+        )
+            .prop_map(|(mut spec, env, finalizers, labels, status)| {
+                if let Some(env) = env {
+                    spec.insert("env".into(), Value::from(env));
+                }
+                let mut obj = json!({"metadata": {"name": "x", "labels": labels}, "spec": spec});
+                if let Some(f) = finalizers {
+                    obj["metadata"]["finalizers"] = json!(f);
+                }
+                if let Some(s) = status {
+                    obj["status"] = s;
+                }
+                obj
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn one_pass_equals_diff_and_record(
+            obj in prop_oneof![json_value(), task_like()],
+            status_subresource: bool,
+        ) {
+            let s = schema();
+            let schema = Schema::root(Some(&s));
+            if let Some(got) = super::super::update::created(&obj, status_subresource, schema) {
+                let changes = super::super::update::diff(&Value::Null, &obj, None, status_subresource, schema);
+                let mut list = Vec::new();
+                super::super::update::record(&mut list, &changes, "m", "v1", None, "t");
+                let want = list.first().map(|e| e["fieldsV1"].clone()).unwrap_or(json!({}));
+                prop_assert_eq!(Value::Object(got), want);
+            }
+        }
+    }
+}

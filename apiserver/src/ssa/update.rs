@@ -300,3 +300,95 @@ pub fn record(
     }
     managed.retain(|e| e["fieldsV1"].as_object().is_some_and(|t| !t.is_empty()));
 }
+
+/// The `fieldsV1` a create gives its manager: every owned field of `new`, in
+/// one pass over the object (what [`diff`] from nothing and [`record`] into an
+/// empty list give, without a path per field). `None` when a list holds an
+/// item twice, which the general path handles.
+pub fn created(
+    new: &Value,
+    status_subresource: bool,
+    schema: Schema<'_>,
+) -> Option<Map<String, Value>> {
+    let mut out = Map::new();
+    for (k, v) in new.as_object().into_iter().flatten() {
+        match k.as_str() {
+            "apiVersion" | "kind" => {}
+            "status" if status_subresource => {}
+            "metadata" => {
+                let ms = schema.property("metadata");
+                let mut inner = Map::new();
+                for (f, fv) in v.as_object().into_iter().flatten() {
+                    if !IGNORED_METADATA.contains(&f.as_str()) {
+                        node(&mut inner, format!("f:{f}"), fv, ms.property(f))?;
+                    }
+                }
+                if !inner.is_empty() {
+                    out.insert("f:metadata".into(), Value::Object(inner));
+                }
+            }
+            _ => node(&mut out, format!("f:{k}"), v, schema.property(k))?,
+        }
+    }
+    Some(out)
+}
+
+/// Adds the node of `v` (at `key` under `parent`) when it owns anything.
+fn node(parent: &mut Map<String, Value>, key: String, v: &Value, schema: Schema<'_>) -> Option<()> {
+    let mut children = Map::new();
+    let member = children_of(&mut children, v, schema)?;
+    if member || !children.is_empty() {
+        insert_new(parent, key, member, children)?;
+    }
+    Some(())
+}
+
+/// Adds the owned fields under `v` to `out`; whether `v` is itself owned (a leaf).
+fn children_of(out: &mut Map<String, Value>, v: &Value, schema: Schema<'_>) -> Option<bool> {
+    match v {
+        Value::Object(o) if !o.is_empty() && !schema.is_atomic_map() => {
+            for (k, c) in o {
+                node(out, format!("f:{k}"), c, schema.property(k))?;
+            }
+            Some(false)
+        }
+        Value::Array(items) => match schema.list_type() {
+            ListType::Set => {
+                for item in items {
+                    insert_new(out, format!("v:{}", canonical(item)), true, Map::new())?;
+                }
+                Some(false)
+            }
+            ListType::Map(keys) => {
+                for item in items {
+                    let Some(k) = item_key(item, &keys) else {
+                        continue;
+                    };
+                    let mut fields = Map::new();
+                    children_of(&mut fields, item, schema.items())?;
+                    insert_new(out, format!("k:{k}"), true, fields)?;
+                }
+                Some(false)
+            }
+            ListType::Atomic => Some(true),
+        },
+        _ => Some(true),
+    }
+}
+
+/// Inserts a node not seen before (`None` when it was: a repeated list item).
+fn insert_new(
+    parent: &mut Map<String, Value>,
+    key: String,
+    member: bool,
+    mut children: Map<String, Value>,
+) -> Option<()> {
+    if parent.contains_key(&key) {
+        return None;
+    }
+    if member && !children.is_empty() {
+        children.insert(".".into(), json!({}));
+    }
+    parent.insert(key, Value::Object(children));
+    Some(())
+}
