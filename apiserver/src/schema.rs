@@ -237,28 +237,22 @@ fn bounds(s: &Value, v: &Value, path: &str, out: &mut Outcome) {
 fn walk_object(s: &Value, map: &mut Map<String, Value>, path: &str, out: &mut Outcome) {
     let props = s.get("properties").and_then(Value::as_object);
     let additional = s.get("additionalProperties").filter(|a| a.is_object());
-    let keys: Vec<String> = map.keys().cloned().collect();
-    for k in keys {
-        let child_path = join(path, &k);
-        let child_schema = props.and_then(|p| p.get(&k)).or(additional);
-        match child_schema {
-            Some(cs) => {
-                let v = map.get_mut(&k).expect("key listed above");
-                if v.is_null() && !nullable(cs) {
-                    map.remove(&k);
-                    continue;
-                }
-                walk(cs, v, &child_path, out);
-            }
-            None if preserves_unknown(s)
-                || (props.is_none()
-                    && s.get("additionalProperties") == Some(&Value::Bool(true))) => {}
-            None => {
-                map.remove(&k);
-                out.unknown.push(child_path);
-            }
+    map.retain(|k, v| match props.and_then(|p| p.get(k)).or(additional) {
+        Some(cs) if v.is_null() && !nullable(cs) => false,
+        Some(cs) => {
+            walk(cs, v, &join(path, k), out);
+            true
         }
-    }
+        None if preserves_unknown(s)
+            || (props.is_none() && s.get("additionalProperties") == Some(&Value::Bool(true))) =>
+        {
+            true
+        }
+        None => {
+            out.unknown.push(join(path, k));
+            false
+        }
+    });
     default_and_require(s, map, path, out);
 }
 

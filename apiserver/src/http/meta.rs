@@ -7,27 +7,29 @@ use crate::store::KeyValue;
 use rand::Rng;
 use serde_json::{Value, json};
 
-/// Now, as Kubernetes writes timestamps (RFC 3339, seconds, UTC).
+/// Now, as Kubernetes writes timestamps (RFC 3339, seconds, UTC). The text
+/// is made once a second per thread: every write stamps one or two.
 pub fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let t = jiff::Timestamp::now();
+    LAST.with_borrow_mut(|(second, text)| {
+        if *second != t.as_second() {
+            *second = t.as_second();
+            *text = t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        }
+        text.clone()
+    })
 }
 
 /// A random (version 4) UUID.
 pub fn new_uid() -> String {
-    let mut b: [u8; 16] = rand::rng().random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    let bytes: [u8; 16] = rand::rng().random();
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 /// Five random lowercase alphanumerics, for `generateName`.
@@ -191,4 +193,38 @@ pub fn human_duration(secs: i64) -> String {
 pub fn age_secs(ts: &str) -> Option<i64> {
     let t: jiff::Timestamp = ts.parse().ok()?;
     Some(jiff::Timestamp::now().as_second() - t.as_second())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_are_random_version_4_uuids() {
+        let (a, b) = (new_uid(), new_uid());
+        assert_ne!(a, b);
+        for u in [a, b] {
+            let parts: Vec<&str> = u.split('-').collect();
+            let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+            assert_eq!(lens, [8, 4, 4, 4, 12], "{u}");
+            assert!(parts[2].starts_with('4'), "version 4: {u}");
+            assert!(
+                matches!(parts[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'),
+                "RFC 4122 variant: {u}"
+            );
+            assert!(
+                u.bytes()
+                    .all(|c| c == b'-' || c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+            );
+        }
+    }
+
+    #[test]
+    fn now_is_an_rfc3339_second_in_utc_and_follows_the_clock() {
+        let before = jiff::Timestamp::now().as_second();
+        let t: jiff::Timestamp = now().parse().expect("RFC 3339");
+        let after = jiff::Timestamp::now().as_second();
+        assert!((before..=after).contains(&t.as_second()));
+        assert!(now().ends_with('Z') && now().len() == "2026-01-01T00:00:00Z".len());
+    }
 }

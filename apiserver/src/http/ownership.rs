@@ -62,9 +62,11 @@ pub fn track(
         if let Some(m) = new["metadata"].as_object_mut()
             && !tree.is_empty()
         {
-            let entry = json!({"manager": manager(req), "operation": "Update",
+            let mut entry = json!({"manager": manager(req), "operation": "Update",
                 "apiVersion": info.api_version(), "time": super::now(),
-                "fieldsType": "FieldsV1", "fieldsV1": tree});
+                "fieldsType": "FieldsV1"});
+            // Moved in, not through `json!`, which would copy the tree.
+            entry["fieldsV1"] = Value::Object(tree);
             m.insert("managedFields".into(), Value::Array(vec![entry]));
         }
         return Ok(());
