@@ -8,6 +8,7 @@
 
 use crate::error::Cause;
 use serde_json::{Map, Value};
+use std::fmt::Write;
 
 /// What a walk found.
 #[derive(Debug, Default)]
@@ -30,27 +31,27 @@ pub fn apply(schema: &Value, obj: &mut Value) -> Outcome {
         return out;
     };
     let props = schema.get("properties").and_then(Value::as_object);
-    let keys: Vec<String> = map.keys().cloned().collect();
-    for k in keys {
+    // One buffer holds the path of the field being walked.
+    let mut path = String::new();
+    map.retain(|k, v| {
         if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
-            continue;
+            return true;
         }
-        match props.and_then(|p| p.get(&k)) {
+        match props.and_then(|p| p.get(k)) {
+            Some(s) if v.is_null() && !nullable(s) => false,
             Some(s) => {
-                let v = map.get_mut(&k).expect("key listed above");
-                if v.is_null() && !nullable(s) {
-                    map.remove(&k);
-                    continue;
-                }
-                walk(s, v, &k, &mut out);
+                path.push_str(k);
+                walk(s, v, &mut path, &mut out);
+                path.clear();
+                true
             }
-            None if preserves_unknown(schema) => {}
+            None if preserves_unknown(schema) => true,
             None => {
-                map.remove(&k);
-                out.unknown.push(k);
+                out.unknown.push(k.clone());
+                false
             }
         }
-    }
+    });
     default_and_require(schema, map, "", &mut out);
     out
 }
@@ -104,7 +105,8 @@ fn type_error(out: &mut Outcome, path: &str, v: &Value, want: &str) {
     });
 }
 
-fn walk(s: &Value, v: &mut Value, path: &str, out: &mut Outcome) {
+/// Walks `v` against `s`; `path` is `v`'s field path, and is as it was on return.
+fn walk(s: &Value, v: &mut Value, path: &mut String, out: &mut Outcome) {
     if v.is_null() {
         if !nullable(s) {
             type_error(
@@ -164,8 +166,11 @@ fn walk(s: &Value, v: &mut Value, path: &str, out: &mut Outcome) {
         Value::Object(map) => walk_object(s, map, path, out),
         Value::Array(items) => {
             if let Some(item_schema) = s.get("items") {
+                let len = path.len();
                 for (i, item) in items.iter_mut().enumerate() {
-                    walk(item_schema, item, &format!("{path}[{i}]"), out);
+                    let _ = write!(path, "[{i}]");
+                    walk(item_schema, item, path, out);
+                    path.truncate(len);
                 }
             }
         }
@@ -234,13 +239,19 @@ fn bounds(s: &Value, v: &Value, path: &str, out: &mut Outcome) {
     }
 }
 
-fn walk_object(s: &Value, map: &mut Map<String, Value>, path: &str, out: &mut Outcome) {
+fn walk_object(s: &Value, map: &mut Map<String, Value>, path: &mut String, out: &mut Outcome) {
     let props = s.get("properties").and_then(Value::as_object);
     let additional = s.get("additionalProperties").filter(|a| a.is_object());
+    let len = path.len();
     map.retain(|k, v| match props.and_then(|p| p.get(k)).or(additional) {
         Some(cs) if v.is_null() && !nullable(cs) => false,
         Some(cs) => {
-            walk(cs, v, &join(path, k), out);
+            if len > 0 {
+                path.push('.');
+            }
+            path.push_str(k);
+            walk(cs, v, path, out);
+            path.truncate(len);
             true
         }
         None if preserves_unknown(s)
@@ -352,6 +363,12 @@ mod tests {
             fields.contains(&("spec.command", "FieldValueRequired")),
             "{fields:?}"
         );
+        // Paths stay right across nesting and siblings walked after it.
+        let mut nested = json!({"spec": {"command": "x", "env": [{"name": "a"}, {"name": 1, "x": 1}], "policy": "No"}, "other": 1});
+        let out = apply(&schema(), &mut nested);
+        let fields: Vec<_> = out.causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["spec.env[1].name", "spec.policy"]);
+        assert_eq!(out.unknown, ["other", "spec.env[1].x"]);
         let mut neg = json!({"spec": {"command": "x", "backoffLimit": -1}});
         assert_eq!(
             apply(&schema(), &mut neg).causes[0].field,
