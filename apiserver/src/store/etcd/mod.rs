@@ -27,8 +27,13 @@ mod members;
 
 use members::unavailable;
 
-/// How long one request to etcd may take before the API answers 503.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one request to etcd may take before the API answers 503. Longer
+/// than etcd's own request timeout (5 s plus two election timeouts: 7 s with
+/// its default flags), so that a proposal lost with a killed leader comes back
+/// from etcd as a timeout (Unavailable), which the next member is asked to
+/// carry out, rather than this deadline ending the request first. Under load
+/// the election after a leader's death took long enough for that to happen.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The etcd backend. Cheap to clone.
 #[derive(Clone)]
