@@ -140,8 +140,8 @@ async fn events_expire_after_the_event_ttl_as_in_kube_apiserver() {
     let s = TestServer::start_with(&["--event-ttl", "6s"]).unwrap();
     let api: Api<CoreEvent> = Api::namespaced(s.client().await.unwrap(), "default");
     let pp = PostParams::default();
-    // The TTL runs from the last write, as an etcd lease does: an Event written
-    // now lives six seconds, whatever times it reports.
+    // The TTL runs from when an Event was last seen, its creation included: one
+    // created now lives six seconds, however old a lastTimestamp it reports.
     api.create(&pp, &event_seen("first", 3600)).await.unwrap();
     let first_at = std::time::Instant::now();
     // Time must pass between the two writes for their TTLs to differ.

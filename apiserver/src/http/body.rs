@@ -26,16 +26,16 @@ pub fn json(status: StatusCode, v: &Value) -> Response<Body> {
 
 /// A response of JSON already encoded.
 pub fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(full(bytes))
-        .expect("static response parts are valid")
+    encoded(status, bytes, "application/json")
 }
 
 /// A JSON response with a given content type.
 pub fn json_typed(status: StatusCode, v: &Value, content_type: &str) -> Response<Body> {
     let bytes = serde_json::to_vec(v).expect("a JSON value always serialises");
+    encoded(status, bytes, content_type)
+}
+
+fn encoded(status: StatusCode, bytes: Vec<u8>, content_type: &str) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, content_type)
@@ -45,11 +45,7 @@ pub fn json_typed(status: StatusCode, v: &Value, content_type: &str) -> Response
 
 /// A plain-text response.
 pub fn text(status: StatusCode, s: &str) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(full(s.to_string()))
-        .expect("static response parts are valid")
+    encoded(status, s.as_bytes().to_vec(), "text/plain; charset=utf-8")
 }
 
 /// A `Status` response for an error.
