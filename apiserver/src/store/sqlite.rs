@@ -8,14 +8,19 @@
 //! then does it publish the batch to the in-memory state and to watchers, so a
 //! reader never sees a write that could still be lost.
 //!
-//! Reads of the latest state come from memory; reads of a past revision (later
-//! pages of a paginated list) and watch replay come from the table.
+//! The log is copied into the database beside the writer and kept short
+//! (`checkpoint`). Reads of the latest state come from memory; reads of a past
+//! revision (later pages of a paginated list) and watch replay come from the
+//! table.
+
+mod checkpoint;
 
 use super::watchers::{WATCH_BUFFER, Watchers};
 use super::{
     Event, EventKind, KeyValue, ListRequest, ListResult, Precondition, Store, StoreError,
     WatchStream, prefix_end,
 };
+use checkpoint::Checkpointer;
 use futures::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, HashMap};
@@ -81,14 +86,17 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 impl SqliteStore {
     /// Opens (or creates) the store in `dir/store.db` and starts its writer thread.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_log_limit(dir, checkpoint::RESET_FRAMES)
+    }
+
+    /// [`SqliteStore::open`] with the log restarted past `log_frames` pages.
+    fn open_with_log_limit(dir: &Path, log_frames: usize) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join("store.db");
-        let writer = open_connection(&path)?;
+        let mut writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA)?;
-        // Checkpoints run on their own thread (below), never inside a commit.
-        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
-        let checkpointer = open_connection(&path)?;
+        let checkpointer = Checkpointer::start(&mut writer, open_connection(&path)?, log_frames)?;
         let (live, revision, compacted) = load(&writer)?;
         let history = open_connection(&path)?;
         let (tx, rx) = std_mpsc::channel();
@@ -105,13 +113,8 @@ impl SqliteStore {
         let weak = Arc::downgrade(&inner);
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(writer, weak, rx))
+            .spawn(move || writer_loop(writer, weak, rx, checkpointer))
             .map_err(|e| StoreError::Unavailable(format!("starting the writer thread: {e}")))?;
-        let weak = Arc::downgrade(&inner);
-        std::thread::Builder::new()
-            .name("store-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, weak))
-            .map_err(|e| StoreError::Unavailable(format!("starting the checkpoint thread: {e}")))?;
         Ok(Self { inner })
     }
 
@@ -197,6 +200,7 @@ fn writer_loop(
     mut conn: Connection,
     inner: std::sync::Weak<Inner>,
     rx: std_mpsc::Receiver<WriteOp>,
+    mut checkpointer: Checkpointer,
 ) {
     while let Ok(first) = rx.recv() {
         let Some(inner) = inner.upgrade() else { return };
@@ -212,24 +216,11 @@ fn writer_loop(
             .partition(|w| !matches!(w.op, Op::Compact(_)));
         if !writes.is_empty() {
             commit_batch(&mut conn, &inner, writes);
+            checkpointer.after_commit(&conn);
         }
         for c in compactions {
             let Op::Compact(rev) = c.op else { continue };
             let _ = c.reply.send(compact(&mut conn, &inner, rev));
-        }
-    }
-}
-
-/// Copies the write-ahead log into the database every 200 ms without blocking
-/// the writer (a PASSIVE checkpoint), so commits never pay for it.
-fn checkpoint_loop(conn: Connection, inner: std::sync::Weak<Inner>) {
-    loop {
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        if inner.strong_count() == 0 {
-            return;
-        }
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
 }
