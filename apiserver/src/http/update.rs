@@ -128,21 +128,14 @@ pub(super) fn merge_update(
     let info = &req.route.info;
     let name = req.name();
     if req.route.subresource.as_deref() == Some("status") {
-        let mut result = old.clone();
-        match new.as_object_mut().and_then(|o| o.remove("status")) {
-            Some(s) => result["status"] = s,
-            None => {
-                result.as_object_mut().expect("an object").remove("status");
-            }
-        }
+        // The schema walk leaves the root's metadata alone, so it may run
+        // after managedFields are in place.
+        let mut result = status_write(old, new);
         if let Some(s) = &info.schema {
             let out = crate::schema::apply(s, &mut result);
             if !out.causes.is_empty() {
                 return Err(ApiError::invalid(req.subject(name), out.causes));
             }
-        }
-        if let Some(m) = new["metadata"].get("managedFields") {
-            result["metadata"]["managedFields"] = m.clone();
         }
         super::ownership::track(req, old, &mut result, Some("status"))?;
         return Ok((result, vec![]));
@@ -290,6 +283,33 @@ pub(super) async fn store(
     Ok(Some(stored))
 }
 
+/// What a write to the status subresource leaves: `old`, with the status and
+/// the managedFields (when it has them) of `new`. A status patch usually
+/// changes nothing else, and then `new` is that object already: no copy.
+fn status_write(old: &Value, mut new: Value) -> Value {
+    let same_metadata = match (old["metadata"].as_object(), new["metadata"].as_object()) {
+        (Some(o), Some(n)) => {
+            (n.contains_key("managedFields") || !o.contains_key("managedFields"))
+                && maps_equal_except(o, n, &["managedFields"])
+        }
+        (o, n) => o == n,
+    };
+    if same_metadata && equal_except(old, &new, &["metadata", "status"]) {
+        return new;
+    }
+    let mut result = old.clone();
+    match new.as_object_mut().and_then(|o| o.remove("status")) {
+        Some(s) => result["status"] = s,
+        None => {
+            result.as_object_mut().expect("an object").remove("status");
+        }
+    }
+    if let Some(m) = new["metadata"].get_mut("managedFields") {
+        result["metadata"]["managedFields"] = m.take();
+    }
+    result
+}
+
 /// Whether two objects are equal in every top-level field but those in `skip`.
 fn equal_except(a: &Value, b: &Value, skip: &[&str]) -> bool {
     match (a.as_object(), b.as_object()) {
@@ -346,5 +366,87 @@ mod tests {
             .remove("resourceVersion");
         c["metadata"].as_object_mut().unwrap().remove("labels");
         assert!(same_but_resource_version(&a, &c));
+    }
+
+    /// What a status write leaves, spelled out: the old object, the new
+    /// status (or none), and the new managedFields when there are any.
+    fn status_write_reference(old: &Value, new: &Value) -> Value {
+        let mut result = old.clone();
+        match new.get("status") {
+            Some(s) => result["status"] = s.clone(),
+            None => {
+                result.as_object_mut().unwrap().remove("status");
+            }
+        }
+        if let Some(m) = new["metadata"].get("managedFields") {
+            result["metadata"]["managedFields"] = m.clone();
+        }
+        result
+    }
+
+    fn object() -> impl Strategy<Value = Value> {
+        let small = prop_oneof![
+            Just(json!(null)),
+            Just(json!(1)),
+            Just(json!("a")),
+            Just(json!({"x": 1})),
+            Just(json!([{"manager": "m"}])),
+        ];
+        let fields = |keys: &'static [&'static str]| {
+            prop::collection::btree_map(prop::sample::select(keys), small.clone(), 0..4)
+        };
+        (
+            fields(&["name", "labels", "managedFields", "generation"]),
+            fields(&["spec", "status", "extra"]),
+        )
+            .prop_map(|(meta, rest)| {
+                let mut obj: serde_json::Map<String, Value> =
+                    rest.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                let meta = meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                obj.insert("metadata".into(), Value::Object(meta));
+                Value::Object(obj)
+            })
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_status_write_keeps_all_but_status_and_managed_fields(
+            old in object(),
+            other in object(),
+            edits in (0..3u8, 0..3u8, any::<bool>()),
+        ) {
+            // Mostly `old` edited the way a status patch does (the status, the
+            // managedFields), sometimes beyond that, sometimes another object.
+            let (status, managed, elsewhere) = edits;
+            let mut new = old.clone();
+            match status {
+                0 => {}
+                1 => new["status"] = other["status"].clone(),
+                _ => {
+                    new.as_object_mut().unwrap().remove("status");
+                }
+            }
+            let meta = new["metadata"].as_object_mut().unwrap();
+            match managed {
+                0 => {}
+                1 => {
+                    meta.remove("managedFields");
+                }
+                _ => {
+                    meta.insert("managedFields".into(), json!([{"manager": "new"}]));
+                }
+            }
+            if elsewhere {
+                new["spec"] = other["spec"].clone();
+            }
+            for new in [new, other] {
+                prop_assert_eq!(
+                    status_write(&old, new.clone()),
+                    status_write_reference(&old, &new)
+                );
+            }
+        }
     }
 }
