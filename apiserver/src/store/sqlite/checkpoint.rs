@@ -72,8 +72,8 @@ impl Checkpointer {
         conn: Connection,
         limit: usize,
     ) -> Result<Self, StoreError> {
-        // Checkpoints never run inside a commit.
-        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // This hook takes the place of SQLite's automatic checkpoint (the
+        // same hook), so no checkpoint runs inside a commit.
         let shared = Arc::new(Shared::default());
         let hook = shared.clone();
         writer.wal_hook(Some(
