@@ -319,7 +319,9 @@ async fn main() -> Result<()> {
         .split(',')
         .map(|c| c.trim().parse())
         .collect::<Result<_, _>>()?;
-    let tmp = tempfile::tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
+    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&parent)?;
+    let tmp = tempfile::tempdir_in(parent)?;
     let (kubeconfig, stop_server) = start_server(tmp.path().join("mosaic"), None)?;
     let client = mosaic_client(&kubeconfig).await?;
     let etcd = if args.etcd.exists() {
@@ -353,10 +355,11 @@ async fn main() -> Result<()> {
     }
     let value = serde_json::to_vec(&task("a-task-of-typical-size"))?;
     println!(
-        "creates: {} per level; object size {} bytes; machine: {} cores",
+        "creates: {} per level; object size {} bytes; machine: {} cores, {}",
         args.creates,
         value.len(),
-        std::thread::available_parallelism()?.get()
+        std::thread::available_parallelism()?.get(),
+        cpu_model()
     );
     println!(
         "{:<26} {:>12} {:>9} {:>9}",
@@ -466,4 +469,22 @@ async fn main() -> Result<()> {
     }
     let _ = stop_server.send(());
     Ok(())
+}
+
+/// The CPU's model from /proc/cpuinfo: the same build measures very
+/// differently on different processors, so the figures carry it.
+fn cpu_model() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        cpuinfo.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == name).then(|| v.trim().to_owned())
+        })
+    };
+    format!(
+        "{} (family {}, model {})",
+        field("model name").as_deref().unwrap_or("unknown CPU"),
+        field("cpu family").as_deref().unwrap_or("?"),
+        field("model").as_deref().unwrap_or("?")
+    )
 }

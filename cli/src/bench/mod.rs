@@ -76,10 +76,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let figures = rt.block_on(async {
         let tmp = match &args.dir {
-            Some(d) => tempfile::tempdir_in(d),
+            Some(d) => std::fs::create_dir_all(d).and_then(|()| tempfile::tempdir_in(d)),
             None => tempfile::tempdir(),
         }
         .context("making the benchmark's data folder")?;
+        eprintln!("mosaic bench: machine: {}", procs::machine());
         eprintln!(
             "mosaic bench: {} agents ({}), {} tasks in {} frameworks over {} roles, {} clients{}; data in {}",
             plan.agents,

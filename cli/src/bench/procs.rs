@@ -39,6 +39,26 @@ pub fn rss(pid: u32) -> anyhow::Result<(u64, u64)> {
     Ok((field("VmRSS:"), field("VmHWM:")))
 }
 
+/// The machine the figures come from: its cores and CPU model (from
+/// /proc/cpuinfo), since the same build measures very differently on
+/// different processors.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    // The first processor's fields: "model name", "cpu family", "model".
+    let field = |name: &str| {
+        cpuinfo.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == name).then(|| v.trim().to_owned())
+        })
+    };
+    let model = field("model name").unwrap_or_else(|| "unknown CPU".into());
+    match (field("cpu family"), field("model")) {
+        (Some(f), Some(m)) => format!("{cores} cores, {model} (family {f}, model {m})"),
+        _ => format!("{cores} cores, {model}"),
+    }
+}
+
 /// CPU time a process has used (user + system), from /proc/PID/stat.
 pub fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

@@ -200,6 +200,7 @@ impl Figures {
     /// The figures as JSON.
     pub fn json(&self, plan: &Plan) -> String {
         let v = json!({
+            "machine": super::procs::machine(),
             "agents": plan.agents,
             "tasks": self.tasks,
             "running": self.running,
