@@ -103,24 +103,39 @@ pub async fn register(
 pub async fn heartbeat(client: Client, name: String, every: Duration) {
     let lease_seconds = (every.as_secs() * LEASE_HEARTBEATS).max(1) as i32;
     let api: Api<Lease> = Api::namespaced(client, "mosaic-system");
+    let mut renewed = false;
     loop {
         let body = json!({
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": name},
             "spec": {"holderIdentity": name, "leaseDurationSeconds": lease_seconds, "renewTime": now_micro()},
         });
-        let res = match api
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-        {
-            Err(kube::Error::Api(s)) if s.code == 404 => {
-                let lease: Lease = serde_json::from_value(body).expect("a valid Lease");
-                api.create(&PostParams::default(), &lease).await.map(|_| ())
+        let lease: Lease = serde_json::from_value(body.clone()).expect("a valid Lease");
+        let (pp, post, merge) = (
+            PatchParams::default(),
+            PostParams::default(),
+            Patch::Merge(&body),
+        );
+        let patch = || api.patch(&name, &pp, &merge);
+        let create = || api.create(&post, &lease);
+        // The first renewal creates the Lease (a restarted agent finds it there:
+        // 409, then a patch); later ones patch it (gone meanwhile: 404, then a
+        // create). So a new agent's first heartbeat is one request, not a refusal
+        // and a retry.
+        let res = if renewed {
+            match patch().await {
+                Err(kube::Error::Api(s)) if s.code == 404 => create().await.map(|_| ()),
+                other => other.map(|_| ()),
             }
-            other => other.map(|_| ()),
+        } else {
+            match create().await {
+                Err(kube::Error::Api(s)) if s.code == 409 => patch().await.map(|_| ()),
+                other => other.map(|_| ()),
+            }
         };
-        if let Err(e) = res {
-            tracing::warn!(error = %e, "renewing the agent lease");
+        match res {
+            Ok(()) => renewed = true,
+            Err(e) => tracing::warn!(error = %e, "renewing the agent lease"),
         }
         tokio::time::sleep(every).await;
     }

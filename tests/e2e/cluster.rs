@@ -411,4 +411,52 @@ async fn tasks_of_a_lost_agent_go_unreachable_then_lost_and_run_again_elsewhere(
     if let Some(pid) = rustix::process::Pid::from_raw(orphan) {
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
+
+    // Started again, the agent finds its old Lease (its first renewal's create
+    // answers 409 and it patches instead), renews it from then on and is Ready.
+    let renew_time = || {
+        s.kubectl_ok(&[
+            "get",
+            "lease",
+            "-n",
+            "mosaic-system",
+            &first,
+            "-o",
+            "jsonpath={.spec.renewTime}",
+        ])
+    };
+    let stale = renew_time();
+    let _back = s.spawn_agent_with(&first, "cpus=1,memory=1Gi", &fast);
+    crate::support::wait_for(
+        Duration::from_secs(30),
+        "the restarted agent to renew its old Lease",
+        || std::future::ready(renew_time() != stale),
+    )
+    .await
+    .unwrap();
+    let renewed = renew_time();
+    crate::support::wait_for(
+        Duration::from_secs(30),
+        "the restarted agent's next renewal",
+        || std::future::ready(renew_time() != renewed),
+    )
+    .await
+    .unwrap();
+    crate::support::wait_for(
+        Duration::from_secs(30),
+        "the restarted agent to be Ready again",
+        || {
+            std::future::ready(
+                s.kubectl_ok(&[
+                    "get",
+                    "agent",
+                    &first,
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                ]) == "True",
+            )
+        },
+    )
+    .await
+    .unwrap();
 }
