@@ -283,6 +283,8 @@ fn observe(st: &mut State, ev: &crate::store::Event) {
                 }
             }
         }
+        // Whole-store watches get no progress notifications.
+        EventKind::Progress => {}
     }
 }
 

@@ -160,6 +160,16 @@ impl FieldSelector {
         })
     }
 
+    /// A requirement that the field equal a value, for the store to file a
+    /// watch under (see `store::FieldFilter`): the first equality that is not
+    /// on the namespace (which a namespaced path already narrows), else that one.
+    pub fn equality(&self) -> Option<(&str, &str)> {
+        let eq = || self.0.iter().filter(|(_, eq, _)| *eq);
+        eq().find(|(k, _, _)| k != "metadata.namespace")
+            .or_else(|| eq().next())
+            .map(|(k, _, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The name an `metadata.name=X` requirement pins, if any.
     pub fn pinned_name(&self) -> Option<&str> {
         self.0

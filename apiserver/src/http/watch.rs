@@ -71,7 +71,20 @@ pub async fn watch(mut req: Request) -> Result<Response<Body>, ApiError> {
         .route
         .info
         .collection_prefix(req.route.namespace.as_deref());
-    let events = match req.app.store.watch(prefix, start).await {
+    // A watch of one field's value (an agent's Tasks) is filed under that value
+    // in the store, so other changes never reach it; the selectors below still
+    // decide what it is sent. Other views convert first, so they see everything.
+    let filter = (sel.fields.equality())
+        .filter(|_| req.route.info.view.is_stored())
+        .map(|(path, value)| crate::store::FieldFilter {
+            path: path.to_owned(),
+            value: value.to_owned(),
+        });
+    let watched = match filter {
+        Some(f) => req.app.store.watch_field(prefix, start, f).await,
+        None => req.app.store.watch(prefix, start).await,
+    };
+    let events = match watched {
         Ok(e) => Some(e),
         Err(crate::store::StoreError::Compacted {
             requested,
@@ -149,6 +162,7 @@ impl Watch {
             EventKind::Delete => "DELETED",
             EventKind::Put if e.kv.create_revision == e.kv.mod_revision => "ADDED",
             EventKind::Put => "MODIFIED",
+            EventKind::Progress => return Ok(()),
         };
         let object = e.shared.get_or_init(|| {
             if let Some(b) = super::splice::with_resource_version(&e.kv.value, e.kv.mod_revision) {
@@ -219,6 +233,10 @@ impl Watch {
 
     async fn event(&mut self, e: &Event) -> Result<(), ()> {
         self.last_rev = e.kv.mod_revision;
+        // Progress only moves the revision the next bookmark carries.
+        if e.kind == EventKind::Progress {
+            return Ok(());
+        }
         // The shared encoding is of the stored form; other views convert their own.
         if self.sel.is_everything() && !self.as_table && self.req.route.info.view.is_stored() {
             return self.send_shared(e).await;
@@ -240,7 +258,7 @@ impl Watch {
             EventKind::Put if now_matches && was => "MODIFIED",
             EventKind::Put if now_matches => "ADDED",
             EventKind::Put if was => "DELETED",
-            EventKind::Put => return Ok(()),
+            EventKind::Put | EventKind::Progress => return Ok(()),
         };
         self.send(kind, obj).await
     }

@@ -114,6 +114,45 @@ pub async fn watch_replays_then_follows(s: &dyn Store) {
     assert_eq!(&*e2.kv.value, b"2", "a delete carries the last value");
 }
 
+/// A field-filtered watch gets, from history and then live, exactly the changes
+/// whose new or previous value has the field's value, in order.
+pub async fn field_watch_replays_then_follows(s: &dyn Store) {
+    let on = |agent: &str| format!(r#"{{"status":{{"agent":"{agent}"}}}}"#).into_bytes();
+    let r0 = s.revision();
+    s.create("/g/t/ns/a".into(), on("")).await.unwrap(); // r0+1: not for n1
+    s.update("/g/t/ns/a".into(), on("n1"), Precondition::None) // r0+2: bound to n1
+        .await
+        .unwrap();
+    s.create("/g/t/ns/b".into(), on("n2")).await.unwrap(); // r0+3: another agent's
+    let filter = FieldFilter {
+        path: "status.agent".into(),
+        value: "n1".into(),
+    };
+    let mut w = s.watch_field("/g/t/".into(), r0, filter).await.unwrap();
+    s.update("/g/t/ns/b".into(), on("n2"), Precondition::None) // r0+4: still n2's
+        .await
+        .unwrap();
+    s.update("/g/t/ns/a".into(), on("n2"), Precondition::None) // r0+5: moved off n1
+        .await
+        .unwrap();
+    s.create("/g/t/ns/c".into(), on("n1")).await.unwrap(); // r0+6
+    let (mut seen, mut last) = (Vec::new(), r0);
+    while seen.len() < 3 {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(10), w.recv())
+            .await
+            .expect("the filtered watch's events within 10 s")
+            .expect("the watch goes on");
+        // Progress may come between changes, never behind what was delivered.
+        assert!(e.kv.mod_revision >= last, "revisions go forward");
+        last = e.kv.mod_revision;
+        if e.kind != EventKind::Progress {
+            seen.push((e.kv.key.clone(), e.kv.mod_revision - r0));
+        }
+    }
+    let k = |n: &str| format!("/g/t/ns/{n}");
+    assert_eq!(seen, [(k("a"), 2), (k("a"), 5), (k("c"), 6)]);
+}
+
 /// After compaction, a watch or a read from before it is refused as compacted.
 pub async fn compaction(s: &dyn Store) {
     let r0 = s.revision();

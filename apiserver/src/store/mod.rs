@@ -14,8 +14,11 @@
 pub(crate) mod conformance;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+mod field;
 pub mod sqlite;
 mod watchers;
+
+pub use field::{FieldFilter, field_value};
 
 use futures::future::BoxFuture;
 use std::sync::Arc;
@@ -41,6 +44,11 @@ pub enum EventKind {
     Put,
     /// The key was removed; the event carries its last value.
     Delete,
+    /// No change: every change up to `kv.mod_revision` that this watch is to
+    /// get has been delivered (as etcd's progress notifications). Only
+    /// field-filtered watches get these, about once a second while the store
+    /// is written, so their resourceVersion keeps up though they see few changes.
+    Progress,
 }
 
 /// One change, as a watch delivers it.
@@ -66,6 +74,19 @@ impl Event {
             prev,
             shared: Default::default(),
         }
+    }
+}
+
+impl Event {
+    /// A progress notification at revision `rev` (see [`EventKind::Progress`]).
+    pub fn progress(rev: i64) -> Self {
+        let kv = KeyValue {
+            key: String::new(),
+            value: Arc::from(&[][..]),
+            create_revision: 0,
+            mod_revision: rev,
+        };
+        Self::new(EventKind::Progress, Arc::new(kv), None)
     }
 }
 
@@ -185,6 +206,29 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Arc<KeyValue>, StoreError>>;
     /// Every change to keys under `prefix` after revision `after`.
     fn watch(&self, prefix: String, after: i64) -> BoxFuture<'_, Result<WatchStream, StoreError>>;
+    /// The changes [`watch`](Store::watch) would deliver that `filter` selects
+    /// (the field has its value before or after the change). This default
+    /// filters a whole watch as it streams; a backend that can, files the
+    /// watcher by the field's value so other changes never reach it.
+    fn watch_field(
+        &self,
+        prefix: String,
+        after: i64,
+        filter: FieldFilter,
+    ) -> BoxFuture<'_, Result<WatchStream, StoreError>> {
+        Box::pin(async move {
+            let mut all = self.watch(prefix, after).await?;
+            let (tx, rx) = mpsc::channel(watchers::WATCH_BUFFER);
+            tokio::spawn(async move {
+                while let Some(e) = all.recv().await {
+                    if filter.selects(&e) && tx.send(e).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            Ok(rx)
+        })
+    }
     /// The newest revision.
     fn revision(&self) -> i64;
     /// The oldest revision a watch or a past read can start from.

@@ -17,8 +17,8 @@ mod checkpoint;
 
 use super::watchers::{WATCH_BUFFER, Watchers};
 use super::{
-    Event, EventKind, KeyValue, ListRequest, ListResult, Precondition, Store, StoreError,
-    WatchStream, prefix_end,
+    Event, EventKind, FieldFilter, KeyValue, ListRequest, ListResult, Precondition, Store,
+    StoreError, WatchStream, prefix_end,
 };
 use checkpoint::Checkpointer;
 use futures::future::BoxFuture;
@@ -146,6 +146,54 @@ impl SqliteStore {
     /// How many live watchers there are.
     pub fn watcher_count(&self) -> usize {
         self.inner.state.read().unwrap().watchers.len()
+    }
+
+    /// A watch of `prefix` after `after`: the history since then (only what
+    /// `filter` selects), then live changes (filed under the filter's field and
+    /// value, so others never reach it).
+    async fn watch_with(
+        &self,
+        prefix: String,
+        after: i64,
+        filter: Option<FieldFilter>,
+    ) -> Result<WatchStream, StoreError> {
+        let (live_tx, mut live_rx) = mpsc::channel(WATCH_BUFFER);
+        let upto = {
+            let mut state = self.inner.state.write().unwrap();
+            if after < state.compacted {
+                return Err(StoreError::Compacted {
+                    requested: after,
+                    compacted: state.compacted,
+                });
+            }
+            state.watchers.add(prefix.clone(), filter.clone(), live_tx);
+            state.revision
+        };
+        if after >= upto {
+            return Ok(live_rx);
+        }
+        let inner = self.inner.clone();
+        let history = tokio::task::spawn_blocking(move || {
+            let conn = inner.history.lock().unwrap();
+            replay(&conn, &prefix, after, upto)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        tokio::spawn(async move {
+            let selected = |e: &Arc<Event>| filter.as_ref().is_none_or(|f| f.selects(e));
+            for e in history.into_iter().filter(selected) {
+                if tx.send(e).await.is_err() {
+                    return;
+                }
+            }
+            while let Some(e) = live_rx.recv().await {
+                if e.kv.mod_revision > after && tx.send(e).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
     }
 
     /// How many live keys there are.
@@ -296,6 +344,7 @@ fn commit_batch(conn: &mut Connection, inner: &Inner, batch: Vec<WriteOp>) {
             for e in &events {
                 state.watchers.dispatch(e);
             }
+            state.watchers.progress_if_due(rev);
         }
         Err(e) => {
             tracing::error!(error = %e, "store commit failed; the batch is not acknowledged");
@@ -514,44 +563,16 @@ impl Store for SqliteStore {
     }
 
     fn watch(&self, prefix: String, after: i64) -> BoxFuture<'_, Result<WatchStream, StoreError>> {
-        Box::pin(async move {
-            let (live_tx, mut live_rx) = mpsc::channel(WATCH_BUFFER);
-            let upto = {
-                let mut state = self.inner.state.write().unwrap();
-                if after < state.compacted {
-                    return Err(StoreError::Compacted {
-                        requested: after,
-                        compacted: state.compacted,
-                    });
-                }
-                state.watchers.add(prefix.clone(), live_tx);
-                state.revision
-            };
-            if after >= upto {
-                return Ok(live_rx);
-            }
-            let inner = self.inner.clone();
-            let history = tokio::task::spawn_blocking(move || {
-                let conn = inner.history.lock().unwrap();
-                replay(&conn, &prefix, after, upto)
-            })
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
-            let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-            tokio::spawn(async move {
-                for e in history {
-                    if tx.send(e).await.is_err() {
-                        return;
-                    }
-                }
-                while let Some(e) = live_rx.recv().await {
-                    if e.kv.mod_revision > after && tx.send(e).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            Ok(rx)
-        })
+        Box::pin(self.watch_with(prefix, after, None))
+    }
+
+    fn watch_field(
+        &self,
+        prefix: String,
+        after: i64,
+        filter: FieldFilter,
+    ) -> BoxFuture<'_, Result<WatchStream, StoreError>> {
+        Box::pin(self.watch_with(prefix, after, Some(filter)))
     }
 
     fn revision(&self) -> i64 {

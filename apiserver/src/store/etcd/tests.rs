@@ -86,6 +86,12 @@ async fn watch_replays_then_follows() {
 }
 
 #[tokio::test]
+async fn field_watch_replays_then_follows() {
+    let (_m, s) = store().await;
+    conformance::field_watch_replays_then_follows(&s).await;
+}
+
+#[tokio::test]
 async fn compaction() {
     let (_m, s) = store().await;
     conformance::compaction(&s).await;

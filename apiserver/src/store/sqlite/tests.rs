@@ -28,6 +28,12 @@ async fn watch_replays_history_then_follows_live() {
 }
 
 #[tokio::test]
+async fn field_watch_replays_then_follows() {
+    let (_d, s) = open();
+    crate::store::conformance::field_watch_replays_then_follows(&s).await;
+}
+
+#[tokio::test]
 async fn compaction() {
     let (_d, s) = open();
     crate::store::conformance::compaction(&s).await;
