@@ -36,6 +36,13 @@ struct Args {
     /// Objects written while the watchers watch.
     #[arg(long, default_value_t = 1000)]
     watched_writes: usize,
+    /// Watchers that each select the Tasks of one framework (as each agent
+    /// selects the Tasks bound to it), for the selective fan-out figure (0: skip it).
+    #[arg(long, default_value_t = 1000)]
+    selective_watchers: usize,
+    /// Tasks created for each selective watcher's framework.
+    #[arg(long, default_value_t = 5)]
+    selective_writes: usize,
     /// The etcd binary (skipped when absent).
     #[arg(long, default_value = "/usr/bin/etcd")]
     etcd: PathBuf,
@@ -144,7 +151,12 @@ async fn mosaic_client(kubeconfig: &std::path::Path) -> Result<kube::Client> {
 }
 
 async fn mosaic_create(client: &kube::Client, ns: &str, name: &str) -> Result<()> {
-    let body = serde_json::to_vec(&task(name))?;
+    post_task(client, ns, task(name)).await
+}
+
+/// Creates `task` in `ns` through the API.
+async fn post_task(client: &kube::Client, ns: &str, task: serde_json::Value) -> Result<()> {
+    let body = serde_json::to_vec(&task)?;
     let req = http::Request::post(format!("/apis/mosaic.dev/v1alpha1/namespaces/{ns}/tasks"))
         .header("content-type", "application/json")
         .body(body)?;
@@ -152,15 +164,64 @@ async fn mosaic_create(client: &kube::Client, ns: &str, name: &str) -> Result<()
     Ok(())
 }
 
-/// Creates `n` Tasks in a new namespace `ns` through `c` concurrent clients
-/// and prints the rate and latency on a line headed `label`.
-async fn creates(client: &kube::Client, ns: &str, c: usize, n: usize, label: &str) -> Result<()> {
+/// Creates the namespace `ns`.
+async fn namespace(client: &kube::Client, ns: &str) -> Result<()> {
     let req = http::Request::post("/api/v1/namespaces")
         .header("content-type", "application/json")
         .body(serde_json::to_vec(
             &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
         )?)?;
     client.request_text(req).await?;
+    Ok(())
+}
+
+/// Selective fan-out: `w` watchers each select one framework's Tasks with a
+/// field selector (as each agent selects the Tasks bound to it), and `per`
+/// Tasks of each framework are created; prints the creates' rate while so
+/// many watch, and the events delivered. Each change should cost the server
+/// one look at the field, not one per watcher.
+async fn selective_fan_out(client: &kube::Client, w: usize, per: usize) -> Result<()> {
+    namespace(client, "selective").await?;
+    let mut watches = Vec::new();
+    for i in 0..w {
+        let req = http::Request::get(format!(
+            "/apis/mosaic.dev/v1alpha1/namespaces/selective/tasks?watch=1&resourceVersion=1&fieldSelector=spec.framework%3Dfw-{i}"
+        ))
+        .body(Vec::new())?;
+        let resp = client.send(req.map(kube::client::Body::from)).await?;
+        watches.push(tokio::spawn(count_lines(
+            resp.into_body(),
+            per,
+            b"\"type\":",
+        )));
+    }
+    let start = Instant::now();
+    let cl = client.clone();
+    let (_, wall) = drive(w * per, 64, move |i| {
+        let cl = cl.clone();
+        let mut t = task(&format!("s{i}"));
+        t["spec"]["framework"] = json!(format!("fw-{}", i % w));
+        async move { post_task(&cl, "selective", t).await }
+    })
+    .await?;
+    let mut delivered = 0;
+    for h in watches {
+        delivered += h.await?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{:<26} {:>12.0} creates/s ({delivered} of {} events to {w} selective watchers in {secs:.2} s)",
+        "mosaic selective watches",
+        (w * per) as f64 / wall.as_secs_f64(),
+        w * per
+    );
+    Ok(())
+}
+
+/// Creates `n` Tasks in a new namespace `ns` through `c` concurrent clients
+/// and prints the rate and latency on a line headed `label`.
+async fn creates(client: &kube::Client, ns: &str, c: usize, n: usize, label: &str) -> Result<()> {
+    namespace(client, ns).await?;
     // Warm up first: open the pool's connections (a TLS handshake each)
     // outside the measurement, which is of the steady state, as the
     // Kubernetes API latency SLO is.
@@ -408,12 +469,7 @@ async fn main() -> Result<()> {
         let resp = client.send(req.map(kube::client::Body::from)).await?;
         mosaic_watches.push(tokio::spawn(count_lines(resp.into_body(), m, b"\"type\":")));
     }
-    let req = http::Request::post("/api/v1/namespaces")
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(
-            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fanout"}}),
-        )?)?;
-    client.request_text(req).await?;
+    namespace(&client, "fanout").await?;
     let start = Instant::now();
     let cl = client.clone();
     drive(m, 64, move |i| {
@@ -461,6 +517,10 @@ async fn main() -> Result<()> {
             "etcd 3.4 watch fan-out",
             delivered as f64 / secs
         );
+    }
+    if args.selective_watchers > 0 {
+        let per = args.selective_writes.max(1);
+        selective_fan_out(&client, args.selective_watchers, per).await?;
     }
     drop(etcd);
     if let Some((_, stop, members)) = on_etcd {
