@@ -15,6 +15,8 @@
 
 pub mod admission;
 pub mod apiextensions;
+#[cfg(test)]
+mod arbitrary_json;
 pub mod audit;
 pub mod auth;
 mod bootstrap;
