@@ -75,9 +75,7 @@ impl Event {
             shared: Default::default(),
         }
     }
-}
 
-impl Event {
     /// A progress notification at revision `rev` (see [`EventKind::Progress`]).
     pub fn progress(rev: i64) -> Self {
         let kv = KeyValue {
