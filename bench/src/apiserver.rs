@@ -181,34 +181,14 @@ async fn namespace(client: &kube::Client, ns: &str) -> Result<()> {
 /// many watch, and the events delivered. Each change should cost the server
 /// one look at the field, not one per watcher.
 async fn selective_fan_out(client: &kube::Client, w: usize, per: usize) -> Result<()> {
-    namespace(client, "selective").await?;
-    let mut watches = Vec::new();
-    for i in 0..w {
-        let req = http::Request::get(format!(
-            "/apis/mosaic.dev/v1alpha1/namespaces/selective/tasks?watch=1&resourceVersion=1&fieldSelector=spec.framework%3Dfw-{i}"
-        ))
-        .body(Vec::new())?;
-        let resp = client.send(req.map(kube::client::Body::from)).await?;
-        watches.push(tokio::spawn(count_lines(
-            resp.into_body(),
-            per,
-            b"\"type\":",
-        )));
-    }
-    let start = Instant::now();
-    let cl = client.clone();
-    let (_, wall) = drive(w * per, 64, move |i| {
-        let cl = cl.clone();
-        let mut t = task(&format!("s{i}"));
-        t["spec"]["framework"] = json!(format!("fw-{}", i % w));
-        async move { post_task(&cl, "selective", t).await }
-    })
-    .await?;
-    let mut delivered = 0;
-    for h in watches {
-        delivered += h.await?;
-    }
-    let secs = start.elapsed().as_secs_f64();
+    let selectors: Vec<String> = (0..w).map(|i| format!("spec.framework=fw-{i}")).collect();
+    let (delivered, wall, secs) =
+        watched_creates(client, "selective", &selectors, per, w * per, move |i| {
+            let mut t = task(&format!("s{i}"));
+            t["spec"]["framework"] = json!(format!("fw-{}", i % w));
+            t
+        })
+        .await?;
     println!(
         "{:<26} {:>12.0} creates/s ({delivered} of {} events to {w} selective watchers in {secs:.2} s)",
         "mosaic selective watches",
@@ -216,6 +196,48 @@ async fn selective_fan_out(client: &kube::Client, w: usize, per: usize) -> Resul
         w * per
     );
     Ok(())
+}
+
+/// Opens a watch of the Tasks in a new namespace `ns` for each field selector
+/// of `selectors` ("" selects all), each reading until it has seen `each`
+/// events, then creates the `n` Tasks `make` builds from 64 clients. Returns
+/// the events the watches saw, the creates' wall time, and the seconds from the
+/// first create to the last event.
+async fn watched_creates(
+    client: &kube::Client,
+    ns: &str,
+    selectors: &[String],
+    each: usize,
+    n: usize,
+    make: impl Fn(usize) -> serde_json::Value + Send + Sync + 'static,
+) -> Result<(usize, Duration, f64)> {
+    namespace(client, ns).await?;
+    let mut watches = Vec::new();
+    for sel in selectors {
+        let req = http::Request::get(format!(
+            "/apis/mosaic.dev/v1alpha1/namespaces/{ns}/tasks?watch=1&resourceVersion=1&fieldSelector={}",
+            sel.replace('=', "%3D")
+        ))
+        .body(Vec::new())?;
+        let resp = client.send(req.map(kube::client::Body::from)).await?;
+        watches.push(tokio::spawn(count_lines(
+            resp.into_body(),
+            each,
+            b"\"type\":",
+        )));
+    }
+    let start = Instant::now();
+    let (cl, ns2) = (client.clone(), ns.to_string());
+    let (_, wall) = drive(n, 64, move |i| {
+        let (cl, ns2, t) = (cl.clone(), ns2.clone(), make(i));
+        async move { post_task(&cl, &ns2, t).await }
+    })
+    .await?;
+    let mut delivered = 0;
+    for h in watches {
+        delivered += h.await?;
+    }
+    Ok((delivered, wall, start.elapsed().as_secs_f64()))
 }
 
 /// Creates `n` Tasks in a new namespace `ns` through `c` concurrent clients
@@ -460,28 +482,11 @@ async fn main() -> Result<()> {
 
     // Watch fan-out: W watchers each receive every one of M creates.
     let (w, m) = (args.watchers, args.watched_writes);
-    let mut mosaic_watches = Vec::new();
-    for _ in 0..w {
-        let req = http::Request::get(
-            "/apis/mosaic.dev/v1alpha1/namespaces/fanout/tasks?watch=1&resourceVersion=1",
-        )
-        .body(Vec::new())?;
-        let resp = client.send(req.map(kube::client::Body::from)).await?;
-        mosaic_watches.push(tokio::spawn(count_lines(resp.into_body(), m, b"\"type\":")));
-    }
-    namespace(&client, "fanout").await?;
-    let start = Instant::now();
-    let cl = client.clone();
-    drive(m, 64, move |i| {
-        let cl = cl.clone();
-        async move { mosaic_create(&cl, "fanout", &format!("f{i}")).await }
+    let everything = vec![String::new(); w];
+    let (delivered, _, secs) = watched_creates(&client, "fanout", &everything, m, m, |i| {
+        task(&format!("f{i}"))
     })
     .await?;
-    let mut delivered = 0;
-    for h in mosaic_watches {
-        delivered += h.await?;
-    }
-    let secs = start.elapsed().as_secs_f64();
     println!(
         "{:<26} {:>12.0} events/s ({delivered} events to {w} watchers in {secs:.2} s)",
         "mosaic watch fan-out",
