@@ -36,6 +36,10 @@ pub struct ExecSpec {
     pub cgroup_name: String,
     /// The task's limits.
     pub limits: Limits,
+    /// Who the task runs as and what it sees ([`crate::launch`]); `None`
+    /// when the agent is not root (the task then runs as the agent's user).
+    #[serde(default)]
+    pub isolation: Option<crate::launch::Isolation>,
 }
 
 /// Written once the task runs (`RUN_DIR/state.json`).
@@ -205,8 +209,7 @@ pub fn main(run_dir: &Path) -> i32 {
     // Processes the task orphans become this executor's children, so none is
     // left a zombie and none escapes the end of the run.
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
-    let child = spawn(&spec, &cgroup);
-    let child = match child {
+    let child = match spawn(&spec, &cgroup) {
         Ok(c) => c,
         Err(e) => {
             cgroup.remove();
@@ -218,7 +221,7 @@ pub fn main(run_dir: &Path) -> i32 {
     let started = Started {
         executor_pid: me,
         executor_start: process_start(me).unwrap_or(0),
-        pid: child.id() as i32,
+        pid: child.pid(),
         start_time: now(),
     };
     if let Err(e) = write_atomically(run_dir, STATE, &started) {
@@ -229,7 +232,7 @@ pub fn main(run_dir: &Path) -> i32 {
         let _ = writeln!(out, "started {}", started.pid);
         let _ = out.flush();
     }
-    let status = wait_for(started.pid);
+    let status = wait_for(started.pid).and_then(|init| child.outcome(init));
     let oom = cgroup.oom_killed();
     // Whatever the task left behind in its cgroup or process group goes with it.
     let group = rustix::process::Pid::from_raw(started.pid);
@@ -261,10 +264,60 @@ pub fn main(run_dir: &Path) -> i32 {
     0
 }
 
-fn spawn(
-    spec: &ExecSpec,
-    cgroup: &crate::cgroup::TaskCgroup,
-) -> std::io::Result<std::process::Child> {
+/// A started task: a plain child, or an isolated one behind its init.
+enum Spawned {
+    Plain(std::process::Child),
+    Isolated(crate::launch::Launched),
+}
+
+impl Spawned {
+    /// The pid the executor waits for (also the task's process group).
+    fn pid(&self) -> i32 {
+        match self {
+            Spawned::Plain(c) => c.id() as i32,
+            Spawned::Isolated(l) => l.pid,
+        }
+    }
+
+    /// The task's exit code or signal, given how the waited-for process ended.
+    fn outcome(
+        self,
+        waited: (Option<i32>, Option<i32>),
+    ) -> std::io::Result<(Option<i32>, Option<i32>)> {
+        match self {
+            Spawned::Plain(_) => Ok(waited),
+            // An init killed before it could report (the whole group got
+            // SIGKILL) says how the task ended by its own status.
+            Spawned::Isolated(l) => Ok(l.outcome().unwrap_or(waited)),
+        }
+    }
+}
+
+/// Makes the sandbox and the task's output files, owned by the task's user.
+fn prepare_sandbox(spec: &ExecSpec) -> std::io::Result<(std::fs::File, std::fs::File)> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(&spec.sandbox)?;
+    let owner = spec
+        .isolation
+        .as_ref()
+        .map(|i| (i.identity.uid, i.identity.gid));
+    let open = |name: &str| -> std::io::Result<std::fs::File> {
+        let f = std::fs::File::create(spec.sandbox.join(name))?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o640))?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+        }
+        Ok(f)
+    };
+    let out = (open("stdout")?, open("stderr")?);
+    std::fs::set_permissions(&spec.sandbox, std::fs::Permissions::from_mode(0o750))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(&spec.sandbox, Some(uid), Some(gid))?;
+    }
+    Ok(out)
+}
+
+fn spawn(spec: &ExecSpec, cgroup: &crate::cgroup::TaskCgroup) -> std::io::Result<Spawned> {
     // Opened before the fork, written in the child before exec: the task's
     // first instruction already runs inside its cgroup.
     let procs = cgroup
@@ -279,9 +332,18 @@ fn spawn(
             .map_err(|e| std::io::Error::other(format!("{}: {e}", p.display())))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    std::fs::create_dir_all(&spec.sandbox)?;
-    let stdout = std::fs::File::create(spec.sandbox.join("stdout"))?;
-    let stderr = std::fs::File::create(spec.sandbox.join("stderr"))?;
+    let (stdout, stderr) = prepare_sandbox(spec)?;
+    if let Some(iso) = &spec.isolation {
+        let program = crate::launch::Program {
+            argv: &spec.argv,
+            env: &spec.env,
+            working_dir: &spec.working_dir,
+            sandbox: &spec.sandbox,
+            stdout,
+            stderr,
+        };
+        return crate::launch::spawn(program, iso, procs).map(Spawned::Isolated);
+    }
     let Some((program, args)) = spec.argv.split_first() else {
         return Err(std::io::Error::other(
             "the task has neither command nor args",
@@ -290,6 +352,7 @@ fn spawn(
     let mut cmd = std::process::Command::new(program);
     cmd.args(args)
         .current_dir(&spec.working_dir)
+        .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(stdout)
@@ -305,7 +368,7 @@ fn spawn(
             Ok(())
         });
     }
-    cmd.spawn()
+    cmd.spawn().map(Spawned::Plain)
 }
 
 #[cfg(test)]

@@ -84,6 +84,7 @@ mod tests {
                     memory_bytes: 1 << 20,
                     pids_max: 10,
                 },
+                isolation: None,
             };
             executor::write_atomically(&run, executor::SPEC, &spec).unwrap();
             if ended {

@@ -10,10 +10,25 @@ use mosaic_crds::task::HealthCheck;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Where a command check runs.
+pub enum Runner {
+    /// In the task itself, through `EXECUTOR executor --enter RUN_DIR COMMAND`
+    /// (as the task's user, in its namespaces and cgroup).
+    InTask {
+        /// The `mosaic` binary.
+        executor: PathBuf,
+        /// The run's directory.
+        run_dir: PathBuf,
+    },
+    /// By `/bin/sh -c` in this directory, as the caller (unit tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Here(PathBuf),
+}
+
 /// What a check reports to.
 pub struct Target {
-    /// The task's sandbox (where a command check runs).
-    pub sandbox: PathBuf,
+    /// Where a command check runs.
+    pub runner: Runner,
     /// Called when the task becomes healthy (first success, or success after failures).
     pub healthy: Box<dyn Fn() + Send + Sync>,
     /// Called once when the failures reach the threshold, with the last one.
@@ -63,11 +78,22 @@ pub async fn check(hc: HealthCheck, target: Target) {
 /// One check.
 async fn once(hc: &HealthCheck, target: &Target) -> Result<(), String> {
     if let Some(exec) = &hc.exec {
-        let status = tokio::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(&exec.command)
-            .current_dir(&target.sandbox)
-            .env("MOSAIC_SANDBOX", &target.sandbox)
+        let mut cmd = match &target.runner {
+            Runner::InTask { executor, run_dir } => {
+                let mut c = tokio::process::Command::new(executor);
+                c.arg("executor")
+                    .arg("--enter")
+                    .arg(&exec.command)
+                    .arg(run_dir);
+                c
+            }
+            Runner::Here(dir) => {
+                let mut c = tokio::process::Command::new("/bin/sh");
+                c.arg("-c").arg(&exec.command).current_dir(dir);
+                c
+            }
+        };
+        let status = cmd
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -139,7 +165,7 @@ mod tests {
         let failed = Arc::new(std::sync::Mutex::new(None));
         let (h, f) = (healthy.clone(), failed.clone());
         let target = Target {
-            sandbox: std::env::temp_dir(),
+            runner: Runner::Here(std::env::temp_dir()),
             healthy: Box::new(move || {
                 h.fetch_add(1, Ordering::SeqCst);
             }),

@@ -16,17 +16,28 @@
 //! the task's outcome durably, so tasks keep running while the agent restarts
 //! and their outcomes are reported when it is back. Health checks
 //! ([`health`]) kill a task that stops answering.
+//!
+//! When the agent is root, every task runs isolated ([`launch`]): as an
+//! unprivileged user ([`users`]: `spec.user`, else the agent's task user;
+//! root only with an RBAC grant), in its own PID and mount namespaces (its own
+//! `/proc`, a private `/tmp`, the agent's data dir hidden but for its own
+//! sandbox), with no capabilities, `no_new_privs`, a default seccomp filter
+//! ([`seccomp`]) and a clean environment; everything it started ends with it.
 
 pub mod cgroup;
 mod endpoint;
+pub mod enter;
 mod events;
 pub mod executor;
 pub mod gc;
 mod health;
+pub mod launch;
 mod register;
 mod runner;
+mod seccomp;
 pub mod simulate;
 mod status;
+pub mod users;
 
 pub use endpoint::certificate_der;
 pub use register::detect_resources;
@@ -56,6 +67,14 @@ pub fn sandbox_dir(
         .join(attempt.to_string())
 }
 
+/// Makes `dir` (and its parents) with mode 0700 for `dir` itself: only the
+/// agent reads its sandboxes and executor records.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 /// How an agent runs.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -82,6 +101,11 @@ pub struct AgentConfig {
     pub advertise_host: String,
     /// How long an ended run's sandbox and record are kept before removal.
     pub gc_delay: std::time::Duration,
+    /// Who tasks run as ([`users`]).
+    pub users: users::UserPolicy,
+    /// Paths hidden from tasks besides the agent's data dir (the server's
+    /// data dir under `mosaic up`, the agent's kubeconfig).
+    pub hide: Vec<PathBuf>,
 }
 
 /// Why the agent stopped.
@@ -99,6 +123,9 @@ pub enum AgentError {
     /// The HTTPS endpoint could not start.
     #[error("starting the agent endpoint: {0}")]
     Endpoint(#[from] endpoint::EndpointError),
+    /// The task user could not be found or made.
+    #[error("{0}")]
+    TaskUser(String),
     /// The data dir could not be made.
     #[error("creating {path}: {source}")]
     DataDir {
@@ -116,10 +143,20 @@ pub async fn run(
     cfg: AgentConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| AgentError::DataDir {
+    private_dir(&cfg.data_dir).map_err(|source| AgentError::DataDir {
         path: cfg.data_dir.clone(),
         source,
     })?;
+    if rustix::process::geteuid().is_root() {
+        let id = users::ensure_task_user(&cfg.users.task_user).map_err(AgentError::TaskUser)?;
+        if id.is_privileged() {
+            return Err(AgentError::TaskUser(
+                users::UserError::RootDefault(cfg.users.task_user.clone()).to_string(),
+            ));
+        }
+    } else {
+        tracing::warn!(agent = %cfg.name, "the agent is not root: tasks run as its own user, without namespaces or seccomp, and tasks naming a user are refused");
+    }
     let mode = cgroup::Mode::detect(&cfg.cgroup_root);
     let endpoint = match cfg.listen {
         Some(addr) => Some(endpoint::Endpoint::bind(addr, &cfg.advertise_host).await?),

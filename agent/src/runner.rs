@@ -14,6 +14,7 @@ use crate::executor::{self, ExecSpec, Exited, Started};
 use crate::health;
 use crate::status::{
     describe_kill, launch_failed, outcome, ready_running, report, running, terminal,
+    user_not_allowed,
 };
 use kube::{Client, ResourceExt};
 use mosaic_crds::Task;
@@ -132,6 +133,8 @@ pub struct Runner {
     metrics: Metrics,
     /// Executors started ahead, waiting for the next runs.
     spare: std::sync::Mutex<Vec<tokio::process::Child>>,
+    /// Whether tasks run isolated (the agent is root).
+    isolate: bool,
 }
 
 /// Counters for `/metrics`.
@@ -155,6 +158,7 @@ impl Runner {
             supervisors: Mutex::new(tokio::task::JoinSet::new()),
             metrics: Metrics::default(),
             spare: std::sync::Mutex::new(Vec::new()),
+            isolate: rustix::process::geteuid().is_root(),
         }
     }
 
@@ -336,7 +340,7 @@ impl Runner {
             ExecutorProc,
             impl std::future::Future<Output = std::io::Result<()>> + use<>,
         ),
-        String,
+        LaunchError,
     > {
         let r = &t.spec.resources;
         let limits = Limits {
@@ -355,16 +359,14 @@ impl Runner {
         let argv = match (&t.spec.command, &t.spec.args) {
             (Some(c), _) => vec!["/bin/sh".to_string(), "-c".to_string(), c.clone()],
             (None, Some(args)) if !args.is_empty() => args.clone(),
-            _ => return Err("the task has neither command nor args".into()),
+            _ => {
+                return Err(LaunchError::Other(
+                    "the task has neither command nor args".into(),
+                ));
+            }
         };
-        let mut env: Vec<(String, String)> = t
-            .spec
-            .env
-            .iter()
-            .map(|e| (e.name.clone(), e.value.clone()))
-            .collect();
-        env.push(("MOSAIC_SANDBOX".into(), sandbox.display().to_string()));
-        env.push(("MOSAIC_TASK".into(), t.name_any()));
+        let isolation = self.isolation(t, &limits)?;
+        let env = task_env(t, &sandbox, isolation.as_ref());
         let spec = ExecSpec {
             argv,
             env,
@@ -378,8 +380,9 @@ impl Runner {
             cgroup: self.mode.clone(),
             cgroup_name: run.cgroup_name.clone(),
             limits,
+            isolation,
         };
-        let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
+        let io = |what: &str, e: std::io::Error| LaunchError::Other(format!("{what}: {e}"));
         std::fs::create_dir_all(&sandbox).map_err(|e| io("making the sandbox", e))?;
         std::fs::create_dir_all(&run.dir).map_err(|e| io("making the run directory", e))?;
         executor::write_atomically(&run.dir, executor::SPEC, &spec)
@@ -400,6 +403,41 @@ impl Runner {
                 stdin.write_all(line.as_bytes()).await
             },
         ))
+    }
+
+    /// How the task runs isolated (when the agent is root): its identity
+    /// checked against the agent's policy and the API server's grant.
+    fn isolation(
+        &self,
+        t: &Task,
+        limits: &Limits,
+    ) -> Result<Option<crate::launch::Isolation>, LaunchError> {
+        let user = t.spec.user.as_deref();
+        if !self.isolate {
+            return match user {
+                None => Ok(None),
+                Some(u) => Err(LaunchError::User(format!(
+                    "the task names user {u:?}, and agent {} is not root, so it cannot switch users",
+                    self.cfg.name
+                ))),
+            };
+        }
+        let grant = t
+            .annotations()
+            .get(crate::users::GRANT_ANNOTATION)
+            .map(String::as_str);
+        let identity = self
+            .cfg
+            .users
+            .identity_for(user, grant)
+            .map_err(|e| LaunchError::User(e.to_string()))?;
+        let mut hide = vec![self.cfg.data_dir.clone()];
+        hide.extend(self.cfg.hide.iter().cloned());
+        Ok(Some(crate::launch::Isolation {
+            identity,
+            hide,
+            tmp_bytes: limits.memory_bytes,
+        }))
     }
 
     /// An executor waiting for its run directory: one started ahead, or a new one.
@@ -459,9 +497,13 @@ impl Runner {
                     line.and_then(|l| l.strip_prefix("started ").map(str::to_string))
                         .and_then(|_| executor::read(&run.dir, executor::STATE))
                 }
-                Err(msg) => {
+                Err(e) => {
                     self.runs.lock().await.remove(&uid);
-                    self.status(&t, launch_failed(&msg, generation)).await;
+                    let status = match e {
+                        LaunchError::User(msg) => user_not_allowed(&msg, generation),
+                        LaunchError::Other(msg) => launch_failed(&msg, generation),
+                    };
+                    self.status(&t, status).await;
                     return;
                 }
             },
@@ -512,14 +554,8 @@ impl Runner {
         if running_now {
             helpers.spawn(sample_usage(run.clone()));
             if let Some(hc) = t.spec.health_check.clone() {
-                let sandbox = crate::sandbox_dir(
-                    &self.cfg.data_dir,
-                    &t.namespace().unwrap_or_default(),
-                    &t.name_any(),
-                    &uid,
-                    t.status.as_ref().and_then(|s| s.attempt).unwrap_or(0),
-                );
-                helpers.spawn(health::check(hc, run_health_target(&run, sandbox)));
+                let target = run_health_target(&run, self.cfg.executor.clone());
+                helpers.spawn(health::check(hc, target));
             }
         }
         // Wait for the run to end, reporting what the helpers say meanwhile.
@@ -578,6 +614,39 @@ impl Runner {
     }
 }
 
+/// Why a run could not be handed to an executor.
+enum LaunchError {
+    /// The task's user is not allowed here (reason `UserNotAllowed`).
+    User(String),
+    /// Anything else (reason `LaunchFailed`).
+    Other(String),
+}
+
+/// A task's whole environment: a default PATH, HOME (its sandbox), USER and
+/// LOGNAME when its user has a name, MOSAIC_SANDBOX and MOSAIC_TASK, then
+/// `spec.env` (which may override any of them). Nothing of the agent's.
+fn task_env(
+    t: &Task,
+    sandbox: &std::path::Path,
+    isolation: Option<&crate::launch::Isolation>,
+) -> Vec<(String, String)> {
+    let mut env = vec![
+        (
+            "PATH".to_string(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        ),
+        ("HOME".into(), sandbox.display().to_string()),
+    ];
+    if let Some(name) = isolation.and_then(|i| i.identity.name.clone()) {
+        env.push(("USER".into(), name.clone()));
+        env.push(("LOGNAME".into(), name));
+    }
+    env.push(("MOSAIC_SANDBOX".into(), sandbox.display().to_string()));
+    env.push(("MOSAIC_TASK".into(), t.name_any()));
+    env.extend(t.spec.env.iter().map(|e| (e.name.clone(), e.value.clone())));
+    env
+}
+
 /// How a supervisor begins.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Start {
@@ -632,11 +701,14 @@ async fn wait_for_exit(run: &Run, proc: Option<ExecutorProc>) -> Exited {
 }
 
 /// What the health checker needs of a run.
-fn run_health_target(run: &Arc<Run>, sandbox: PathBuf) -> health::Target {
+fn run_health_target(run: &Arc<Run>, executor: PathBuf) -> health::Target {
     let run2 = run.clone();
     let run3 = run.clone();
     health::Target {
-        sandbox,
+        runner: health::Runner::InTask {
+            executor,
+            run_dir: run.dir.clone(),
+        },
         healthy: Box::new(move || {
             let _ = run2.events.send(Event::Healthy);
         }),

@@ -149,6 +149,19 @@ pub(crate) fn launch_failed(msg: &str, generation: Option<i64>) -> Value {
     terminal("Failed", "LaunchFailed", msg, None, None, generation, false)
 }
 
+/// The status of a task whose user this agent may not run it as.
+pub(crate) fn user_not_allowed(msg: &str, generation: Option<i64>) -> Value {
+    terminal(
+        "Failed",
+        "UserNotAllowed",
+        msg,
+        None,
+        None,
+        generation,
+        false,
+    )
+}
+
 /// The status of a task that ended.
 pub(crate) fn terminal(
     phase: &str,

@@ -49,10 +49,13 @@ impl Record {
 impl AuditLog {
     /// Opens (appends to) `path`.
     pub fn open(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)?;
+        crate::private::tighten(path)?;
         Ok(Self {
             file: Mutex::new(file),
         })

@@ -28,12 +28,14 @@ pub mod http;
 pub mod inprocess;
 pub mod namespaces;
 pub mod pki;
+pub mod private;
 pub mod rbac;
 pub mod registry;
 pub mod schema;
 pub mod serve;
 pub mod ssa;
 pub mod store;
+pub mod task_user;
 pub mod tokens;
 
 use std::net::SocketAddr;
@@ -141,6 +143,15 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The data dir could not be made private.
+    #[error("making the data dir {path} private (0700)")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
     /// Built-in objects could not be written.
     #[error("writing built-in objects: {0}")]
     Bootstrap(String),
@@ -195,6 +206,10 @@ impl RunningServer {
 
 /// Opens the store, writes the built-in objects and credentials, and starts serving.
 pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
+    private::dir(&cfg.data_dir).map_err(|source| StartError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
     let store = open_store(&cfg).await?;
     let registry = Arc::new(registry::Registry::new());
     bootstrap::run(store.as_ref(), &registry)

@@ -129,6 +129,7 @@ fn read_or_make(
 /// signs a serving certificate for `hosts` (DNS names and IP addresses).
 pub fn load_or_create(data_dir: &Path, hosts: &[String]) -> Result<Pki, PkiError> {
     let dir = data_dir.join("pki");
+    crate::private::dir(&dir).map_err(io(&dir))?;
     let ca_key_path = dir.join("ca.key");
     let ca_key_pem = read_or_make(&ca_key_path, true, || {
         Ok(KeyPair::generate()?.serialize_pem())

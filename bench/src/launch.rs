@@ -112,6 +112,8 @@ async fn main() -> Result<()> {
         listen: None,
         advertise_host: "127.0.0.1".into(),
         gc_delay: Duration::from_secs(24 * 3600),
+        users: Default::default(),
+        hide: vec![tmp.path().to_path_buf()],
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(mosaic_agent::run(agent_client, cfg, async move {

@@ -51,6 +51,31 @@ pub struct AgentArgs {
     /// How long an ended task's sandbox (its output) is kept, e.g. 24h, 30m.
     #[arg(long, default_value = "24h")]
     pub gc_delay: String,
+    #[command(flatten)]
+    pub users: TaskUserArgs,
+}
+
+/// Who tasks run as (`mosaic agent` and `mosaic up`).
+#[derive(Args, Clone, Debug)]
+pub struct TaskUserArgs {
+    /// The unprivileged user tasks run as when they name none (never root;
+    /// the default `mosaic-task` is created as a system account when missing).
+    #[arg(long, default_value = mosaic_agent::users::DEFAULT_TASK_USER)]
+    pub task_user: String,
+    /// Users (names or uids, comma-separated) tasks may name in spec.user
+    /// without an RBAC grant; root always needs the grant.
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_task_users: Vec<String>,
+}
+
+impl TaskUserArgs {
+    /// The agent's policy.
+    pub fn policy(&self) -> mosaic_agent::users::UserPolicy {
+        mosaic_agent::users::UserPolicy {
+            task_user: self.task_user.clone(),
+            allowed: self.allowed_task_users.clone(),
+        }
+    }
 }
 
 /// Runs the agent until a signal.
@@ -62,6 +87,13 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         let cfg = mosaic_agent::AgentConfig {
             name: args.name.unwrap_or_else(cluster::hostname),
             data_dir: std::path::absolute(&args.data_dir).unwrap_or(args.data_dir),
+            users: args.users.policy(),
+            // The agent's own credentials are no business of its tasks.
+            hide: args
+                .kubeconfig
+                .iter()
+                .map(|k| std::path::absolute(k).unwrap_or_else(|_| k.clone()))
+                .collect(),
             resources: Some(cluster::parse_resources(&args.resources)?),
             labels: cluster::parse_labels(&args.labels)?,
             cgroup_root: args.cgroup_root,

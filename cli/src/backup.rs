@@ -34,6 +34,8 @@ pub fn run(args: BackupArgs) -> anyhow::Result<()> {
             args.data_dir.display()
         );
     }
+    mosaic_apiserver::private::dir(&args.out)
+        .with_context(|| format!("making {} private", args.out.display()))?;
     // The identity first: a store without it could not be served with the same credentials.
     copy_dir(&pki, &args.out.join("pki"))?;
     for f in ["kubeconfig", "agent.kubeconfig"] {
@@ -57,7 +59,7 @@ pub fn run(args: BackupArgs) -> anyhow::Result<()> {
 }
 
 fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    mosaic_apiserver::private::dir(to).with_context(|| format!("creating {}", to.display()))?;
     for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
         let entry = entry?;
         if entry.file_type()?.is_file() {

@@ -103,6 +103,9 @@ enum Command {
     /// Internal: the per-task executor the agent starts (`mosaic executor RUN_DIR`).
     #[command(hide = true)]
     Executor {
+        /// With --enter: the command to run inside the run's task (its health check).
+        #[arg(long, value_name = "COMMAND")]
+        enter: Option<String>,
         /// The run's directory, holding spec.json.
         run_dir: std::path::PathBuf,
     },
@@ -157,7 +160,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             print!("{}", mosaic_crds::all_crds_yaml());
             Ok(())
         }
-        Command::Executor { run_dir } => std::process::exit(mosaic_agent::executor::main(&run_dir)),
+        Command::Executor {
+            enter: Some(command),
+            run_dir,
+        } => std::process::exit(mosaic_agent::enter::main(&run_dir, &command)),
+        Command::Executor { run_dir, .. } => {
+            std::process::exit(mosaic_agent::executor::main(&run_dir))
+        }
         Command::Version => {
             println!("mosaic {}", env!("CARGO_PKG_VERSION"));
             Ok(())

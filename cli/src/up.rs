@@ -35,6 +35,8 @@ pub struct UpArgs {
     /// Run a Hello World task once the cluster is up, and print its output.
     #[arg(long)]
     pub demo: bool,
+    #[command(flatten)]
+    pub users: crate::agent::TaskUserArgs,
 }
 
 /// Runs the cluster until a signal.
@@ -79,6 +81,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 listen: Some(([127, 0, 0, 1], 0).into()),
                 advertise_host: "127.0.0.1".into(),
                 gc_delay: std::time::Duration::from_secs(24 * 3600),
+                users: args.users.policy(),
+                // The server's data dir (store, CA key, admin credentials) is hidden from tasks.
+                hide: vec![data_dir.clone()],
             };
             let client =
                 cluster::component_client(Some(&server.agent_kubeconfig), "mosaic-agent").await?;
@@ -103,6 +108,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 listen: None,
                 advertise_host: "127.0.0.1".into(),
                 gc_delay: std::time::Duration::from_secs(24 * 3600),
+                users: Default::default(),
+                hide: Vec::new(),
             };
             let mut cfgs = crate::agent::simulated(&base, args.simulated_agents.max(2));
             cfgs.truncate(args.simulated_agents);

@@ -5,6 +5,15 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The annotation the API server keeps on a Task whose creator may `use`
+/// the Unix user its `spec.user` names (RBAC verb `use` on
+/// `taskusers/<user>`): its value is that user. Only the API server writes
+/// it; agents run root, or a user outside their allowed list, only with it.
+pub const USER_GRANT_ANNOTATION: &str = "mosaic.dev/task-user-grant";
+
+/// The resource RBAC names for that grant (`use` on `taskusers/<user>`).
+pub const TASK_USERS_RESOURCE: &str = "taskusers";
+
 /// One process to run. Exactly one of `command` and `args` is set.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
@@ -41,6 +50,13 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub env: Vec<EnvVar>,
+    /// The Unix user the task runs as: a name, a uid, or `uid:gid`. Default:
+    /// the agent's unprivileged task user. Root, or a user outside the
+    /// agent's `--allowed-task-users`, needs RBAC's `use` verb on
+    /// `taskusers/<user>` (API group mosaic.dev) for whoever creates the task;
+    /// otherwise it is refused (reason `UserNotAllowed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// Working directory; a per-task sandbox when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,

@@ -326,12 +326,7 @@ async fn on_failure_tasks_are_retried_with_backoff_up_to_the_limit() {
     let s = TestServer::start().unwrap();
     let _agent = s.spawn_agent("node-r", "cpus=2,memory=1Gi");
     let api = tasks_api(s.client().await.unwrap());
-    let runs = s.dir.path().join("runs");
-    let mut t = task(
-        "flaky",
-        &format!("echo run >> {}; exit 1", runs.display()),
-        "100m",
-    );
+    let mut t = task("flaky", "echo run; exit 1", "100m");
     t.data["spec"]["restartPolicy"] = json!("OnFailure");
     t.data["spec"]["backoffLimit"] = json!(2);
     api.create(&PostParams::default(), &t).await.unwrap();
@@ -349,8 +344,18 @@ async fn on_failure_tasks_are_retried_with_backoff_up_to_the_limit() {
     assert_eq!(stalled["status"], "True", "no retries left: {st}");
     // Give a wrongly scheduled fourth run the time to show up.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let n = std::fs::read_to_string(&runs).unwrap().lines().count();
-    assert_eq!(n, 3, "one run and two restarts");
+    // Each run has its own sandbox, where it said so.
+    let uid = api.get("flaky").await.unwrap().metadata.uid.unwrap();
+    let runs = (0..5)
+        .filter(|a| {
+            std::fs::read_to_string(
+                s.sandbox("node-r", "default", "flaky", &uid, *a)
+                    .join("stdout"),
+            )
+            .is_ok_and(|o| o == "run\n")
+        })
+        .count();
+    assert_eq!(runs, 3, "one run and two restarts");
 }
 
 #[tokio::test]

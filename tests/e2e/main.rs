@@ -15,11 +15,13 @@ mod durability;
 #[cfg(feature = "etcd")]
 mod etcd_cluster;
 mod events;
+mod file_modes;
 mod gc;
 #[cfg(feature = "etcd")]
 mod ha;
 mod health;
 mod helm;
+mod isolation;
 mod kubectl;
 mod leader;
 mod logs;

@@ -5,7 +5,6 @@
 use crate::support::{ChildGuard, TestServer, tasks_api, wait_for, wait_task};
 use kube::api::PostParams;
 use serde_json::json;
-use std::path::Path;
 use std::time::Duration;
 
 fn task(name: &str, command: &str) -> kube::api::DynamicObject {
@@ -16,12 +15,19 @@ fn task(name: &str, command: &str) -> kube::api::DynamicObject {
     .unwrap()
 }
 
-/// A command that waits for `file` to appear, then exits `code`.
-fn wait_then_exit(file: &Path, code: i32) -> String {
-    format!(
-        "while [ ! -e {} ]; do sleep 0.05; done; exit {code}",
-        file.display()
-    )
+/// A command that waits for a file `go` in its sandbox, then exits `code`.
+fn wait_then_exit(code: i32) -> String {
+    format!("while [ ! -e \"$MOSAIC_SANDBOX/go\" ]; do sleep 0.05; done; exit {code}")
+}
+
+/// Where the task `name` waits for its `go` file.
+async fn go_file(
+    s: &TestServer,
+    api: &kube::Api<kube::api::DynamicObject>,
+    name: &str,
+) -> std::path::PathBuf {
+    let uid = api.get(name).await.unwrap().metadata.uid.unwrap();
+    s.sandbox("node-r", "default", name, &uid, 0).join("go")
 }
 
 fn pgid_of(status: &serde_json::Value) -> rustix::process::Pid {
@@ -47,17 +53,12 @@ async fn tasks_outlive_an_agent_killed_with_sigkill_and_are_reported_when_it_ret
     let s = TestServer::start().unwrap();
     let mut agent = s.spawn_agent("node-r", "cpus=2,memory=1Gi");
     let api = tasks_api(s.client().await.unwrap());
-    let dir = s.dir.path();
-    let (go_a, go_b) = (dir.join("go-a"), dir.join("go-b"));
+    api.create(&PostParams::default(), &task("runs-on", &wait_then_exit(5)))
+        .await
+        .unwrap();
     api.create(
         &PostParams::default(),
-        &task("runs-on", &wait_then_exit(&go_a, 5)),
-    )
-    .await
-    .unwrap();
-    api.create(
-        &PostParams::default(),
-        &task("ends-meanwhile", &wait_then_exit(&go_b, 0)),
+        &task("ends-meanwhile", &wait_then_exit(0)),
     )
     .await
     .unwrap();
@@ -79,6 +80,10 @@ async fn tasks_outlive_an_agent_killed_with_sigkill_and_are_reported_when_it_ret
     let [a, b, c] = groups[..] else {
         unreachable!()
     };
+    let (go_a, go_b) = (
+        go_file(&s, &api, "runs-on").await,
+        go_file(&s, &api, "ends-meanwhile").await,
+    );
 
     kill9(&mut agent);
     assert!(
@@ -106,7 +111,7 @@ async fn tasks_outlive_an_agent_killed_with_sigkill_and_are_reported_when_it_ret
     .unwrap_or_else(|e| {
         panic!(
             "{e}\n{}",
-            crate::support::log_tail(&dir.join("agent-node-r.log"), 40)
+            crate::support::log_tail(&s.dir.path().join("agent-node-r.log"), 40)
         )
     });
     assert_eq!(

@@ -188,6 +188,20 @@ impl TestServer {
         path
     }
 
+    /// The sandbox of run `attempt` of task `ns/name` (uid `uid`) on agent
+    /// `agent` started by [`TestServer::spawn_agent`]. (Tasks see no path
+    /// outside their task's directory: a test hands them files through it.)
+    pub fn sandbox(&self, agent: &str, ns: &str, name: &str, uid: &str, attempt: u32) -> PathBuf {
+        self.dir
+            .path()
+            .join("agents")
+            .join(agent)
+            .join("sandboxes")
+            .join(ns)
+            .join(format!("{name}-{uid}"))
+            .join(attempt.to_string())
+    }
+
     /// A kube-rs client with the admin identity.
     pub async fn client(&self) -> Result<kube::Client> {
         client_from(&self.kubeconfig()).await

@@ -9,6 +9,7 @@ mod apply;
 mod binding;
 mod body;
 mod discovery;
+mod limits;
 mod list;
 mod meta;
 mod objects;
@@ -252,6 +253,7 @@ impl App {
                     accept,
                     content_type,
                     user_agent,
+                    user,
                 };
                 match verb {
                     "get" => objects::get(req).await,

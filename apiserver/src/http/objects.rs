@@ -28,6 +28,8 @@ pub struct Request {
     pub content_type: String,
     /// The User-Agent header (the field manager of updates that name none).
     pub user_agent: String,
+    /// Who sent it.
+    pub user: crate::auth::User,
 }
 
 impl Request {
@@ -161,6 +163,7 @@ pub fn admit(req: &Request, obj: &mut Value, name: &str) -> Result<Warnings, Api
         causes.extend(out.causes);
     }
     causes.extend(meta::check_labels(obj));
+    causes.extend(super::limits::check_annotations(obj));
     causes.extend(crate::admission::check(info, obj));
     if !causes.is_empty() {
         return Err(ApiError::invalid(req.subject(name), causes));
@@ -318,6 +321,14 @@ pub async fn create_value(
     }
     require_namespace(&req).await?;
     let warnings = admit(&req, &mut obj, &name)?;
+    crate::task_user::admit(
+        &req.app.rbac.current(),
+        &req.user,
+        &info,
+        req.route.namespace.as_deref().unwrap_or_default(),
+        None,
+        &mut obj,
+    )?;
     let m = obj["metadata"].as_object_mut().expect("checked above");
     m.insert("name".into(), json!(name));
     m.insert("uid".into(), json!(meta::new_uid()));
@@ -343,6 +354,9 @@ pub async fn create_value(
     match managed {
         Some(m) => m.write(&mut obj),
         None => super::ownership::track(&req, &Value::Null, &mut obj, None)?,
+    }
+    if let Some(c) = super::limits::check_depth(&obj) {
+        return Err(ApiError::invalid(req.subject(&name), vec![c]));
     }
     if req.params.dry_run {
         return Ok(with_warnings(

@@ -141,6 +141,14 @@ pub(super) fn merge_update(
         return Ok((result, vec![]));
     }
     let warnings = admit(req, &mut new, name)?;
+    crate::task_user::admit(
+        &req.app.rbac.current(),
+        &req.user,
+        info,
+        req.route.namespace.as_deref().unwrap_or_default(),
+        Some(old),
+        &mut new,
+    )?;
     {
         let om = &old["metadata"];
         let m = new["metadata"].as_object_mut().expect("type meta checked");
@@ -215,6 +223,10 @@ pub(super) async fn write(
     rev: i64,
     warnings: &Warnings,
 ) -> Result<Response<Body>, ApiError> {
+    // What a patch made must stay readable once stored.
+    if let Some(c) = super::limits::check_depth(&result) {
+        return Err(ApiError::invalid(req.subject(name), vec![c]));
+    }
     if req.params.dry_run {
         return Ok(with_warnings(
             req.respond(StatusCode::OK, &result),

@@ -91,9 +91,16 @@ impl SqliteStore {
 
     /// [`SqliteStore::open`] with the log restarted past `log_frames` pages.
     fn open_with_log_limit(dir: &Path, log_frames: usize) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join("store.db");
+        // Every Secret's value is in these files: only the server's user reads
+        // them (SQLite gives the log files the database file's mode).
+        crate::private::dir(dir)
+            .and_then(|()| crate::private::file(&path))
+            .and_then(|()| crate::private::tighten(&dir.join("store.db-wal")))
+            .and_then(|()| crate::private::tighten(&dir.join("store.db-shm")))
+            .map_err(|e| {
+                StoreError::Unavailable(format!("making {} private: {e}", dir.display()))
+            })?;
         let mut writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA)?;
         let checkpointer = Checkpointer::start(&mut writer, open_connection(&path)?, log_frames)?;
@@ -130,10 +137,13 @@ impl SqliteStore {
                 src.display()
             )));
         }
-        std::fs::create_dir_all(dest_dir).map_err(|e| {
-            StoreError::Unavailable(format!("creating {}: {e}", dest_dir.display()))
-        })?;
         let dest = dest_dir.join("store.db");
+        // VACUUM INTO fills an empty file and keeps its mode.
+        crate::private::dir(dest_dir)
+            .and_then(|()| crate::private::file(&dest))
+            .map_err(|e| {
+                StoreError::Unavailable(format!("making {} private: {e}", dest.display()))
+            })?;
         let conn = open_connection(&src)?;
         conn.execute("VACUUM INTO ?1", [dest.to_string_lossy()])?;
         drop(conn);
