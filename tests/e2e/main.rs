@@ -21,6 +21,7 @@ mod gc;
 mod ha;
 mod health;
 mod helm;
+mod hostile;
 mod isolation;
 mod kubectl;
 mod leader;
