@@ -314,3 +314,133 @@ fn a_client_certificate_names_a_user_and_group_that_bindings_grant_to() {
         "{t}"
     );
 }
+
+/// Kubernetes's escalation prevention (issue 21, item 9): alice may manage
+/// RoleBindings and Roles in team-a, but may grant there only what she holds,
+/// unless she holds `bind` (bindings) or `escalate` (roles) on the role.
+#[test]
+fn a_user_cannot_grant_more_than_they_hold() {
+    let s = TestServer::start().unwrap();
+    s.kubectl_ok(&["create", "namespace", "team-a"]);
+    let alice = s.service_account_kubeconfig("team-a", "alice");
+    s.kubectl_ok(&[
+        "create",
+        "role",
+        "binder",
+        "-n",
+        "team-a",
+        "--verb=get,list,create,update,patch,delete",
+        "--resource=rolebindings.rbac.authorization.k8s.io,roles.rbac.authorization.k8s.io",
+    ]);
+    s.kubectl_ok(&[
+        "create",
+        "role",
+        "task-author",
+        "-n",
+        "team-a",
+        "--verb=get,list,create",
+        "--resource=tasks.mosaic.dev",
+    ]);
+    for role in ["binder", "task-author"] {
+        s.kubectl_ok(&[
+            "create",
+            "rolebinding",
+            &format!("alice-{role}"),
+            "-n",
+            "team-a",
+            &format!("--role={role}"),
+            "--serviceaccount=team-a:alice",
+        ]);
+    }
+    let as_alice = |args: &[&str]| kubectl_as(&s, &alice, args);
+
+    // cluster-admin bound to herself in team-a: refused, naming what she lacks.
+    let out = as_alice(&[
+        "create",
+        "rolebinding",
+        "mine",
+        "-n",
+        "team-a",
+        "--clusterrole=cluster-admin",
+        "--serviceaccount=team-a:alice",
+    ]);
+    assert!(
+        !out.status.success(),
+        "alice bound cluster-admin: {}",
+        text(&out)
+    );
+    let t = text(&out);
+    assert!(
+        t.contains("forbidden")
+            && t.contains("attempting to grant RBAC permissions not currently held"),
+        "{t}"
+    );
+    let can = as_alice(&["auth", "can-i", "delete", "namespaces"]);
+    assert_eq!(String::from_utf8_lossy(&can.stdout).trim(), "no");
+
+    // A Role with more than she holds: refused; one within it: made and bound.
+    let out = as_alice(&[
+        "create",
+        "role",
+        "everything",
+        "-n",
+        "team-a",
+        "--verb=*",
+        "--resource=tasks.mosaic.dev",
+    ]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("not currently held"), "{}", text(&out));
+    let out = as_alice(&[
+        "create",
+        "role",
+        "reader",
+        "-n",
+        "team-a",
+        "--verb=get,list",
+        "--resource=tasks.mosaic.dev",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = as_alice(&[
+        "create",
+        "rolebinding",
+        "bob-reads",
+        "-n",
+        "team-a",
+        "--role=reader",
+        "--serviceaccount=team-a:bob",
+    ]);
+    assert!(
+        out.status.success(),
+        "binding what she holds: {}",
+        text(&out)
+    );
+
+    // With `bind` on cluster-admin (given by the admin), the binding is hers to make.
+    s.kubectl_ok(&[
+        "create",
+        "clusterrole",
+        "bind-admin",
+        "--verb=bind",
+        "--resource=clusterroles.rbac.authorization.k8s.io",
+        "--resource-name=cluster-admin",
+    ]);
+    s.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "alice-bind-admin",
+        "-n",
+        "team-a",
+        "--clusterrole=bind-admin",
+        "--serviceaccount=team-a:alice",
+    ]);
+    let out = as_alice(&[
+        "create",
+        "rolebinding",
+        "mine",
+        "-n",
+        "team-a",
+        "--clusterrole=cluster-admin",
+        "--serviceaccount=team-a:alice",
+    ]);
+    assert!(out.status.success(), "with bind: {}", text(&out));
+}

@@ -201,7 +201,7 @@ pub async fn apply(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
         {
             m.insert("managedFields".into(), json!([]));
         }
-        let (result, warnings) = merge_update(&req, &old, result)?;
+        let (result, warnings) = merge_update(&req, &old, result).await?;
         match write(&req, &name, &old, result, current.mod_revision, &warnings).await {
             Err(e) if e.reason == "Conflict" && pinned.is_none() => continue,
             other => return other,

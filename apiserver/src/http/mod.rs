@@ -9,6 +9,7 @@ mod apply;
 mod binding;
 mod body;
 mod discovery;
+mod guard;
 mod limits;
 mod list;
 mod meta;

@@ -321,14 +321,7 @@ pub async fn create_value(
     }
     require_namespace(&req).await?;
     let warnings = admit(&req, &mut obj, &name)?;
-    crate::task_user::admit(
-        &req.app.rbac.current(),
-        &req.user,
-        &info,
-        req.route.namespace.as_deref().unwrap_or_default(),
-        None,
-        &mut obj,
-    )?;
+    super::guard::admit(&req, None, &mut obj).await?;
     let m = obj["metadata"].as_object_mut().expect("checked above");
     m.insert("name".into(), json!(name));
     m.insert("uid".into(), json!(meta::new_uid()));

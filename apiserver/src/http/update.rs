@@ -42,7 +42,7 @@ pub async fn update(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
         return Err(ApiError::conflict(req.subject(&name)));
     }
     let old = req.load(&current)?;
-    let (result, warnings) = merge_update(&req, &old, new)?;
+    let (result, warnings) = merge_update(&req, &old, new).await?;
     write(&req, &name, &old, result, current.mod_revision, &warnings).await
 }
 
@@ -109,7 +109,7 @@ pub async fn patch(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
         if pinned.is_some_and(|rv| rv != current.mod_revision) {
             return Err(ApiError::conflict(req.subject(&name)));
         }
-        let (result, warnings) = merge_update(&req, &old, patched)?;
+        let (result, warnings) = merge_update(&req, &old, patched).await?;
         match write(&req, &name, &old, result, current.mod_revision, &warnings).await {
             Err(e) if e.reason == "Conflict" && pinned.is_none() => continue,
             other => return other,
@@ -120,7 +120,7 @@ pub async fn patch(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
 
 /// The object an update leaves: the new content where the verb may change it,
 /// the old where it may not, and generation bumped when the spec changed.
-pub(super) fn merge_update(
+pub(super) async fn merge_update(
     req: &Request,
     old: &Value,
     mut new: Value,
@@ -141,14 +141,7 @@ pub(super) fn merge_update(
         return Ok((result, vec![]));
     }
     let warnings = admit(req, &mut new, name)?;
-    crate::task_user::admit(
-        &req.app.rbac.current(),
-        &req.user,
-        info,
-        req.route.namespace.as_deref().unwrap_or_default(),
-        Some(old),
-        &mut new,
-    )?;
+    super::guard::admit(req, Some(old), &mut new).await?;
     {
         let om = &old["metadata"];
         let m = new["metadata"].as_object_mut().expect("type meta checked");

@@ -7,6 +7,7 @@
 
 pub mod bootstrap;
 pub mod cache;
+pub mod escalation;
 
 use crate::auth::{Attributes, User};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
@@ -130,6 +131,16 @@ impl Policy {
                     .any(|s| subject_matches(s, user, &g.namespace))
             })
             .flat_map(move |g| self.role_rules(g).iter())
+    }
+
+    /// The rules of the role a binding in `namespace` refers to, if it exists.
+    pub fn rules_of_role(&self, kind: &str, name: &str, namespace: &str) -> Option<&[PolicyRule]> {
+        match kind {
+            "ClusterRole" => self.cluster_roles.get(name),
+            "Role" => self.roles.get(&(namespace.to_string(), name.to_string())),
+            _ => None,
+        }
+        .map(Vec::as_slice)
     }
 
     fn role_rules(&self, g: &Grant) -> &[PolicyRule] {
