@@ -12,7 +12,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use k8s_openapi::api::authentication::v1::TokenReview;
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use kube::Client;
@@ -105,34 +104,34 @@ impl Endpoint {
         })
     }
 
-    /// Serves until the task is aborted.
-    pub async fn serve(self, client: Client, runner: Arc<Runner>, data_dir: PathBuf) {
+    /// Serves until the task is aborted, within `limits` (handshake, header
+    /// and idle timeouts, a connection cap: [`mosaic_listener`]).
+    pub async fn serve(
+        self,
+        client: Client,
+        runner: Arc<Runner>,
+        data_dir: PathBuf,
+        limits: mosaic_listener::Limits,
+    ) {
         let ctx = Arc::new(Ctx {
             client,
             runner,
             data_dir,
         });
-        loop {
-            let Ok((tcp, _)) = self.listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
-            let (tls, ctx) = (self.tls.clone(), ctx.clone());
-            tokio::spawn(async move {
-                let Ok(Ok(stream)) =
-                    tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await
-                else {
-                    return;
-                };
-                let svc = hyper::service::service_fn(move |req| {
-                    let ctx = ctx.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(&ctx, req).await) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
+        let make = move |_: &Arc<mosaic_listener::ConnInfo>, req: mosaic_listener::Request| {
+            let ctx = ctx.clone();
+            async move { handle(&ctx, req).await }
+        };
+        let counters = Arc::new(mosaic_listener::Counters::default());
+        mosaic_listener::serve(
+            self.listener,
+            self.tls,
+            limits,
+            make,
+            counters,
+            std::future::pending(),
+        )
+        .await
     }
 }
 

@@ -106,6 +106,8 @@ pub struct AgentConfig {
     /// Paths hidden from tasks besides the agent's data dir (the server's
     /// data dir under `mosaic up`, the agent's kubeconfig).
     pub hide: Vec<PathBuf>,
+    /// The endpoint's limits (timeouts, connection cap).
+    pub limits: mosaic_listener::Limits,
 }
 
 /// Why the agent stopped.
@@ -195,8 +197,14 @@ pub async fn run(
         cfg.heartbeat,
     ));
     let runner = Arc::new(runner::Runner::new(client.clone(), cfg.clone(), mode));
-    let server = endpoint
-        .map(|e| tokio::spawn(e.serve(client.clone(), runner.clone(), cfg.data_dir.clone())));
+    let server = endpoint.map(|e| {
+        tokio::spawn(e.serve(
+            client.clone(),
+            runner.clone(),
+            cfg.data_dir.clone(),
+            cfg.limits.clone(),
+        ))
+    });
     let tasks: Api<Task> = Api::all(client.clone());
     let wc = watcher::Config::default().fields(&format!("status.agent={}", cfg.name));
     // Field ownership is no business of the agent: its cache leaves it out.

@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub event_ttl: std::time::Duration,
     /// More Prometheus text for `/metrics` (the in-process controllers' metrics).
     pub extra_metrics: Option<fn() -> String>,
+    /// The listener's limits (timeouts, connection cap).
+    pub limits: mosaic_listener::Limits,
     /// Where to append the audit log (one JSON line per request), if anywhere.
     pub audit_log: Option<PathBuf>,
     /// The etcd cluster to keep state in; `None`: the embedded store in `data_dir`.
@@ -74,6 +76,7 @@ impl ServerConfig {
             compaction_interval: std::time::Duration::from_secs(300),
             event_ttl: std::time::Duration::from_secs(3600),
             extra_metrics: None,
+            limits: Default::default(),
             audit_log: None,
             etcd: None,
             tls_sans: Vec::new(),
@@ -281,12 +284,19 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         metrics: Default::default(),
         external_url: url.clone(),
         extra_metrics: cfg.extra_metrics,
+        connections: Default::default(),
     });
     gc::spawn(&app);
     let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(serve::run(listener, tls, app.clone(), async {
-        let _ = rx.await;
-    }));
+    let task = tokio::spawn(serve::run(
+        listener,
+        tls,
+        app.clone(),
+        cfg.limits.clone(),
+        async {
+            let _ = rx.await;
+        },
+    ));
     tokio::spawn(event_ttl::run(store.clone(), cfg.event_ttl));
     tokio::spawn(compaction_loop(store, cfg.compaction_interval));
     tracing::info!(%url, "serving");

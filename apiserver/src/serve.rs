@@ -1,13 +1,11 @@
 //! The TLS listener: rustls (TLS 1.2 and 1.3) with ALPN for HTTP/2 and
 //! HTTP/1.1, one task per connection, so a slow or stuck client holds up only
-//! its own connection.
+//! its own connection; the limits every Mosaic listener has come from
+//! [`mosaic_listener`].
 
 use crate::auth::CertificateUser;
 use crate::http::App;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -59,67 +57,28 @@ pub fn acceptor(
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
-/// Accepts connections until `shutdown` resolves.
+/// Accepts connections until `shutdown` resolves, within `limits` (see
+/// [`mosaic_listener`]: handshake, header and idle timeouts, a connection cap).
 pub async fn run(
     listener: TcpListener,
     tls: TlsAcceptor,
     app: Arc<App>,
+    limits: mosaic_listener::Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            biased;
-            // Cancellation-safe: nothing is half-done when shutdown wins.
-            _ = &mut shutdown => return,
-            // Cancellation-safe: accept() loses no connection when dropped.
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        let tls = tls.clone();
+    let counters = app.connections.clone();
+    let make = move |conn: &Arc<mosaic_listener::ConnInfo>, mut req: mosaic_listener::Request| {
         let app = app.clone();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let cert_user = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| CertificateUser::from_der(c));
-            let svc = hyper::service::service_fn(move |mut req: http::Request<_>| {
-                let app = app.clone();
-                if let Some(u) = &cert_user {
-                    req.extensions_mut().insert(u.clone());
-                }
-                async move { Ok::<_, std::convert::Infallible>(app.handle(req).await) }
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30));
-            builder.http2().max_concurrent_streams(1000);
-            if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+        // The user a verified client certificate names, read once per connection.
+        let user = conn.derived(|c| {
+            c.client_certificate
+                .as_deref()
+                .and_then(CertificateUser::from_der)
         });
-    }
+        if let Some(Some(u)) = user {
+            req.extensions_mut().insert(u.clone());
+        }
+        async move { app.handle(req).await }
+    };
+    mosaic_listener::serve(listener, tls, limits, make, counters, shutdown).await
 }

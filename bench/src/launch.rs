@@ -3,7 +3,12 @@
 //! throughput, beside the floor measured in the same run: a bare loop that
 //! makes a memory cgroup, spawns /bin/true into it, waits and removes it.
 //!
+//! Then what isolation costs: the executor launching `/bin/true` plainly and
+//! isolated (user, namespaces, seccomp), alternated ([`isolation`]).
+//!
 //! Needs root and cgroups. `cargo run --release -p mosaic-bench --bin launch-bench -- --dir target`
+
+mod isolation;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -28,6 +33,9 @@ struct Args {
     /// Iterations of the bare spawn-into-cgroup loop.
     #[arg(long, default_value_t = 500)]
     floor: usize,
+    /// Pairs of executor launches, plain and isolated.
+    #[arg(long, default_value_t = 300)]
+    isolation: usize,
     /// Where the server and agent keep their data.
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -88,6 +96,10 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let floor = floor(args.floor)?;
     let tmp = tempfile::tempdir_in(args.dir.clone().unwrap_or_else(std::env::temp_dir))?;
+    let mosaic = std::env::current_exe()?.with_file_name("mosaic");
+    let iso_dir = tmp.path().join("isolation");
+    std::fs::create_dir_all(&iso_dir)?;
+    let iso = isolation::pairs(&mosaic, &iso_dir, args.isolation)?;
     let server = mosaic_apiserver::start(mosaic_apiserver::ServerConfig::new(
         tmp.path().join("server"),
         "127.0.0.1:0".parse()?,
@@ -113,6 +125,7 @@ async fn main() -> Result<()> {
         advertise_host: "127.0.0.1".into(),
         gc_delay: Duration::from_secs(24 * 3600),
         users: Default::default(),
+        limits: Default::default(),
         hide: vec![tmp.path().to_path_buf()],
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -199,6 +212,22 @@ async fn main() -> Result<()> {
         burst_secs,
         args.burst as f64 / burst_secs
     );
+    println!(
+        "{:<44} {:>9} {:>9} {:>9} {:>9}",
+        "executor, /bin/true", "run p50", "run p99", "end p50", "end p99"
+    );
+    for (what, runs) in [("plain", &iso.plain), ("isolated", &iso.isolated)] {
+        let started: Vec<Duration> = runs.iter().map(|r| r.0).collect();
+        let ended: Vec<Duration> = runs.iter().map(|r| r.1).collect();
+        println!(
+            "{:<44} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            format!("{what} ({} runs, alternated)", runs.len()),
+            pct(started.clone(), 0.5),
+            pct(started, 0.99),
+            pct(ended.clone(), 0.5),
+            pct(ended, 0.99)
+        );
+    }
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(60), agent).await;
     server.stop().await;

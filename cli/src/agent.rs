@@ -53,6 +53,8 @@ pub struct AgentArgs {
     pub gc_delay: String,
     #[command(flatten)]
     pub users: TaskUserArgs,
+    #[command(flatten)]
+    pub listener: crate::limits::ListenerArgs,
 }
 
 /// Who tasks run as (`mosaic agent` and `mosaic up`).
@@ -81,6 +83,7 @@ impl TaskUserArgs {
 /// Runs the agent until a signal.
 pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     init_logging();
+    crate::limits::raise_open_files();
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let client = cluster::component_client(args.kubeconfig.as_deref(), "mosaic-agent").await?;
@@ -88,6 +91,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             name: args.name.unwrap_or_else(cluster::hostname),
             data_dir: std::path::absolute(&args.data_dir).unwrap_or(args.data_dir),
             users: args.users.policy(),
+            limits: args.listener.limits(),
             // The agent's own credentials are no business of its tasks.
             hide: args
                 .kubeconfig

@@ -10,6 +10,7 @@ mod controllers;
 mod execute;
 mod get;
 mod kubeconfig;
+mod limits;
 mod logs;
 mod server;
 mod top;

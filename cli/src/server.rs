@@ -56,6 +56,8 @@ pub struct ServerArgs {
     /// Do not run the controllers in this process (run `mosaic controllers` instead).
     #[arg(long)]
     pub no_controllers: bool,
+    #[command(flatten)]
+    pub listener: crate::limits::ListenerArgs,
     /// Seconds the controllers' leader Lease lasts unrenewed (several servers or
     /// `mosaic controllers` replicas elect one leader).
     #[arg(long, default_value_t = 15)]
@@ -75,6 +77,7 @@ pub fn init_logging() {
 /// Runs the server until a signal.
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     init_logging();
+    crate::limits::raise_open_files();
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
         let mut cfg = mosaic_apiserver::ServerConfig::new(args.data_dir.clone(), args.listen);
@@ -82,6 +85,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         cfg.event_ttl = args.event_ttl;
         cfg.audit_log = args.audit_log.clone();
         cfg.tls_sans = args.tls_san.clone();
+        cfg.limits = args.listener.limits();
         if args.store == "etcd" {
             cfg.etcd = Some(mosaic_apiserver::store::EtcdConfig {
                 endpoints: args.etcd_endpoints.clone(),

@@ -37,19 +37,20 @@ pub struct UpArgs {
     pub demo: bool,
     #[command(flatten)]
     pub users: crate::agent::TaskUserArgs,
+    #[command(flatten)]
+    pub listener: crate::limits::ListenerArgs,
 }
 
 /// Runs the cluster until a signal.
 pub fn run(args: UpArgs) -> anyhow::Result<()> {
     init_logging();
+    crate::limits::raise_open_files();
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let data_dir = std::path::absolute(&args.data_dir).unwrap_or(args.data_dir.clone());
-        let server = crate::cluster::start_server(mosaic_apiserver::ServerConfig::new(
-            data_dir.clone(),
-            args.listen,
-        ))
-        .await?;
+        let mut server_cfg = mosaic_apiserver::ServerConfig::new(data_dir.clone(), args.listen);
+        server_cfg.limits = args.listener.limits();
+        let server = crate::cluster::start_server(server_cfg).await?;
         let admin = kube::Client::new(server.in_process(), "default");
         let controllers = tokio::spawn(mosaic_controllers::scheduler::run_supervised(
             admin.clone(),
@@ -82,6 +83,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 advertise_host: "127.0.0.1".into(),
                 gc_delay: std::time::Duration::from_secs(24 * 3600),
                 users: args.users.policy(),
+                limits: args.listener.limits(),
                 // The server's data dir (store, CA key, admin credentials) is hidden from tasks.
                 hide: vec![data_dir.clone()],
             };
@@ -110,6 +112,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 gc_delay: std::time::Duration::from_secs(24 * 3600),
                 users: Default::default(),
                 hide: Vec::new(),
+                limits: Default::default(),
             };
             let mut cfgs = crate::agent::simulated(&base, args.simulated_agents.max(2));
             cfgs.truncate(args.simulated_agents);

@@ -61,3 +61,146 @@ async fn a_patch_that_would_make_an_object_unreadable_is_refused() {
     );
     s.kubectl_ok(&["delete", "task", "victim", "--wait=false"]);
 }
+
+/// A TLS client that trusts anything: an attacker's, holding connections open.
+fn attacker_tls() -> tokio_rustls::TlsConnector {
+    use rustls::DigitallySignedStruct;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    #[derive(Debug)]
+    struct Anything(std::sync::Arc<rustls::crypto::CryptoProvider>);
+    impl ServerCertVerifier for Anything {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(Anything(provider)))
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+}
+
+/// `n` TLS connections to `addr` that finish the handshake and then say nothing.
+async fn idle_connections(
+    addr: std::net::SocketAddr,
+    n: usize,
+) -> Vec<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tls = attacker_tls();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        held.push(tls.connect(name.clone(), tcp).await.unwrap());
+    }
+    held
+}
+
+/// How many of `conns` the far end has closed (a read sees EOF or an error).
+async fn closed(conns: &mut [tokio_rustls::client::TlsStream<tokio::net::TcpStream>]) -> usize {
+    use tokio::io::AsyncReadExt;
+    let mut n = 0;
+    for c in conns.iter_mut() {
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_millis(1), c.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => n += 1,
+            _ => {}
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn idle_connections_neither_lock_out_clients_nor_stay_open() {
+    mosaic_listener::raise_open_files_limit().unwrap();
+    let idle = ["--idle-timeout", "4s"];
+    let s = TestServer::start_with(&idle).unwrap();
+    let _agent = s.spawn_agent_with("idle-1", "cpus=1,memory=1Gi", &idle);
+    let api = tasks_api(s.client().await.unwrap());
+    let address = wait_agent_address(&s, "idle-1").await;
+    let agent_addr: std::net::SocketAddr = address
+        .trim_start_matches("https://")
+        .parse()
+        .unwrap_or_else(|e| panic!("agent address {address}: {e}"));
+    let server_addr: std::net::SocketAddr = format!("127.0.0.1:{}", s.port).parse().unwrap();
+
+    let mut to_server = idle_connections(server_addr, 2000).await;
+    let mut to_agent = idle_connections(agent_addr, 2000).await;
+    // Everyone else is still served: kubectl at once, and a task launches.
+    let started = std::time::Instant::now();
+    s.kubectl_ok(&["get", "tasks", "--request-timeout=5s"]);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "kubectl get tasks took {took:?}"
+    );
+    let f = write_file(s.dir.path(), "t.yaml", &task_yaml("still-runs", "100m"));
+    s.kubectl_ok(&["apply", "-f", &f]);
+    wait_task(&api, "still-runs", Duration::from_secs(30), |st| {
+        st["phase"] == "Finished"
+    })
+    .await
+    .unwrap();
+    // The idle ones are closed once the idle timeout has passed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (a, b) = (closed(&mut to_server).await, closed(&mut to_agent).await);
+        if a == to_server.len() && b == to_agent.len() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after 30 s, {a} of {} idle connections to the server and {b} of {} to the agent were closed",
+            to_server.len(),
+            to_agent.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The agent's published endpoint, once it has registered.
+async fn wait_agent_address(s: &TestServer, name: &str) -> String {
+    let mut address = String::new();
+    wait_for(
+        Duration::from_secs(30),
+        "the agent to publish its address",
+        || {
+            let out = s.kubectl(&["get", "agent", name, "-o", "jsonpath={.status.address}"]);
+            address = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let ok = !address.is_empty();
+            async move { ok }
+        },
+    )
+    .await
+    .unwrap();
+    address
+}

@@ -75,6 +75,8 @@ pub struct App {
     pub external_url: String,
     /// More Prometheus text for `/metrics`.
     pub extra_metrics: Option<fn() -> String>,
+    /// The listener's connection figures.
+    pub connections: Arc<mosaic_listener::Counters>,
 }
 
 impl App {
@@ -284,11 +286,20 @@ impl App {
              # HELP mosaic_apiserver_watches Open watches.\n# TYPE mosaic_apiserver_watches gauge\n\
              mosaic_apiserver_watches {}\n\
              # HELP mosaic_store_revision The store's current revision.\n# TYPE mosaic_store_revision gauge\n\
-             mosaic_store_revision {}\n",
+             mosaic_store_revision {}\n\
+             # HELP mosaic_apiserver_connections Connections being served.\n# TYPE mosaic_apiserver_connections gauge\n\
+             mosaic_apiserver_connections {}\n\
+             # HELP mosaic_apiserver_connections_refused_total Connections refused for the connection cap.\n# TYPE mosaic_apiserver_connections_refused_total counter\n\
+             mosaic_apiserver_connections_refused_total {}\n\
+             # HELP mosaic_apiserver_connections_idle_closed_total Connections closed for idling.\n# TYPE mosaic_apiserver_connections_idle_closed_total counter\n\
+             mosaic_apiserver_connections_idle_closed_total {}\n",
             m.requests.load(Ordering::Relaxed),
             m.errors.load(Ordering::Relaxed),
             m.watches.load(Ordering::Relaxed),
-            self.store.revision()
+            self.store.revision(),
+            self.connections.open_connections(),
+            self.connections.refused_connections(),
+            self.connections.idle_closed_connections(),
         )
     }
 }
