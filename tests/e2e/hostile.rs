@@ -204,3 +204,80 @@ async fn wait_agent_address(s: &TestServer, name: &str) -> String {
     .unwrap();
     address
 }
+
+/// The resident memory of process `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn unread_watches_do_not_grow_the_server_without_bound() {
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start().unwrap();
+    let pid = s.pid().unwrap();
+    s.kubectl_ok(&["create", "namespace", "big"]);
+    // 20 MB of ConfigMaps: 200 of 100 KB.
+    let client = s.client().await.unwrap();
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client, "big");
+    let value = "x".repeat(100 * 1024);
+    let creates = (0..200).map(|i| {
+        let cms = cms.clone();
+        let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("cm-{i}")}, "data": {"v": value}}))
+        .unwrap();
+        async move { cms.create(&Default::default(), &cm).await }
+    });
+    for r in futures::future::join_all(creates).await {
+        r.unwrap();
+    }
+    let before = rss(pid);
+    // 50 watches from the start, whose client never reads a byte.
+    let token = std::fs::read_to_string(s.dir.path().join("pki/admin.token")).unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", s.port).parse().unwrap();
+    let mut watches = idle_connections(addr, 50).await;
+    for w in &mut watches {
+        let req = format!(
+            "GET /api/v1/namespaces/big/configmaps?watch=true&resourceVersion=0 HTTP/1.1\r\n\
+             host: localhost\r\nauthorization: Bearer {}\r\n\r\n",
+            token.trim()
+        );
+        w.write_all(req.as_bytes()).await.unwrap();
+    }
+    // Meanwhile, and after, others are served; the server's memory stays bounded.
+    let mut peak = before;
+    let until = std::time::Instant::now() + Duration::from_secs(8);
+    while std::time::Instant::now() < until {
+        let names = s.kubectl_ok(&[
+            "get",
+            "configmaps",
+            "-n",
+            "big",
+            "-o",
+            "name",
+            "--request-timeout=10s",
+        ]);
+        assert_eq!(names.lines().count(), 200);
+        peak = peak.max(rss(pid));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let grown = peak.saturating_sub(before);
+    eprintln!(
+        "50 unread watches: server RSS {} MiB, peak {} MiB",
+        before >> 20,
+        peak >> 20
+    );
+    assert!(
+        grown < 300 << 20,
+        "50 unread watches grew the server by {} MiB (from {} MiB)",
+        grown >> 20,
+        before >> 20
+    );
+    drop(watches);
+}

@@ -124,7 +124,6 @@ impl TestServer {
     }
 
     /// The server process's id (it names the server as a leader candidate).
-    #[cfg_attr(not(feature = "etcd"), allow(dead_code))] // used by the HA tests
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

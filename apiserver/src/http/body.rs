@@ -3,10 +3,9 @@
 use crate::error::ApiError;
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 use std::convert::Infallible;
-use tokio::sync::mpsc;
 
 /// The largest request body accepted (as kube-apiserver: 3 MiB).
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -52,14 +51,4 @@ pub fn text(status: StatusCode, s: &str) -> Response<Body> {
 pub fn status_response(e: &ApiError) -> Response<Body> {
     let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json(code, &e.to_status())
-}
-
-/// A streamed body fed by a channel of chunks (watches).
-pub fn stream(rx: mpsc::Receiver<Bytes>) -> Body {
-    let s = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, Infallible>(http_body::Frame::data(b)), rx))
-    });
-    StreamBody::new(s).boxed_unsync()
 }

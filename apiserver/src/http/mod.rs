@@ -8,6 +8,7 @@
 mod apply;
 mod binding;
 mod body;
+mod budget;
 mod discovery;
 mod guard;
 mod limits;

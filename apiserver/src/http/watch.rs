@@ -6,13 +6,20 @@
 //! carries every change after N, or one ERROR event (410 Expired) when N is
 //! older than the kept history. Selectors are applied per event, turning an
 //! object that stops (starts) matching into DELETED (ADDED), as Kubernetes does.
+//!
+//! A watch holds little of its own, however slowly its client reads: the
+//! initial state is read a page at a time at one revision and each object
+//! encoded as it is sent, never the whole list decoded at once; what waits for
+//! the client is bounded in bytes ([`super::budget`]); the store drops a
+//! watch whose queue of changes fills.
 
-use super::body::{self, Body};
+use super::body::Body;
+use super::budget;
 use super::list::{Selectors, collect};
 use super::objects::Request;
 use super::{meta, table};
 use crate::error::ApiError;
-use crate::store::{Event, EventKind};
+use crate::store::{Event, EventKind, KeyValue, ListRequest, ListResult};
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -20,6 +27,20 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// Objects read at a time for a watch's initial events.
+const PAGE: usize = 256;
+
+/// A watch's initial events.
+enum Initial {
+    /// None (a watch from a resourceVersion).
+    Nothing,
+    /// Already read and decoded (a watch of one name: at most one object).
+    Objects(Vec<Value>),
+    /// The first page of the collection at the watch's start revision; the
+    /// rest is read as it is sent.
+    Pages(ListResult),
+}
 
 /// How often an idle watch with bookmarks allowed gets one.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(15);
@@ -54,23 +75,39 @@ pub async fn watch(mut req: Request) -> Result<Response<Body>, ApiError> {
                 .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}")))?,
         ),
     };
-    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    let (tx, body) = budget::channel(budget::WATCH_BYTES);
     let as_table = table::wants_table(&req.accept);
-    let mut initial_objects = Vec::new();
-    let start = if rv.is_none() || initial {
-        // Synthetic ADDED events for the current state, then changes after it.
-        req.params.limit = 0;
-        req.params.continue_token = None;
-        let (items, rev, _) = collect(&req, &sel).await?;
-        initial_objects = items;
-        rev
-    } else {
-        rv.unwrap_or_default()
-    };
     let prefix = req
         .route
         .info
         .collection_prefix(req.route.namespace.as_deref());
+    let mut initial_objects = Initial::Nothing;
+    let start = if rv.is_none() || initial {
+        // Synthetic ADDED events for the current state, then changes after it.
+        req.params.limit = 0;
+        req.params.continue_token = None;
+        if sel.fields.pinned_name().is_some() {
+            let (items, rev, _) = collect(&req, &sel).await?;
+            initial_objects = Initial::Objects(items);
+            rev
+        } else {
+            let first = req
+                .app
+                .store
+                .list(ListRequest {
+                    prefix: &prefix,
+                    after: None,
+                    limit: PAGE,
+                    revision: None,
+                })
+                .await?;
+            let rev = first.revision;
+            initial_objects = Initial::Pages(first);
+            rev
+        }
+    } else {
+        rv.unwrap_or_default()
+    };
     // A watch of one field's value (an agent's Tasks) is filed under that value
     // in the store, so other changes never reach it; the selectors below still
     // decide what it is sent. Other views convert first, so they see everything.
@@ -81,8 +118,8 @@ pub async fn watch(mut req: Request) -> Result<Response<Body>, ApiError> {
             value: value.to_owned(),
         });
     let watched = match filter {
-        Some(f) => req.app.store.watch_field(prefix, start, f).await,
-        None => req.app.store.watch(prefix, start).await,
+        Some(f) => req.app.store.watch_field(prefix.clone(), start, f).await,
+        None => req.app.store.watch(prefix.clone(), start).await,
     };
     let events = match watched {
         Ok(e) => Some(e),
@@ -109,6 +146,7 @@ pub async fn watch(mut req: Request) -> Result<Response<Body>, ApiError> {
         headers_sent: false,
         last_rev: start,
         tx,
+        prefix,
     };
     tokio::spawn(async move {
         if let Some(events) = events {
@@ -119,7 +157,7 @@ pub async fn watch(mut req: Request) -> Result<Response<Body>, ApiError> {
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(body::stream(rx))
+        .body(body)
         .expect("static response parts are valid"))
 }
 
@@ -129,7 +167,9 @@ struct Watch {
     as_table: bool,
     headers_sent: bool,
     last_rev: i64,
-    tx: mpsc::Sender<Bytes>,
+    tx: budget::Sender,
+    /// The watched collection's store prefix.
+    prefix: String,
 }
 
 impl Watch {
@@ -164,15 +204,12 @@ impl Watch {
             EventKind::Put => "MODIFIED",
             EventKind::Progress => return Ok(()),
         };
-        let object = e.shared.get_or_init(|| {
-            if let Some(b) = super::splice::with_resource_version(&e.kv.value, e.kv.mod_revision) {
-                return Bytes::from(b);
-            }
-            match meta::from_store(&e.kv) {
-                Ok(obj) => Bytes::from(serde_json::to_vec(&obj).expect("JSON serialises")),
-                Err(_) => Bytes::new(),
-            }
-        });
+        let object = e.shared.get_or_init(|| stored_json(&e.kv));
+        self.send_stored(kind, object).await
+    }
+
+    /// Sends an event whose object is `object`, JSON as stored (resourceVersion in).
+    async fn send_stored(&mut self, kind: &str, object: &[u8]) -> Result<(), ()> {
         if object.is_empty() {
             return Ok(());
         }
@@ -182,6 +219,55 @@ impl Watch {
         line.extend_from_slice(object);
         line.extend_from_slice(b"}\n");
         self.tx.send(Bytes::from(line)).await.map_err(|_| ())
+    }
+
+    /// Whether events go out as the store holds them (no selector, table or conversion).
+    fn as_stored(&self) -> bool {
+        self.sel.is_everything() && !self.as_table && self.req.route.info.view.is_stored()
+    }
+
+    /// One object of the initial state, as ADDED if the selectors take it.
+    async fn initial(&mut self, kv: &KeyValue) -> Result<(), ()> {
+        if self.as_stored() {
+            return self.send_stored("ADDED", &stored_json(kv)).await;
+        }
+        match self.req.load(kv) {
+            Ok(obj) if self.sel.matches(&obj) => self.send("ADDED", obj).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// The initial state, a page at a time at the watch's start revision.
+    async fn pages(&mut self, mut page: ListResult) -> Result<(), ()> {
+        let rev = page.revision;
+        loop {
+            for kv in &page.items {
+                self.initial(kv).await?;
+            }
+            let Some(after) = page.more_after.take() else {
+                return Ok(());
+            };
+            let next = self
+                .req
+                .app
+                .store
+                .list(ListRequest {
+                    prefix: &self.prefix,
+                    after: Some(&after),
+                    limit: PAGE,
+                    revision: Some(rev),
+                })
+                .await;
+            page = match next {
+                Ok(p) => p,
+                Err(e) => {
+                    // Compacted meanwhile, say: the client lists again.
+                    let status = ApiError::from(e).to_status();
+                    let _ = self.tx.send(line("ERROR", status)).await;
+                    return Err(());
+                }
+            };
+        }
     }
 
     fn bookmark(&self, initial_end: bool) -> Value {
@@ -195,13 +281,23 @@ impl Watch {
 
     async fn run(
         mut self,
-        initial: Vec<Value>,
+        initial: Initial,
         initial_end: bool,
         mut events: mpsc::Receiver<Arc<Event>>,
     ) {
-        for obj in initial {
-            if self.send("ADDED", obj).await.is_err() {
-                return;
+        match initial {
+            Initial::Nothing => {}
+            Initial::Objects(objects) => {
+                for obj in objects {
+                    if self.send("ADDED", obj).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Initial::Pages(first) => {
+                if self.pages(first).await.is_err() {
+                    return;
+                }
             }
         }
         if initial_end && self.req.params.allow_bookmarks {
@@ -238,7 +334,7 @@ impl Watch {
             return Ok(());
         }
         // The shared encoding is of the stored form; other views convert their own.
-        if self.sel.is_everything() && !self.as_table && self.req.route.info.view.is_stored() {
+        if self.as_stored() {
             return self.send_shared(e).await;
         }
         let Ok(obj) = self.req.load(&e.kv) else {
@@ -261,5 +357,16 @@ impl Watch {
             EventKind::Put | EventKind::Progress => return Ok(()),
         };
         self.send(kind, obj).await
+    }
+}
+
+/// A stored object as JSON with its resourceVersion (empty if it is not JSON).
+fn stored_json(kv: &KeyValue) -> Bytes {
+    if let Some(b) = super::splice::with_resource_version(&kv.value, kv.mod_revision) {
+        return Bytes::from(b);
+    }
+    match meta::from_store(kv) {
+        Ok(obj) => Bytes::from(serde_json::to_vec(&obj).expect("JSON serialises")),
+        Err(_) => Bytes::new(),
     }
 }
