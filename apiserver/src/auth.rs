@@ -40,7 +40,8 @@ pub struct Attributes<'a> {
 
 /// Maps bearer tokens to users.
 pub struct Authenticator {
-    tokens: HashMap<String, User>,
+    /// The admin's and the agents' bearer tokens (replaced when rotated).
+    tokens: std::sync::RwLock<HashMap<String, User>>,
     signer: Signer,
 }
 
@@ -61,17 +62,32 @@ pub const ADMIN: &str = "mosaic:admin";
 /// The agent identity's name.
 pub const AGENT: &str = "mosaic:agent";
 
+/// The admin identity (what the admin token names).
+pub fn admin_user() -> User {
+    User {
+        name: ADMIN.into(),
+        groups: vec![rbac::MASTERS.into(), rbac::AUTHENTICATED.into()],
+    }
+}
+
 impl Authenticator {
     /// The admin and agent identities, and ServiceAccount tokens signed with `sa_key`.
     pub fn new(admin_token: &str, agent_token: &str, sa_key: &[u8]) -> Self {
+        Self {
+            tokens: std::sync::RwLock::new(Self::static_tokens(admin_token, agent_token)),
+            signer: Signer::new(sa_key),
+        }
+    }
+
+    /// From now on, the admin and agent identities are these tokens' (and no
+    /// longer the earlier ones').
+    pub fn rotate(&self, admin_token: &str, agent_token: &str) {
+        *self.tokens.write().expect("tokens lock") = Self::static_tokens(admin_token, agent_token);
+    }
+
+    fn static_tokens(admin_token: &str, agent_token: &str) -> HashMap<String, User> {
         let mut tokens = HashMap::new();
-        tokens.insert(
-            admin_token.to_string(),
-            User {
-                name: ADMIN.into(),
-                groups: vec![rbac::MASTERS.into(), rbac::AUTHENTICATED.into()],
-            },
-        );
+        tokens.insert(admin_token.to_string(), admin_user());
         tokens.insert(
             agent_token.to_string(),
             User {
@@ -82,10 +98,7 @@ impl Authenticator {
                 ],
             },
         );
-        Self {
-            tokens,
-            signer: Signer::new(sa_key),
-        }
+        tokens
     }
 
     /// Issues ServiceAccount tokens.
@@ -101,7 +114,7 @@ impl Authenticator {
         else {
             return Authenticated::No;
         };
-        if let Some(u) = self.tokens.get(token) {
+        if let Some(u) = self.tokens.read().expect("tokens lock").get(token) {
             return Authenticated::User(u.clone());
         }
         let now = jiff::Timestamp::now().as_second();

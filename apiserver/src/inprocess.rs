@@ -1,8 +1,10 @@
 //! The API as a tower `Service`, for clients in the same process (the
 //! controllers under `mosaic server` and `mosaic up`): `kube::Client::new`
 //! takes it, and requests reach [`crate::http::App::handle`] with no socket,
-//! no TLS and no serialisation beyond the JSON bodies, under the identity
-//! whose bearer token it carries.
+//! no TLS and no serialisation beyond the JSON bodies, as the user it is
+//! made for (carried as a request extension, as a verified client
+//! certificate's user is: no network client can set one, and rotating the
+//! bearer tokens does not cut the controllers off).
 
 use crate::http::{App, Body};
 use bytes::Bytes;
@@ -16,15 +18,16 @@ use std::task::{Context, Poll};
 #[derive(Clone)]
 pub struct InProcess {
     app: Arc<App>,
-    authorization: http::HeaderValue,
+    user: crate::auth::CertificateUser,
 }
 
 impl InProcess {
-    /// Requests are made as the holder of `token`.
-    pub fn new(app: Arc<App>, token: &str) -> Self {
-        let authorization = http::HeaderValue::from_str(&format!("Bearer {token}"))
-            .expect("a token is a valid header value");
-        Self { app, authorization }
+    /// Requests are made as `user`.
+    pub fn new(app: Arc<App>, user: crate::auth::User) -> Self {
+        Self {
+            app,
+            user: crate::auth::CertificateUser(user),
+        }
     }
 }
 
@@ -42,8 +45,7 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        req.headers_mut()
-            .insert(http::header::AUTHORIZATION, self.authorization.clone());
+        req.extensions_mut().insert(self.user.clone());
         // The field manager of its writes, when they name none.
         if !req.headers().contains_key(http::header::USER_AGENT) {
             req.headers_mut().insert(

@@ -33,6 +33,7 @@ pub mod rbac;
 pub mod registry;
 pub mod schema;
 pub mod serve;
+pub mod serving;
 pub mod ssa;
 pub mod store;
 pub mod task_user;
@@ -198,7 +199,7 @@ impl RunningServer {
 
     /// A tower service for in-process clients, acting as the admin.
     pub fn in_process(&self) -> inprocess::InProcess {
-        inprocess::InProcess::new(self.app.clone(), &self.admin_token)
+        inprocess::InProcess::new(self.app.clone(), auth::admin_user())
     }
 
     /// Waits until the listener ends (it ends only on [`RunningServer::stop`]).
@@ -258,7 +259,13 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         pki::kubeconfig(&url, &pki.ca_pem, "agent", &pki.agent_token).as_bytes(),
         true,
     )?;
-    let tls = serve::acceptor(&pki.serving_cert_pem, &pki.serving_key_pem, &pki.ca_pem)?;
+    let (tls, serving) = serve::acceptor(&pki.serving_cert_pem, &pki.serving_key_pem, &pki.ca_pem)?;
+    tokio::spawn(serving::renew(
+        serving,
+        cfg.data_dir.clone(),
+        hosts.clone(),
+        std::time::Duration::from_secs(3600),
+    ));
 
     let audit = match &cfg.audit_log {
         Some(path) => Some(
@@ -287,6 +294,11 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         connections: Default::default(),
     });
     gc::spawn(&app);
+    tokio::spawn(reload_tokens(
+        Arc::downgrade(&app),
+        cfg.data_dir.clone(),
+        (pki.admin_token.clone(), pki.agent_token.clone()),
+    ));
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(serve::run(
         listener,
@@ -326,5 +338,27 @@ async fn compaction_loop(store: Arc<dyn Store>, every: std::time::Duration) {
             tracing::warn!(error = %e, "compaction failed");
         }
         previous = store.revision();
+    }
+}
+
+/// Takes rotated admin and agent tokens (`mosaic rotate-credentials`) from
+/// `data_dir/pki` within two seconds, while the server lives.
+async fn reload_tokens(
+    app: std::sync::Weak<http::App>,
+    data_dir: PathBuf,
+    mut current: (String, String),
+) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let Some(app) = app.upgrade() else { return };
+        match pki::tokens(&data_dir) {
+            Ok(now) if now != current && !now.0.is_empty() && !now.1.is_empty() => {
+                app.authn.rotate(&now.0, &now.1);
+                tracing::info!("took rotated admin and agent tokens");
+                current = now;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the tokens"),
+        }
     }
 }

@@ -89,14 +89,17 @@ pub fn write_atomic(path: &Path, contents: &[u8], private: bool) -> Result<(), P
 fn ca_params() -> Result<CertificateParams, PkiError> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
     p.distinguished_name.push(DnType::CommonName, "mosaic-ca");
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // It signs only end-entity certificates: no intermediate CA below it.
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     p.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    p.not_before = rcgen::date_time_ymd(2024, 1, 1);
-    p.not_after = rcgen::date_time_ymd(2124, 1, 1);
+    // Ten years, as kubeadm's CA.
+    let now = std::time::SystemTime::now();
+    p.not_before = (now - std::time::Duration::from_secs(300)).into();
+    p.not_after = (now + std::time::Duration::from_secs(10 * 365 * 86_400)).into();
     Ok(p)
 }
 
@@ -149,7 +152,74 @@ pub fn load_or_create(data_dir: &Path, hosts: &[String]) -> Result<Pki, PkiError
             true,
             || Ok(random_token()),
         )?;
+    let (serving_cert_pem, serving_key_pem) = serving_certificate(ca_key, hosts)?;
+    Ok(Pki {
+        ca_pem,
+        serving_cert_pem,
+        serving_key_pem,
+        admin_token,
+        agent_token,
+        service_account_key,
+    })
+}
 
+/// The admin and agent bearer tokens as `data_dir/pki` holds them now.
+pub fn tokens(data_dir: &Path) -> Result<(String, String), PkiError> {
+    let read = |name: &str| {
+        let path = data_dir.join("pki").join(name);
+        std::fs::read_to_string(&path)
+            .map(|s| s.trim().to_string())
+            .map_err(io(&path))
+    };
+    Ok((read("admin.token")?, read("agent.token")?))
+}
+
+/// Replaces the admin and agent bearer tokens with new random ones, and the
+/// token in `kubeconfig` and `agent.kubeconfig`. A running server takes them
+/// within seconds (and refuses the old ones from then on).
+pub fn rotate_tokens(data_dir: &Path) -> Result<(), PkiError> {
+    for (token, kubeconfig) in [
+        ("admin.token", "kubeconfig"),
+        ("agent.token", "agent.kubeconfig"),
+    ] {
+        let new = random_token();
+        let kc = data_dir.join(kubeconfig);
+        if let Ok(text) = std::fs::read_to_string(&kc) {
+            let replaced: String = text
+                .lines()
+                .map(|l| match l.split_once("token: ") {
+                    Some((indent, _)) if indent.trim().is_empty() => {
+                        format!("{indent}token: {new}\n")
+                    }
+                    _ => format!("{l}\n"),
+                })
+                .collect();
+            write_atomic(&kc, replaced.as_bytes(), true)?;
+        }
+        write_atomic(&data_dir.join("pki").join(token), new.as_bytes(), true)?;
+    }
+    Ok(())
+}
+
+/// How long a serving certificate is valid.
+pub const SERVING_VALIDITY: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);
+
+/// The CA key in `data_dir/pki`.
+pub fn ca_key(data_dir: &Path) -> Result<KeyPair, PkiError> {
+    let path = data_dir.join("pki").join("ca.key");
+    let pem = std::fs::read_to_string(&path).map_err(io(&path))?;
+    KeyPair::from_pem(&pem).map_err(|e| PkiError::Corrupt {
+        path,
+        message: e.to_string(),
+    })
+}
+
+/// A serving certificate and key (PEM) for `hosts` (and localhost), signed by
+/// the CA whose key is `ca_key`, valid for [`SERVING_VALIDITY`] from now.
+pub fn serving_certificate(
+    ca_key: KeyPair,
+    hosts: &[String],
+) -> Result<(String, String), PkiError> {
     let issuer = Issuer::new(ca_params()?, ca_key);
     let mut p = CertificateParams::new(Vec::<String>::new())?;
     p.distinguished_name
@@ -171,16 +241,12 @@ pub fn load_or_create(data_dir: &Path, hosts: &[String]) -> Result<Pki, PkiError
         KeyUsagePurpose::KeyEncipherment,
     ];
     p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let now = std::time::SystemTime::now();
+    p.not_before = (now - std::time::Duration::from_secs(300)).into();
+    p.not_after = (now + SERVING_VALIDITY).into();
     let key = KeyPair::generate()?;
     let cert = p.signed_by(&key, &issuer)?;
-    Ok(Pki {
-        ca_pem,
-        serving_cert_pem: cert.pem(),
-        serving_key_pem: key.serialize_pem(),
-        admin_token,
-        agent_token,
-        service_account_key,
-    })
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 /// A client certificate and key (PEM) for `user` in `group` (the subject's

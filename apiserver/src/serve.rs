@@ -5,6 +5,7 @@
 
 use crate::auth::CertificateUser;
 use crate::http::App;
+use crate::serving::ServingCert;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -22,20 +23,17 @@ pub enum TlsError {
 
 /// A TLS acceptor for a serving certificate and key (PEM) that asks clients
 /// for a certificate signed by `client_ca_pem` (optional: token clients send none;
-/// one signed by another CA fails the handshake).
+/// one signed by another CA fails the handshake). The certificate it presents
+/// is the returned [`ServingCert`]'s, which may be replaced while it serves.
 pub fn acceptor(
     cert_pem: &str,
     key_pem: &str,
     client_ca_pem: &str,
-) -> Result<TlsAcceptor, TlsError> {
+) -> Result<(TlsAcceptor, Arc<ServingCert>), TlsError> {
+    use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem(e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-        .map_err(|e| TlsError::Pem(e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let serving = Arc::new(ServingCert::new(provider.clone(), cert_pem, key_pem)?);
     let mut roots = rustls::RootCertStore::empty();
     for ca in CertificateDer::pem_slice_iter(client_ca_pem.as_bytes()) {
         roots
@@ -52,9 +50,9 @@ pub fn acceptor(
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(clients)
-        .with_single_cert(certs, key)?;
+        .with_cert_resolver(serving.clone());
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(cfg)))
+    Ok((TlsAcceptor::from(Arc::new(cfg)), serving))
 }
 
 /// Accepts connections until `shutdown` resolves, within `limits` (see

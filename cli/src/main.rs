@@ -12,6 +12,7 @@ mod get;
 mod kubeconfig;
 mod limits;
 mod logs;
+mod rotate;
 mod server;
 mod top;
 mod up;
@@ -95,6 +96,12 @@ enum Command {
         after_help = "Examples:\n  mosaic backup --data-dir /var/lib/mosaic /backups/mosaic-2026-11-26\n  mosaic server --data-dir /backups/mosaic-2026-11-26   # restore"
     )]
     Backup(backup::BackupArgs),
+    /// Replace the admin and agent bearer tokens (and the kubeconfigs holding
+    /// them); a running server refuses the old ones within seconds.
+    #[command(
+        after_help = "Examples:\n  mosaic rotate-credentials --data-dir /var/lib/mosaic\n  scp /var/lib/mosaic/agent.kubeconfig node-1:/etc/mosaic/"
+    )]
+    RotateCredentials(rotate::RotateArgs),
     /// Print Mosaic's CustomResourceDefinitions as YAML (to install on a real Kubernetes cluster).
     #[command(after_help = "Examples:\n  mosaic crds | kubectl apply -f -")]
     Crds,
@@ -148,6 +155,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Get(args) => get::run(args),
         Command::Kubeconfig(args) => kubeconfig::run(args),
         Command::Backup(args) => backup::run(args),
+        Command::RotateCredentials(args) => rotate::run(args),
         Command::Top(args) => top::run(args),
         Command::Apply(args) => {
             let code = apply::run(args)?;

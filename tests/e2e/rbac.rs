@@ -4,6 +4,7 @@
 //! the server then allows.
 
 use crate::support::*;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 
 fn kubectl_as(s: &TestServer, kubeconfig: &std::path::Path, args: &[&str]) -> Output {
@@ -443,4 +444,46 @@ fn a_user_cannot_grant_more_than_they_hold() {
         "--serviceaccount=team-a:alice",
     ]);
     assert!(out.status.success(), "with bind: {}", text(&out));
+}
+
+/// `mosaic rotate-credentials` (issue 21, item 8): the old admin token stops
+/// working on the running server, the rewritten kubeconfig works.
+#[test]
+fn rotated_tokens_replace_the_old_ones_on_a_running_server() {
+    let s = TestServer::start().unwrap();
+    let old = s.dir.path().join("old.kubeconfig");
+    std::fs::copy(s.kubeconfig(), &old).unwrap();
+    s.kubectl_ok(&["get", "namespaces"]);
+    let out = std::process::Command::new(mosaic_bin())
+        .args(["rotate-credentials", "--data-dir"])
+        .arg(s.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let o = kubectl_as(&s, &old, &["get", "namespaces"]);
+        if !o.status.success() {
+            assert!(text(&o).contains("Unauthorized"), "{}", text(&o));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old admin token still works after 15 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    s.kubectl_ok(&["get", "namespaces"]);
+    assert_eq!(
+        std::fs::metadata(s.kubeconfig())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
 }
