@@ -33,6 +33,9 @@ pub enum EndpointError {
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
+    /// The identity's serving certificate or key could not be read.
+    #[error("the agent's serving certificate: {0}")]
+    Pem(String),
     /// The address could not be bound.
     #[error("listening on {addr}: {source}")]
     Bind {
@@ -62,8 +65,14 @@ struct Ctx {
 }
 
 impl Endpoint {
-    /// Binds `listen` and makes a certificate for `host` (the name clients use).
-    pub async fn bind(listen: std::net::SocketAddr, host: &str) -> Result<Self, EndpointError> {
+    /// Binds `listen`, serving with `serving` (certificate and key PEM, from
+    /// the agent's identity, signed by the cluster CA), or else with a
+    /// self-signed certificate for `host` (the name clients use).
+    pub async fn bind(
+        listen: std::net::SocketAddr,
+        host: &str,
+        serving: Option<&(String, String)>,
+    ) -> Result<Self, EndpointError> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|source| EndpointError::Bind {
@@ -82,14 +91,28 @@ impl Endpoint {
             names.push(listen.ip().to_string());
         }
         names.dedup();
-        let cert = rcgen::generate_simple_self_signed(names)?;
-        let certificate = cert.cert.pem();
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+        let (certificate, der, key) = match serving {
+            Some((cert_pem, key_pem)) => {
+                use rustls::pki_types::pem::PemObject;
+                let der = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes())
+                    .map_err(|e| EndpointError::Pem(e.to_string()))?;
+                let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+                    .map_err(|e| EndpointError::Pem(e.to_string()))?;
+                (cert_pem.clone(), der, key)
+            }
+            None => {
+                let cert = rcgen::generate_simple_self_signed(names)?;
+                let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+                    cert.signing_key.serialize_der().into(),
+                );
+                (cert.cert.pem(), cert.cert.der().clone(), key)
+            }
+        };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .with_no_client_auth()
-            .with_single_cert(vec![cert.cert.der().clone()], key)?;
+            .with_single_cert(vec![der], key)?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let host = if host.contains(':') {
             format!("[{host}]")

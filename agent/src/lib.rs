@@ -31,6 +31,7 @@ mod events;
 pub mod executor;
 pub mod gc;
 mod health;
+pub mod join;
 pub mod launch;
 mod register;
 mod runner;
@@ -108,6 +109,9 @@ pub struct AgentConfig {
     pub hide: Vec<PathBuf>,
     /// The endpoint's limits (timeouts, connection cap).
     pub limits: mosaic_listener::Limits,
+    /// The endpoint's serving certificate and key (PEM) from the agent's
+    /// identity ([`join`]); `None`: a self-signed one made at start.
+    pub serving: Option<(String, String)>,
 }
 
 /// Why the agent stopped.
@@ -161,7 +165,9 @@ pub async fn run(
     }
     let mode = cgroup::Mode::detect(&cfg.cgroup_root);
     let endpoint = match cfg.listen {
-        Some(addr) => Some(endpoint::Endpoint::bind(addr, &cfg.advertise_host).await?),
+        Some(addr) => {
+            Some(endpoint::Endpoint::bind(addr, &cfg.advertise_host, cfg.serving.as_ref()).await?)
+        }
         None => None,
     };
     let published = endpoint

@@ -292,6 +292,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         external_url: url.clone(),
         extra_metrics: cfg.extra_metrics,
         connections: Default::default(),
+        data_dir: cfg.data_dir.clone(),
     });
     gc::spawn(&app);
     tokio::spawn(reload_tokens(

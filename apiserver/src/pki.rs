@@ -36,6 +36,9 @@ pub enum PkiError {
         /// What is wrong.
         message: String,
     },
+    /// A certificate signing request could not be used.
+    #[error("the certificate signing request is not usable: {0}")]
+    Request(String),
 }
 
 /// The credentials a server serves with.
@@ -312,4 +315,61 @@ pub fn kubeconfig(server: &str, ca_pem: &str, user: &str, token: &str) -> String
          contexts:\n- name: mosaic\n  context:\n    cluster: mosaic\n    user: {user}\n    namespace: default\n\
          current-context: mosaic\n"
     )
+}
+
+/// How long an agent's certificates are valid.
+pub const AGENT_VALIDITY: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);
+
+/// Signs agent `name`'s client certificate (CommonName `system:mosaic-agent:NAME`,
+/// Organization `system:mosaic-agents`) and serving certificate (the same
+/// CommonName, `hosts` as alternative names) for the keys of two PKCS#10
+/// requests (PEM), whose signatures prove the agent holds them; whatever
+/// else the requests ask is ignored. Returns (client, serving) PEM.
+pub fn sign_agent(
+    ca_key: KeyPair,
+    name: &str,
+    client_request: &str,
+    serving_request: &str,
+    hosts: &[String],
+) -> Result<(String, String), PkiError> {
+    let issuer = Issuer::new(ca_params()?, ca_key);
+    let user = mosaic_crds::join::user(name);
+    let now = std::time::SystemTime::now();
+    let base = || -> Result<CertificateParams, PkiError> {
+        let mut p = CertificateParams::new(Vec::<String>::new())?;
+        p.distinguished_name.push(DnType::CommonName, user.as_str());
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        p.not_before = (now - std::time::Duration::from_secs(300)).into();
+        p.not_after = (now + AGENT_VALIDITY).into();
+        Ok(p)
+    };
+    let parse = |pem: &str| {
+        rcgen::CertificateSigningRequestParams::from_pem(pem)
+            .map_err(|e| PkiError::Request(e.to_string()))
+    };
+    let mut client = base()?;
+    client
+        .distinguished_name
+        .push(DnType::OrganizationName, mosaic_crds::join::GROUP);
+    client.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client.signed_by(&parse(client_request)?.public_key, &issuer)?;
+    let mut serving = base()?;
+    serving.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    for h in hosts {
+        let san = match h.parse::<IpAddr>() {
+            Ok(ip) if !ip.is_unspecified() => SanType::IpAddress(ip),
+            Ok(_) => continue,
+            Err(_) => SanType::DnsName(
+                h.as_str()
+                    .try_into()
+                    .map_err(|_| PkiError::Request(format!("{h:?} is not a host name")))?,
+            ),
+        };
+        serving.subject_alt_names.push(san);
+    }
+    let serving = serving.signed_by(&parse(serving_request)?.public_key, &issuer)?;
+    Ok((client.pem(), serving.pem()))
 }

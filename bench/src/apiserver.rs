@@ -7,6 +7,8 @@
 //!
 //! `cargo run --release -p mosaic-bench --bin apiserver-bench -- --help`
 
+mod idle;
+
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use bytes::Bytes;
@@ -53,6 +55,9 @@ struct Args {
     /// needs a build with `--features etcd`).
     #[arg(long, default_value_t = 3)]
     etcd_members: usize,
+    /// Idle TLS connections held open while the highest concurrency level runs again.
+    #[arg(long, default_value_t = 2000)]
+    idle_connections: usize,
 }
 
 /// A Task of about the size users write.
@@ -478,6 +483,16 @@ async fn main() -> Result<()> {
                 f.p99_ms
             );
         }
+    }
+    // The highest level again, with idle connections held open meanwhile
+    // (a listener's cap and idle timeout must not cost the busy clients).
+    if args.idle_connections > 0
+        && let Some(&c) = levels.iter().max()
+    {
+        let held = idle::hold(&kubeconfig, args.idle_connections).await?;
+        let label = format!("+{} idle, {c} clients", held.len());
+        creates(&client, "idle", c, args.creates, &label).await?;
+        drop(held);
     }
 
     // Watch fan-out: W watchers each receive every one of M creates.

@@ -126,6 +126,7 @@ async fn main() -> Result<()> {
         gc_delay: Duration::from_secs(24 * 3600),
         users: Default::default(),
         limits: Default::default(),
+        serving: None,
         hide: vec![tmp.path().to_path_buf()],
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

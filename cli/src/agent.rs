@@ -86,8 +86,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     crate::limits::raise_open_files();
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
-        let client = cluster::component_client(args.kubeconfig.as_deref(), "mosaic-agent").await?;
-        let cfg = mosaic_agent::AgentConfig {
+        let mut cfg = mosaic_agent::AgentConfig {
             name: args.name.unwrap_or_else(cluster::hostname),
             data_dir: std::path::absolute(&args.data_dir).unwrap_or(args.data_dir),
             users: args.users.policy(),
@@ -120,15 +119,42 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
                     args.listen.ip().to_string()
                 }
             }),
+            serving: None,
         };
         if args.simulate {
+            // Simulated agents share one client: the kubeconfig given (an
+            // administrator's: they are a test harness, not machines).
+            let client =
+                cluster::component_client(args.kubeconfig.as_deref(), "mosaic-agent").await?;
             let cfgs = simulated(&cfg, args.count);
             mosaic_agent::simulate::run(client, cfgs, wait_for_signal()).await?;
             return Ok(());
         }
+        let (client, serving) = crate::join::agent_client(
+            args.kubeconfig.as_deref(),
+            &cfg.name,
+            &cfg.data_dir,
+            &endpoint_hosts(&cfg.advertise_host, args.listen),
+        )
+        .await?;
+        cfg.serving = serving;
         mosaic_agent::run(client, cfg, wait_for_signal()).await?;
         Ok(())
     })
+}
+
+/// The names an agent's endpoint is reached by (its serving certificate's).
+pub fn endpoint_hosts(advertise: &str, listen: std::net::SocketAddr) -> Vec<String> {
+    let mut hosts = vec![
+        advertise.to_string(),
+        "localhost".into(),
+        "127.0.0.1".into(),
+    ];
+    if !listen.ip().is_unspecified() {
+        hosts.push(listen.ip().to_string());
+    }
+    hosts.dedup();
+    hosts
 }
 
 /// The configs of `count` simulated agents modelled on `base` (one keeps its name).

@@ -43,13 +43,22 @@ pub async fn component_client(
     path: Option<&Path>,
     component: &str,
 ) -> anyhow::Result<kube::Client> {
+    let cfg = component_config(path, component).await?;
+    kube::Client::try_from(cfg).context("building the API client")
+}
+
+/// The configuration of [`component_client`].
+pub async fn component_config(
+    path: Option<&Path>,
+    component: &str,
+) -> anyhow::Result<kube::Config> {
     let mut cfg = config(path).await?;
     let ua = format!("{component}/{}", env!("CARGO_PKG_VERSION"));
     cfg.headers.push((
         http::header::USER_AGENT,
         http::HeaderValue::from_str(&ua).context("a User-Agent header")?,
     ));
-    kube::Client::try_from(cfg).context("building the API client")
+    Ok(cfg)
 }
 
 /// A client from a kubeconfig file (`KUBECONFIG` when `path` is `None`, as kubectl does).

@@ -97,7 +97,13 @@ pub async fn open(
     agent_cfg.cluster_url = address
         .parse()
         .with_context(|| format!("agent {agent_name} publishes a bad address {address:?}"))?;
-    agent_cfg.root_cert = Some(vec![der]);
+    // An agent with its own identity serves a certificate the cluster CA
+    // signed: it is verified against that CA (the kubeconfig's), never
+    // pinned. Only an agent without one (on a Kubernetes cluster) has its
+    // self-signed certificate pinned.
+    if self_signed(&der) || cfg.root_cert.is_none() {
+        agent_cfg.root_cert = Some(vec![der]);
+    }
     agent_cfg.accept_invalid_certs = false;
     agent_cfg.tls_server_name = None;
     agent_cfg.proxy_url = None;
@@ -113,4 +119,9 @@ pub async fn open(
     agent_client.request_stream(req).await.with_context(|| {
         format!("fetching the output of task {name} from agent {agent_name} at {address}")
     })
+}
+
+/// Whether a certificate (DER) is its own issuer.
+fn self_signed(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der).is_ok_and(|(_, c)| c.issuer() == c.subject())
 }

@@ -70,9 +70,17 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             };
             let dir = data_dir.join("agents").join(&name);
             agent_dirs.push(dir.clone());
+            let (client, serving) = crate::join::agent_client(
+                Some(&server.agent_kubeconfig),
+                &name,
+                &dir,
+                &["127.0.0.1".to_string(), "localhost".to_string()],
+            )
+            .await?;
             let cfg = mosaic_agent::AgentConfig {
                 name,
                 data_dir: dir,
+                serving,
                 resources: Some((cpus / n as u64, memory / n as u64)),
                 labels: Default::default(),
                 cgroup_root: "/sys/fs/cgroup".into(),
@@ -87,8 +95,6 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 // The server's data dir (store, CA key, admin credentials) is hidden from tasks.
                 hide: vec![data_dir.clone()],
             };
-            let client =
-                cluster::component_client(Some(&server.agent_kubeconfig), "mosaic-agent").await?;
             let mut stop = stop_rx.clone();
             agents.push(tokio::spawn(async move {
                 mosaic_agent::run(client, cfg, async move {
@@ -113,11 +119,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 users: Default::default(),
                 hide: Vec::new(),
                 limits: Default::default(),
+                serving: None,
             };
             let mut cfgs = crate::agent::simulated(&base, args.simulated_agents.max(2));
             cfgs.truncate(args.simulated_agents);
+            // Simulated agents (a test harness, not machines) share the admin's client.
             let client =
-                cluster::component_client(Some(&server.agent_kubeconfig), "mosaic-agent").await?;
+                cluster::component_client(Some(&server.admin_kubeconfig), "mosaic-agent").await?;
             let mut stop = stop_rx.clone();
             agents.push(tokio::spawn(async move {
                 mosaic_agent::simulate::run(client, cfgs, async move {

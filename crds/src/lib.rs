@@ -12,6 +12,7 @@ pub mod agent;
 pub mod binding;
 pub mod common;
 pub mod framework;
+pub mod join;
 pub mod offer;
 pub mod reference;
 pub mod reservation;

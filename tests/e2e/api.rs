@@ -151,16 +151,32 @@ async fn no_credentials_401_and_agent_identity_403() {
         "{}",
         st.message
     );
-    // What the agent identity is for still works.
+    // The bootstrap credential is for joining agents (docs/security.md): it
+    // may neither register an Agent nor read Tasks itself.
     let agents: Api<DynamicObject> = Api::all_with(agent.clone(), &mosaic("Agent", "agents"));
     let ag: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "mosaic.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "node-1"}, "spec": {}}))
     .unwrap();
-    agents.create(&PostParams::default(), &ag).await.unwrap();
-    tasks_api(agent.clone())
-        .list(&Default::default())
-        .await
-        .unwrap();
+    let st = status_of(
+        agents
+            .create(&PostParams::default(), &ag)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(st.code, 403);
+    let st = status_of(
+        tasks_api(agent.clone())
+            .list(&Default::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(st.code, 403);
+    assert!(
+        mosaic_agent::join::request(&agent, "node-1", &[])
+            .await
+            .unwrap()
+            .is_some()
+    );
     let st = status_of(
         tasks_api(agent)
             .create(&PostParams::default(), &task("t"))

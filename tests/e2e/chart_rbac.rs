@@ -282,13 +282,22 @@ async fn the_controllers_and_an_agent_work_with_exactly_the_charts_rbac() {
         (controllers_user, "mosaic-controllers"),
         (agent_user, "mosaic-agent"),
     ] {
+        // (An agent first asks for its own identity, which a Mosaic server
+        // issues to its bootstrap credential and a Kubernetes cluster does not
+        // serve at all: refused here, it goes on with its ServiceAccount.)
+        let join = (
+            "mosaic.dev".to_string(),
+            "agents/certificate".to_string(),
+            "create".to_string(),
+        );
         let refused: Vec<_> = log
             .iter()
-            .filter(|(u, _, code)| u == user && *code == 403)
+            .filter(|(u, call, code)| u == user && *code == 403 && *call != join)
             .collect();
         assert!(refused.is_empty(), "{sa} was refused: {refused:?}");
         let beyond: BTreeSet<Call> = calls_of(&log, user)
             .difference(&granted(&docs, sa))
+            .filter(|c| **c != join)
             .cloned()
             .collect();
         assert!(
@@ -331,7 +340,9 @@ async fn the_controllers_and_an_agent_work_with_exactly_the_charts_rbac() {
     .unwrap();
     let others_refused: Vec<_> = audited(&audit)
         .into_iter()
-        .filter(|(u, c, code)| u == agent_user && *code == 403 && *c != status_patch)
+        .filter(|(u, c, code)| {
+            u == agent_user && *code == 403 && *c != status_patch && c.1 != "agents/certificate"
+        })
         .collect();
     assert!(
         others_refused.is_empty(),

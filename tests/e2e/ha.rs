@@ -244,7 +244,8 @@ async fn killing_the_leaders_server_moves_the_controllers_and_no_task_is_placed_
         .unwrap();
     let first = &servers[0];
     let agent_kubeconfig = first.dir.path().join("agent-lb.kubeconfig");
-    lb.kubeconfig(&first.agent_kubeconfig(), first.port, &agent_kubeconfig);
+    // Simulated agents take the admin's kubeconfig (no identity of their own).
+    lb.kubeconfig(&first.kubeconfig(), first.port, &agent_kubeconfig);
     let _agent = first.spawn_agent_via(
         &agent_kubeconfig,
         "sim",

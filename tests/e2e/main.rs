@@ -28,6 +28,7 @@ mod leader;
 mod logs;
 mod machinery;
 mod newcomer;
+mod node_identity;
 mod offers;
 mod rbac;
 mod recovery;

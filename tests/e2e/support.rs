@@ -315,8 +315,15 @@ impl TestServer {
     }
 
     /// Starts `mosaic agent` with extra flags.
+    /// Simulated agents (`--simulate`) take the admin's kubeconfig: one process
+    /// of many agents has no identity of its own.
     pub fn spawn_agent_with(&self, name: &str, resources: &str, extra: &[&str]) -> ChildGuard {
-        self.spawn_agent_via(&self.agent_kubeconfig(), name, resources, extra)
+        let kubeconfig = if extra.contains(&"--simulate") {
+            self.kubeconfig()
+        } else {
+            self.agent_kubeconfig()
+        };
+        self.spawn_agent_via(&kubeconfig, name, resources, extra)
     }
 
     /// An agent reaching the API through `kubeconfig` (a balancer's, say).

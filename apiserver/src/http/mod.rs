@@ -5,6 +5,7 @@
 //! `Status` response. The TLS listener in [`crate::serve`] and the in-process
 //! tower service both call it.
 
+mod agent_certificate;
 mod apply;
 mod binding;
 mod body;
@@ -78,6 +79,8 @@ pub struct App {
     pub extra_metrics: Option<fn() -> String>,
     /// The listener's connection figures.
     pub connections: Arc<mosaic_listener::Counters>,
+    /// The data dir (its CA signs agents' certificates).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl App {
@@ -126,6 +129,14 @@ impl App {
 
     /// Whether RBAC lets `user` do `a` (a 403 in Kubernetes's words when not).
     pub async fn authorize(&self, user: &User, a: &Attributes<'_>) -> Result<(), ApiError> {
+        // An agent's own identity: the node authorizer decides, RBAC does not.
+        if let Some(agent) = crate::rbac::node::agent_of(user) {
+            return if crate::rbac::node::authorize(agent, a) {
+                Ok(())
+            } else {
+                Err(auth::forbidden(user, a))
+            };
+        }
         if self.rbac.current().allows(user, a) || self.rbac.refresh_if_stale().await.allows(user, a)
         {
             Ok(())
@@ -247,6 +258,10 @@ impl App {
                     let bytes = read_body(body).await?;
                     return token_request::create(self, &r, &content_type, &bytes).await;
                 }
+                if r.subresource.as_deref() == Some(mosaic_crds::join::SUBRESOURCE) {
+                    let bytes = read_body(body).await?;
+                    return agent_certificate::create(self, &r, &user, &content_type, &bytes).await;
+                }
                 let user_agent = header(parts, http::header::USER_AGENT)
                     .unwrap_or("")
                     .to_string();
@@ -319,7 +334,10 @@ fn verb(
         (&Method::GET, false) => "get",
         (&Method::POST, true) => "create",
         (&Method::POST, false)
-            if matches!(r.subresource.as_deref(), Some("token") | Some("binding")) =>
+            if matches!(
+                r.subresource.as_deref(),
+                Some("token" | "binding" | mosaic_crds::join::SUBRESOURCE)
+            ) =>
         {
             "create"
         }

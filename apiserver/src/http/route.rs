@@ -97,7 +97,10 @@ impl Route {
                     *sub == "token" && info.group.is_empty() && info.plural == "serviceaccounts";
                 let binding = *sub == "binding" && super::binding::served_for(&info);
                 let status = *sub == "status" && info.status_subresource;
-                if !token && !binding && !status {
+                let certificate = *sub == mosaic_crds::join::SUBRESOURCE
+                    && info.group == mosaic_crds::GROUP
+                    && info.plural == "agents";
+                if !token && !binding && !status && !certificate {
                     return Err(ApiError::no_route(path));
                 }
                 (Some(name.to_string()), Some(sub.to_string()))

@@ -131,6 +131,7 @@ pub(super) async fn merge_update(
         // The schema walk leaves the root's metadata alone, so it may run
         // after managedFields are in place.
         let mut result = status_write(old, new);
+        super::guard::admit_status(req, old, &result)?;
         if let Some(s) = &info.schema {
             let out = crate::schema::apply(s, &mut result);
             if !out.causes.is_empty() {

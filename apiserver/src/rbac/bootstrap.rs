@@ -2,17 +2,21 @@
 //! `cluster-admin` (bound to the group `system:masters`, which the admin
 //! identity is in), discovery and self-review for every authenticated caller,
 //! `system:auth-delegator` for components that check their own clients'
-//! credentials, and `mosaic:agent` for the agent identity: the same rules the
-//! Helm chart grants its agents' ServiceAccount. They are written at start when
-//! missing, and brought back to these rules unless annotated
-//! `rbac.authorization.kubernetes.io/autoupdate: "false"`.
+//! credentials, and `mosaic:agent-bootstrapper` for the bootstrap credential
+//! in `DATA_DIR/agent.kubeconfig`: it may only ask for an agent's own identity
+//! (`agents/certificate`, see `mosaic_crds::join`); agents' own identities are
+//! then authorized by the node authorizer (`rbac/node.rs`), not by RBAC.
+//! `mosaic:agent` holds the rules the Helm chart grants its agents'
+//! ServiceAccount on a real Kubernetes cluster, bound to nobody here. They
+//! are written at start when missing, and brought back to these rules unless
+//! annotated `rbac.authorization.kubernetes.io/autoupdate: "false"`.
 
 use serde_json::{Value, json};
 
 /// The annotation that stops the server from restoring a bootstrap object.
 pub const AUTOUPDATE: &str = "rbac.authorization.kubernetes.io/autoupdate";
 
-/// The agent identity's group (of the token in `DATA_DIR/agent.kubeconfig`).
+/// The bootstrap credential's group (of the token in `DATA_DIR/agent.kubeconfig`).
 pub const AGENTS_GROUP: &str = "mosaic:agents";
 
 /// The cluster-wide rules a node agent needs: its Agent object and status, the
@@ -99,6 +103,10 @@ pub fn objects() -> Vec<Value> {
             ]),
         ),
         cluster_role("mosaic:agent", agent_cluster_rules()),
+        cluster_role(
+            "mosaic:agent-bootstrapper",
+            json!([{"apiGroups": ["mosaic.dev"], "resources": ["agents/certificate"], "verbs": ["create"]}]),
+        ),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": meta("mosaic:agent", Some("mosaic-system")), "rules": agent_lease_rules()}),
         group_binding(
@@ -122,20 +130,20 @@ pub fn objects() -> Vec<Value> {
             ("ClusterRole", "system:basic-user"),
             authenticated,
         ),
+        // The bootstrap credential may join agents, nothing more. (These two
+        // bindings granted it every agent's rules before agents had their own
+        // identities; they are rewritten on upgrade.)
         group_binding(
             crb,
             "mosaic:agent",
             None,
-            ("ClusterRole", "mosaic:agent"),
+            ("ClusterRole", "mosaic:agent-bootstrapper"),
             AGENTS_GROUP,
         ),
-        group_binding(
-            "RoleBinding",
-            "mosaic:agent",
-            Some("mosaic-system"),
-            ("Role", "mosaic:agent"),
-            AGENTS_GROUP,
-        ),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": meta("mosaic:agent", Some("mosaic-system")),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "mosaic:agent"},
+            "subjects": []}),
     ]
 }
 

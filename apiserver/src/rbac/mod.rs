@@ -8,6 +8,7 @@
 pub mod bootstrap;
 pub mod cache;
 pub mod escalation;
+pub mod node;
 
 use crate::auth::{Attributes, User};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};

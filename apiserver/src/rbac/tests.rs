@@ -126,16 +126,28 @@ fn a_binding_to_a_missing_role_grants_nothing() {
 }
 
 #[test]
-fn the_bootstrap_policy_lets_the_agent_do_its_job_and_no_more() {
+fn the_bootstrap_credential_may_only_join_agents() {
     let p = policy(&super::bootstrap::objects());
-    let agent = user(
+    let bootstrap = user(
         "mosaic:agent",
         &[super::bootstrap::AGENTS_GROUP, AUTHENTICATED],
     );
-    assert!(p.allows(&agent, &attrs("patch", "tasks", "status", "default", "t")));
-    assert!(p.allows(&agent, &attrs("watch", "tasks", "", "", "")));
-    assert!(!p.allows(&agent, &attrs("create", "tasks", "", "default", "")));
-    assert!(!p.allows(&agent, &attrs("delete", "agents", "", "", "a")));
+    let join = Attributes {
+        verb: "create",
+        group: "mosaic.dev",
+        resource: "agents",
+        subresource: "certificate",
+        name: "node-1",
+        ..Default::default()
+    };
+    assert!(p.allows(&bootstrap, &join));
+    assert!(!p.allows(
+        &bootstrap,
+        &attrs("patch", "tasks", "status", "default", "t")
+    ));
+    assert!(!p.allows(&bootstrap, &attrs("watch", "tasks", "", "", "")));
+    assert!(!p.allows(&bootstrap, &attrs("create", "tasks", "", "default", "")));
+    assert!(!p.allows(&bootstrap, &attrs("delete", "agents", "", "", "a")));
     let lease = |ns| Attributes {
         verb: "patch",
         group: "coordination.k8s.io",
@@ -144,12 +156,97 @@ fn the_bootstrap_policy_lets_the_agent_do_its_job_and_no_more() {
         name: "a",
         ..Default::default()
     };
-    assert!(p.allows(&agent, &lease("mosaic-system")));
-    assert!(!p.allows(&agent, &lease("default")));
+    assert!(!p.allows(&bootstrap, &lease("mosaic-system")));
     let discovery = Attributes {
         verb: "get",
         path: "/apis/mosaic.dev/v1alpha1",
         ..Default::default()
     };
     assert!(p.allows(&user("anyone", &[AUTHENTICATED]), &discovery));
+}
+
+#[test]
+fn an_agents_own_identity_may_touch_only_its_own_objects() {
+    use super::node::authorize;
+    let a = |verb, group, resource, sub, ns, name| Attributes {
+        verb,
+        group,
+        resource,
+        subresource: sub,
+        namespace: ns,
+        name,
+        ..Default::default()
+    };
+    assert!(authorize(
+        "n1",
+        &a("patch", "mosaic.dev", "agents", "status", "", "n1")
+    ));
+    assert!(!authorize(
+        "n1",
+        &a("patch", "mosaic.dev", "agents", "status", "", "n2")
+    ));
+    assert!(authorize(
+        "n1",
+        &a("watch", "mosaic.dev", "tasks", "", "", "")
+    ));
+    assert!(authorize(
+        "n1",
+        &a("patch", "mosaic.dev", "tasks", "status", "default", "t")
+    ));
+    assert!(!authorize(
+        "n1",
+        &a("patch", "mosaic.dev", "tasks", "", "default", "t")
+    ));
+    assert!(!authorize(
+        "n1",
+        &a("create", "mosaic.dev", "tasks", "binding", "default", "t")
+    ));
+    assert!(authorize(
+        "n1",
+        &a(
+            "patch",
+            "coordination.k8s.io",
+            "leases",
+            "",
+            "mosaic-system",
+            "n1"
+        )
+    ));
+    assert!(!authorize(
+        "n1",
+        &a(
+            "patch",
+            "coordination.k8s.io",
+            "leases",
+            "",
+            "mosaic-system",
+            "n2"
+        )
+    ));
+    assert!(!authorize(
+        "mosaic-controllers",
+        &a(
+            "patch",
+            "coordination.k8s.io",
+            "leases",
+            "",
+            "mosaic-system",
+            "mosaic-controllers"
+        )
+    ));
+    assert!(!authorize(
+        "n1",
+        &a("get", "", "secrets", "", "default", "s")
+    ));
+    assert!(!authorize(
+        "n1",
+        &a(
+            "create",
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            "",
+            "default",
+            ""
+        )
+    ));
 }

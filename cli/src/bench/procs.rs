@@ -112,8 +112,10 @@ impl Cluster {
             .arg(plan.agents.to_string())
             .args(["--resources", &plan.agent_resources])
             // One renewal every 10 s per agent, as the kubelet's node Lease.
+            // Simulated agents share one client, the admin's: a real agent
+            // has its own identity, which one process of many agents cannot.
             .args(["--heartbeat-seconds", "10", "--kubeconfig"])
-            .arg(server_dir.join("agent.kubeconfig"))
+            .arg(server_dir.join("kubeconfig"))
             .arg("--data-dir")
             .arg(dir.join("agents"))
             .env("RUST_LOG", "warn")
