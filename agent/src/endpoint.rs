@@ -71,7 +71,7 @@ impl Endpoint {
     pub async fn bind(
         listen: std::net::SocketAddr,
         host: &str,
-        serving: Option<&(String, String)>,
+        serving: Option<&crate::join::Serving>,
     ) -> Result<Self, EndpointError> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -92,13 +92,14 @@ impl Endpoint {
         }
         names.dedup();
         let (certificate, der, key) = match serving {
-            Some((cert_pem, key_pem)) => {
+            Some(s) => {
                 use rustls::pki_types::pem::PemObject;
-                let der = rustls::pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes())
+                let der =
+                    rustls::pki_types::CertificateDer::from_pem_slice(s.certificate.as_bytes())
+                        .map_err(|e| EndpointError::Pem(e.to_string()))?;
+                let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(s.key.as_bytes())
                     .map_err(|e| EndpointError::Pem(e.to_string()))?;
-                let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-                    .map_err(|e| EndpointError::Pem(e.to_string()))?;
-                (cert_pem.clone(), der, key)
+                (s.certificate.clone(), der, key)
             }
             None => {
                 let cert = rcgen::generate_simple_self_signed(names)?;
@@ -109,10 +110,29 @@ impl Endpoint {
             }
         };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-            .with_no_client_auth()
-            .with_single_cert(vec![der], key)?;
+        // With an identity, clients may present a certificate of the cluster
+        // CA (the API server does, proxying tasks/log); token clients present none.
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+        let builder = match serving {
+            Some(s) => {
+                use rustls::pki_types::pem::PemObject;
+                let mut roots = rustls::RootCertStore::empty();
+                for ca in rustls::pki_types::CertificateDer::pem_slice_iter(s.ca.as_bytes()) {
+                    roots.add(ca.map_err(|e| EndpointError::Pem(e.to_string()))?)?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| EndpointError::Pem(format!("the cluster CA: {e}")))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut cfg = builder.with_single_cert(vec![der], key)?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let host = if host.contains(':') {
             format!("[{host}]")
@@ -141,9 +161,9 @@ impl Endpoint {
             runner,
             data_dir,
         });
-        let make = move |_: &Arc<mosaic_listener::ConnInfo>, req: mosaic_listener::Request| {
-            let ctx = ctx.clone();
-            async move { handle(&ctx, req).await }
+        let make = move |conn: &Arc<mosaic_listener::ConnInfo>, req: mosaic_listener::Request| {
+            let (ctx, conn) = (ctx.clone(), conn.clone());
+            async move { handle(&ctx, &conn, req).await }
         };
         let counters = Arc::new(mosaic_listener::Counters::default());
         mosaic_listener::serve(
@@ -194,7 +214,28 @@ fn text(code: StatusCode, s: impl Into<String>) -> Response<Body> {
         .expect("a valid response")
 }
 
-async fn handle(ctx: &Ctx, req: Request<hyper::body::Incoming>) -> Response<Body> {
+use mosaic_crds::join::APISERVER_USER;
+
+/// Whether the connection presented the API server's client certificate
+/// (verified against the cluster CA by the TLS layer).
+fn from_apiserver(conn: &mosaic_listener::ConnInfo) -> bool {
+    let Some(der) = conn.client_certificate.as_deref() else {
+        return false;
+    };
+    x509_parser::parse_x509_certificate(der).is_ok_and(|(_, c)| {
+        c.subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            == Some(APISERVER_USER)
+    })
+}
+
+async fn handle(
+    ctx: &Ctx,
+    conn: &mosaic_listener::ConnInfo,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
     let path = req.uri().path().to_string();
     if path == "/healthz" {
         return text(StatusCode::OK, "ok");
@@ -221,7 +262,11 @@ async fn handle(ctx: &Ctx, req: Request<hyper::body::Incoming>) -> Response<Body
         ["tasks", ns, _, "stdout" | "stderr"] => (ns, ("tasks", "log")),
         _ => return text(StatusCode::NOT_FOUND, format!("no such path: {path}\n")),
     };
-    if let Err(resp) = authorize(ctx, &token, namespace, what).await {
+    // The API server authorized its user already (RBAC on tasks/log); anyone
+    // else is asked about to the API server.
+    if !from_apiserver(conn)
+        && let Err(resp) = authorize(ctx, &token, namespace, what).await
+    {
         return resp;
     }
     match parts[..] {

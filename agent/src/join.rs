@@ -21,6 +21,31 @@ pub struct Identity {
     pub serving_certificate: String,
     /// Its key.
     pub serving_key: String,
+    /// The cluster CA that signed them.
+    pub ca: String,
+}
+
+/// What the agent's endpoint serves with: its identity's serving certificate
+/// and key, and the CA whose client certificates it accepts (the API server's).
+#[derive(Clone, Debug)]
+pub struct Serving {
+    /// The serving certificate (PEM).
+    pub certificate: String,
+    /// Its key (PEM).
+    pub key: String,
+    /// The cluster CA (PEM).
+    pub ca: String,
+}
+
+impl Identity {
+    /// The endpoint's part of it.
+    pub fn serving(&self) -> Serving {
+        Serving {
+            certificate: self.serving_certificate.clone(),
+            key: self.serving_key.clone(),
+            ca: self.ca.clone(),
+        }
+    }
 }
 
 /// Why joining failed.
@@ -41,7 +66,13 @@ pub enum JoinError {
     Io(PathBuf, #[source] std::io::Error),
 }
 
-const FILES: [&str; 4] = ["client.crt", "client.key", "serving.crt", "serving.key"];
+const FILES: [&str; 5] = [
+    "client.crt",
+    "client.key",
+    "serving.crt",
+    "serving.key",
+    "ca.crt",
+];
 
 fn dir(data_dir: &Path) -> PathBuf {
     data_dir.join("identity")
@@ -56,6 +87,7 @@ pub fn load(data_dir: &Path) -> Option<Identity> {
         client_key: read(FILES[1])?,
         serving_certificate: read(FILES[2])?,
         serving_key: read(FILES[3])?,
+        ca: read(FILES[4])?,
     };
     let der =
         rustls::pki_types::CertificateDer::from_pem_slice(id.client_certificate.as_bytes()).ok()?;
@@ -125,6 +157,7 @@ pub async fn request(
         client_key: client_key.serialize_pem(),
         serving_certificate: status.serving_certificate,
         serving_key: serving_key.serialize_pem(),
+        ca: status.ca,
     }))
 }
 
@@ -139,6 +172,7 @@ pub fn save(data_dir: &Path, id: &Identity) -> Result<(), JoinError> {
         &id.client_key,
         &id.serving_certificate,
         &id.serving_key,
+        &id.ca,
     ];
     for (f, text) in FILES.iter().zip(contents) {
         let tmp = d.join(format!(".{f}.tmp"));

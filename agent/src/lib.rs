@@ -111,7 +111,7 @@ pub struct AgentConfig {
     pub limits: mosaic_listener::Limits,
     /// The endpoint's serving certificate and key (PEM) from the agent's
     /// identity ([`join`]); `None`: a self-signed one made at start.
-    pub serving: Option<(String, String)>,
+    pub serving: Option<join::Serving>,
 }
 
 /// Why the agent stopped.

@@ -293,6 +293,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         extra_metrics: cfg.extra_metrics,
         connections: Default::default(),
         data_dir: cfg.data_dir.clone(),
+        agent_tls: serve::agent_client_config(&cfg.data_dir, &pki.ca_pem)?,
     });
     gc::spawn(&app);
     tokio::spawn(reload_tokens(

@@ -55,6 +55,39 @@ pub fn acceptor(
     Ok((TlsAcceptor::from(Arc::new(cfg)), serving))
 }
 
+/// The TLS configuration with which the API server reaches agents' endpoints:
+/// only the cluster CA is trusted, and the server presents a client
+/// certificate (`system:mosaic-apiserver`) signed by it, made at each start.
+pub fn agent_client_config(
+    data_dir: &std::path::Path,
+    ca_pem: &str,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = crate::pki::user_certificate(
+        data_dir,
+        mosaic_crds::join::APISERVER_USER,
+        Some(mosaic_crds::join::APISERVER_GROUP),
+        365,
+    )
+    .map_err(|e| TlsError::Pem(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(ca.map_err(|e| TlsError::Pem(e.to_string()))?)?;
+    }
+    let certs = CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem(e.to_string()))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| TlsError::Pem(e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)?;
+    Ok(Arc::new(cfg))
+}
+
 /// Accepts connections until `shutdown` resolves, within `limits` (see
 /// [`mosaic_listener`]: handshake, header and idle timeouts, a connection cap).
 pub async fn run(

@@ -18,7 +18,7 @@ pub async fn agent_client(
     name: &str,
     data_dir: &Path,
     hosts: &[String],
-) -> anyhow::Result<(kube::Client, Option<(String, String)>)> {
+) -> anyhow::Result<(kube::Client, Option<mosaic_agent::join::Serving>)> {
     let base = crate::cluster::component_config(kubeconfig, "mosaic-agent").await?;
     if let Some(id) = join::load(data_dir) {
         return with_identity(&base, id);
@@ -57,7 +57,7 @@ pub async fn agent_client(
 fn with_identity(
     base: &kube::Config,
     id: Identity,
-) -> anyhow::Result<(kube::Client, Option<(String, String)>)> {
+) -> anyhow::Result<(kube::Client, Option<mosaic_agent::join::Serving>)> {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let mut cfg = base.clone();
     cfg.auth_info = kube::config::AuthInfo {
@@ -66,5 +66,6 @@ fn with_identity(
         ..Default::default()
     };
     let client = kube::Client::try_from(cfg).context("building the agent's client")?;
-    Ok((client, Some((id.serving_certificate, id.serving_key))))
+    let serving = id.serving();
+    Ok((client, Some(serving)))
 }

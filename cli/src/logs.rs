@@ -83,6 +83,25 @@ pub async fn open(
             st.phase.unwrap_or_default()
         );
     };
+    // Through the API server (tasks/NAME/log): the user's credentials stay there.
+    let attempt = args.attempt.or(st.attempt).unwrap_or(0);
+    let stream = if args.stderr { "stderr" } else { "stdout" };
+    let via_server = http::Request::get(format!(
+        "/apis/{}/v1alpha1/namespaces/{ns}/tasks/{name}/log?stream={stream}&follow={}&attempt={attempt}",
+        mosaic_crds::GROUP,
+        args.follow
+    ))
+    .body(Vec::new())?;
+    match client.request_stream(via_server).await {
+        Ok(s) => return Ok(futures::future::Either::Left(s)),
+        // A server without the subresource (Kubernetes): the agent itself, below.
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => {}
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!("fetching the output of task {name} (on agent {agent_name})")
+            });
+        }
+    }
     let agent = Api::<Agent>::all(client.clone())
         .get(&agent_name)
         .await
@@ -108,17 +127,16 @@ pub async fn open(
     agent_cfg.tls_server_name = None;
     agent_cfg.proxy_url = None;
     let agent_client = Client::try_from(agent_cfg).context("building the agent client")?;
-    let attempt = args.attempt.or(st.attempt).unwrap_or(0);
-    let stream = if args.stderr { "stderr" } else { "stdout" };
     let path = format!(
         "/tasks/{ns}/{name}/{stream}?uid={}&attempt={attempt}&follow={}",
         task.uid().unwrap_or_default(),
         args.follow
     );
     let req = http::Request::get(path).body(Vec::new())?;
-    agent_client.request_stream(req).await.with_context(|| {
+    let s = agent_client.request_stream(req).await.with_context(|| {
         format!("fetching the output of task {name} from agent {agent_name} at {address}")
-    })
+    })?;
+    Ok(futures::future::Either::Right(s))
 }
 
 /// Whether a certificate (DER) is its own issuer.

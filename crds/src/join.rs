@@ -17,6 +17,12 @@ pub const KIND: &str = "AgentCertificateRequest";
 pub const USER_PREFIX: &str = "system:mosaic-agent:";
 /// The group of every agent's own identity.
 pub const GROUP: &str = "system:mosaic-agents";
+/// The user of the API server's client certificate, with which it reaches
+/// agents' endpoints (proxying `tasks/NAME/log` for users it has authorized).
+pub const APISERVER_USER: &str = "system:mosaic-apiserver";
+/// That certificate's group.
+pub const APISERVER_GROUP: &str = "system:mosaic-apiservers";
+
 /// Lease names in `mosaic-system` that no agent may hold (the controllers' leader Lease).
 pub const RESERVED_LEASES: &[&str] = &["mosaic-controllers"];
 

@@ -63,8 +63,8 @@ async fn logs_follow_a_task_to_its_end_and_refuse_whoever_may_not_read_them() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("Forbidden"), "{err}");
-    // A user who may read Tasks but not their output is refused by the agent
-    // itself, which asks the API server (SubjectAccessReview) about tasks/log.
+    // A user who may read Tasks but not their output (`get tasks/log`) is
+    // refused by the API server, which serves the log subresource.
     let reader = s.service_account_kubeconfig("default", "reader");
     s.kubectl_ok(&[
         "create",

@@ -225,3 +225,110 @@ async fn an_agent_may_touch_only_its_own_objects() {
         None
     );
 }
+
+/// A TLS endpoint with a self-signed certificate that notes everything it is
+/// sent: a fake agent.
+async fn fake_endpoint() -> (u16, String, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let pem = cert.cert.pem();
+    let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, log) = (acceptor.clone(), log.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 8192];
+                if let Ok(n) = tls.read(&mut buf).await {
+                    log.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nfake")
+                    .await;
+            });
+        }
+    });
+    (port, pem, seen)
+}
+
+/// Issue 21's acceptance 4: an Agent status pointed (by an administrator) at
+/// a fake endpoint: `mosaic logs` fails verification, and the fake endpoint
+/// receives no Authorization header (the user's token stays in the API server).
+#[tokio::test]
+async fn logs_go_through_the_api_server_and_never_to_an_unverified_endpoint() {
+    let s = TestServer::start().unwrap();
+    let _agent = s.spawn_agent("node-f", "cpus=1,memory=1Gi");
+    let tasks = tasks_api(s.client().await.unwrap());
+    let mut t = task("said");
+    t.data["spec"]["command"] = json!("echo said-this");
+    t.data["spec"]["resources"] = json!({"cpus": "100m", "memory": "32Mi"});
+    tasks.create(&PostParams::default(), &t).await.unwrap();
+    wait_task(&tasks, "said", Duration::from_secs(30), |st| {
+        st["phase"] == "Finished"
+    })
+    .await
+    .unwrap();
+    // (Run without blocking this test's runtime, which serves the fake endpoint.)
+    let logs = |kubeconfig: std::path::PathBuf| async move {
+        tokio::process::Command::new(mosaic_bin())
+            .args(["logs", "said", "--kubeconfig"])
+            .arg(kubeconfig)
+            .output()
+            .await
+            .unwrap()
+    };
+    let out = logs(s.kubeconfig()).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "said-this\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (port, pem, seen) = fake_endpoint().await;
+    let agents: Api<kube::api::DynamicObject> =
+        Api::all_with(s.client().await.unwrap(), &mosaic("Agent", "agents"));
+    agents
+        .patch_status(
+            "node-f",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": {"address": format!("https://127.0.0.1:{port}"), "certificate": pem}})),
+        )
+        .await
+        .unwrap();
+    let out = logs(s.kubeconfig()).await;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success(),
+        "the fake endpoint was believed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        err.contains("failed verification") || err.contains("certificate"),
+        "{err}"
+    );
+    let sent = String::from_utf8_lossy(&seen.lock().unwrap()).to_lowercase();
+    assert!(
+        !sent.contains("authorization"),
+        "the fake endpoint got: {sent}"
+    );
+    assert!(!sent.contains("bearer"), "the fake endpoint got: {sent}");
+}

@@ -25,6 +25,7 @@ mod route;
 mod selectors;
 mod splice;
 mod table;
+mod task_log;
 mod token_request;
 mod update;
 mod watch;
@@ -81,6 +82,9 @@ pub struct App {
     pub connections: Arc<mosaic_listener::Counters>,
     /// The data dir (its CA signs agents' certificates).
     pub data_dir: std::path::PathBuf,
+    /// How the API server reaches agents' endpoints (`tasks/NAME/log`): the
+    /// cluster CA as the only root, its own client certificate.
+    pub agent_tls: Arc<rustls::ClientConfig>,
 }
 
 impl App {
@@ -257,6 +261,15 @@ impl App {
                 if r.subresource.as_deref() == Some("token") {
                     let bytes = read_body(body).await?;
                     return token_request::create(self, &r, &content_type, &bytes).await;
+                }
+                if r.subresource.as_deref() == Some("log") {
+                    if verb != "get" {
+                        return Err(ApiError::method_not_allowed(
+                            parts.method.as_str(),
+                            &format!("{}/log", r.info.group_resource()),
+                        ));
+                    }
+                    return task_log::get(self, &r, parts.uri.query().unwrap_or("")).await;
                 }
                 if r.subresource.as_deref() == Some(mosaic_crds::join::SUBRESOURCE) {
                     let bytes = read_body(body).await?;

@@ -100,7 +100,9 @@ impl Route {
                 let certificate = *sub == mosaic_crds::join::SUBRESOURCE
                     && info.group == mosaic_crds::GROUP
                     && info.plural == "agents";
-                if !token && !binding && !status && !certificate {
+                let log =
+                    *sub == "log" && info.group == mosaic_crds::GROUP && info.plural == "tasks";
+                if !token && !binding && !status && !certificate && !log {
                     return Err(ApiError::no_route(path));
                 }
                 (Some(name.to_string()), Some(sub.to_string()))
