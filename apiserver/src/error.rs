@@ -210,6 +210,18 @@ impl ApiError {
         }
     }
 
+    /// 429: past the caller's share of concurrent requests (as kube-apiserver's text).
+    pub fn too_many_requests() -> Self {
+        Self {
+            details: Some(json!({"retryAfterSeconds": 1})),
+            ..Self::new(
+                429,
+                "TooManyRequests",
+                "Too many requests, please try again later.",
+            )
+        }
+    }
+
     /// Maps a store failure about one object to the API error Kubernetes gives.
     pub fn from_store(e: StoreError, s: Subject<'_>) -> Self {
         match e {

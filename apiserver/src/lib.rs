@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub extra_metrics: Option<fn() -> String>,
     /// The listener's limits (timeouts, connection cap).
     pub limits: mosaic_listener::Limits,
+    /// Concurrent requests per user and in all.
+    pub seats: http::seats::Limits,
     /// Where to append the audit log (one JSON line per request), if anywhere.
     pub audit_log: Option<PathBuf>,
     /// The etcd cluster to keep state in; `None`: the embedded store in `data_dir`.
@@ -78,6 +80,7 @@ impl ServerConfig {
             event_ttl: std::time::Duration::from_secs(3600),
             extra_metrics: None,
             limits: Default::default(),
+            seats: Default::default(),
             audit_log: None,
             etcd: None,
             tls_sans: Vec::new(),
@@ -293,6 +296,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         extra_metrics: cfg.extra_metrics,
         connections: Default::default(),
         data_dir: cfg.data_dir.clone(),
+        seats: http::seats::Seats::new(cfg.seats),
         agent_tls: serve::agent_client_config(&cfg.data_dir, &pki.ca_pem)?,
     });
     gc::spawn(&app);

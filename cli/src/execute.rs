@@ -121,6 +121,7 @@ async fn follow(
                 attempt: None,
                 namespace: args.namespace.clone(),
                 kubeconfig: args.kubeconfig.clone(),
+                direct: false,
             };
             match logs::open(client, cfg, &la).await {
                 Ok(reader) => logs::copy_to_stdout(reader).await?,

@@ -32,6 +32,12 @@ pub struct LogsArgs {
     /// The kubeconfig to use (default: KUBECONFIG, then ~/.kube/config).
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// Ask the agent itself, pinning the certificate its Agent publishes, with
+    /// your credentials (for agents without their own identity, as on
+    /// Kubernetes; otherwise the API server fetches the output and your
+    /// credentials stay there).
+    #[arg(long)]
+    pub direct: bool,
 }
 
 /// Prints the output.
@@ -86,20 +92,22 @@ pub async fn open(
     // Through the API server (tasks/NAME/log): the user's credentials stay there.
     let attempt = args.attempt.or(st.attempt).unwrap_or(0);
     let stream = if args.stderr { "stderr" } else { "stdout" };
-    let via_server = http::Request::get(format!(
-        "/apis/{}/v1alpha1/namespaces/{ns}/tasks/{name}/log?stream={stream}&follow={}&attempt={attempt}",
-        mosaic_crds::GROUP,
-        args.follow
-    ))
-    .body(Vec::new())?;
-    match client.request_stream(via_server).await {
-        Ok(s) => return Ok(futures::future::Either::Left(s)),
-        // A server without the subresource (Kubernetes): the agent itself, below.
-        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => {}
-        Err(e) => {
-            return Err(e).with_context(|| {
-                format!("fetching the output of task {name} (on agent {agent_name})")
-            });
+    if !args.direct {
+        let via_server = http::Request::get(format!(
+            "/apis/{}/v1alpha1/namespaces/{ns}/tasks/{name}/log?stream={stream}&follow={}&attempt={attempt}",
+            mosaic_crds::GROUP,
+            args.follow
+        ))
+        .body(Vec::new())?;
+        match client.request_stream(via_server).await {
+            Ok(s) => return Ok(futures::future::Either::Left(s)),
+            // A server without the subresource (Kubernetes): the agent itself, below.
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => {}
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("fetching the output of task {name} (on agent {agent_name})")
+                });
+            }
         }
     }
     let agent = Api::<Agent>::all(client.clone())

@@ -50,5 +50,15 @@ pub fn text(status: StatusCode, s: &str) -> Response<Body> {
 /// A `Status` response for an error.
 pub fn status_response(e: &ApiError) -> Response<Body> {
     let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json(code, &e.to_status())
+    let mut resp = json(code, &e.to_status());
+    // Clients back off by the header (client-go and kube-rs read it on 429 and 503).
+    if let Some(secs) = e
+        .details
+        .as_ref()
+        .and_then(|d| d["retryAfterSeconds"].as_u64())
+    {
+        resp.headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+    }
+    resp
 }

@@ -22,6 +22,7 @@ mod params;
 mod protobuf;
 mod reviews;
 mod route;
+pub mod seats;
 mod selectors;
 mod splice;
 mod table;
@@ -80,6 +81,8 @@ pub struct App {
     pub extra_metrics: Option<fn() -> String>,
     /// The listener's connection figures.
     pub connections: Arc<mosaic_listener::Counters>,
+    /// Concurrent requests per user and in all.
+    pub seats: Arc<seats::Seats>,
     /// The data dir (its CA signs agents' certificates).
     pub data_dir: std::path::PathBuf,
     /// How the API server reaches agents' endpoints (`tasks/NAME/log`): the
@@ -197,6 +200,11 @@ impl App {
                 .ok_or_else(ApiError::unauthorized)?,
         };
         let params = Params::parse(parts.uri.query().unwrap_or(""))?;
+        // A seat for as long as this request is answered (watches and followed logs take none).
+        let long_running = params.watch
+            || (path.ends_with("/log")
+                && parts.uri.query().is_some_and(|q| q.contains("follow=true")));
+        let _seat = self.seats.take(&user, long_running)?;
         let accept = header(parts, http::header::ACCEPT)
             .unwrap_or("")
             .to_string();
