@@ -354,7 +354,7 @@ async fn logs(
         .and_then(|a| a.parse().ok())
         .unwrap_or(0);
     let file = crate::sandbox_dir(&ctx.data_dir, ns, name, uid, attempt).join(stream);
-    let Ok(f) = tokio::fs::File::open(&file).await else {
+    let Some(f) = open_output(&file) else {
         return text(
             StatusCode::NOT_FOUND,
             format!("task {ns}/{name} (attempt {attempt}) has no {stream} on this agent\n"),
@@ -393,4 +393,22 @@ async fn logs(
         .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
         .body(BodyExt::boxed_unsync(StreamBody::new(chunks.boxed())))
         .expect("a valid response")
+}
+
+/// Opens a task's output file as the agent (root) may, but only the file the
+/// executor made: the sandbox belongs to the task, which could replace
+/// `stdout` with a symbolic link to any file on the machine, or a hard link
+/// to one. So: no symbolic link is followed, and the file must be a regular
+/// file owned by the sandbox's owner with a single link.
+fn open_output(path: &std::path::Path) -> Option<tokio::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = f.metadata().ok()?;
+    let owner = std::fs::metadata(path.parent()?).ok()?.uid();
+    (meta.is_file() && meta.uid() == owner && meta.nlink() == 1)
+        .then(|| tokio::fs::File::from_std(f))
 }

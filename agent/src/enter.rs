@@ -82,7 +82,9 @@ fn enter(run_dir: &Path, command: &str) -> Result<i32, String> {
         std::fs::File::open(format!("/proc/{}/ns/{ns}", started.pid))
             .map_err(|e| format!("the task's {ns} namespace: {e}"))
     };
-    let (mnt, pid) = (open("mnt")?, open("pid")?);
+    let (mnt, pid, ipc) = (open("mnt")?, open("pid")?, open("ipc")?);
+    setns(&ipc, CloneFlags::CLONE_NEWIPC)
+        .map_err(|e| format!("joining the task's IPC namespace: {e}"))?;
     setns(&mnt, CloneFlags::CLONE_NEWNS)
         .map_err(|e| format!("joining the task's mount namespace: {e}"))?;
     setns(&pid, CloneFlags::CLONE_NEWPID)

@@ -8,7 +8,8 @@
 //!
 //! What the task sees of the machine:
 //! - its own `/proc` (only its own processes; other tasks' environments and
-//!   command lines are not there to read), a private `/tmp` and `/dev/shm`;
+//!   command lines are not there to read), a private `/tmp`, `/var/tmp` and
+//!   `/dev/shm`, and its own IPC namespace;
 //! - the agent's data dir (every sandbox and executor record), and any other
 //!   path the agent names (the server's data dir under `mosaic up`, the
 //!   agent's kubeconfig), hidden under an empty read-only tmpfs (a file
@@ -237,7 +238,10 @@ fn view(sandbox: &Path, iso: &Isolation) -> std::io::Result<()> {
     // The task's directory: this run's sandbox and the earlier runs' beside it.
     let shown = sandbox.parent().unwrap_or(sandbox);
     let err = |what: String| move |e: nix::Error| std::io::Error::other(format!("{what}: {e}"));
-    unshare(CloneFlags::CLONE_NEWNS).map_err(err("a new mount namespace".into()))?;
+    // Its own mounts, and its own System V and POSIX IPC (shared memory,
+    // semaphores, message queues: nothing shared with other tasks of its user).
+    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWIPC)
+        .map_err(err("new mount and IPC namespaces".into()))?;
     mount(
         None::<&str>,
         "/",
@@ -256,7 +260,7 @@ fn view(sandbox: &Path, iso: &Isolation) -> std::io::Result<()> {
     .map_err(err(format!("opening {}", shown.display())))?;
     let private = format!("mode=1777,size={}", iso.tmp_bytes.max(1 << 20));
     let mut ours: Vec<PathBuf> = Vec::new();
-    for dir in ["/tmp", "/dev/shm"] {
+    for dir in ["/tmp", "/var/tmp", "/dev/shm"] {
         if Path::new(dir).is_dir() {
             tmpfs(Path::new(dir), &private)?;
             ours.push(dir.into());

@@ -422,10 +422,14 @@ impl Runner {
                 ))),
             };
         }
+        // The grant is the API server's word only where the API server is
+        // Mosaic's (the agent joined with its own identity): on Kubernetes
+        // nothing keeps clients from writing the annotation themselves.
         let grant = t
             .annotations()
             .get(crate::users::GRANT_ANNOTATION)
-            .map(String::as_str);
+            .map(String::as_str)
+            .filter(|_| self.cfg.serving.is_some());
         let identity = self
             .cfg
             .users

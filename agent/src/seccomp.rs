@@ -18,13 +18,54 @@ use seccompiler::{
 };
 use std::collections::BTreeMap;
 
-/// The two programs to install, in order.
+/// The programs to install, in order.
 #[derive(Clone)]
 pub struct Filters {
     /// Refuses the listed calls with EPERM.
     pub deny: BpfProgram,
     /// `clone3` answers ENOSYS (libc then uses `clone`).
     pub clone3: BpfProgram,
+    /// Refuses every x32 call (numbers with bit 30 set), which the others,
+    /// matching exact numbers, would let through.
+    pub x32: BpfProgram,
+}
+
+/// `nr >= 0x40000000` (the x32 ABI's calls): EPERM; anything else: allowed.
+fn no_x32() -> BpfProgram {
+    use seccompiler::sock_filter;
+    // BPF_LD | BPF_W | BPF_ABS, BPF_JMP | BPF_JGE | BPF_K, BPF_RET | BPF_K.
+    const LD_W_ABS: u16 = 0x20;
+    const JGE_K: u16 = 0x35;
+    const RET_K: u16 = 0x06;
+    const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+    const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+    vec![
+        // seccomp_data.nr is at offset 0.
+        sock_filter {
+            code: LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        sock_filter {
+            code: JGE_K,
+            jt: 0,
+            jf: 1,
+            k: 0x4000_0000,
+        },
+        sock_filter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        },
+        sock_filter {
+            code: RET_K,
+            jt: 0,
+            jf: 0,
+            k: SECCOMP_RET_ALLOW,
+        },
+    ]
 }
 
 /// Calls refused outright.
@@ -42,6 +83,9 @@ fn denied() -> Vec<i64> {
         libc::SYS_fsopen,
         libc::SYS_fspick,
         libc::SYS_init_module,
+        libc::SYS_io_uring_enter,
+        libc::SYS_io_uring_register,
+        libc::SYS_io_uring_setup,
         libc::SYS_kexec_file_load,
         libc::SYS_kexec_load,
         libc::SYS_keyctl,
@@ -130,6 +174,7 @@ pub fn default_filters() -> Result<Filters, seccompiler::BackendError> {
     Ok(Filters {
         deny: deny.try_into()?,
         clone3: clone3.try_into()?,
+        x32: no_x32(),
     })
 }
 
@@ -137,7 +182,7 @@ impl Filters {
     /// Installs both filters on the calling thread (sets `no_new_privs` first).
     pub fn install(&self) -> std::io::Result<()> {
         rustix::thread::set_no_new_privs(true)?;
-        for p in [&self.clone3, &self.deny] {
+        for p in [&self.x32, &self.clone3, &self.deny] {
             seccompiler::apply_filter(p).map_err(std::io::Error::other)?;
         }
         Ok(())
@@ -177,6 +222,15 @@ mod tests {
                         || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
                     {
                         return 13;
+                    }
+                    // unshare through the x32 ABI's number (bit 30): refused too.
+                    let x32 = unsafe {
+                        libc::syscall(libc::SYS_unshare | 0x4000_0000, libc::CLONE_NEWUSER)
+                    };
+                    if x32 != -1
+                        || std::io::Error::last_os_error().raw_os_error() != Some(libc::EPERM)
+                    {
+                        return 15;
                     }
                     // A plain fork (clone without namespace flags) still works.
                     match unsafe { libc::fork() } {

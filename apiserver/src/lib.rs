@@ -89,9 +89,11 @@ impl ServerConfig {
 }
 
 /// The files of `DATA_DIR/pki` every replica of one cluster shares.
-const SHARED_IDENTITY: [&str; 5] = [
+const SHARED_IDENTITY: [&str; 7] = [
     "ca.key",
     "ca.crt",
+    "agent-ca.key",
+    "agent-ca.crt",
     "admin.token",
     "agent.token",
     "service-account.key",
@@ -297,7 +299,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         connections: Default::default(),
         data_dir: cfg.data_dir.clone(),
         seats: http::seats::Seats::new(cfg.seats),
-        agent_tls: serve::agent_client_config(&cfg.data_dir, &pki.ca_pem)?,
+        agent_tls: serve::agent_client_config(&cfg.data_dir, &pki.agent_ca_pem)?,
     });
     gc::spawn(&app);
     tokio::spawn(reload_tokens(

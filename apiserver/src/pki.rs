@@ -46,6 +46,8 @@ pub enum PkiError {
 pub struct Pki {
     /// The CA certificate, PEM.
     pub ca_pem: String,
+    /// The agent CA (PEM): it signs agents' serving certificates only.
+    pub agent_ca_pem: String,
     /// The serving certificate, PEM.
     pub serving_cert_pem: String,
     /// The serving key, PEM.
@@ -90,8 +92,19 @@ pub fn write_atomic(path: &Path, contents: &[u8], private: bool) -> Result<(), P
 }
 
 fn ca_params() -> Result<CertificateParams, PkiError> {
+    ca_named("mosaic-ca")
+}
+
+/// The agent CA: it signs only agents' serving certificates, and only the API
+/// server trusts it (for `tasks/NAME/log`), so no agent's certificate can
+/// pass for the API server's with clients that trust the cluster CA.
+fn agent_ca_params() -> Result<CertificateParams, PkiError> {
+    ca_named("mosaic-agent-ca")
+}
+
+fn ca_named(name: &str) -> Result<CertificateParams, PkiError> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
-    p.distinguished_name.push(DnType::CommonName, "mosaic-ca");
+    p.distinguished_name.push(DnType::CommonName, name);
     // It signs only end-entity certificates: no intermediate CA below it.
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     p.key_usages = vec![
@@ -147,6 +160,13 @@ pub fn load_or_create(data_dir: &Path, hosts: &[String]) -> Result<Pki, PkiError
     let ca_pem = read_or_make(&dir.join("ca.crt"), false, || {
         Ok(ca_params()?.self_signed(&ca_key)?.pem())
     })?;
+    let agent_ca_key = read_or_make(&dir.join("agent-ca.key"), true, || {
+        Ok(KeyPair::generate()?.serialize_pem())
+    })?;
+    let agent_ca_pem = read_or_make(&dir.join("agent-ca.crt"), false, || {
+        let key = KeyPair::from_pem(&agent_ca_key)?;
+        Ok(agent_ca_params()?.self_signed(&key)?.pem())
+    })?;
     let admin_token = read_or_make(&dir.join("admin.token"), true, || Ok(random_token()))?;
     let agent_token = read_or_make(&dir.join("agent.token"), true, || Ok(random_token()))?;
     let service_account_key =
@@ -158,6 +178,7 @@ pub fn load_or_create(data_dir: &Path, hosts: &[String]) -> Result<Pki, PkiError
     let (serving_cert_pem, serving_key_pem) = serving_certificate(ca_key, hosts)?;
     Ok(Pki {
         ca_pem,
+        agent_ca_pem,
         serving_cert_pem,
         serving_key_pem,
         admin_token,
@@ -321,18 +342,19 @@ pub fn kubeconfig(server: &str, ca_pem: &str, user: &str, token: &str) -> String
 pub const AGENT_VALIDITY: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);
 
 /// Signs agent `name`'s client certificate (CommonName `system:mosaic-agent:NAME`,
-/// Organization `system:mosaic-agents`) and serving certificate (the same
-/// CommonName, `hosts` as alternative names) for the keys of two PKCS#10
+/// Organization `system:mosaic-agents`, by the cluster CA) and serving
+/// certificate (the same CommonName, `hosts` as alternative names, by the
+/// agent CA, which only the API server trusts) for the keys of two PKCS#10
 /// requests (PEM), whose signatures prove the agent holds them; whatever
 /// else the requests ask is ignored. Returns (client, serving) PEM.
 pub fn sign_agent(
-    ca_key: KeyPair,
+    data_dir: &Path,
     name: &str,
     client_request: &str,
     serving_request: &str,
     hosts: &[String],
 ) -> Result<(String, String), PkiError> {
-    let issuer = Issuer::new(ca_params()?, ca_key);
+    let issuer = Issuer::new(ca_params()?, ca_key(data_dir)?);
     let user = mosaic_crds::join::user(name);
     let now = std::time::SystemTime::now();
     let base = || -> Result<CertificateParams, PkiError> {
@@ -370,6 +392,14 @@ pub fn sign_agent(
         };
         serving.subject_alt_names.push(san);
     }
-    let serving = serving.signed_by(&parse(serving_request)?.public_key, &issuer)?;
+    let agent_key_path = data_dir.join("pki").join("agent-ca.key");
+    let agent_ca =
+        KeyPair::from_pem(&std::fs::read_to_string(&agent_key_path).map_err(io(&agent_key_path))?)
+            .map_err(|e| PkiError::Corrupt {
+                path: agent_key_path.clone(),
+                message: e.to_string(),
+            })?;
+    let agent_issuer = Issuer::new(agent_ca_params()?, agent_ca);
+    let serving = serving.signed_by(&parse(serving_request)?.public_key, &agent_issuer)?;
     Ok((client.pem(), serving.pem()))
 }

@@ -56,11 +56,12 @@ pub fn acceptor(
 }
 
 /// The TLS configuration with which the API server reaches agents' endpoints:
-/// only the cluster CA is trusted, and the server presents a client
-/// certificate (`system:mosaic-apiserver`) signed by it, made at each start.
+/// only the agent CA (`agent_ca_pem`) is trusted, and the server presents a
+/// client certificate (`system:mosaic-apiserver`) signed by the cluster CA,
+/// made at each start.
 pub fn agent_client_config(
     data_dir: &std::path::Path,
-    ca_pem: &str,
+    agent_ca_pem: &str,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -72,7 +73,7 @@ pub fn agent_client_config(
     )
     .map_err(|e| TlsError::Pem(e.to_string()))?;
     let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+    for ca in CertificateDer::pem_slice_iter(agent_ca_pem.as_bytes()) {
         roots.add(ca.map_err(|e| TlsError::Pem(e.to_string()))?)?;
     }
     let certs = CertificateDer::pem_slice_iter(cert.as_bytes())

@@ -39,9 +39,11 @@ pub fn admit(
     }
     let wanted = new["spec"]["user"].as_str().map(str::to_string);
     let grant = match old {
-        // The same user as before: the grant stays as it was decided.
-        Some(o) if o["spec"]["user"].as_str() == wanted.as_deref() => o["metadata"]["annotations"]
-            [USER_GRANT_ANNOTATION]
+        // The same spec as before (a metadata or status change): the grant
+        // stays as it was decided. A spec changed by whoever writes now is
+        // decided again for that writer, so nobody runs their command under
+        // another's grant.
+        Some(o) if o["spec"] == new["spec"] => o["metadata"]["annotations"][USER_GRANT_ANNOTATION]
             .as_str()
             .map(str::to_string),
         _ => match wanted {

@@ -259,6 +259,30 @@ async fn running_as_root_or_an_unlisted_user_needs_a_grant() {
     let alice = tasks_in(client_from(&alice_kc).await.unwrap(), "team-a");
     let small = |user: &str, cmd: &str| json!({"command": cmd, "user": user, "resources": {"cpus": "100m", "memory": "32Mi"}});
 
+    // An administrator's root task, not yet placed: alice, who may patch Tasks
+    // but not use root, cannot put her own command under its grant.
+    let admin_tasks = tasks_in(s.client().await.unwrap(), "team-a");
+    let mut pending = task_obj("admins-root", small("root", "id -u"));
+    pending.data["spec"]["agentSelector"] = json!({"matchLabels": {"nowhere": "true"}});
+    admin_tasks
+        .create(&PostParams::default(), &pending)
+        .await
+        .unwrap();
+    let hijack = json!({"spec": {"command": "cat /etc/shadow"}});
+    let err = alice
+        .patch(
+            "admins-root",
+            &Default::default(),
+            &kube::api::Patch::Merge(&hijack),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("UserNotAllowed"), "{err}");
+    admin_tasks
+        .delete("admins-root", &Default::default())
+        .await
+        .unwrap();
+
     // Root without the grant: refused at the API, naming the policy; a forged
     // grant annotation changes nothing.
     let mut as_root = task_obj("as-root", small("root", "id -u"));
@@ -343,6 +367,30 @@ async fn running_as_root_or_an_unlisted_user_needs_a_grant() {
     )
     .unwrap();
     assert_eq!(out.trim(), "0");
+
+    // A task that swaps its output for a link to a file it may not read gets
+    // nothing of that file through its logs (the agent reads as root).
+    let linker = task_obj(
+        "linker",
+        json!({"command": "echo mine >&2; rm \"$MOSAIC_SANDBOX/stderr\"; ln -s /etc/shadow \"$MOSAIC_SANDBOX/stderr\"",
+               "resources": {"cpus": "100m", "memory": "32Mi"}}),
+    );
+    alice.create(&PostParams::default(), &linker).await.unwrap();
+    wait_task(&alice, "linker", Duration::from_secs(30), ended)
+        .await
+        .unwrap();
+    let out = tokio::process::Command::new(mosaic_bin())
+        .args(["logs", "linker", "--stderr", "-n", "team-a", "--kubeconfig"])
+        .arg(s.kubeconfig())
+        .output()
+        .await
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !shown.contains("root:"),
+        "the task's logs showed /etc/shadow: {shown}"
+    );
+    assert!(!out.status.success(), "{shown}");
 
     // A command health check runs as the task's user, in its sandbox.
     let checked = task_obj(

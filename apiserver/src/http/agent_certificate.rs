@@ -55,15 +55,13 @@ pub async fn create(
             ),
         ));
     }
-    let issued = crate::pki::ca_key(&app.data_dir).and_then(|key| {
-        crate::pki::sign_agent(
-            key,
-            name,
-            &req.spec.client_request,
-            &req.spec.serving_request,
-            &req.spec.serving_hosts,
-        )
-    });
+    let issued = crate::pki::sign_agent(
+        &app.data_dir,
+        name,
+        &req.spec.client_request,
+        &req.spec.serving_request,
+        &req.spec.serving_hosts,
+    );
     let (client, serving) = match issued {
         Ok(pair) => pair,
         Err(e @ crate::pki::PkiError::Request(_)) => {
