@@ -48,6 +48,31 @@ async fn sandbox(
     s.sandbox(agent, ns, name, &uid, 0)
 }
 
+/// alice: a ServiceAccount in team-a allowed to work with Tasks there and
+/// nothing else; her Tasks API.
+async fn alice(s: &TestServer) -> Api<DynamicObject> {
+    let kubeconfig = s.service_account_kubeconfig("team-a", "alice");
+    s.kubectl_ok(&[
+        "create",
+        "role",
+        "task-author",
+        "-n",
+        "team-a",
+        "--verb=get,list,watch,create,patch,delete",
+        "--resource=tasks.mosaic.dev",
+    ]);
+    s.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "alice-authors",
+        "-n",
+        "team-a",
+        "--role=task-author",
+        "--serviceaccount=team-a:alice",
+    ]);
+    tasks_in(client_from(&kubeconfig).await.unwrap(), "team-a")
+}
+
 fn phase_is(p: &'static str) -> impl Fn(&Value) -> bool {
     move |st: &Value| st["phase"] == p
 }
@@ -116,26 +141,7 @@ async fn a_hostile_task_can_reach_nothing_outside_its_sandbox() {
     let victim_sandbox = sandbox(&s, &victims, "iso-1", "team-b", "victim").await;
 
     // alice may create and read Tasks in team-a, nothing else.
-    let alice_kc = s.service_account_kubeconfig("team-a", "alice");
-    s.kubectl_ok(&[
-        "create",
-        "role",
-        "task-author",
-        "-n",
-        "team-a",
-        "--verb=get,list,watch,create,patch,delete",
-        "--resource=tasks.mosaic.dev",
-    ]);
-    s.kubectl_ok(&[
-        "create",
-        "rolebinding",
-        "alice-authors",
-        "-n",
-        "team-a",
-        "--role=task-author",
-        "--serviceaccount=team-a:alice",
-    ]);
-    let alice = tasks_in(client_from(&alice_kc).await.unwrap(), "team-a");
+    let alice = alice(&s).await;
     let env = |k: &str, v: String| json!({"name": k, "value": v});
     let attack = task_obj(
         "attack",
@@ -237,26 +243,7 @@ async fn running_as_root_or_an_unlisted_user_needs_a_grant() {
     let s = TestServer::start().unwrap();
     let _agent = s.spawn_agent("iso-2", "cpus=2,memory=2Gi");
     s.kubectl_ok(&["create", "namespace", "team-a"]);
-    let alice_kc = s.service_account_kubeconfig("team-a", "alice");
-    s.kubectl_ok(&[
-        "create",
-        "role",
-        "task-author",
-        "-n",
-        "team-a",
-        "--verb=get,list,watch,create,patch,delete",
-        "--resource=tasks.mosaic.dev",
-    ]);
-    s.kubectl_ok(&[
-        "create",
-        "rolebinding",
-        "alice-authors",
-        "-n",
-        "team-a",
-        "--role=task-author",
-        "--serviceaccount=team-a:alice",
-    ]);
-    let alice = tasks_in(client_from(&alice_kc).await.unwrap(), "team-a");
+    let alice = alice(&s).await;
     let small = |user: &str, cmd: &str| json!({"command": cmd, "user": user, "resources": {"cpus": "100m", "memory": "32Mi"}});
 
     // An administrator's root task, not yet placed: alice, who may patch Tasks
