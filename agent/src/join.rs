@@ -191,3 +191,17 @@ pub fn save(data_dir: &Path, id: &Identity) -> Result<(), JoinError> {
     }
     Ok(())
 }
+
+/// `base` (a kubeconfig's cluster and CA) authenticating as `id` instead of
+/// whatever credential it had.
+pub fn client_config(base: &kube::Config, id: &Identity) -> kube::Config {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut cfg = base.clone();
+    cfg.auth_info = kube::config::AuthInfo {
+        client_certificate_data: Some(b64(&id.client_certificate)),
+        client_key_data: Some(b64(&id.client_key).into()),
+        ..Default::default()
+    };
+    cfg
+}

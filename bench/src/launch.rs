@@ -107,10 +107,16 @@ async fn main() -> Result<()> {
     .await?;
     // No scheduler: this program binds tasks itself, so the clock starts at the bind.
     let admin = kube::Client::new(server.in_process(), "default");
+    // The agent joins as a real one does: its own identity, asked for with
+    // the bootstrap credential, then HTTPS with its client certificate.
     let kc = kube::config::Kubeconfig::read_from(&server.agent_kubeconfig)?;
-    let agent_client = kube::Client::try_from(
-        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
-    )?;
+    let base = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    let bootstrap = kube::Client::try_from(base.clone())?;
+    let id = mosaic_agent::join::request(&bootstrap, "bench-agent", &["127.0.0.1".into()])
+        .await?
+        .context("the server issued no agent identity")?;
+    let agent_client =
+        kube::Client::try_from(mosaic_agent::join::client_config(&base, &id))?;
     let cfg = mosaic_agent::AgentConfig {
         name: "bench-agent".into(),
         data_dir: tmp.path().join("agent"),

@@ -3,7 +3,6 @@
 //! else with those credentials as they are (a real Kubernetes cluster).
 
 use anyhow::Context;
-use base64::Engine;
 use mosaic_agent::join::{self, Identity, JoinError};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -58,13 +57,7 @@ fn with_identity(
     base: &kube::Config,
     id: Identity,
 ) -> anyhow::Result<(kube::Client, Option<mosaic_agent::join::Serving>)> {
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    let mut cfg = base.clone();
-    cfg.auth_info = kube::config::AuthInfo {
-        client_certificate_data: Some(b64(&id.client_certificate)),
-        client_key_data: Some(b64(&id.client_key).into()),
-        ..Default::default()
-    };
+    let cfg = join::client_config(base, &id);
     let client = kube::Client::try_from(cfg).context("building the agent's client")?;
     let serving = id.serving();
     Ok((client, Some(serving)))
