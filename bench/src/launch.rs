@@ -115,8 +115,7 @@ async fn main() -> Result<()> {
     let id = mosaic_agent::join::request(&bootstrap, "bench-agent", &["127.0.0.1".into()])
         .await?
         .context("the server issued no agent identity")?;
-    let agent_client =
-        kube::Client::try_from(mosaic_agent::join::client_config(&base, &id))?;
+    let agent_client = kube::Client::try_from(mosaic_agent::join::client_config(&base, &id))?;
     let cfg = mosaic_agent::AgentConfig {
         name: "bench-agent".into(),
         data_dir: tmp.path().join("agent"),

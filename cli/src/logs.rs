@@ -101,8 +101,12 @@ pub async fn open(
         .body(Vec::new())?;
         match client.request_stream(via_server).await {
             Ok(s) => return Ok(futures::future::Either::Left(s)),
-            // A server without the subresource (Kubernetes): the agent itself, below.
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => {}
+            // A server without the subresource (Kubernetes answers an unknown
+            // path so): the agent itself, below. (Any other 404 is the agent's own.)
+            Err(kube::Error::Api(s))
+                if s.code == 405
+                    || (s.code == 404
+                        && s.message.contains("could not find the requested resource")) => {}
             Err(e) => {
                 return Err(e).with_context(|| {
                     format!("fetching the output of task {name} (on agent {agent_name})")

@@ -112,7 +112,7 @@ async fn logs_follow_a_task_to_its_end_and_refuse_whoever_may_not_read_them() {
     );
 
     // /metrics, with the admin's credentials; the agent's endpoint is
-    // verified against the cluster CA (the kubeconfig's), which signed it at join.
+    // verified against the agent CA, which signed it at join (as the API server does).
     let agent: kube::api::DynamicObject =
         kube::Api::all_with(client, &crate::support::mosaic("Agent", "agents"))
             .get("node-l")
@@ -124,6 +124,8 @@ async fn logs_follow_a_task_to_its_end_and_refuse_whoever_may_not_read_them() {
         .await
         .unwrap();
     cfg.cluster_url = status["address"].as_str().unwrap().parse().unwrap();
+    let agent_ca = std::fs::read_to_string(s.dir.path().join("pki/agent-ca.crt")).unwrap();
+    cfg.root_cert = Some(vec![mosaic_agent::certificate_der(&agent_ca).unwrap()]);
     let agent_client = kube::Client::try_from(cfg).unwrap();
     let metrics = agent_client
         .request_text(http::Request::get("/metrics").body(Vec::new()).unwrap())
