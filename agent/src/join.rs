@@ -8,6 +8,7 @@
 //! whose RBAC does not grant it) leaves the agent with its credentials.
 
 use mosaic_crds::join::{AgentCertificateRequest, AgentCertificateSpec};
+use rustls::pki_types::pem::PemObject;
 use std::path::{Path, PathBuf};
 
 /// An agent's identity (PEM).
@@ -95,8 +96,6 @@ pub fn load(data_dir: &Path) -> Option<Identity> {
     let left = cert.validity().not_after.timestamp() - jiff::Timestamp::now().as_second();
     (left > 30 * 86_400).then_some(id)
 }
-
-use rustls::pki_types::pem::PemObject;
 
 /// Asks the server `client` reaches to sign a new identity for agent `name`
 /// reached at `hosts`; `Ok(None)` when the server issues none.
