@@ -19,6 +19,22 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+/// The executor's own environment: its allocator (mimalloc, built into the
+/// `mosaic` binary) without transparent huge pages. An executor is small and
+/// there is one per task; with huge pages each one zeroed several 2 MiB pages
+/// at start, which took half the CPU of a launch and doubled its latency
+/// (docs/benchmarks.md). mimalloc turns THP off with `PR_SET_THP_DISABLE`,
+/// which children inherit, so the task gets it back in [`restore_thp`].
+pub const ENV: &[(&str, &str)] = &[("MIMALLOC_ALLOW_THP", "0")];
+
+/// In the task's process before `execve`: transparent huge pages as the
+/// machine is set, not as the executor's allocator left them.
+/// Async-signal-safe (one prctl).
+pub fn restore_thp() {
+    // SAFETY: prctl with integer arguments; a failure leaves the setting as it was.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0) };
+}
+
 /// What the agent asks the executor to run (`RUN_DIR/spec.json`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExecSpec {
@@ -359,12 +375,14 @@ fn spawn(spec: &ExecSpec, cgroup: &crate::cgroup::TaskCgroup) -> std::io::Result
         .stderr(stderr)
         .process_group(0);
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // write(2) calls on descriptors opened above: async-signal-safe, no allocation.
+    // write(2) calls on descriptors opened above and one prctl:
+    // async-signal-safe, no allocation.
     unsafe {
         cmd.pre_exec(move || {
             for fd in &procs {
                 rustix::io::write(fd, b"0")?;
             }
+            restore_thp();
             Ok(())
         });
     }

@@ -227,7 +227,10 @@ pub(crate) fn exec(
     // SAFETY: runs in this (single-threaded) process just before execve;
     // only prctl and seccomp calls.
     unsafe {
-        cmd.pre_exec(move || filters.install());
+        cmd.pre_exec(move || {
+            crate::executor::restore_thp();
+            filters.install()
+        });
     }
     let e = cmd.exec();
     std::io::Error::new(e.kind(), format!("starting {prog}: {e}"))

@@ -98,6 +98,7 @@ for f in $(find /sys/fs/cgroup -maxdepth 4 -name cgroup.procs 2>/dev/null); do
 done
 echo "cgroup-writes=$wrote"
 kill -KILL "$AGENT_PID" 2>/dev/null && echo agent=signalled || echo agent=untouched
+echo "thp=$(awk '/^THP_enabled/ {print $2}' /proc/self/status)"
 env | cut -d= -f1 | sort | tr '\n' ' ' | sed 's/^/env=/'; echo
 setsid sleep 6177 >/dev/null 2>&1 < /dev/null &
 echo done
@@ -182,6 +183,8 @@ async fn a_hostile_task_can_reach_nothing_outside_its_sandbox() {
     assert_eq!(line("secret"), "hidden", "{out}");
     assert_eq!(line("cgroup-writes"), "0", "{out}");
     assert_eq!(line("agent"), "untouched", "{out}");
+    // The executor's allocator turns huge pages off for itself; not for the task.
+    assert_ne!(line("thp"), "0", "the task inherited the executor's THP setting:\n{out}");
     let names: Vec<String> = line("env").split_whitespace().map(str::to_string).collect();
     let allowed = [
         "PATH",
