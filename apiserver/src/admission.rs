@@ -55,6 +55,9 @@ pub fn check(info: &ResourceInfo, obj: &Value) -> Vec<Cause> {
 
 /// Checks that apply only when a spec changes.
 pub fn check_update(info: &ResourceInfo, old: &Value, new: &Value) -> Option<Cause> {
+    if let Some(c) = crate::builtin_rules::check_update(info, old, new) {
+        return Some(c);
+    }
     let bound = old["status"]["agent"]
         .as_str()
         .is_some_and(|a| !a.is_empty());

@@ -13,6 +13,7 @@
 //!
 //! A newcomer starts at [`start`], then [`http::App::handle`], then [`store`].
 
+mod absent;
 pub mod admission;
 pub mod apiextensions;
 #[cfg(test)]
@@ -20,6 +21,8 @@ mod arbitrary_json;
 pub mod audit;
 pub mod auth;
 mod bootstrap;
+mod builtin_rules;
+mod builtin_schema;
 pub mod conversion;
 pub mod error;
 pub mod event_ttl;

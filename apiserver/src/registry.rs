@@ -18,6 +18,13 @@ pub enum Builtin {
     Plain,
     /// An instance of a CustomResourceDefinition.
     Custom,
+    /// A review API (TokenReview, SelfSubjectReview, ...): created, never stored.
+    Review,
+    /// A Kubernetes kind Mosaic does not run (Pods, Services, Deployments...):
+    /// always an empty list, so that tools which list them (kubectl's default
+    /// prune allowlist, `kubectl cluster-info`) work; writes are refused with
+    /// a message naming the kind (see [`crate::absent`]).
+    Absent,
 }
 
 /// A printer column, with its JSONPath parsed once.
@@ -111,6 +118,11 @@ impl ResourceInfo {
 
     /// The verbs discovery lists.
     pub fn verbs(&self) -> Vec<&'static str> {
+        match self.builtin {
+            Builtin::Review => return vec!["create"],
+            Builtin::Absent => return vec!["get", "list", "watch"],
+            _ => {}
+        }
         vec![
             "create",
             "delete",
@@ -124,7 +136,7 @@ impl ResourceInfo {
     }
 }
 
-fn builtin(
+pub(crate) fn builtin(
     group: &str,
     plural: &str,
     kind: &str,
@@ -165,7 +177,7 @@ fn builtin(
         namespaced,
         short_names: short.iter().map(|s| s.to_string()).collect(),
         categories: vec![],
-        schema: None,
+        schema: crate::builtin_schema::of_kind(group, kind),
         status_subresource: matches!(b, Builtin::Namespace | Builtin::Crd),
         columns,
         selectable_fields: vec![],
@@ -323,6 +335,44 @@ pub fn builtins() -> Vec<ResourceInfo> {
             &["crd", "crds"],
         ),
     ]
+    .into_iter()
+    .chain(reviews())
+    .chain(crate::absent::kinds())
+    .collect()
+}
+
+/// The review APIs, in discovery as kube-apiserver lists them.
+fn reviews() -> Vec<ResourceInfo> {
+    [
+        ("authentication.k8s.io", "tokenreviews", "TokenReview"),
+        (
+            "authentication.k8s.io",
+            "selfsubjectreviews",
+            "SelfSubjectReview",
+        ),
+        (
+            "authorization.k8s.io",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+        ),
+        (
+            "authorization.k8s.io",
+            "selfsubjectaccessreviews",
+            "SelfSubjectAccessReview",
+        ),
+        (
+            "authorization.k8s.io",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+        ),
+    ]
+    .into_iter()
+    .map(|(g, plural, kind)| {
+        let mut r = builtin(g, plural, kind, false, Builtin::Review, &[]);
+        r.schema = None;
+        r
+    })
+    .collect()
 }
 
 /// Why a CRD cannot be served.

@@ -56,6 +56,15 @@ pub fn apply(schema: &Value, obj: &mut Value) -> Outcome {
     out
 }
 
+/// Prunes, defaults and validates one field of an object (`path`, as
+/// `metadata`) against its schema: what [`apply`] leaves alone at the root.
+pub fn apply_field(schema: &Value, v: &mut Value, path: &str) -> Outcome {
+    let mut out = Outcome::default();
+    let mut p = path.to_string();
+    walk(schema, v, &mut p, &mut out);
+    out
+}
+
 fn nullable(s: &Value) -> bool {
     s.get("nullable") == Some(&Value::Bool(true))
 }
@@ -205,6 +214,16 @@ fn bounds(s: &Value, v: &Value, path: &str, out: &mut Outcome) {
         }
     }
     if let Some(text) = v.as_str() {
+        // Bytes travel base64-encoded (a Secret's data, a ConfigMap's binaryData).
+        if s.get("format").and_then(Value::as_str) == Some("byte") {
+            use base64::Engine;
+            if let Err(e) = base64::engine::general_purpose::STANDARD.decode(text) {
+                fail(format!(
+                    "Invalid value: {}: {path} in body must be base64-encoded: {e}",
+                    short(v)
+                ));
+            }
+        }
         let len = text.chars().count() as u64;
         if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
             && len > max

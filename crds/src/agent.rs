@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "mosaic.dev",
+    doc = "An Agent is one machine that runs tasks: the node agent registers it, reports what it offers and its health, and runs the tasks bound to it.",
     version = "v1alpha1",
     kind = "Agent",
     shortname = "ag",

@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "mosaic.dev",
+    doc = "A Framework receives offers of agent resources for its role and decides what to launch, as a Mesos framework does; the Builtin scheduler places its Tasks itself.",
     version = "v1alpha1",
     kind = "Framework",
     namespaced,
     shortname = "fw",
     category = "mosaic",
+    category = "all",
     status = "FrameworkStatus",
     selectable = ".spec.role",
     printcolumn = r#"{"name":"Role","type":"string","jsonPath":".spec.role"}"#,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "mosaic.dev",
+    doc = "An Offer is a slice of one agent offered to an External framework. Accept it by creating Tasks with spec.offer; decline it by deleting the Offer.",
     version = "v1alpha1",
     kind = "Offer",
     namespaced,

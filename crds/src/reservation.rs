@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "mosaic.dev",
+    doc = "A Reservation sets resources aside for a role on one agent, as a Mesos reservation does.",
     version = "v1alpha1",
     kind = "Reservation",
     category = "mosaic",

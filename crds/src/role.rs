@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "mosaic.dev",
+    doc = "A Role is a share of the cluster: its weight in dominant resource fairness, and its quota (guarantee and limit).",
     version = "v1alpha1",
     kind = "Role",
     category = "mosaic",

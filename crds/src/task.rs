@@ -18,11 +18,13 @@ pub const TASK_USERS_RESOURCE: &str = "taskusers";
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "mosaic.dev",
+    doc = "A Task is one process to run on an agent, in its own cgroups and sandbox: Mosaic's unit of work. Its spec is immutable once bound to an agent.",
     version = "v1alpha1",
     kind = "Task",
     namespaced,
     shortname = "tk",
     category = "mosaic",
+    category = "all",
     status = "TaskStatus",
     selectable = ".spec.framework",
     selectable = ".status.agent",

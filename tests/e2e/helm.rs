@@ -5,24 +5,10 @@
 //! it made, running tasks included.
 
 use crate::support::*;
-use std::process::{Command, Output};
 use std::time::Duration;
 
-fn helm(s: &TestServer, args: &[&str]) -> Output {
-    let home = s.dir.path().join("helm-home");
-    Command::new(helm_bin())
-        .current_dir(repo_root())
-        .args(args)
-        .env("KUBECONFIG", s.kubeconfig())
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .output()
-        .expect("running helm")
-}
-
 fn helm_ok(s: &TestServer, args: &[&str]) -> String {
-    let out = helm(s, args);
+    let out = s.helm(args);
     assert!(
         out.status.success(),
         "helm {args:?}: {}{}",

@@ -15,6 +15,7 @@ mod durability;
 #[cfg(feature = "etcd")]
 mod etcd_cluster;
 mod events;
+mod fidelity;
 mod file_modes;
 mod gc;
 #[cfg(feature = "etcd")]

@@ -201,6 +201,21 @@ impl TestServer {
             .join(attempt.to_string())
     }
 
+    /// Runs Helm 4 with the admin kubeconfig and a Helm home of this test's own.
+    pub fn helm(&self, args: &[&str]) -> Output {
+        let home = self.dir.path().join("helm-home");
+        Command::new(helm_bin())
+            .current_dir(repo_root())
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("running helm")
+    }
+
     /// A kube-rs client with the admin identity.
     pub async fn client(&self) -> Result<kube::Client> {
         client_from(&self.kubeconfig()).await

@@ -34,7 +34,8 @@ pub fn json_typed(status: StatusCode, v: &Value, content_type: &str) -> Response
     encoded(status, bytes, content_type)
 }
 
-fn encoded(status: StatusCode, bytes: Vec<u8>, content_type: &str) -> Response<Body> {
+/// A response of bytes already encoded, with their content type.
+pub fn encoded(status: StatusCode, bytes: Vec<u8>, content_type: &str) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, content_type)

@@ -17,6 +17,7 @@ mod list;
 mod meta;
 mod objects;
 mod openapi;
+mod openapi_v2;
 mod ownership;
 mod params;
 mod protobuf;
@@ -188,7 +189,11 @@ impl App {
                     ),
                 });
             }
-            "/version" => return Ok(body::json(StatusCode::OK, &discovery::version())),
+            // go-restful serves /version/ too (the Python client and kr8s ask for it);
+            // the health paths with a slash are a 404, as kube-apiserver's mux has them.
+            "/version" | "/version/" => {
+                return Ok(body::json(StatusCode::OK, &discovery::version()));
+            }
             _ => {}
         }
         // As kube-apiserver: a verified client certificate first, then a bearer token.
@@ -224,6 +229,10 @@ impl App {
             }
             return Ok(body::text(StatusCode::OK, &text));
         }
+        if path == "/openapi/v2" {
+            self.allow(&user, non_resource, record).await?;
+            return Ok(openapi_v2::serve(&self.registry, &accept));
+        }
         if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
             self.allow(&user, non_resource, record).await?;
             return openapi::serve(&self.registry, path);
@@ -250,6 +259,12 @@ impl App {
             }
             Route::Resource(r) => {
                 let verb = verb(&parts.method, &r, &params)?;
+                if r.info.builtin == crate::registry::Builtin::Review {
+                    return Err(ApiError::method_not_allowed(
+                        parts.method.as_str(),
+                        &r.info.group_resource(),
+                    ));
+                }
                 if r.subresource.as_deref() == Some("binding") && verb != "create" {
                     return Err(ApiError::method_not_allowed(
                         parts.method.as_str(),
@@ -266,6 +281,9 @@ impl App {
                     path: "",
                 };
                 self.allow(&user, a, record).await?;
+                if let Some(refused) = crate::absent::refuse(&r.info, verb) {
+                    return Err(refused);
+                }
                 if r.subresource.as_deref() == Some("token") {
                     let bytes = read_body(body).await?;
                     return token_request::create(self, &r, &content_type, &bytes).await;

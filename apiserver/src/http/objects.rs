@@ -140,7 +140,17 @@ pub fn admit(req: &Request, obj: &mut Value, name: &str) -> Result<Warnings, Api
     let mut warnings = Vec::new();
     let mut causes: Vec<Cause> = Vec::new();
     if let Some(s) = &info.schema {
-        let out = schema::apply(s, obj);
+        let mut out = schema::apply(s, obj);
+        // Every kind's metadata is an ObjectMeta, whatever its own schema says.
+        if obj.get("metadata").is_some() {
+            let meta = schema::apply_field(
+                &crate::builtin_schema::OBJECT_META,
+                &mut obj["metadata"],
+                "metadata",
+            );
+            out.unknown.extend(meta.unknown);
+            out.causes.extend(meta.causes);
+        }
         if !out.unknown.is_empty() {
             match req.params.field_validation.as_str() {
                 "Strict" => {
@@ -162,6 +172,7 @@ pub fn admit(req: &Request, obj: &mut Value, name: &str) -> Result<Warnings, Api
         }
         causes.extend(out.causes);
     }
+    crate::builtin_rules::normalize(info, obj);
     causes.extend(meta::check_labels(obj));
     causes.extend(super::limits::check_annotations(obj));
     causes.extend(crate::admission::check(info, obj));

@@ -56,7 +56,7 @@ fn gvk(i: &ResourceInfo, kind: &str) -> Value {
 const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
 
-fn documents(reg: &Registry) -> BTreeMap<String, Value> {
+pub(super) fn documents(reg: &Registry) -> BTreeMap<String, Value> {
     let mut by_gv: BTreeMap<String, Vec<Arc<ResourceInfo>>> = BTreeMap::new();
     for i in reg.all() {
         let key = if i.group.is_empty() {
@@ -81,7 +81,10 @@ fn param(name: &str, location: &str, description: &str) -> Value {
 
 fn document(infos: &[Arc<ResourceInfo>]) -> Value {
     let mut schemas = Map::new();
-    schemas.insert(OBJECT_META.into(), object_meta());
+    schemas.insert(
+        OBJECT_META.into(),
+        crate::builtin_schema::OBJECT_META.clone(),
+    );
     schemas.insert(
         LIST_META.into(),
         json!({"type": "object", "description": "ListMeta describes metadata that synthetic resources must have.",
@@ -189,30 +192,5 @@ fn document(infos: &[Arc<ResourceInfo>]) -> Value {
         "info": {"title": "Mosaic", "version": "v1.37.0"},
         "paths": paths,
         "components": {"schemas": schemas},
-    })
-}
-
-fn object_meta() -> Value {
-    let s = |d: &str| json!({"type": "string", "description": d});
-    let map = |d: &str| json!({"type": "object", "additionalProperties": {"type": "string"}, "description": d});
-    json!({
-        "type": "object",
-        "description": "ObjectMeta is metadata that all persisted resources must have.",
-        "properties": {
-            "name": s("Name must be unique within a namespace."),
-            "generateName": s("An optional prefix used by the server to generate a unique name."),
-            "namespace": s("Namespace defines the space within which each name must be unique."),
-            "uid": s("UID is the unique in time and space value for this object."),
-            "resourceVersion": s("An opaque value that represents the internal version of this object."),
-            "generation": {"type": "integer", "format": "int64", "description": "A sequence number representing a specific generation of the desired state."},
-            "creationTimestamp": s("CreationTimestamp is a timestamp representing the server time when this object was created."),
-            "deletionTimestamp": s("DeletionTimestamp is RFC 3339 date and time at which this resource will be deleted."),
-            "deletionGracePeriodSeconds": {"type": "integer", "format": "int64"},
-            "labels": map("Map of string keys and values that can be used to organize and categorize objects."),
-            "annotations": map("Annotations is an unstructured key value map stored with a resource."),
-            "finalizers": {"type": "array", "items": {"type": "string"}, "description": "Must be empty before the object is deleted from the registry."},
-            "ownerReferences": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
-            "managedFields": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
-        }
     })
 }

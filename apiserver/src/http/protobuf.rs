@@ -1,7 +1,7 @@
 //! Request bodies in Kubernetes's protobuf encoding, for the built-in kinds
 //! kubectl sends that way (`kubectl create serviceaccount|role|rolebinding|
 //! clusterrole|clusterrolebinding|secret|configmap|namespace|token` and
-//! `kubectl auth can-i` use typed clients, which encode protobuf and do not
+//! `kubectl auth can-i` and `kubectl auth whoami` use typed clients, which encode protobuf and do not
 //! fall back to JSON). The envelope is the `k8s\0` magic and a `runtime.Unknown`
 //! (type meta + raw message); the messages are those of k8s.io/api's
 //! `generated.proto` (field numbers as there), limited to the fields Mosaic
@@ -380,7 +380,7 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let kind = tm.kind.unwrap_or_default();
     let raw = unknown.raw.unwrap_or_default();
     let decoded = match kind.as_str() {
-        "ServiceAccount" | "Namespace" => to_json::<MetaOnly>(&raw),
+        "ServiceAccount" | "Namespace" | "SelfSubjectReview" => to_json::<MetaOnly>(&raw),
         "Secret" => to_json::<Secret>(&raw),
         "ConfigMap" => to_json::<ConfigMap>(&raw),
         "Role" | "ClusterRole" => to_json::<RoleObject>(&raw),

@@ -4,7 +4,8 @@
 //! node agents use them to guard their endpoint (delegated auth, granted by
 //! `system:auth-delegator`); `SelfSubjectAccessReview` and
 //! `SelfSubjectRulesReview`, which `kubectl auth can-i` (and `--list`) send for
-//! the caller itself. Every authenticated caller may ask about itself.
+//! the caller itself; `SelfSubjectReview` (who am I: `kubectl auth whoami`).
+//! Every authenticated caller may ask about itself.
 
 use super::{App, body};
 use crate::auth::{Attributes, User};
@@ -23,6 +24,8 @@ pub enum Review {
     SelfAccess,
     /// SelfSubjectRulesReview.
     SelfRules,
+    /// SelfSubjectReview.
+    SelfSubject,
 }
 
 impl Review {
@@ -33,6 +36,7 @@ impl Review {
             "/apis/authorization.k8s.io/v1/subjectaccessreviews" => Self::Access,
             "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" => Self::SelfAccess,
             "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews" => Self::SelfRules,
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews" => Self::SelfSubject,
             _ => return None,
         })
     }
@@ -44,6 +48,7 @@ impl Review {
             Self::Access => ("authorization.k8s.io", "subjectaccessreviews"),
             Self::SelfAccess => ("authorization.k8s.io", "selfsubjectaccessreviews"),
             Self::SelfRules => ("authorization.k8s.io", "selfsubjectrulesreviews"),
+            Self::SelfSubject => ("authentication.k8s.io", "selfsubjectreviews"),
         }
     }
 
@@ -53,6 +58,7 @@ impl Review {
             Self::Access => "SubjectAccessReview",
             Self::SelfAccess => "SelfSubjectAccessReview",
             Self::SelfRules => "SelfSubjectRulesReview",
+            Self::SelfSubject => "SelfSubjectReview",
         }
     }
 }
@@ -107,8 +113,22 @@ pub async fn serve(
         }
         Review::SelfAccess => decide(app, caller, &v["spec"]).await,
         Review::SelfRules => rules(app, caller, v["spec"]["namespace"].as_str().unwrap_or("")),
+        Review::SelfSubject => who(caller),
     };
     Ok(body::json(StatusCode::CREATED, &v))
+}
+
+/// The caller as the server authenticated it.
+fn who(caller: &User) -> Value {
+    use k8s_openapi::api::authentication::v1::{SelfSubjectReviewStatus, UserInfo};
+    let status = SelfSubjectReviewStatus {
+        user_info: Some(UserInfo {
+            username: Some(caller.name.clone()),
+            groups: Some(caller.groups.clone()),
+            ..Default::default()
+        }),
+    };
+    serde_json::to_value(status).expect("a status is JSON")
 }
 
 async fn decide(app: &App, user: &User, spec: &Value) -> Value {

@@ -91,7 +91,9 @@ pub fn objects() -> Vec<Value> {
         ),
         cluster_role(
             "system:basic-user",
-            json!([{"apiGroups": ["authorization.k8s.io"],
+            json!([{"apiGroups": ["authentication.k8s.io"],
+                "resources": ["selfsubjectreviews"], "verbs": ["create"]},
+                {"apiGroups": ["authorization.k8s.io"],
                 "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
                 "verbs": ["create"]}]),
         ),

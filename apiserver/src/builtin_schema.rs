@@ -1,0 +1,108 @@
+//! The built-in kinds' schemas, taken from k8s-openapi (upstream's OpenAPI
+//! documents as Rust types, with their descriptions) rather than written by
+//! hand, in the structural form a CRD's `openAPIV3Schema` has: so the same
+//! walk ([`crate::schema`]) prunes, reports under `fieldValidation=Strict` and
+//! type-checks a ConfigMap as it does a Task, and OpenAPI (`kubectl explain
+//! configmap.data`) describes it.
+
+use k8s_openapi::api::{coordination, core, events, rbac};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::Value;
+use std::sync::LazyLock;
+
+/// The schema of `T`, every subschema inline.
+fn of<T: k8s_openapi::schemars::JsonSchema>() -> Value {
+    let generator = k8s_openapi::schemars::generate::SchemaSettings::openapi3()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator();
+    let mut v =
+        serde_json::to_value(generator.into_root_schema_for::<T>()).expect("a schema is JSON");
+    if let Some(m) = v.as_object_mut() {
+        for k in ["$schema", "$defs", "definitions", "title"] {
+            m.remove(k);
+        }
+    }
+    structural(&mut v);
+    v
+}
+
+/// Objects whose fields the upstream schema leaves open (no properties and no
+/// additionalProperties, as `RawExtension`) keep whatever they hold.
+fn structural(v: &mut Value) {
+    let Some(m) = v.as_object_mut() else {
+        return;
+    };
+    if m.get("type").and_then(Value::as_str) == Some("object")
+        && !m.contains_key("properties")
+        && !m.contains_key("additionalProperties")
+    {
+        m.insert(
+            "x-kubernetes-preserve-unknown-fields".into(),
+            Value::Bool(true),
+        );
+    }
+    for (_, child) in m.iter_mut() {
+        match child {
+            Value::Object(_) => structural(child),
+            Value::Array(items) => items.iter_mut().for_each(structural),
+            _ => {}
+        }
+    }
+}
+
+/// ObjectMeta's schema: what `metadata` of every kind may hold.
+pub static OBJECT_META: LazyLock<Value> = LazyLock::new(of::<ObjectMeta>);
+
+/// The schema of a built-in kind, or `None` for the kinds served by their
+/// own rules (CustomResourceDefinition, whose schema is recursive).
+pub fn of_kind(group: &str, kind: &str) -> Option<Value> {
+    Some(match (group, kind) {
+        ("", "Namespace") => of::<core::v1::Namespace>(),
+        ("", "Secret") => of::<core::v1::Secret>(),
+        ("", "ConfigMap") => of::<core::v1::ConfigMap>(),
+        ("", "ServiceAccount") => of::<core::v1::ServiceAccount>(),
+        ("", "Event") => of::<core::v1::Event>(),
+        ("events.k8s.io", "Event") => of::<events::v1::Event>(),
+        ("coordination.k8s.io", "Lease") => of::<coordination::v1::Lease>(),
+        ("rbac.authorization.k8s.io", "Role") => of::<rbac::v1::Role>(),
+        ("rbac.authorization.k8s.io", "ClusterRole") => of::<rbac::v1::ClusterRole>(),
+        ("rbac.authorization.k8s.io", "RoleBinding") => of::<rbac::v1::RoleBinding>(),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => of::<rbac::v1::ClusterRoleBinding>(),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configmap_data_is_a_map_of_strings_with_upstream_descriptions() {
+        let s = of_kind("", "ConfigMap").expect("served");
+        assert_eq!(
+            s["properties"]["data"]["additionalProperties"]["type"],
+            "string"
+        );
+        assert!(
+            s["properties"]["data"]["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("configuration data")),
+            "{s}"
+        );
+        assert!(s.get("$defs").is_none() && s.get("definitions").is_none());
+        let secret = of_kind("", "Secret").expect("served");
+        assert_eq!(
+            secret["properties"]["data"]["additionalProperties"]["format"],
+            "byte"
+        );
+    }
+
+    #[test]
+    fn every_schema_is_inline() {
+        for (g, k) in [("", "Event"), ("rbac.authorization.k8s.io", "ClusterRole")] {
+            let s = of_kind(g, k).expect("served").to_string();
+            assert!(!s.contains("$ref"), "{g}/{k}: {s}");
+        }
+        assert!(!OBJECT_META.to_string().contains("$ref"));
+    }
+}

@@ -1,0 +1,265 @@
+//! What kubectl and Helm expect of an API server beyond the happy path, each
+//! asserted on the real tools' output as kube-apiserver would make it: the
+//! built-in kinds validated and normalised from their upstream schemas, a
+//! typo'd kind, a `kind: List`, `get -o yaml | apply -f -`, `apply --prune -l`
+//! with kubectl's default allowlist, `get all`, `cluster-info`, `auth whoami`,
+//! `explain configmap.data`, `/version/`, and `helm create`'s chart.
+
+use crate::support::*;
+use kube::api::{Api, DynamicObject};
+use kube::discovery::ApiResource;
+use std::io::Write;
+use std::process::{Output, Stdio};
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// kubectl with `args` that must fail; its stdout and stderr.
+fn kubectl_fails(s: &TestServer, args: &[&str]) -> String {
+    let out = s.kubectl(args);
+    assert!(
+        !out.status.success(),
+        "kubectl {args:?} succeeded:\n{}",
+        text(&out)
+    );
+    text(&out)
+}
+
+#[tokio::test]
+async fn built_in_kinds_are_validated_and_normalised_as_kube_apiserver_does() {
+    let s = TestServer::start().unwrap();
+    let dir = s.dir.path();
+
+    // stringData is merged into data (base64) and dropped; type defaults to Opaque.
+    let f = write_file(
+        dir,
+        "secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\nstringData: {password: hunter2}\n",
+    );
+    s.kubectl_ok(&["create", "-f", &f]);
+    let secrets: Api<DynamicObject> = Api::namespaced_with(
+        s.client().await.unwrap(),
+        "default",
+        &ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&()),
+    );
+    let db = secrets.get("db").await.unwrap();
+    assert_eq!(db.data["data"]["password"], "aHVudGVyMg==", "{:?}", db.data);
+    assert_eq!(db.data["type"], "Opaque", "{:?}", db.data);
+    assert!(db.data.get("stringData").is_none(), "{:?}", db.data);
+
+    // A ConfigMap's data is a map of strings; a Secret's data is base64.
+    let f = write_file(
+        dir,
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: nums}\ndata: {a: 1}\n",
+    );
+    let out = kubectl_fails(&s, &["create", "-f", &f]);
+    assert!(
+        out.contains("is invalid") && out.contains("data.a") && out.contains("type string"),
+        "{out}"
+    );
+    let f = write_file(
+        dir,
+        "bad64.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: bad}\ndata: {password: 'not base64!'}\n",
+    );
+    let out = kubectl_fails(&s, &["create", "-f", &f]);
+    assert!(
+        out.contains("is invalid") && out.contains("data.password") && out.contains("base64"),
+        "{out}"
+    );
+
+    // Unknown fields, in the kind and in metadata, under kubectl's default (Strict).
+    let f = write_file(
+        dir,
+        "typo.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: typo, labelz: {a: b}}\ndat: {a: '1'}\n",
+    );
+    let out = kubectl_fails(&s, &["apply", "-f", &f]);
+    assert!(
+        out.contains("BadRequest")
+            && out.contains(r#"unknown field "dat""#)
+            && out.contains(r#"unknown field "metadata.labelz""#),
+        "{out}"
+    );
+    // Without Strict the unknown fields are dropped, as kube-apiserver drops them.
+    s.kubectl_ok(&["apply", "--validate=false", "-f", &f]);
+    let cm: serde_json::Value =
+        serde_json::from_str(&s.kubectl_ok(&["get", "configmap", "typo", "-o", "json"])).unwrap();
+    assert!(
+        cm.get("dat").is_none() && cm["metadata"].get("labelz").is_none(),
+        "{cm}"
+    );
+
+    // An immutable ConfigMap keeps its data and its mark.
+    let f = write_file(
+        dir,
+        "frozen.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\nimmutable: true\ndata: {a: '1'}\n",
+    );
+    s.kubectl_ok(&["create", "-f", &f]);
+    let patch = r#"{"data":{"a":"2"}}"#;
+    let out = kubectl_fails(&s, &["patch", "configmap", "frozen", "-p", patch]);
+    assert!(
+        out.contains("data") && out.contains("field is immutable when `immutable` is set"),
+        "{out}"
+    );
+    let out = kubectl_fails(
+        &s,
+        &[
+            "patch",
+            "configmap",
+            "frozen",
+            "-p",
+            r#"{"immutable":false}"#,
+        ],
+    );
+    assert!(out.contains("immutable"), "{out}");
+    s.kubectl_ok(&["label", "configmap", "frozen", "team=a"]);
+}
+
+#[tokio::test]
+async fn kubectl_edge_cases_end_as_against_kube_apiserver() {
+    let s = TestServer::start().unwrap();
+    let dir = s.dir.path();
+
+    // A typo'd kind: kubectl names it (it needs /openapi/v2 to get that far).
+    let f = write_file(
+        dir,
+        "taks.yaml",
+        "apiVersion: mosaic.dev/v1alpha1\nkind: Taks\nmetadata: {name: t}\nspec: {command: 'true'}\n",
+    );
+    let out = kubectl_fails(&s, &["apply", "-f", &f]);
+    assert!(
+        out.contains(r#"no matches for kind "Taks" in version "mosaic.dev/v1alpha1""#),
+        "{out}"
+    );
+
+    // A List is applied item by item.
+    let f = write_file(
+        dir,
+        "list.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n\
+         - apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: settings, labels: {app: demo}}\n  data: {a: '1'}\n\
+         - apiVersion: mosaic.dev/v1alpha1\n  kind: Task\n  metadata: {name: once, labels: {app: demo}}\n  spec: {command: 'true'}\n",
+    );
+    let out = s.kubectl_ok(&["apply", "-f", &f]);
+    assert!(
+        out.contains("configmap/settings created") && out.contains("task.mosaic.dev/once created"),
+        "{out}"
+    );
+
+    // get -o yaml | apply -f -: the List round-trips.
+    let yaml = s.kubectl_ok(&["get", "configmaps,tasks", "-l", "app=demo", "-o", "yaml"]);
+    let mut apply = s.kubectl_cmd(&["apply", "-f", "-"]);
+    let mut child = apply
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = text(&out);
+    assert!(
+        out.contains("configmap/settings") && out.contains("task.mosaic.dev/once"),
+        "{out}"
+    );
+
+    // apply --prune -l with kubectl's default allowlist (Endpoints, Pods,
+    // Deployments...: listed, always empty) prunes what the manifest dropped.
+    let f = write_file(
+        dir,
+        "only.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, labels: {app: demo}}\ndata: {a: '1'}\n",
+    );
+    let out = s.kubectl(&["apply", "--prune", "-l", "app=demo", "-f", &f]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = text(&out);
+    assert!(
+        out.contains("configmap/kept created") && out.contains("configmap/settings pruned"),
+        "{out}"
+    );
+
+    // get all: Mosaic's workload kinds are in the `all` category.
+    let out = s.kubectl_ok(&["get", "all"]);
+    assert!(out.contains("task.mosaic.dev/once"), "{out}");
+
+    // cluster-info prints the control plane's address.
+    let out = s.kubectl_ok(&["cluster-info"]);
+    assert!(
+        out.contains("Kubernetes control plane")
+            && out.contains("is running at")
+            && out.contains("https://127.0.0.1:"),
+        "{out}"
+    );
+
+    // auth whoami: the admin's name and groups.
+    let out = s.kubectl_ok(&["auth", "whoami"]);
+    assert!(
+        out.contains("Username") && out.contains("mosaic:admin") && out.contains("system:masters"),
+        "{out}"
+    );
+
+    // explain of a built-in kind's field, with upstream's description.
+    let out = s.kubectl_ok(&["explain", "configmap.data"]);
+    assert!(
+        out.contains("map[string]string") && out.contains("Data contains the configuration data"),
+        "{out}"
+    );
+
+    // /version/ (the Python client and kr8s ask for it with the slash).
+    let out = s.kubectl_ok(&["get", "--raw", "/version/"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["major"], "1", "{out}");
+    let out = s.kubectl_ok(&["get", "--raw", "/openapi/v2"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["swagger"], "2.0");
+    assert!(v["definitions"]["io.k8s.api.core.v1.Secret"].is_object());
+}
+
+#[tokio::test]
+async fn helm_create_chart_installs_what_mosaic_serves_and_names_what_it_does_not() {
+    let s = TestServer::start().unwrap();
+    let chart = s.dir.path().join("demo");
+    let out = s.helm(&["create", chart.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Unmodified: the Deployment and Service are refused, each named.
+    let out = s.helm(&["install", "demo", chart.to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let out = text(&out);
+    assert!(
+        out.contains("Kind=Service") && out.contains("does not serve the kind Service"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Kind=Deployment") && out.contains("does not serve the kind Deployment"),
+        "{out}"
+    );
+    // Without the workload, networking and autoscaling templates, it installs.
+    for t in ["deployment", "service", "hpa", "ingress", "httproute"] {
+        let _ = std::fs::remove_file(chart.join("templates").join(format!("{t}.yaml")));
+    }
+    let out = s.helm(&[
+        "install",
+        "demo2",
+        chart.to_str().unwrap(),
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s.kubectl_ok(&["get", "serviceaccount", "demo2", "-o", "name"]);
+    assert_eq!(out.trim(), "serviceaccount/demo2");
+}
