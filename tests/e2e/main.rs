@@ -10,6 +10,7 @@ mod burst;
 mod cgroups;
 mod chart;
 mod chart_rbac;
+mod clients;
 mod cluster;
 mod durability;
 #[cfg(feature = "etcd")]

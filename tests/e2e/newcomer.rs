@@ -2,83 +2,10 @@
 //! documented end state, `mosaic execute`, `mosaic get`/`top`, and the error
 //! messages for the usual mistakes.
 
-use crate::support::{ChildGuard, mosaic_bin, tasks_api, wait_for, wait_task};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use crate::support::{Up, mosaic_bin, tasks_api, wait_for, wait_task};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::Duration;
-
-/// `mosaic up` on a free port in a temp dir, ready to use.
-struct Up {
-    dir: tempfile::TempDir,
-    _child: ChildGuard,
-}
-
-impl Up {
-    async fn start() -> Up {
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(mosaic_bin())
-            .args([
-                "up",
-                "--listen",
-                "127.0.0.1:0",
-                "--agent-resources",
-                "cpus=2,memory=4Gi",
-                "--data-dir",
-            ])
-            .arg(dir.path().join("data"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("up.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let up = Up {
-            dir,
-            _child: ChildGuard(child),
-        };
-        let kc = up.kubeconfig();
-        wait_for(
-            Duration::from_secs(60),
-            "mosaic up to have a Ready agent",
-            || async {
-                let Ok(client) = crate::support::client_from(&kc).await else {
-                    return false;
-                };
-                let agents: kube::Api<kube::api::DynamicObject> =
-                    kube::Api::all_with(client, &crate::support::mosaic("Agent", "agents"));
-                agents.list(&Default::default()).await.is_ok_and(|l| {
-                    l.items.iter().any(|a| {
-                        a.data["status"]["conditions"].as_array().is_some_and(|cs| {
-                            cs.iter()
-                                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                        })
-                    })
-                })
-            },
-        )
-        .await
-        .unwrap();
-        up
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("data/kubeconfig")
-    }
-
-    fn mosaic(&self, args: &[&str]) -> Output {
-        Command::new(mosaic_bin())
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .env_remove("RUST_BACKTRACE")
-            .output()
-            .unwrap()
-    }
-
-    async fn client(&self) -> kube::Client {
-        crate::support::client_from(&self.kubeconfig())
-            .await
-            .unwrap()
-    }
-}
 
 fn example(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

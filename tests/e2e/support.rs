@@ -439,3 +439,81 @@ pub fn render_chart(extra: &[&str]) -> Vec<serde_json::Value> {
         .filter(|d| !d.is_null())
         .collect()
 }
+
+/// `mosaic up` on a free port in a temp dir, ready to use.
+pub struct Up {
+    /// Its temp dir (the data dir is `data/` in it).
+    pub dir: tempfile::TempDir,
+    _child: ChildGuard,
+}
+
+impl Up {
+    /// Starts it (an agent with 2 CPUs and 4 GiB) and waits for the agent to be Ready.
+    pub async fn start() -> Up {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(mosaic_bin())
+            .args([
+                "up",
+                "--listen",
+                "127.0.0.1:0",
+                "--agent-resources",
+                "cpus=2,memory=4Gi",
+                "--data-dir",
+            ])
+            .arg(dir.path().join("data"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("up.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let up = Up {
+            dir,
+            _child: ChildGuard(child),
+        };
+        let kc = up.kubeconfig();
+        wait_for(
+            Duration::from_secs(60),
+            "mosaic up to have a Ready agent",
+            || async {
+                let Ok(client) = crate::support::client_from(&kc).await else {
+                    return false;
+                };
+                let agents: kube::Api<kube::api::DynamicObject> =
+                    kube::Api::all_with(client, &crate::support::mosaic("Agent", "agents"));
+                agents.list(&Default::default()).await.is_ok_and(|l| {
+                    l.items.iter().any(|a| {
+                        a.data["status"]["conditions"].as_array().is_some_and(|cs| {
+                            cs.iter()
+                                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                        })
+                    })
+                })
+            },
+        )
+        .await
+        .unwrap();
+        up
+    }
+
+    /// The admin kubeconfig.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("data/kubeconfig")
+    }
+
+    /// Runs `mosaic` with the admin kubeconfig.
+    pub fn mosaic(&self, args: &[&str]) -> Output {
+        Command::new(mosaic_bin())
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap()
+    }
+
+    /// A kube-rs client with the admin identity.
+    pub async fn client(&self) -> kube::Client {
+        crate::support::client_from(&self.kubeconfig())
+            .await
+            .unwrap()
+    }
+}
