@@ -91,19 +91,39 @@ impl ResourceQuantities {
         Ok(())
     }
 
-    /// Quantities from millicores and bytes.
+    /// Quantities from millicores and bytes, written as Kubernetes writes them.
     pub fn from_units(cpus_milli: u64, memory: u64) -> Self {
-        let cpus = if cpus_milli.is_multiple_of(1000) {
-            format!("{}", cpus_milli / 1000)
-        } else {
-            format!("{cpus_milli}m")
-        };
         Self {
-            cpus: Some(Quantity(cpus)),
-            memory: Some(Quantity(memory.to_string())),
+            cpus: Some(Quantity(format_millis(cpus_milli))),
+            memory: Some(Quantity(format_bytes(memory))),
             disk: None,
         }
     }
+}
+
+/// Millicores as Kubernetes writes a CPU quantity: `2`, `500m`.
+pub fn format_millis(milli: u64) -> String {
+    if milli.is_multiple_of(1000) {
+        format!("{}", milli / 1000)
+    } else {
+        format!("{milli}m")
+    }
+}
+
+/// Bytes as Kubernetes writes a binary quantity: the largest power-of-1024
+/// suffix that holds it exactly (`4Gi`, `128Mi`, `1536Ki`), else the number.
+pub fn format_bytes(bytes: u64) -> String {
+    const SUFFIXES: [&str; 6] = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
+    let mut n = bytes;
+    let mut suffix = "";
+    for s in SUFFIXES {
+        if n == 0 || !n.is_multiple_of(1024) {
+            break;
+        }
+        n /= 1024;
+        suffix = s;
+    }
+    format!("{n}{suffix}")
 }
 
 /// The condition types every Mosaic kind reports.
@@ -137,5 +157,10 @@ mod tests {
         assert!(q("lots", "1Gi").validate().is_err());
         assert!(q("1", "12Qi").validate().is_err());
         assert_eq!(ResourceQuantities::from_units(1500, 64), q("1500m", "64"));
+        assert_eq!(ResourceQuantities::from_units(2000, 4 << 30), q("2", "4Gi"));
+        assert_eq!(format_bytes(128 << 20), "128Mi");
+        assert_eq!(format_bytes(1536 << 10), "1536Ki");
+        assert_eq!(format_bytes(0), "0");
+        assert_eq!(format_bytes(1000), "1000");
     }
 }

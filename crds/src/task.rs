@@ -266,6 +266,28 @@ pub struct TaskStatus {
     pub conditions: Vec<Condition>,
 }
 
+impl TaskStatus {
+    /// The status a Task has from its creation (the API server writes it, as
+    /// a Pod starts Pending): Pending and not Ready, so that status checkers
+    /// (kstatus, behind `helm install --wait` and Flux; `kubectl wait`) wait
+    /// for the real outcome instead of reading a bare Task as ready.
+    pub fn created(now: k8s_openapi::jiff::Timestamp, generation: i64) -> TaskStatus {
+        TaskStatus {
+            phase: Some(TaskPhase::Pending),
+            observed_generation: Some(generation),
+            conditions: vec![Condition {
+                type_: crate::common::condition_types::READY.into(),
+                status: "False".into(),
+                reason: "Pending".into(),
+                message: "waiting to be scheduled".into(),
+                last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+                observed_generation: Some(generation),
+            }],
+            ..TaskStatus::default()
+        }
+    }
+}
+
 impl TaskPhase {
     /// Whether a task in this phase is on an agent and holds its resources:
     /// Staging, Starting, Running, Killing, or Unreachable (its agent may come back).

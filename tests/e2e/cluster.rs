@@ -122,7 +122,7 @@ async fn an_agent_runs_tasks_and_reports_their_exit_codes() {
         st["message"]
             .as_str()
             .unwrap()
-            .contains("largest agent has cpus=2000m"),
+            .contains("largest agent has cpus=2 "),
         "{st}"
     );
     assert_eq!(st["phase"], "Pending");

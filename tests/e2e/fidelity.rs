@@ -263,3 +263,52 @@ async fn helm_create_chart_installs_what_mosaic_serves_and_names_what_it_does_no
     let out = s.kubectl_ok(&["get", "serviceaccount", "demo2", "-o", "name"]);
     assert_eq!(out.trim(), "serviceaccount/demo2");
 }
+
+/// A chart of one Task asking for `cpus`, running `command`.
+fn task_chart(dir: &std::path::Path, cpus: &str, command: &str) -> String {
+    let chart = dir.join(format!("chart-{cpus}"));
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: one-task\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/task.yaml"),
+        format!(
+            "apiVersion: mosaic.dev/v1alpha1\nkind: Task\nmetadata:\n  name: {{{{ .Release.Name }}}}\n\
+             spec:\n  command: {command:?}\n  resources: {{cpus: {cpus:?}, memory: 16Mi}}\n"
+        ),
+    )
+    .unwrap();
+    chart.display().to_string()
+}
+
+#[tokio::test]
+async fn helm_wait_waits_for_a_task_and_fails_with_its_reason() {
+    let s = TestServer::start().unwrap();
+    let _agent = s.spawn_agent("wait-node", "cpus=2,memory=2Gi");
+    // A task no agent can hold: Stalled (Unschedulable), which kstatus reads as failed.
+    let big = task_chart(s.dir.path(), "64", "sleep 60");
+    let out = s.helm(&["install", "big", &big, "--wait", "--timeout", "60s"]);
+    assert!(
+        !out.status.success(),
+        "helm --wait passed an unschedulable task:\n{}",
+        text(&out)
+    );
+    let out = text(&out);
+    assert!(
+        out.contains("Task/default/big not ready")
+            && out.contains("status: Failed")
+            && out.contains(
+                "it needs cpus=64 memory=16Mi and the largest agent has cpus=2 memory=2Gi"
+            ),
+        "{out}"
+    );
+    // A task that runs: --wait returns once it is Ready (Running), not before.
+    let ok = task_chart(s.dir.path(), "100m", "sleep 60");
+    let out = s.helm(&["install", "runs", &ok, "--wait", "--timeout", "60s"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let phase = s.kubectl_ok(&["get", "task", "runs", "-o", "jsonpath={.status.phase}"]);
+    assert_eq!(phase, "Running", "helm --wait returned before the task ran");
+}

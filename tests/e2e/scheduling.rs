@@ -329,7 +329,7 @@ async fn an_agents_allocated_status_follows_its_tasks() {
             "no {want} in the managers:\n{managers}"
         );
     }
-    let want = format!("3 {}", 3 * 16 * 1024 * 1024);
+    let want = "3 48Mi".to_string();
     let held = wait_for(Duration::from_secs(10), "allocated = 3 tasks", || async {
         allocated(&s, "sim") == want
     })
@@ -340,7 +340,7 @@ async fn an_agents_allocated_status_follows_its_tasks() {
         allocated(&s, "sim")
     );
     s.kubectl_ok(&["delete", "task", "default-0", "default-1"]);
-    let want = format!("1 {}", 16 * 1024 * 1024);
+    let want = "1 16Mi".to_string();
     let freed = wait_for(Duration::from_secs(10), "allocated = 1 task", || async {
         allocated(&s, "sim") == want
     })

@@ -130,6 +130,15 @@ pub fn check_name(obj: &mut Value, name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The status an object of Mosaic's own kinds has from its creation on.
+fn initial_status(info: &ResourceInfo) -> Option<Value> {
+    if info.group != mosaic_crds::GROUP || info.kind != "Task" {
+        return None;
+    }
+    let status = mosaic_crds::task::TaskStatus::created(k8s_openapi::jiff::Timestamp::now(), 1);
+    Some(serde_json::to_value(status).expect("a status is JSON"))
+}
+
 /// Validation warnings to send back in `Warning` headers.
 pub type Warnings = Vec<String>;
 
@@ -348,7 +357,11 @@ pub async fn create_value(
     }
     match info.builtin {
         Builtin::Custom if info.status_subresource => {
-            obj.as_object_mut().expect("an object").remove("status");
+            let o = obj.as_object_mut().expect("an object");
+            o.remove("status");
+            if let Some(status) = initial_status(&info) {
+                o.insert("status".into(), status);
+            }
         }
         Builtin::Namespace => obj["status"] = json!({"phase": "Active"}),
         Builtin::Crd => crate::apiextensions::prepare(&mut obj)

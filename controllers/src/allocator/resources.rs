@@ -91,6 +91,11 @@ impl SubAssign for Resources {
 
 impl std::fmt::Display for Resources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cpus={}m memory={}", self.cpus_milli, self.memory)
+        write!(
+            f,
+            "cpus={} memory={}",
+            mosaic_crds::common::format_millis(self.cpus_milli),
+            mosaic_crds::common::format_bytes(self.memory)
+        )
     }
 }

@@ -211,7 +211,7 @@ fn a_task_no_agent_could_hold_is_unschedulable_with_a_reason() {
         .collect();
     assert_eq!(reasons.len(), 2, "{ds:?}");
     assert!(
-        reasons[0].1.contains("largest agent has cpus=4000m"),
+        reasons[0].1.contains("largest agent has cpus=4 "),
         "{reasons:?}"
     );
     assert!(reasons[1].1.contains("r9"), "{reasons:?}");
