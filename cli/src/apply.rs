@@ -1,19 +1,22 @@
-//! `mosaic apply -f FILE|DIR|- [--wait]`: creates or updates the objects in
-//! YAML or JSON manifests (several documents per file), then with `--wait`
-//! shows their progress until each is Ready (a Task: running, and healthy
-//! with a health check, or finished) or one fails for good (Stalled).
+//! `mosaic apply -f FILE|DIR|- [--wait]`: server-side apply (field manager
+//! `mosaic`, `fieldValidation=Strict`) of the objects in YAML or JSON
+//! manifests, as `kubectl apply --server-side` does: an unknown field is an
+//! error naming it with its file and line, and a field this manager applied
+//! before and no longer applies is removed. Then, with `--wait`, shows their
+//! progress until each is Ready (a Task: running, and healthy with a health
+//! check, or finished) or one fails for good (Stalled).
 //!
 //! Objects of kinds that report no Ready condition count as done once applied.
 
 use crate::cluster;
+use crate::manifest::{Doc, read_all};
 use anyhow::{Context, bail};
 use clap::Args;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::{ApiResource, Scope};
 use kube::{Client, ResourceExt};
-use serde_json::Value;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Flags of `mosaic apply`.
@@ -31,16 +34,16 @@ pub struct ApplyArgs {
     /// The namespace for objects that name none.
     #[arg(short, long, default_value = "default")]
     pub namespace: String,
+    /// Take over fields another field manager owns (as kubectl's --force-conflicts).
+    #[arg(long)]
+    pub force_conflicts: bool,
     /// The kubeconfig to use (default: KUBECONFIG, then ~/.kube/config).
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
 }
 
-/// One document of a manifest, with where it came from.
-struct Doc {
-    source: String,
-    object: Value,
-}
+/// The field manager of `mosaic apply`, as kubectl's is `kubectl`.
+pub const FIELD_MANAGER: &str = "mosaic";
 
 /// Applies the manifests; with --wait, waits. Returns the exit code.
 pub fn run(args: ApplyArgs) -> anyhow::Result<i32> {
@@ -59,87 +62,13 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<i32> {
         let mut applied = Vec::new();
         let mut kinds = HashMap::new();
         for d in &docs {
-            applied.push(apply(&client, &mut kinds, d, &args.namespace).await?);
+            applied.push(apply(&client, &mut kinds, d, &args).await?);
         }
         if !args.wait {
             return Ok(0);
         }
         wait(&applied, timeout).await
     })
-}
-
-/// Reads every document of every file, with file and document number for errors.
-fn read_all(files: &[PathBuf]) -> anyhow::Result<Vec<Doc>> {
-    let mut paths = Vec::new();
-    for f in files {
-        if f == Path::new("-") {
-            paths.push(f.clone());
-        } else if f.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(f)
-                .with_context(|| format!("reading the directory {}", f.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.extension()
-                        .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
-                })
-                .collect();
-            entries.sort();
-            paths.extend(entries);
-        } else {
-            paths.push(f.clone());
-        }
-    }
-    let mut docs = Vec::new();
-    for p in paths {
-        let (name, text) = if p == Path::new("-") {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                .context("reading manifests from stdin")?;
-            ("<stdin>".to_string(), s)
-        } else {
-            let text = std::fs::read_to_string(&p)
-                .with_context(|| format!("reading the manifest {}", p.display()))?;
-            (p.display().to_string(), text)
-        };
-        let values: Vec<Value> = serde_saphyr::from_multiple(&text)
-            .map_err(|e| anyhow::anyhow!("{name}: invalid YAML: {e}"))?;
-        for (i, v) in values.into_iter().enumerate() {
-            if v.is_null() {
-                continue; // an empty document (e.g. a trailing ---)
-            }
-            // A List (as kubectl get -o yaml prints) holds objects.
-            if v["kind"] == "List" {
-                for (j, item) in v["items"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .enumerate()
-                {
-                    docs.push(Doc {
-                        source: format!("{name}, document {}, item {}", i + 1, j + 1),
-                        object: item,
-                    });
-                }
-                continue;
-            }
-            docs.push(Doc {
-                source: format!("{name}, document {}", i + 1),
-                object: v,
-            });
-        }
-    }
-    if docs.is_empty() {
-        bail!(
-            "no objects found in {}",
-            files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    Ok(docs)
 }
 
 /// What was applied, to wait on.
@@ -182,8 +111,9 @@ async fn apply(
     client: &Client,
     kinds: &mut Kinds,
     d: &Doc,
-    default_ns: &str,
+    args: &ApplyArgs,
 ) -> anyhow::Result<Applied> {
+    let default_ns = args.namespace.as_str();
     let o = &d.object;
     let (Some(api_version), Some(kind)) = (o["apiVersion"].as_str(), o["kind"].as_str()) else {
         bail!("{}: an object needs apiVersion and kind", d.source);
@@ -219,33 +149,53 @@ async fn apply(
             format!(".{}", ar.group)
         }
     );
-    let obj: DynamicObject = serde_json::from_value(o.clone())
-        .with_context(|| format!("{}: not a Kubernetes object", d.source))?;
     let explain = |e: kube::Error| match e {
-        kube::Error::Api(s) => anyhow::anyhow!("{}: {label}: {}", d.source, s.message),
+        kube::Error::Api(s) => explain_status(d, &label, &s.message),
         e => anyhow::anyhow!("{}: {label}: {e}", d.source),
     };
-    match api.create(&PostParams::default(), &obj).await {
-        Ok(_) => println!("{label} created"),
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            let before = api.get(name).await.map_err(explain)?;
-            let after = api
-                .patch(name, &PatchParams::default(), &Patch::Merge(o))
-                .await
-                .map_err(explain)?;
-            if before.resource_version() == after.resource_version() {
-                println!("{label} unchanged");
-            } else {
-                println!("{label} configured");
-            }
+    let before = api.get_opt(name).await.map_err(explain)?;
+    let mut params = PatchParams::apply(FIELD_MANAGER).validation_strict();
+    if args.force_conflicts {
+        params = params.force();
+    }
+    let after = api
+        .patch(name, &params, &Patch::Apply(o))
+        .await
+        .map_err(explain)?;
+    match before {
+        None => println!("{label} created"),
+        Some(b) if b.resource_version() == after.resource_version() => {
+            println!("{label} unchanged")
         }
-        Err(e) => return Err(explain(e)),
+        Some(_) => println!("{label} configured"),
     }
     Ok(Applied {
         api,
         name: name.to_string(),
         label,
     })
+}
+
+/// The server's refusal, with the file and line of each unknown field it names.
+fn explain_status(d: &Doc, label: &str, message: &str) -> anyhow::Error {
+    let mut lines = Vec::new();
+    for part in message.split("unknown field \"").skip(1) {
+        if let Some(field) = part.split('"').next() {
+            match d.locate(field) {
+                Some(at) => lines.push(format!("  {at}: unknown field {field:?}")),
+                None => lines.push(format!("  {}: unknown field {field:?}", d.source)),
+            }
+        }
+    }
+    if lines.is_empty() {
+        anyhow::anyhow!("{}: {label}: {message}", d.source)
+    } else {
+        anyhow::anyhow!(
+            "{}: {label}: the server does not know these fields (a typo?):\n{}",
+            d.source,
+            lines.join("\n")
+        )
+    }
 }
 
 /// Where an object stands: done, failed (with why), or still going (with a summary).
@@ -265,8 +215,13 @@ fn progress(o: &DynamicObject) -> Progress {
     let phase = st["phase"].as_str().unwrap_or("");
     let current = st["observedGeneration"].as_i64().is_none()
         || st["observedGeneration"].as_i64() >= o.metadata.generation;
+    let ready = cond("Ready");
+    // What it is doing: its phase (and reason), else its Ready condition's reason.
     let summary = match (phase, st["reason"].as_str()) {
-        ("", _) => "waiting".to_string(),
+        ("", _) => ready
+            .as_ref()
+            .and_then(|c| c["reason"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "no status yet".to_string()),
         (p, Some(r)) => format!("{p} ({r})"),
         (p, None) => p.to_string(),
     };
@@ -279,7 +234,7 @@ fn progress(o: &DynamicObject) -> Progress {
             c["message"].as_str().unwrap_or_default()
         ));
     }
-    match cond("Ready") {
+    match ready {
         Some(c) if c["status"] == "True" && current => Progress::Ready(summary),
         Some(_) => Progress::Waiting(summary),
         // A Task always gets a Ready condition; other kinds may report none.

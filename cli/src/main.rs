@@ -13,6 +13,7 @@ mod join;
 mod kubeconfig;
 mod limits;
 mod logs;
+mod manifest;
 mod rotate;
 mod server;
 mod top;

@@ -312,3 +312,73 @@ async fn helm_wait_waits_for_a_task_and_fails_with_its_reason() {
     let phase = s.kubectl_ok(&["get", "task", "runs", "-o", "jsonpath={.status.phase}"]);
     assert_eq!(phase, "Running", "helm --wait returned before the task ran");
 }
+
+#[tokio::test]
+async fn mosaic_apply_is_server_side_apply_with_strict_fields() {
+    let s = TestServer::start().unwrap();
+    let mosaic_apply = |file: &str| {
+        std::process::Command::new(mosaic_bin())
+            .args(["apply", "-f", file])
+            .env("KUBECONFIG", s.kubeconfig())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // A typo: refused, naming the field, the file and its line; nothing runs.
+    let typo = write_file(
+        s.dir.path(),
+        "typo.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: first}\n---\n\
+         apiVersion: mosaic.dev/v1alpha1\nkind: Task\nmetadata:\n  name: sized\n\
+         spec:\n  command: 'true'\n  resource:\n    cpus: 1\n",
+    );
+    let out = mosaic_apply(&typo);
+    assert!(!out.status.success(), "{}", text(&out));
+    let out = text(&out);
+    assert!(
+        out.contains(&format!("{typo}:11: unknown field \"spec.resource\"")),
+        "{out}"
+    );
+    let gone = s.kubectl(&["get", "task", "sized"]);
+    assert!(!gone.status.success(), "the task with a typo was created");
+
+    // A key removed from the manifest is removed from the object.
+    let cm = |data: &str| {
+        write_file(
+            s.dir.path(),
+            "cm.yaml",
+            &format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings}}\ndata: {{{data}}}\n"
+            ),
+        )
+    };
+    let out = mosaic_apply(&cm("a: '1', b: '2'"));
+    assert!(
+        text(&out).contains("configmap/settings created"),
+        "{}",
+        text(&out)
+    );
+    let out = mosaic_apply(&cm("a: '1', b: '2'"));
+    assert!(
+        text(&out).contains("configmap/settings unchanged"),
+        "{}",
+        text(&out)
+    );
+    let out = mosaic_apply(&cm("a: '1'"));
+    assert!(
+        text(&out).contains("configmap/settings configured"),
+        "{}",
+        text(&out)
+    );
+    let data = s.kubectl_ok(&["get", "configmap", "settings", "-o", "jsonpath={.data}"]);
+    assert_eq!(data, r#"{"a":"1"}"#);
+    let managers = s.kubectl_ok(&[
+        "get",
+        "configmap",
+        "settings",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
+    assert_eq!(managers, "mosaic");
+}
