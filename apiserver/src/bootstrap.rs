@@ -1,5 +1,6 @@
 //! The objects every server has before its first request: the namespaces
-//! `default`, `kube-system` and `mosaic-system`, the bootstrap RBAC policy
+//! `default`, `kube-system` and `mosaic-system` (each with its `default`
+//! ServiceAccount), the bootstrap RBAC policy
 //! ([`crate::rbac::bootstrap`]), and Mosaic's CRDs (updated in place when this
 //! version of Mosaic changes them). Stored CRDs are served.
 
@@ -18,7 +19,7 @@ fn stamp(mut obj: Value) -> Value {
 /// object up to date (it returns whether it changed anything).
 /// Servers sharing one etcd may start together: a write that loses the race
 /// to another server's reads again and retries.
-async fn ensure(
+pub(crate) async fn ensure(
     store: &dyn Store,
     key: String,
     want: Value,
@@ -64,6 +65,7 @@ pub async fn run(store: &dyn Store, registry: &Registry) -> Result<(), String> {
     for ns in ["default", "kube-system", "mosaic-system"] {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}});
         ensure(store, ns_info.key(None, ns), obj, |_, _| false).await?;
+        crate::default_sa::ensure(store, registry, ns).await?;
     }
     for want in crate::rbac::bootstrap::objects() {
         let key = crate::rbac::bootstrap::key(&want);

@@ -24,6 +24,7 @@ mod bootstrap;
 mod builtin_rules;
 mod builtin_schema;
 pub mod conversion;
+mod default_sa;
 pub mod error;
 pub mod event_ttl;
 pub mod gc;

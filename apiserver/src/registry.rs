@@ -42,6 +42,9 @@ pub struct PrinterColumn {
     pub json_path: String,
     /// The same path, parsed.
     pub path: Option<JsonPath>,
+    /// A cell JSONPath cannot express (a count of keys, `kind/name`), computed
+    /// from the object instead of the path.
+    pub compute: Option<fn(&Value) -> Value>,
 }
 
 /// Everything the server knows about one resource.
@@ -155,6 +158,7 @@ pub(crate) fn builtin(
         description: String::new(),
         json_path: ".metadata.creationTimestamp".into(),
         path: JsonPath::parse("$.metadata.creationTimestamp").ok(),
+        compute: None,
     };
     let mut columns = Vec::new();
     if b == Builtin::Namespace {
@@ -165,6 +169,7 @@ pub(crate) fn builtin(
             description: String::new(),
             json_path: ".status.phase".into(),
             path: JsonPath::parse("$.status.phase").ok(),
+            compute: None,
         });
     }
     columns.push(age);
@@ -199,7 +204,33 @@ fn column(name: &str, type_: &str, json_path: &str) -> PrinterColumn {
         description: String::new(),
         json_path: json_path.into(),
         path: JsonPath::parse(&format!("${json_path}")).ok(),
+        compute: None,
     }
+}
+
+/// A column computed from the object (see [`PrinterColumn::compute`]).
+fn computed(name: &str, type_: &str, f: fn(&Value) -> Value) -> PrinterColumn {
+    PrinterColumn {
+        compute: Some(f),
+        ..column(name, type_, "")
+    }
+}
+
+/// How many keys a ConfigMap's or Secret's data holds (kubectl's DATA).
+fn data_count(o: &Value) -> Value {
+    let n = |k: &str| o[k].as_object().map_or(0, |m| m.len());
+    json!(n("data") + n("binaryData"))
+}
+
+/// An Event's object as kubectl shows it: `kind/name`, the kind in lower case.
+fn event_object(o: &Value) -> Value {
+    let r = if o["involvedObject"].is_object() {
+        &o["involvedObject"]
+    } else {
+        &o["regarding"]
+    };
+    let kind = r["kind"].as_str().unwrap_or_default().to_lowercase();
+    json!(format!("{kind}/{}", r["name"].as_str().unwrap_or_default()))
 }
 
 /// core/v1 Events: kubectl's columns, and the field selectors `kubectl describe` uses.
@@ -209,7 +240,7 @@ fn core_events() -> ResourceInfo {
         column("Last Seen", "date", ".lastTimestamp"),
         column("Type", "string", ".type"),
         column("Reason", "string", ".reason"),
-        column("Object", "string", ".involvedObject.name"),
+        computed("Object", "string", event_object),
         column("Message", "string", ".message"),
     ];
     ev.selectable_fields = [
@@ -230,6 +261,13 @@ fn core_events() -> ResourceInfo {
     ev
 }
 
+/// `info` with `columns` before its Age column, as kubectl shows the kind.
+fn with_columns(mut info: ResourceInfo, columns: Vec<PrinterColumn>) -> ResourceInfo {
+    let age = info.columns.pop();
+    info.columns = columns.into_iter().chain(age).collect();
+    info
+}
+
 /// The resources every server has, whatever CRDs are installed.
 pub fn builtins() -> Vec<ResourceInfo> {
     let mut events_v1 = builtin(
@@ -247,7 +285,7 @@ pub fn builtins() -> Vec<ResourceInfo> {
         column("Last Seen", "date", ".deprecatedLastTimestamp"),
         column("Type", "string", ".type"),
         column("Reason", "string", ".reason"),
-        column("Object", "string", ".regarding.name"),
+        computed("Object", "string", event_object),
         column("Message", "string", ".note"),
     ];
     events_v1.selectable_fields = [
@@ -274,8 +312,17 @@ pub fn builtins() -> Vec<ResourceInfo> {
             Builtin::Namespace,
             &["ns"],
         ),
-        builtin("", "secrets", "Secret", true, Builtin::Plain, &[]),
-        builtin("", "configmaps", "ConfigMap", true, Builtin::Plain, &["cm"]),
+        with_columns(
+            builtin("", "secrets", "Secret", true, Builtin::Plain, &[]),
+            vec![
+                column("Type", "string", ".type"),
+                computed("Data", "integer", data_count),
+            ],
+        ),
+        with_columns(
+            builtin("", "configmaps", "ConfigMap", true, Builtin::Plain, &["cm"]),
+            vec![computed("Data", "integer", data_count)],
+        ),
         core_events(),
         builtin(
             "",
@@ -459,6 +506,7 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceInfo>, CrdError> {
                 priority: c["priority"].as_i64().unwrap_or(0),
                 description: c["description"].as_str().unwrap_or_default().into(),
                 path: JsonPath::parse(&format!("${json_path}")).ok(),
+                compute: None,
                 json_path,
             });
         }
@@ -470,6 +518,7 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceInfo>, CrdError> {
                 description: String::new(),
                 json_path: ".metadata.creationTimestamp".into(),
                 path: JsonPath::parse("$.metadata.creationTimestamp").ok(),
+                compute: None,
             });
         }
         let selectable_fields = v["selectableFields"]

@@ -64,13 +64,16 @@ pub struct ServerArgs {
     pub leader_lease_seconds: u64,
 }
 
-/// Log to stderr, `RUST_LOG` style filtering, info by default.
+/// Log to stderr, `RUST_LOG` style filtering, info by default; colours only
+/// on a terminal (a log file gets plain text).
 pub fn init_logging() {
+    use std::io::IsTerminal;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

@@ -382,3 +382,87 @@ async fn mosaic_apply_is_server_side_apply_with_strict_fields() {
     ]);
     assert_eq!(managers, "mosaic");
 }
+
+/// The columns of `kubectl get` output's first row named `name`.
+fn row(out: &str, name: &str) -> Vec<String> {
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no row {name} in:\n{out}"))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn tables_accounts_errors_and_encodings_as_kube_apiserver_has_them() {
+    let s = TestServer::start().unwrap();
+    let dir = s.dir.path();
+    // ConfigMap and Secret tables have DATA (and TYPE).
+    s.kubectl_ok(&[
+        "create",
+        "configmap",
+        "two",
+        "--from-literal=a=1",
+        "--from-literal=b=2",
+    ]);
+    s.kubectl_ok(&["create", "secret", "generic", "one", "--from-literal=a=1"]);
+    let out = s.kubectl_ok(&["get", "configmaps"]);
+    assert!(
+        out.starts_with("NAME") && out.lines().next().unwrap().contains("DATA"),
+        "{out}"
+    );
+    assert_eq!(row(&out, "two")[1], "2", "{out}");
+    let out = s.kubectl_ok(&["get", "secrets"]);
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "TYPE", "DATA", "AGE"], "{out}");
+    assert_eq!(row(&out, "one")[1..3], ["Opaque", "1"], "{out}");
+
+    // The Events table names the object with its kind.
+    let f = write_file(
+        dir,
+        "event.yaml",
+        "apiVersion: v1\nkind: Event\nmetadata: {name: seen}\ntype: Normal\nreason: Tested\n\
+         message: hello\ninvolvedObject: {apiVersion: mosaic.dev/v1alpha1, kind: Task, name: hello, namespace: default}\n",
+    );
+    s.kubectl_ok(&["create", "-f", &f]);
+    let out = s.kubectl_ok(&["get", "events"]);
+    assert!(out.contains("task/hello"), "{out}");
+
+    // Every namespace has its default ServiceAccount.
+    s.kubectl_ok(&["get", "serviceaccount", "default", "-n", "default"]);
+    s.kubectl_ok(&["create", "namespace", "team-z"]);
+    s.kubectl_ok(&["get", "serviceaccount", "default", "-n", "team-z"]);
+
+    // Creating in a terminating namespace names the object.
+    let f = write_file(
+        dir,
+        "held.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, namespace: team-z, finalizers: [example.com/hold]}\n",
+    );
+    s.kubectl_ok(&["create", "-f", &f]);
+    s.kubectl_ok(&["delete", "namespace", "team-z", "--wait=false"]);
+    let out = kubectl_fails(&s, &["create", "configmap", "late", "-n", "team-z"]);
+    assert!(
+        out.contains(r#"configmaps "late" is forbidden"#) && out.contains("being terminated"),
+        "{out}"
+    );
+
+    // Accept: application/yaml gets YAML.
+    let client = s.client().await.unwrap();
+    let req = http::Request::get("/api/v1/namespaces/default/configmaps/two")
+        .header("Accept", "application/yaml")
+        .body(Vec::new())
+        .unwrap();
+    let text = client.request_text(req).await.unwrap();
+    assert!(
+        text.contains("kind: ConfigMap") && !text.trim_start().starts_with('{'),
+        "{text}"
+    );
+
+    // The server's log file has no terminal colour codes.
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in server.log:\n{log}"
+    );
+}

@@ -31,6 +31,7 @@ mod task_log;
 mod token_request;
 mod update;
 mod watch;
+mod yaml;
 
 pub use body::{Body, MAX_BODY};
 pub use meta::{new_uid as now_uid, now};
@@ -111,6 +112,12 @@ impl App {
         if resp.status().as_u16() >= 400 {
             self.metrics.errors.fetch_add(1, Ordering::Relaxed);
         }
+        let watch = Params::parse(parts.uri.query().unwrap_or("")).is_ok_and(|p| p.watch);
+        let resp = if !watch && yaml::wanted(header(&parts, http::header::ACCEPT).unwrap_or("")) {
+            yaml::encode(resp).await
+        } else {
+            resp
+        };
         if let (Some(log), Some(r)) = (&self.audit, &record) {
             let uri = parts.uri.path_and_query().map_or("", |p| p.as_str());
             log.write(r, uri, resp.status().as_u16());

@@ -267,7 +267,7 @@ pub fn check_namespace(req: &Request, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 /// 404 unless the request's namespace exists; 403 while it terminates.
-pub async fn require_namespace(req: &Request) -> Result<(), ApiError> {
+pub async fn require_namespace(req: &Request, name: &str) -> Result<(), ApiError> {
     let Some(ns) = req.route.namespace.as_deref() else {
         return Ok(());
     };
@@ -295,7 +295,7 @@ pub async fn require_namespace(req: &Request) -> Result<(), ApiError> {
                 return Err(ApiError::forbidden(format!(
                     "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                     req.route.info.group_resource(),
-                    "",
+                    name,
                 )));
             }
             Ok(())
@@ -339,7 +339,7 @@ pub async fn create_value(
     if let Some(c) = meta::check_name(&name, "metadata.name") {
         return Err(ApiError::invalid(req.subject(&name), vec![c]));
     }
-    require_namespace(&req).await?;
+    require_namespace(&req, &name).await?;
     let warnings = admit(&req, &mut obj, &name)?;
     super::guard::admit(&req, None, &mut obj).await?;
     let m = obj["metadata"].as_object_mut().expect("checked above");
@@ -394,6 +394,12 @@ pub async fn create_value(
         && let Err(e) = req.app.registry.apply_crd(&stored)
     {
         tracing::warn!(error = %e, "stored CRD cannot be served");
+    }
+    if info.builtin == Builtin::Namespace
+        && let Err(e) =
+            crate::default_sa::ensure(req.app.store.as_ref(), &req.app.registry, &name).await
+    {
+        tracing::warn!(namespace = %name, error = %e, "making its default ServiceAccount");
     }
     Ok(with_warnings(
         req.respond_stored(StatusCode::CREATED, &kv, &stored),

@@ -14,6 +14,9 @@ pub fn wants_table(accept: &str) -> bool {
 }
 
 fn cell(col: &crate::registry::PrinterColumn, obj: &Value) -> Value {
+    if let Some(compute) = col.compute {
+        return compute(obj);
+    }
     let Some(path) = &col.path else {
         return Value::Null;
     };
