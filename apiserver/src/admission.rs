@@ -64,7 +64,11 @@ pub fn check_update(info: &ResourceInfo, old: &Value, new: &Value) -> Option<Cau
     (info.group == mosaic_crds::GROUP && info.kind == "Task" && bound && old["spec"] != new["spec"])
         .then(|| Cause {
             reason: "FieldValueForbidden",
-            message: "Forbidden: a Task's spec is immutable once it is bound to an agent".into(),
+            message: "Forbidden: a Task's spec is immutable once it is bound to an agent (as a \
+                      Pod's is); to run something else, create a Task under a new name and delete \
+                      this one (a Helm chart names its Tasks after a hash of their spec, so an \
+                      upgrade replaces them: see docs/gitops.md)"
+                .into(),
             field: "spec".into(),
         })
 }

@@ -466,3 +466,24 @@ async fn tables_accounts_errors_and_encodings_as_kube_apiserver_has_them() {
         "colour codes in server.log:\n{log}"
     );
 }
+
+#[tokio::test]
+async fn a_refused_task_upgrade_says_what_works() {
+    let s = TestServer::start().unwrap();
+    let _agent = s.spawn_agent("upgrade-node", "cpus=2,memory=2Gi");
+    let chart = task_chart(s.dir.path(), "100m", "sleep 60");
+    let out = s.helm(&["install", "fixed", &chart, "--wait", "--timeout", "60s"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let chart = task_chart(s.dir.path(), "100m", "sleep 61");
+    let out = s.helm(&["upgrade", "fixed", &chart]);
+    assert!(
+        !out.status.success(),
+        "a bound Task's spec changed:\n{}",
+        text(&out)
+    );
+    let out = text(&out);
+    assert!(
+        out.contains("immutable once it is bound") && out.contains("docs/gitops.md"),
+        "{out}"
+    );
+}

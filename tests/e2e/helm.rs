@@ -18,6 +18,21 @@ fn helm_ok(s: &TestServer, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The name of the one Task labelled `selector`.
+fn task_named(s: &TestServer, selector: &str) -> String {
+    let out = s.kubectl_ok(&["get", "tasks", "-l", selector, "-o", "name"]);
+    let names: Vec<&str> = out.lines().collect();
+    assert_eq!(names.len(), 1, "tasks labelled {selector}: {out}");
+    names[0].trim_start_matches("task.mosaic.dev/").to_string()
+}
+
+fn worker(s: &TestServer, i: usize) -> String {
+    task_named(
+        s,
+        &format!("pipeline.mosaic.dev/part=worker,pipeline.mosaic.dev/index={i}"),
+    )
+}
+
 fn names(s: &TestServer, what: &str) -> Vec<String> {
     let out = s.kubectl_ok(&["get", what, "-o", "name"]);
     out.lines().map(str::to_string).collect()
@@ -34,13 +49,14 @@ async fn the_example_chart_installs_upgrades_lists_and_uninstalls() {
     );
     assert!(out.contains("STATUS: deployed"), "{out}");
     let tasks = tasks_api(s.client().await.unwrap());
-    wait_task(&tasks, "pipe-report", Duration::from_secs(30), |st| {
+    let report = task_named(&s, "pipeline.mosaic.dev/part=report");
+    wait_task(&tasks, &report, Duration::from_secs(30), |st| {
         st["phase"] == "Finished"
     })
     .await
     .unwrap();
-    for w in ["pipe-worker-0", "pipe-worker-1"] {
-        wait_task(&tasks, w, Duration::from_secs(30), |st| {
+    for i in 0..2 {
+        wait_task(&tasks, &worker(&s, i), Duration::from_secs(30), |st| {
             st["phase"] == "Running"
         })
         .await
@@ -61,7 +77,7 @@ async fn the_example_chart_installs_upgrades_lists_and_uninstalls() {
     let mf = s.kubectl_ok(&[
         "get",
         "task",
-        "pipe-report",
+        &report,
         "-o",
         "jsonpath={.metadata.managedFields[0].manager}",
         "--show-managed-fields",
@@ -92,15 +108,43 @@ async fn the_example_chart_installs_upgrades_lists_and_uninstalls() {
         "jsonpath={.spec.weight}",
     ]);
     assert_eq!(weight, "5");
-    wait_task(&tasks, "pipe-worker-2", Duration::from_secs(30), |st| {
+    let kept = worker(&s, 0);
+    wait_task(&tasks, &worker(&s, 2), Duration::from_secs(30), |st| {
         st["phase"] == "Running"
+    })
+    .await
+    .unwrap();
+
+    // A changed command (a bound Task's spec cannot change): the chart names
+    // Tasks after a hash of their spec, so the upgrade makes new workers and
+    // Helm deletes the old ones; the release stays deployed.
+    helm_ok(
+        &s,
+        &[
+            "upgrade",
+            "pipe",
+            chart,
+            "--reuse-values",
+            "--set",
+            "workers.command=sleep 3599",
+            "--wait",
+            "--timeout",
+            "60s",
+        ],
+    );
+    let renamed = worker(&s, 0);
+    assert_ne!(renamed, kept, "the changed worker kept its name");
+    let command = s.kubectl_ok(&["get", "task", &renamed, "-o", "jsonpath={.spec.command}"]);
+    assert_eq!(command, "sleep 3599");
+    wait_for(Duration::from_secs(30), "the old workers to go", || async {
+        tasks.get_opt(&kept).await.is_ok_and(|t| t.is_none())
     })
     .await
     .unwrap();
     let list: serde_json::Value =
         serde_json::from_str(&helm_ok(&s, &["list", "-o", "json"])).unwrap();
     assert_eq!(list[0]["name"], "pipe", "{list}");
-    assert_eq!(list[0]["revision"], "2", "{list}");
+    assert_eq!(list[0]["revision"], "3", "{list}");
     assert_eq!(list[0]["status"], "deployed", "{list}");
 
     // Uninstall removes everything it made, the running workers included.
