@@ -27,11 +27,28 @@ fn of<T: k8s_openapi::schemars::JsonSchema>() -> Value {
 }
 
 /// Objects whose fields the upstream schema leaves open (no properties and no
-/// additionalProperties, as `RawExtension`) keep whatever they hold.
+/// additionalProperties, as `RawExtension`) keep whatever they hold; so do
+/// the places where a schema refers to itself (a CRD's `JSONSchemaProps`
+/// nests JSONSchemaProps: schemars leaves a `$ref` there) and the either-or
+/// fields (`oneOf`: a schema or a boolean), which the walk does not type.
 fn structural(v: &mut Value) {
     let Some(m) = v.as_object_mut() else {
         return;
     };
+    // (JSONSchemaProps's own field list has fields named `$ref` and `oneOf`:
+    // their values are schemas, not a reference's string or a list.)
+    if m.get("$ref").is_some_and(Value::is_string) || m.get("oneOf").is_some_and(Value::is_array) {
+        let description = m.remove("description");
+        m.clear();
+        m.insert(
+            "x-kubernetes-preserve-unknown-fields".into(),
+            Value::Bool(true),
+        );
+        if let Some(d) = description {
+            m.insert("description".into(), d);
+        }
+        return;
+    }
     if m.get("type").and_then(Value::as_str) == Some("object")
         && !m.contains_key("properties")
         && !m.contains_key("additionalProperties")
@@ -53,10 +70,13 @@ fn structural(v: &mut Value) {
 /// ObjectMeta's schema: what `metadata` of every kind may hold.
 pub static OBJECT_META: LazyLock<Value> = LazyLock::new(of::<ObjectMeta>);
 
-/// The schema of a built-in kind, or `None` for the kinds served by their
-/// own rules (CustomResourceDefinition, whose schema is recursive).
+/// The schema of a built-in kind.
 pub fn of_kind(group: &str, kind: &str) -> Option<Value> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
     Some(match (group, kind) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            of::<apiextensions::CustomResourceDefinition>()
+        }
         ("", "Namespace") => of::<core::v1::Namespace>(),
         ("", "Secret") => of::<core::v1::Secret>(),
         ("", "ConfigMap") => of::<core::v1::ConfigMap>(),
@@ -99,10 +119,20 @@ mod tests {
 
     #[test]
     fn every_schema_is_inline() {
-        for (g, k) in [("", "Event"), ("rbac.authorization.k8s.io", "ClusterRole")] {
+        for (g, k) in [
+            ("", "Event"),
+            ("rbac.authorization.k8s.io", "ClusterRole"),
+            ("apiextensions.k8s.io", "CustomResourceDefinition"),
+        ] {
             let s = of_kind(g, k).expect("served").to_string();
-            assert!(!s.contains("$ref"), "{g}/{k}: {s}");
+            assert!(!s.contains("\"$ref\":\"#"), "{g}/{k}: {s}");
         }
-        assert!(!OBJECT_META.to_string().contains("$ref"));
+        assert!(!OBJECT_META.to_string().contains("$ref\":\"#"));
+        let crd = of_kind("apiextensions.k8s.io", "CustomResourceDefinition").expect("served");
+        let schema = &crd["properties"]["spec"]["properties"]["versions"]["items"]["properties"]["schema"]
+            ["properties"]["openAPIV3Schema"];
+        for field in ["type", "properties", "x-kubernetes-validations"] {
+            assert!(schema["properties"][field].is_object(), "{field}: {schema}");
+        }
     }
 }

@@ -219,6 +219,9 @@ async fn kubectl_edge_cases_end_as_against_kube_apiserver() {
         "{out}"
     );
 
+    let out = s.kubectl_ok(&["explain", "customresourcedefinition.spec.scope"]);
+    assert!(out.contains("Namespaced"), "{out}");
+
     // /version/ (the Python client and kr8s ask for it with the slash).
     let out = s.kubectl_ok(&["get", "--raw", "/version/"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
