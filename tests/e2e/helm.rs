@@ -162,3 +162,63 @@ async fn the_example_chart_installs_upgrades_lists_and_uninstalls() {
         serde_json::from_str(&helm_ok(&s, &["list", "-o", "json"])).unwrap();
     assert_eq!(list, serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn ordered_steps_run_in_order_and_stop_at_the_first_failure() {
+    let s = TestServer::start().unwrap();
+    let _agent = s.spawn_agent("steps-node", "cpus=2,memory=2Gi");
+    let chart = "charts/examples/ordered-steps";
+    helm_ok(&s, &["install", "ok", chart, "--wait", "--timeout", "60s"]);
+    let finished = |release: &str, phase: &str| {
+        s.kubectl(&[
+            "wait",
+            &format!("--for=jsonpath={{.status.phase}}={phase}"),
+            "task",
+            "-l",
+            &format!("app.kubernetes.io/instance={release}"),
+            "--timeout=60s",
+        ])
+    };
+    let out = finished("ok", "Finished");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = task_named(&s, "app.kubernetes.io/instance=ok");
+    let logs = std::process::Command::new(mosaic_bin())
+        .args(["logs", &name])
+        .env("KUBECONFIG", s.kubeconfig())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&logs.stdout);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "step migrate",
+            "migrated",
+            "step load",
+            "loaded",
+            "step report",
+            "reported"
+        ],
+        "{text}"
+    );
+    // A failing step ends the run: the Task fails with its exit code, later steps never run.
+    let values = write_file(
+        s.dir.path(),
+        "failing.yaml",
+        "steps:\n- {name: migrate, command: echo migrated}\n- {name: load, command: exit 3}\n\
+         - {name: report, command: echo reported}\n",
+    );
+    helm_ok(&s, &["install", "bad", chart, "-f", &values]);
+    let out = finished("bad", "Failed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = task_named(&s, "app.kubernetes.io/instance=bad");
+    let code = s.kubectl_ok(&["get", "task", &name, "-o", "jsonpath={.status.exitCode}"]);
+    assert_eq!(code, "3");
+}
