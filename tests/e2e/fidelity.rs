@@ -229,7 +229,10 @@ async fn kubectl_edge_cases_end_as_against_kube_apiserver() {
     // The health paths with a slash are a 404, as kube-apiserver's mux has them.
     for path in ["/healthz/", "/readyz/", "/livez/", "/metrics/"] {
         let out = kubectl_fails(&s, &["get", "--raw", path]);
-        assert!(out.contains("NotFound") || out.contains("404"), "{path}: {out}");
+        assert!(
+            out.contains("NotFound") || out.contains("404"),
+            "{path}: {out}"
+        );
     }
     let out = s.kubectl_ok(&["get", "--raw", "/openapi/v2"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
