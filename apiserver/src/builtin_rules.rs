@@ -54,7 +54,12 @@ pub fn check_update(info: &ResourceInfo, old: &Value, new: &Value) -> Option<Cau
         message: "Forbidden: field is immutable when `immutable` is set".into(),
         field: field.into(),
     };
-    if secret && old["type"] != new["type"] {
+    // A Secret stored before `type` was defaulted has none: it was Opaque.
+    let type_of = |v: &Value| match v["type"].as_str() {
+        None | Some("") => "Opaque".to_string(),
+        Some(t) => t.to_string(),
+    };
+    if secret && type_of(old) != type_of(new) {
         return Some(Cause {
             reason: "FieldValueInvalid",
             message: format!("Invalid value: {}: field is immutable", new["type"]),

@@ -95,8 +95,9 @@ fn type_name(v: &Value) -> &'static str {
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 64 {
-        format!("{}...", &s[..61])
+    if s.chars().count() > 64 {
+        // Cut on a character boundary: a client's value may be any UTF-8.
+        format!("{}...", s.chars().take(61).collect::<String>())
     } else {
         s
     }
@@ -321,6 +322,12 @@ fn default_and_require(s: &Value, map: &mut Map<String, Value>, path: &str, out:
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn long_non_ascii_values_are_shortened_without_panicking() {
+        let v = serde_json::json!(format!("a{}", "€".repeat(100)));
+        assert!(super::short(&v).ends_with("..."));
+    }
+
     use super::*;
     use serde_json::json;
 
