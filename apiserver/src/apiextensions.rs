@@ -8,13 +8,28 @@ use crate::registry;
 use crate::store::Precondition;
 use serde_json::{Value, json};
 
-/// Checks a CRD and fills in the status that says it is served.
-pub fn prepare(crd: &mut Value) -> Result<(), Cause> {
-    registry::from_crd(crd).map_err(|e| Cause {
+/// Checks a CRD and fills in the status that says it is served. A CRD may
+/// not take the place of a kind the server serves itself (`served`).
+pub fn prepare(crd: &mut Value, served: &registry::Registry) -> Result<(), Cause> {
+    let infos = registry::from_crd(crd).map_err(|e| Cause {
         reason: "FieldValueInvalid",
         message: e.message,
         field: e.field,
     })?;
+    for info in infos {
+        if let Some(s) = served.get(&info.group, &info.version, &info.plural)
+            && s.builtin != registry::Builtin::Custom
+        {
+            return Err(Cause {
+                reason: "FieldValueForbidden",
+                message: format!(
+                    "Forbidden: {}/{} {} is served by the API server itself",
+                    info.group, info.version, info.plural
+                ),
+                field: "spec.group".into(),
+            });
+        }
+    }
     let now = super::http::now();
     let names = crd["spec"]["names"].clone();
     let cond = |t: &str, reason: &str, message: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message});

@@ -65,8 +65,10 @@ pub async fn run(store: &dyn Store, registry: &Registry) -> Result<(), String> {
     for ns in ["default", "kube-system", "mosaic-system"] {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}});
         ensure(store, ns_info.key(None, ns), obj, |_, _| false).await?;
-        crate::default_sa::ensure(store, registry, ns).await?;
     }
+    crate::default_sa::ensure_all(store, registry)
+        .await
+        .map_err(|e| e.to_string())?;
     for want in crate::rbac::bootstrap::objects() {
         let key = crate::rbac::bootstrap::key(&want);
         ensure(store, key, want, |have, want| {
@@ -92,7 +94,7 @@ pub async fn run(store: &dyn Store, registry: &Registry) -> Result<(), String> {
         .expect("built in");
     for crd in mosaic_crds::all_crds() {
         let mut want = serde_json::to_value(&crd).map_err(|e| e.to_string())?;
-        crate::apiextensions::prepare(&mut want)
+        crate::apiextensions::prepare(&mut want, registry)
             .map_err(|c| format!("{}: {}", c.field, c.message))?;
         let name = want["metadata"]["name"]
             .as_str()

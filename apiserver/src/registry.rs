@@ -580,8 +580,24 @@ impl Registry {
     }
 
     /// Serves the resources of a CRD (replacing what it served before).
+    /// A CRD never replaces a kind the server serves itself (one stored
+    /// before that was refused at admission stays unserved).
     pub fn apply_crd(&self, crd: &Value) -> Result<(), CrdError> {
         let infos = from_crd(crd)?;
+        for info in &infos {
+            if self
+                .get(&info.group, &info.version, &info.plural)
+                .is_some_and(|s| s.builtin != Builtin::Custom)
+            {
+                return Err(crd_err(
+                    "spec.group",
+                    &format!(
+                        "{}/{} {} is served by the API server itself",
+                        info.group, info.version, info.plural
+                    ),
+                ));
+            }
+        }
         if let Some(first) = infos.first() {
             self.remove_group_resource(&first.group, &first.plural);
         }

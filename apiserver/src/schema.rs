@@ -5,6 +5,10 @@
 //!
 //! One walk does all four. `apiVersion`, `kind` and `metadata` at the root are
 //! the API machinery's business and are left alone here.
+//!
+//! Updates ratchet as kube-apiserver's do (1.30 on): a failure inside a value
+//! the update left as it was stored is not reported, so an object stored
+//! before a stricter schema stays updatable in the fields it does change.
 
 use crate::error::Cause;
 use serde_json::{Map, Value};
@@ -21,6 +25,12 @@ pub struct Outcome {
 
 /// Prunes, defaults and validates `obj` in place against `schema` (an `openAPIV3Schema`).
 pub fn apply(schema: &Value, obj: &mut Value) -> Outcome {
+    apply_update(schema, obj, None)
+}
+
+/// As [`apply`], for an update of `old`: failures inside values equal to
+/// their stored counterparts are dropped (validation ratcheting).
+pub fn apply_update(schema: &Value, obj: &mut Value, old: Option<&Value>) -> Outcome {
     let mut out = Outcome::default();
     let Some(map) = obj.as_object_mut() else {
         out.causes.push(Cause {
@@ -41,7 +51,7 @@ pub fn apply(schema: &Value, obj: &mut Value) -> Outcome {
             Some(s) if v.is_null() && !nullable(s) => false,
             Some(s) => {
                 path.push_str(k);
-                walk(s, v, &mut path, &mut out);
+                walk(s, v, &mut path, &mut out, old.and_then(|o| o.get(k)));
                 path.clear();
                 true
             }
@@ -61,7 +71,7 @@ pub fn apply(schema: &Value, obj: &mut Value) -> Outcome {
 pub fn apply_field(schema: &Value, v: &mut Value, path: &str) -> Outcome {
     let mut out = Outcome::default();
     let mut p = path.to_string();
-    walk(schema, v, &mut p, &mut out);
+    walk(schema, v, &mut p, &mut out, None);
     out
 }
 
@@ -116,7 +126,15 @@ fn type_error(out: &mut Outcome, path: &str, v: &Value, want: &str) {
 }
 
 /// Walks `v` against `s`; `path` is `v`'s field path, and is as it was on return.
-fn walk(s: &Value, v: &mut Value, path: &mut String, out: &mut Outcome) {
+/// `old` is the stored value at the same path, on an update.
+fn walk(s: &Value, v: &mut Value, path: &mut String, out: &mut Outcome, old: Option<&Value>) {
+    if old.is_some_and(|o| o == v) {
+        // Unchanged: pruned and defaulted as ever, but its failures ratchet.
+        let kept = out.causes.len();
+        walk(s, v, path, out, None);
+        out.causes.truncate(kept);
+        return;
+    }
     if v.is_null() {
         if !nullable(s) {
             type_error(
@@ -173,18 +191,36 @@ fn walk(s: &Value, v: &mut Value, path: &mut String, out: &mut Outcome) {
     }
     bounds(s, v, path, out);
     match v {
-        Value::Object(map) => walk_object(s, map, path, out),
+        Value::Object(map) => walk_object(s, map, path, out, old),
         Value::Array(items) => {
+            // List items are not matched with the stored ones: only a list
+            // left whole ratchets.
             if let Some(item_schema) = s.get("items") {
                 let len = path.len();
                 for (i, item) in items.iter_mut().enumerate() {
                     let _ = write!(path, "[{i}]");
-                    walk(item_schema, item, path, out);
+                    walk(item_schema, item, path, out, None);
                     path.truncate(len);
                 }
             }
         }
         _ => {}
+    }
+}
+
+/// Decodes base64 as Go's `encoding/base64.StdEncoding` (which kube-apiserver
+/// uses) does: line breaks are skipped and trailing bits need not be zero.
+fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::Engine;
+    use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
+    const GO_STD: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+    );
+    if text.contains(['\r', '\n']) {
+        GO_STD.decode(text.replace(['\r', '\n'], ""))
+    } else {
+        GO_STD.decode(text)
     }
 }
 
@@ -217,8 +253,7 @@ fn bounds(s: &Value, v: &Value, path: &str, out: &mut Outcome) {
     if let Some(text) = v.as_str() {
         // Bytes travel base64-encoded (a Secret's data, a ConfigMap's binaryData).
         if s.get("format").and_then(Value::as_str) == Some("byte") {
-            use base64::Engine;
-            if let Err(e) = base64::engine::general_purpose::STANDARD.decode(text) {
+            if let Err(e) = decode_base64(text) {
                 fail(format!(
                     "Invalid value: {}: {path} in body must be base64-encoded: {e}",
                     short(v)
@@ -259,7 +294,13 @@ fn bounds(s: &Value, v: &Value, path: &str, out: &mut Outcome) {
     }
 }
 
-fn walk_object(s: &Value, map: &mut Map<String, Value>, path: &mut String, out: &mut Outcome) {
+fn walk_object(
+    s: &Value,
+    map: &mut Map<String, Value>,
+    path: &mut String,
+    out: &mut Outcome,
+    old: Option<&Value>,
+) {
     let props = s.get("properties").and_then(Value::as_object);
     let additional = s.get("additionalProperties").filter(|a| a.is_object());
     let len = path.len();
@@ -270,7 +311,7 @@ fn walk_object(s: &Value, map: &mut Map<String, Value>, path: &mut String, out: 
                 path.push('.');
             }
             path.push_str(k);
-            walk(cs, v, path, out);
+            walk(cs, v, path, out, old.and_then(|o| o.get(k)));
             path.truncate(len);
             true
         }
@@ -400,5 +441,37 @@ mod tests {
             apply(&schema(), &mut neg).causes[0].field,
             "spec.backoffLimit"
         );
+    }
+
+    #[test]
+    fn base64_is_read_as_go_reads_it() {
+        assert_eq!(decode_base64("aGVs\r\nbG8=").unwrap(), b"hello");
+        assert!(decode_base64("aGk=").is_ok());
+        assert!(decode_base64("aGl=").is_ok(), "non-zero trailing bits");
+        assert!(decode_base64("a!==").is_err());
+    }
+
+    #[test]
+    fn an_update_ratchets_failures_in_unchanged_values() {
+        // Stored before the schema grew stricter: a bad policy and no command.
+        let old =
+            json!({"spec": {"policy": "Sometimes", "backoffLimit": 1}, "other": {"policy": "x"}});
+        // Changing another field is allowed; the stored failures are not reported.
+        let mut obj = json!({"spec": {"policy": "Sometimes", "backoffLimit": 2}});
+        let mut spec_only = schema();
+        spec_only["properties"]["spec"]["required"] = json!([]);
+        let out = apply_update(&spec_only, &mut obj, Some(&old));
+        assert!(out.causes.is_empty(), "{:?}", out.causes);
+        // A changed value is checked, and so is a new one.
+        let mut obj = json!({"spec": {"policy": "Rarely", "backoffLimit": -2}});
+        let out = apply_update(&spec_only, &mut obj, Some(&old));
+        let mut fields: Vec<_> = out.causes.iter().map(|c| c.field.as_str()).collect();
+        fields.sort();
+        assert_eq!(fields, ["spec.backoffLimit", "spec.policy"]);
+        // A required field still missing from a changed object is reported.
+        let mut obj = json!({"spec": {"policy": "Sometimes", "backoffLimit": 2}});
+        let out = apply_update(&schema(), &mut obj, Some(&old));
+        let fields: Vec<_> = out.causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["spec.command"]);
     }
 }

@@ -591,6 +591,7 @@ async fn mark_unschedulable(client: &Client, t: &Task, reason: &str) {
             "conditions": [
                 {"type": "Scheduled", "status": "False", "reason": "Unschedulable", "message": reason, "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
                 {"type": "Stalled", "status": "True", "reason": "Unschedulable", "message": reason, "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
+                {"type": "Ready", "status": "False", "reason": "Unschedulable", "message": reason, "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
             ],
         }),
     )

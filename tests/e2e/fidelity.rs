@@ -121,6 +121,132 @@ async fn built_in_kinds_are_validated_and_normalised_as_kube_apiserver_does() {
     );
     assert!(out.contains("immutable"), "{out}");
     s.kubectl_ok(&["label", "configmap", "frozen", "team=a"]);
+
+    // A Secret's type is fixed once set, and an immutable Secret keeps its data.
+    let out = kubectl_fails(
+        &s,
+        &[
+            "patch",
+            "secret",
+            "db",
+            "-p",
+            r#"{"type":"kubernetes.io/tls"}"#,
+        ],
+    );
+    assert!(out.contains("type") && out.contains("immutable"), "{out}");
+    let f = write_file(
+        dir,
+        "sealed.yaml",
+        // Go's base64 skips line breaks; kube-apiserver accepts this value.
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: sealed}\nimmutable: true\ndata: {k: \"aGVs\\r\\nbG8=\"}\n",
+    );
+    s.kubectl_ok(&["create", "-f", &f]);
+    let out = kubectl_fails(
+        &s,
+        &[
+            "patch",
+            "secret",
+            "sealed",
+            "-p",
+            r#"{"stringData":{"k":"x"}}"#,
+        ],
+    );
+    assert!(
+        out.contains("field is immutable when `immutable` is set"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn crds_ratchet_validation_and_never_shadow_built_in_kinds() {
+    let s = TestServer::start().unwrap();
+    let dir = s.dir.path();
+    let crd = |size_enum: &str| {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+             metadata: {{name: widgets.example.com}}\n\
+             spec:\n  group: example.com\n  scope: Namespaced\n  names: {{plural: widgets, singular: widget, kind: Widget}}\n\
+             \x20 versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n\
+             \x20       type: object\n        properties:\n          spec:\n            type: object\n\
+             \x20           properties:\n              size: {{type: string{size_enum}}}\n              count: {{type: integer}}\n"
+        )
+    };
+    let f = write_file(dir, "crd.yaml", &crd(""));
+    s.kubectl_ok(&["apply", "-f", &f]);
+    s.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/widgets.example.com",
+        "--timeout=30s",
+    ]);
+    let w = write_file(
+        dir,
+        "w.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: huge, count: 1}\n",
+    );
+    s.kubectl_ok(&["apply", "-f", &w]);
+    // The schema grows stricter: "huge" is no longer allowed.
+    let f = write_file(dir, "crd.yaml", &crd(", enum: [small, large]"));
+    s.kubectl_ok(&["apply", "-f", &f]);
+    // The stored object stays updatable in the fields it changes (ratcheting)...
+    s.kubectl_ok(&[
+        "patch",
+        "widget",
+        "w",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"count":2}}"#,
+    ]);
+    s.kubectl_ok(&["label", "widget", "w", "team=a"]);
+    // ...and a changed value must meet the new schema.
+    let out = kubectl_fails(
+        &s,
+        &[
+            "patch",
+            "widget",
+            "w",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"size":"giant"}}"#,
+        ],
+    );
+    assert!(
+        out.contains("spec.size") && out.contains("Unsupported value"),
+        "{out}"
+    );
+    let f = write_file(
+        dir,
+        "w2.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w2}\nspec: {size: huge}\n",
+    );
+    let out = kubectl_fails(&s, &["create", "-f", &f]);
+    assert!(
+        out.contains("spec.size") && out.contains("Unsupported value"),
+        "{out}"
+    );
+
+    // A CRD may not take the place of a kind the server serves (or lists as absent).
+    for (group, plural, kind) in [
+        ("apps", "deployments", "Deployment"),
+        ("rbac.authorization.k8s.io", "roles", "Role"),
+    ] {
+        let f = write_file(
+            dir,
+            "shadow.yaml",
+            &format!(
+                "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+                 metadata: {{name: {plural}.{group}}}\n\
+                 spec:\n  group: {group}\n  scope: Namespaced\n  names: {{plural: {plural}, kind: {kind}}}\n\
+                 \x20 versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}\n"
+            ),
+        );
+        let out = kubectl_fails(&s, &["create", "-f", &f]);
+        assert!(
+            out.contains("served by the API server itself"),
+            "{group}/{plural}: {out}"
+        );
+    }
+    s.kubectl_ok(&["get", "roles.rbac.authorization.k8s.io", "-A"]);
 }
 
 #[tokio::test]
@@ -307,6 +433,15 @@ async fn helm_wait_waits_for_a_task_and_fails_with_its_reason() {
         "helm --wait passed an unschedulable task:\n{}",
         text(&out)
     );
+    // Not ready, as docs/gitops.md says: Ready=False with the reason.
+    let ready = s.kubectl_ok(&[
+        "get",
+        "task",
+        "big",
+        "-o",
+        r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}/{.status.conditions[?(@.type=="Ready")].reason}"#,
+    ]);
+    assert_eq!(ready, "False/Unschedulable");
     let out = text(&out);
     assert!(
         out.contains("Task/default/big not ready")
@@ -443,6 +578,23 @@ async fn tables_accounts_errors_and_encodings_as_kube_apiserver_has_them() {
     s.kubectl_ok(&["get", "serviceaccount", "default", "-n", "default"]);
     s.kubectl_ok(&["create", "namespace", "team-z"]);
     s.kubectl_ok(&["get", "serviceaccount", "default", "-n", "team-z"]);
+    // Deleted, it comes back (Kubernetes's ServiceAccount controller does the same).
+    let uid = s.kubectl_ok(&[
+        "get",
+        "serviceaccount",
+        "default",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    s.kubectl_ok(&["delete", "serviceaccount", "default"]);
+    let again = s.kubectl_ok(&[
+        "get",
+        "serviceaccount",
+        "default",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    assert!(!again.is_empty() && again != uid, "{uid} -> {again}");
 
     // Creating in a terminating namespace names the object.
     let f = write_file(

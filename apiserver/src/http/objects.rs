@@ -144,12 +144,19 @@ pub type Warnings = Vec<String>;
 
 /// Applies the schema (prune, default, validate) and the per-kind checks.
 /// Unknown fields are an error under `fieldValidation=Strict`, a warning under `Warn`.
-pub fn admit(req: &Request, obj: &mut Value, name: &str) -> Result<Warnings, ApiError> {
+/// On an update, `old` is the stored object: failures in values it already
+/// held are not reported (validation ratcheting).
+pub fn admit(
+    req: &Request,
+    obj: &mut Value,
+    name: &str,
+    old: Option<&Value>,
+) -> Result<Warnings, ApiError> {
     let info = &req.route.info;
     let mut warnings = Vec::new();
     let mut causes: Vec<Cause> = Vec::new();
     if let Some(s) = &info.schema {
-        let mut out = schema::apply(s, obj);
+        let mut out = schema::apply_update(s, obj, old);
         // Every kind's metadata is an ObjectMeta, whatever its own schema says.
         if obj.get("metadata").is_some() {
             let meta = schema::apply_field(
@@ -340,7 +347,7 @@ pub async fn create_value(
         return Err(ApiError::invalid(req.subject(&name), vec![c]));
     }
     require_namespace(&req, &name).await?;
-    let warnings = admit(&req, &mut obj, &name)?;
+    let warnings = admit(&req, &mut obj, &name, None)?;
     super::guard::admit(&req, None, &mut obj).await?;
     let m = obj["metadata"].as_object_mut().expect("checked above");
     m.insert("name".into(), json!(name));
@@ -364,7 +371,7 @@ pub async fn create_value(
             }
         }
         Builtin::Namespace => obj["status"] = json!({"phase": "Active"}),
-        Builtin::Crd => crate::apiextensions::prepare(&mut obj)
+        Builtin::Crd => crate::apiextensions::prepare(&mut obj, &req.app.registry)
             .map_err(|c| ApiError::invalid(req.subject(&name), vec![c]))?,
         _ => {}
     }
@@ -405,6 +412,21 @@ pub async fn create_value(
         req.respond_stored(StatusCode::CREATED, &kv, &stored),
         &warnings,
     ))
+}
+
+/// A live namespace's `default` ServiceAccount comes back when deleted, as
+/// Kubernetes's ServiceAccount controller brings it back.
+async fn recreate_default_sa(req: &Request, name: &str) {
+    let info = &req.route.info;
+    if info.group.is_empty()
+        && info.plural == "serviceaccounts"
+        && name == "default"
+        && let Some(ns) = req.route.namespace.as_deref()
+        && let Err(e) =
+            crate::default_sa::ensure_if_live(req.app.store.as_ref(), &req.app.registry, ns).await
+    {
+        tracing::warn!(namespace = %ns, error = %e, "making its default ServiceAccount again");
+    }
 }
 
 /// GET one object.
@@ -522,7 +544,10 @@ pub async fn delete(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
             .delete(req.key(&name), Precondition::ModRevision(kv.mod_revision))
             .await
         {
-            Ok(kv) => return req.respond_kv(StatusCode::OK, &kv),
+            Ok(kv) => {
+                recreate_default_sa(&req, &name).await;
+                return req.respond_kv(StatusCode::OK, &kv);
+            }
             Err(crate::store::StoreError::Conflict { .. }) if pre_rv.is_none() => continue,
             Err(e) => return Err(ApiError::from_store(e, req.subject(&name))),
         }

@@ -133,7 +133,7 @@ pub(super) async fn merge_update(
         let mut result = status_write(old, new);
         super::guard::admit_status(req, old, &result)?;
         if let Some(s) = &info.schema {
-            let out = crate::schema::apply(s, &mut result);
+            let out = crate::schema::apply_update(s, &mut result, Some(old));
             if !out.causes.is_empty() {
                 return Err(ApiError::invalid(req.subject(name), out.causes));
             }
@@ -141,7 +141,7 @@ pub(super) async fn merge_update(
         super::ownership::track(req, old, &mut result, Some("status"))?;
         return Ok((result, vec![]));
     }
-    let warnings = admit(req, &mut new, name)?;
+    let warnings = admit(req, &mut new, name, Some(old))?;
     super::guard::admit(req, Some(old), &mut new).await?;
     {
         let om = &old["metadata"];
@@ -189,7 +189,7 @@ pub(super) async fn merge_update(
         }
     }
     if info.builtin == Builtin::Crd {
-        crate::apiextensions::prepare(&mut new)
+        crate::apiextensions::prepare(&mut new, &req.app.registry)
             .map_err(|c| ApiError::invalid(req.subject(name), vec![c]))?;
     }
     let skip: &[&str] = if info.status_subresource {
