@@ -81,7 +81,8 @@ async fn once(hc: &HealthCheck, target: &Target) -> Result<(), String> {
         let mut cmd = match &target.runner {
             Runner::InTask { executor, run_dir } => {
                 let mut c = tokio::process::Command::new(executor);
-                c.arg("executor")
+                c.envs(crate::executor::env())
+                    .arg("executor")
                     .arg("--enter")
                     .arg(&exec.command)
                     .arg(run_dir);

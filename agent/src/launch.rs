@@ -224,11 +224,12 @@ pub(crate) fn exec(
         .stdout(program.stdout)
         .stderr(program.stderr);
     let filters = filters.clone();
+    let thp = crate::executor::task_thp();
     // SAFETY: runs in this (single-threaded) process just before execve;
     // only prctl and seccomp calls.
     unsafe {
         cmd.pre_exec(move || {
-            crate::executor::restore_thp();
+            crate::executor::restore_thp(thp);
             filters.install()
         });
     }

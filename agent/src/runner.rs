@@ -473,7 +473,7 @@ impl Runner {
     fn spawn_executor(&self) -> std::io::Result<tokio::process::Child> {
         tokio::process::Command::new(&self.cfg.executor)
             .args(["executor", "-"])
-            .envs(executor::ENV.iter().copied())
+            .envs(executor::env())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -57,6 +57,14 @@ fn structural(v: &mut Value) {
             "x-kubernetes-preserve-unknown-fields".into(),
             Value::Bool(true),
         );
+        // apiextensions' JSON (a schema's `default`, `example`, `enum` items)
+        // is any JSON value, which schemars types as an object.
+        let description = m.get("description").and_then(Value::as_str).unwrap_or("");
+        if description.starts_with("JSON represents any valid JSON value")
+            || description.starts_with("default is a default value")
+        {
+            m.remove("type");
+        }
     }
     for (_, child) in m.iter_mut() {
         match child {
@@ -115,6 +123,18 @@ mod tests {
             secret["properties"]["data"]["additionalProperties"]["format"],
             "byte"
         );
+    }
+
+    #[test]
+    fn a_crd_schema_may_have_any_json_as_default_enum_and_example() {
+        let s = of_kind("apiextensions.k8s.io", "CustomResourceDefinition").expect("served");
+        let mut crd = serde_json::json!({"metadata": {"name": "ws.example.com"}, "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "ws", "kind": "W"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                "type": "string", "default": "small", "enum": ["small", "large"], "example": 3}}}]}});
+        let out = crate::schema::apply(&s, &mut crd);
+        assert!(out.causes.is_empty(), "{:?}", out.causes);
+        assert!(out.unknown.is_empty(), "{:?}", out.unknown);
     }
 
     #[test]

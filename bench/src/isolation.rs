@@ -55,7 +55,7 @@ pub fn pairs(mosaic: &Path, dir: &Path, n: usize) -> Result<Figures> {
             let mut child = std::process::Command::new(mosaic)
                 .arg("executor")
                 .arg(&run)
-                .envs(mosaic_agent::executor::ENV.iter().copied())
+                .envs(mosaic_agent::executor::env())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::null())
                 .spawn()

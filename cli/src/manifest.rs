@@ -25,27 +25,47 @@ pub struct Doc {
 impl Doc {
     /// `FILE:LINE` of the field at dotted `path` (`spec.resource`), when it
     /// can be found in the document's text: each segment is looked for as a
-    /// key (`name:` or `"name":`) after the previous one, more indented.
+    /// key (`name:` or `"name":`) among the direct children of the previous
+    /// one, within its block (never in a sibling's or a grandchild's).
     pub fn locate(&self, path: &str) -> Option<String> {
         let lines: Vec<&str> = self.text.lines().collect();
-        let mut from = 0;
-        let mut indent: Option<usize> = None;
+        let (mut from, mut parent): (usize, Option<usize>) = (0, None);
         let mut found = None;
         for seg in path.split('.') {
             let key = seg.split('[').next().unwrap_or(seg);
-            let hit = lines.iter().enumerate().skip(from).find(|(_, l)| {
-                let body = l.trim_start().trim_start_matches("- ");
-                let ind = l.len() - l.trim_start().len();
-                indent.is_none_or(|i| ind > i)
-                    && (body.starts_with(&format!("{key}:"))
-                        || body.starts_with(&format!("\"{key}\":")))
-            })?;
-            indent = Some(hit.1.len() - hit.1.trim_start().len());
-            from = hit.0 + 1;
-            found = Some(hit.0);
+            let (i, col) = child(&lines, from, parent, key)?;
+            parent = Some(col);
+            from = i + 1;
+            found = Some(i);
         }
         found.map(|i| format!("{}:{}", self.file, self.first_line + i))
     }
+}
+
+/// The line and column of `key` among the direct children of the key at
+/// column `parent` (the document's root when `None`), from line `from` on.
+fn child(lines: &[&str], from: usize, parent: Option<usize>, key: &str) -> Option<(usize, usize)> {
+    let mut child_col = None;
+    for (i, l) in lines.iter().enumerate().skip(from) {
+        let body = l.trim_start();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let ind = l.len() - body.len();
+        // A list may sit at its key's own indentation ("key:\n- item").
+        if parent.is_some_and(|p| ind < p || (ind == p && !body.starts_with("- "))) {
+            return None; // The parent's block ended.
+        }
+        let item = body.trim_start_matches("- ");
+        // The key's column: a list item's key starts after its "- ".
+        let col = ind + body.len() - item.len();
+        if col == *child_col.get_or_insert(col)
+            && (item.starts_with(&format!("{key}:")) || item.starts_with(&format!("\"{key}\":")))
+        {
+            return Some((i, col));
+        }
+    }
+    None
 }
 
 /// The documents of `text`, each with the line it starts on.
@@ -167,5 +187,27 @@ mod tests {
             Some("f.yaml:12")
         );
         assert_eq!(doc.locate("metadata.labelz"), None);
+    }
+
+    #[test]
+    fn fields_are_looked_for_only_among_direct_children() {
+        let text = "spec:\n  env:\n    resource: 1\n  containers:\n  - name: a\n    image: x\n\
+                    status:\n  resource: 2\nother:\n- cpus: 1\n";
+        let doc = Doc {
+            source: "f".into(),
+            file: "f.yaml".into(),
+            text: text.into(),
+            first_line: 1,
+            object: Value::Null,
+        };
+        // Neither the grandchild under env nor the sibling's under status.
+        assert_eq!(doc.locate("spec.resource"), None);
+        assert_eq!(doc.locate("spec.env.resource").as_deref(), Some("f.yaml:3"));
+        assert_eq!(doc.locate("status.resource").as_deref(), Some("f.yaml:8"));
+        assert_eq!(
+            doc.locate("spec.containers[0].image").as_deref(),
+            Some("f.yaml:6")
+        );
+        assert_eq!(doc.locate("other[0].cpus").as_deref(), Some("f.yaml:10"));
     }
 }

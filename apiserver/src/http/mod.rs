@@ -112,12 +112,6 @@ impl App {
         if resp.status().as_u16() >= 400 {
             self.metrics.errors.fetch_add(1, Ordering::Relaxed);
         }
-        let watch = Params::parse(parts.uri.query().unwrap_or("")).is_ok_and(|p| p.watch);
-        let resp = if !watch && yaml::wanted(header(&parts, http::header::ACCEPT).unwrap_or("")) {
-            yaml::encode(resp).await
-        } else {
-            resp
-        };
         if let (Some(log), Some(r)) = (&self.audit, &record) {
             let uri = parts.uri.path_and_query().map_or("", |p| p.as_str());
             log.write(r, uri, resp.status().as_u16());
@@ -217,6 +211,29 @@ impl App {
             || (path.ends_with("/log")
                 && parts.uri.query().is_some_and(|q| q.contains("follow=true")));
         let _seat = self.seats.take(&user, long_running)?;
+        // Re-encoded to YAML in the seat: the copy it makes counts against the limits.
+        let yaml = !params.watch && yaml::wanted(header(parts, http::header::ACCEPT).unwrap_or(""));
+        let out = self.serve(parts, body, record, user, params).await;
+        if yaml {
+            return Ok(yaml::encode(out.unwrap_or_else(|e| body::status_response(&e))).await);
+        }
+        out
+    }
+
+    /// Answers an authenticated request.
+    async fn serve<B>(
+        self: &Arc<Self>,
+        parts: &http::request::Parts,
+        body: B,
+        record: &mut Option<Record>,
+        user: User,
+        params: Params,
+    ) -> Result<Response<Body>, ApiError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let path = parts.uri.path();
         let accept = header(parts, http::header::ACCEPT)
             .unwrap_or("")
             .to_string();
