@@ -17,109 +17,136 @@ enum Instead {
     Storage,
 }
 
-/// Group, plural, kind, namespaced, short names, and what to use instead.
-type Absent = (
-    &'static str,
-    &'static str,
-    &'static str,
-    bool,
-    &'static [&'static str],
-    Instead,
-);
+/// One kind Mosaic lists and does not run.
+struct Absent {
+    group: &'static str,
+    plural: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    short: &'static [&'static str],
+    instead: Instead,
+}
 
 const KINDS: &[Absent] = &[
-    ("", "pods", "Pod", true, &["po"], Instead::Workload),
-    (
-        "",
-        "replicationcontrollers",
-        "ReplicationController",
-        true,
-        &["rc"],
-        Instead::Workload,
-    ),
-    ("", "services", "Service", true, &["svc"], Instead::Network),
-    (
-        "",
-        "endpoints",
-        "Endpoints",
-        true,
-        &["ep"],
-        Instead::Network,
-    ),
-    (
-        "",
-        "persistentvolumeclaims",
-        "PersistentVolumeClaim",
-        true,
-        &["pvc"],
-        Instead::Storage,
-    ),
-    (
-        "",
-        "persistentvolumes",
-        "PersistentVolume",
-        false,
-        &["pv"],
-        Instead::Storage,
-    ),
-    (
-        "apps",
-        "deployments",
-        "Deployment",
-        true,
-        &["deploy"],
-        Instead::Workload,
-    ),
-    (
-        "apps",
-        "replicasets",
-        "ReplicaSet",
-        true,
-        &["rs"],
-        Instead::Workload,
-    ),
-    (
-        "apps",
-        "statefulsets",
-        "StatefulSet",
-        true,
-        &["sts"],
-        Instead::Workload,
-    ),
-    (
-        "apps",
-        "daemonsets",
-        "DaemonSet",
-        true,
-        &["ds"],
-        Instead::Workload,
-    ),
-    ("batch", "jobs", "Job", true, &[], Instead::Workload),
-    (
-        "batch",
-        "cronjobs",
-        "CronJob",
-        true,
-        &["cj"],
-        Instead::Workload,
-    ),
-    (
-        "networking.k8s.io",
-        "ingresses",
-        "Ingress",
-        true,
-        &["ing"],
-        Instead::Network,
-    ),
+    Absent {
+        group: "",
+        plural: "pods",
+        kind: "Pod",
+        namespaced: true,
+        short: &["po"],
+        instead: Instead::Workload,
+    },
+    Absent {
+        group: "",
+        plural: "replicationcontrollers",
+        kind: "ReplicationController",
+        namespaced: true,
+        short: &["rc"],
+        instead: Instead::Workload,
+    },
+    Absent {
+        group: "",
+        plural: "services",
+        kind: "Service",
+        namespaced: true,
+        short: &["svc"],
+        instead: Instead::Network,
+    },
+    Absent {
+        group: "",
+        plural: "endpoints",
+        kind: "Endpoints",
+        namespaced: true,
+        short: &["ep"],
+        instead: Instead::Network,
+    },
+    Absent {
+        group: "",
+        plural: "persistentvolumeclaims",
+        kind: "PersistentVolumeClaim",
+        namespaced: true,
+        short: &["pvc"],
+        instead: Instead::Storage,
+    },
+    Absent {
+        group: "",
+        plural: "persistentvolumes",
+        kind: "PersistentVolume",
+        namespaced: false,
+        short: &["pv"],
+        instead: Instead::Storage,
+    },
+    Absent {
+        group: "apps",
+        plural: "deployments",
+        kind: "Deployment",
+        namespaced: true,
+        short: &["deploy"],
+        instead: Instead::Workload,
+    },
+    Absent {
+        group: "apps",
+        plural: "replicasets",
+        kind: "ReplicaSet",
+        namespaced: true,
+        short: &["rs"],
+        instead: Instead::Workload,
+    },
+    Absent {
+        group: "apps",
+        plural: "statefulsets",
+        kind: "StatefulSet",
+        namespaced: true,
+        short: &["sts"],
+        instead: Instead::Workload,
+    },
+    Absent {
+        group: "apps",
+        plural: "daemonsets",
+        kind: "DaemonSet",
+        namespaced: true,
+        short: &["ds"],
+        instead: Instead::Workload,
+    },
+    Absent {
+        group: "batch",
+        plural: "jobs",
+        kind: "Job",
+        namespaced: true,
+        short: &[],
+        instead: Instead::Workload,
+    },
+    Absent {
+        group: "batch",
+        plural: "cronjobs",
+        kind: "CronJob",
+        namespaced: true,
+        short: &["cj"],
+        instead: Instead::Workload,
+    },
+    Absent {
+        group: "networking.k8s.io",
+        plural: "ingresses",
+        kind: "Ingress",
+        namespaced: true,
+        short: &["ing"],
+        instead: Instead::Network,
+    },
 ];
 
 /// The kinds, for the registry.
 pub fn kinds() -> Vec<ResourceInfo> {
     KINDS
         .iter()
-        .map(|(group, plural, kind, namespaced, short, _)| {
-            let mut info =
-                crate::registry::builtin(group, plural, kind, *namespaced, Builtin::Absent, short);
+        .map(|a| {
+            let mut info = crate::registry::builtin(
+                a.group,
+                a.plural,
+                a.kind,
+                a.namespaced,
+                Builtin::Absent,
+                a.short,
+            );
             info.schema = None;
             info
         })
@@ -134,8 +161,8 @@ pub fn refuse(info: &ResourceInfo, verb: &str) -> Option<ApiError> {
     }
     let instead = KINDS
         .iter()
-        .find(|k| k.0 == info.group && k.1 == info.plural)
-        .map_or(Instead::Workload, |k| k.5);
+        .find(|k| k.group == info.group && k.plural == info.plural)
+        .map_or(Instead::Workload, |k| k.instead);
     let what = match instead {
         Instead::Workload => {
             "Mosaic runs processes as its own kinds: a Task (mosaic.dev/v1alpha1) for one run"

@@ -640,3 +640,27 @@ impl Registry {
         g
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kind added to [`builtins`] without an entry in
+    /// [`crate::builtin_schema::of_kind`] would be stored unvalidated.
+    #[test]
+    fn every_stored_built_in_kind_has_its_upstream_schema() {
+        for info in builtins() {
+            let stored = matches!(
+                info.builtin,
+                Builtin::Plain | Builtin::Namespace | Builtin::Crd
+            );
+            assert_eq!(
+                info.schema.is_some(),
+                stored,
+                "{} ({:?}) schema",
+                info.group_resource(),
+                info.builtin
+            );
+        }
+    }
+}

@@ -252,13 +252,13 @@ fn bounds(s: &Value, v: &Value, path: &str, out: &mut Outcome) {
     }
     if let Some(text) = v.as_str() {
         // Bytes travel base64-encoded (a Secret's data, a ConfigMap's binaryData).
-        if s.get("format").and_then(Value::as_str) == Some("byte") {
-            if let Err(e) = decode_base64(text) {
-                fail(format!(
-                    "Invalid value: {}: {path} in body must be base64-encoded: {e}",
-                    short(v)
-                ));
-            }
+        if s.get("format").and_then(Value::as_str) == Some("byte")
+            && let Err(e) = decode_base64(text)
+        {
+            fail(format!(
+                "Invalid value: {}: {path} in body must be base64-encoded: {e}",
+                short(v)
+            ));
         }
         let len = text.chars().count() as u64;
         if let Some(max) = s.get("maxLength").and_then(Value::as_u64)

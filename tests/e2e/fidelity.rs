@@ -364,6 +364,29 @@ async fn kubectl_edge_cases_end_as_against_kube_apiserver() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["swagger"], "2.0");
     assert!(v["definitions"]["io.k8s.api.core.v1.Secret"].is_object());
+
+    // The kinds Mosaic lists and does not run: every read is empty, every write refused.
+    assert_eq!(
+        s.kubectl_ok(&["get", "pods,services,deployments,jobs", "-A", "-o", "name"]),
+        ""
+    );
+    let out = kubectl_fails(&s, &["get", "deployment", "web"]);
+    assert!(out.contains("NotFound"), "{out}");
+    let svc = write_file(
+        s.dir.path(),
+        "svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n",
+    );
+    for args in [
+        &["delete", "deployment", "web"][..],
+        &["apply", "--server-side", "-f", &svc],
+        &["replace", "-f", &svc],
+        &["delete", "--raw", "/api/v1/namespaces/default/pods"],
+        &["create", "job", "once", "--image=busybox"],
+    ] {
+        let out = kubectl_fails(&s, args);
+        assert!(out.contains("does not serve the kind"), "{args:?}: {out}");
+    }
 }
 
 #[tokio::test]
@@ -621,6 +644,33 @@ async fn tables_accounts_errors_and_encodings_as_kube_apiserver_has_them() {
         text.contains("kind: ConfigMap") && !text.trim_start().starts_with('{'),
         "{text}"
     );
+    // Lists and errors too.
+    for (path, want) in [
+        (
+            "/api/v1/namespaces/default/configmaps",
+            "kind: ConfigMapList",
+        ),
+        (
+            "/api/v1/namespaces/default/configmaps/missing",
+            "reason: NotFound",
+        ),
+    ] {
+        let req = http::Request::get(path)
+            .header("Accept", "application/yaml")
+            .body(Vec::new())
+            .unwrap();
+        let resp = client
+            .send(req.map(kube::client::Body::from))
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["content-type"], "application/yaml", "{path}");
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains(want), "{path}: {body}");
+    }
 
     // The server's log file has no terminal colour codes.
     let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
