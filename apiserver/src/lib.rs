@@ -23,6 +23,7 @@ pub mod auth;
 mod bootstrap;
 mod builtin_rules;
 mod builtin_schema;
+pub mod cel;
 pub mod conversion;
 mod default_sa;
 pub mod error;

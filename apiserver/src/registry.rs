@@ -68,6 +68,8 @@ pub struct ResourceInfo {
     pub categories: Vec<String>,
     /// The structural schema (CRDs), used for validation, defaulting and pruning.
     pub schema: Option<Value>,
+    /// The schema's CEL rules (`x-kubernetes-validations`), compiled.
+    pub rules: Option<Arc<crate::cel::Rules>>,
     /// Whether `/status` is a subresource.
     pub status_subresource: bool,
     /// Columns for `kubectl get`, Name first not included.
@@ -183,6 +185,7 @@ pub(crate) fn builtin(
         short_names: short.iter().map(|s| s.to_string()).collect(),
         categories: vec![],
         schema: crate::builtin_schema::of_kind(group, kind),
+        rules: None,
         status_subresource: matches!(b, Builtin::Namespace | Builtin::Crd),
         columns,
         selectable_fields: vec![],
@@ -540,6 +543,16 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceInfo>, CrdError> {
             namespaced,
             short_names: strings(&names["shortNames"]),
             categories: strings(&names["categories"]),
+            rules: crate::cel::compile(&v["schema"]["openAPIV3Schema"], group, version, kind)
+                .map_err(|e| {
+                    crd_err(
+                        &format!(
+                            "spec.versions[{i}].schema.openAPIV3Schema.x-kubernetes-validations"
+                        ),
+                        &format!("Invalid value: {:?}: {}", e.rule, e.message),
+                    )
+                })?
+                .map(Arc::new),
             schema: Some(v["schema"]["openAPIV3Schema"].clone()),
             status_subresource: v["subresources"]["status"].is_object(),
             columns,

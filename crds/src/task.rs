@@ -1,9 +1,20 @@
 //! Task: one process to run, placed by its framework and run by an agent.
 
 use crate::common::{Condition, LabelSelector, ResourceQuantities};
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+/// The transition rule that keeps a bound Task's spec as it was: the binding
+/// is `status.agent`, written once by the scheduler.
+pub const SPEC_IMMUTABLE_ONCE_BOUND: &str = "!has(oldSelf.status) || !has(oldSelf.status.agent) \
+     || oldSelf.status.agent == '' || self.spec == oldSelf.spec";
+
+/// What a refused change of a bound Task's spec says.
+pub const SPEC_IMMUTABLE_MESSAGE: &str = "a Task's spec is immutable once it is bound to an agent \
+     (as a Pod's is); to run something else, create a Task under a new name and delete this one \
+     (a Helm chart names its Tasks after a hash of their spec, so an upgrade replaces them: see \
+     docs/gitops.md)";
 
 /// The annotation the API server keeps on a Task whose creator may `use`
 /// the Unix user its `spec.user` names (RBAC verb `use` on
@@ -15,7 +26,11 @@ pub const USER_GRANT_ANNOTATION: &str = "mosaic.dev/task-user-grant";
 pub const TASK_USERS_RESOURCE: &str = "taskusers";
 
 /// One process to run. Exactly one of `command` and `args` is set.
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+// The rules are CEL in the CRD (`x-kubernetes-validations`), so they hold on a
+// Kubernetes cluster as on `mosaic server`.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.command) != (has(self.args) && size(self.args) > 0)")
+    .message("exactly one of spec.command and spec.args must be set"))]
 #[kube(
     group = "mosaic.dev",
     doc = "A Task is one process to run on an agent, in its own cgroups and sandbox: Mosaic's unit of work. Its spec is immutable once bound to an agent.",
@@ -26,6 +41,10 @@ pub const TASK_USERS_RESOURCE: &str = "taskusers";
     category = "mosaic",
     category = "all",
     status = "TaskStatus",
+    validation = Rule::new(SPEC_IMMUTABLE_ONCE_BOUND)
+        .message(SPEC_IMMUTABLE_MESSAGE)
+        .reason(Reason::FieldValueForbidden)
+        .field_path(".spec"),
     selectable = ".spec.framework",
     selectable = ".status.agent",
     selectable = ".status.phase",

@@ -7,6 +7,7 @@ mod backup;
 mod bench;
 mod binding;
 mod burst;
+mod cel;
 mod cgroups;
 mod chart;
 mod chart_rbac;

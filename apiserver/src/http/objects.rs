@@ -198,6 +198,25 @@ pub fn admit(
     Ok(warnings)
 }
 
+/// The kind's CEL rules (`x-kubernetes-validations`) on the object as it
+/// will be stored; `old` on an update (transition rules, ratcheting).
+pub fn check_rules(
+    req: &Request,
+    obj: &Value,
+    old: Option<&Value>,
+    name: &str,
+) -> Result<(), ApiError> {
+    let Some(rules) = &req.route.info.rules else {
+        return Ok(());
+    };
+    let causes = crate::cel::validate(rules, obj, old);
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(req.subject(name), causes))
+    }
+}
+
 /// Adds `Warning` headers.
 pub fn with_warnings(mut resp: Response<Body>, warnings: &Warnings) -> Response<Body> {
     for w in warnings {
@@ -375,6 +394,7 @@ pub async fn create_value(
             .map_err(|c| ApiError::invalid(req.subject(&name), vec![c]))?,
         _ => {}
     }
+    check_rules(&req, &obj, None, &name)?;
     match managed {
         Some(m) => m.write(&mut obj),
         None => super::ownership::track(&req, &Value::Null, &mut obj, None)?,

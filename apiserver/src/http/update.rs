@@ -138,6 +138,7 @@ pub(super) async fn merge_update(
                 return Err(ApiError::invalid(req.subject(name), out.causes));
             }
         }
+        super::objects::check_rules(req, &result, Some(old), name)?;
         super::ownership::track(req, old, &mut result, Some("status"))?;
         return Ok((result, vec![]));
     }
@@ -204,6 +205,7 @@ pub(super) async fn merge_update(
         let g = old["metadata"]["generation"].as_i64().unwrap_or(0);
         new["metadata"]["generation"] = json!(g + 1);
     }
+    super::objects::check_rules(req, &new, Some(old), name)?;
     super::ownership::track(req, old, &mut new, None)?;
     Ok((new, warnings))
 }
