@@ -13,13 +13,13 @@ use crate::cgroup::{Limits, Mode, TaskCgroup};
 use crate::executor::{self, ExecSpec, Exited, Started};
 use crate::health;
 use crate::status::{
-    describe_kill, launch_failed, outcome, ready_running, report, running, terminal,
+    Reporter, describe_kill, launch_failed, outcome, ready_running, running, terminal,
     user_not_allowed,
 };
 use kube::{Client, ResourceExt};
 use mosaic_crds::Task;
 use mosaic_crds::task::TaskPhase;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -220,7 +220,7 @@ impl Runner {
                 drop(runs);
                 let (r, m) = describe_kill(&KillReason::User);
                 let status = terminal("Killed", r, &m, None, None, t.metadata.generation, false);
-                self.status(&t, status).await;
+                Reporter::new(&t).report(&self.client, &t, status).await;
                 return;
             }
             Some(TaskPhase::Staging) if !started => Start::Launch,
@@ -323,11 +323,6 @@ impl Runner {
         let _ =
             tokio::time::timeout(limit, async { while sup.join_next().await.is_some() {} }).await;
         sup.abort_all();
-    }
-
-    /// Merge-patches the task's status, retrying until it is stored (or the task is gone).
-    async fn status(&self, t: &Task, status: Value) {
-        report(&self.client, t, status).await;
     }
 
     /// Writes the executor's spec and starts it; returns it with its stdout lines.
@@ -490,6 +485,7 @@ impl Runner {
     ) {
         let uid = t.uid().unwrap_or_default();
         let generation = t.metadata.generation;
+        let mut reporter = Reporter::new(&t);
         let mut proc = None;
         let started: Option<Started> = match action {
             Start::Launch => match self.start_executor(&t, &run) {
@@ -508,7 +504,7 @@ impl Runner {
                         LaunchError::User(msg) => user_not_allowed(&msg, generation),
                         LaunchError::Other(msg) => launch_failed(&msg, generation),
                     };
-                    self.status(&t, status).await;
+                    reporter.report(&self.client, &t, status).await;
                     return;
                 }
             },
@@ -523,11 +519,13 @@ impl Runner {
             if running_now && (action == Start::Launch || phase != Some(TaskPhase::Running)) {
                 let msg = format!("running as process {}", s.pid);
                 let healthy = t.spec.health_check.is_none();
-                self.status(
-                    &t,
-                    running(&s.start_time, &msg, &self.cfg.name, healthy, generation),
-                )
-                .await;
+                reporter
+                    .report(
+                        &self.client,
+                        &t,
+                        running(&s.start_time, &msg, healthy, generation),
+                    )
+                    .await;
                 if action == Start::Adopt {
                     tracing::info!(task = %t.name_any(), pid = s.pid, "adopted a task that ran on while the agent was away");
                 } else {
@@ -570,14 +568,14 @@ impl Runner {
             tokio::select! {
                 e = &mut ended => break e,
                 Some(ev) = events.recv() => match ev {
-                    Event::Usage(q) => self.status(&t, json!({"usage": q})).await,
+                    Event::Usage(q) => reporter.report(&self.client, &t, json!({"usage": q})).await,
                     Event::Healthy => {
                         let now = now();
-                        self.status(&t, json!({"conditions": [ready_running(&now, true, generation)]})).await;
+                        reporter.report(&self.client, &t, json!({"conditions": [ready_running(&now, true, generation)]})).await;
                     }
                     Event::Killing(reason) => {
                         let (r, m) = describe_kill(&reason);
-                        self.status(&t, json!({"phase": "Killing", "reason": r, "message": m})).await;
+                        reporter.report(&self.client, &t, json!({"phase": "Killing", "reason": r, "message": m})).await;
                     }
                 },
             }
@@ -607,7 +605,7 @@ impl Runner {
         by_phase.fetch_add(1, Ordering::Relaxed);
         let reason = status["reason"].as_str().unwrap_or_default().to_string();
         let message = status["message"].as_str().unwrap_or_default().to_string();
-        self.status(&t, status).await;
+        reporter.report(&self.client, &t, status).await;
         let (kind, event) = match reason.as_str() {
             "Completed" => ("Normal", "Finished"),
             "MemoryLimitExceeded" => ("Warning", "OOMKilled"),

@@ -11,7 +11,7 @@
 use crate::AgentConfig;
 use crate::executor::now;
 use crate::runner::KillReason;
-use crate::status::{describe_kill, report, running, terminal};
+use crate::status::{Reporter, describe_kill, running, terminal};
 use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -130,7 +130,7 @@ impl Simulator {
                     t.metadata.generation,
                     false,
                 );
-                report(&self.client, &t, status).await;
+                Reporter::new(&t).report(&self.client, &t, status).await;
             }
             return;
         }
@@ -159,17 +159,11 @@ impl Simulator {
         let this = self.clone();
         let task_uid = uid.clone();
         let report_running = st.phase == Some(TaskPhase::Staging);
-        let agent = st.agent.clone().unwrap_or_default();
         let handle = tokio::spawn(async move {
+            let mut reporter = Reporter::new(&t);
             if report_running {
-                let status = running(
-                    &start,
-                    "running (simulated)",
-                    &agent,
-                    true,
-                    t.metadata.generation,
-                );
-                report(&this.client, &t, status).await;
+                let status = running(&start, "running (simulated)", true, t.metadata.generation);
+                reporter.report(&this.client, &t, status).await;
             }
             let Some(d) = remaining else { return };
             tokio::time::sleep(d).await;
@@ -183,7 +177,7 @@ impl Simulator {
                 t.metadata.generation,
                 true,
             );
-            report(&this.client, &t, status).await;
+            reporter.report(&this.client, &t, status).await;
             this.runs.lock().await.remove(&task_uid);
         });
         runs.insert(uid, handle.abort_handle());

@@ -1,29 +1,106 @@
 //! A task's status as the agent reports it: the status bodies of each phase
 //! (Running, and the ends of a run with their reasons and Ready/Stalled
-//! conditions), and the reporter that writes them, retrying until stored.
+//! conditions), and the reporter that applies them (server-side, as the
+//! agent's field manager), retrying until stored.
 //! Real runs ([`crate::runner`]) and simulated ones ([`crate::simulate`]) share both.
 
 use crate::executor::{Exited, now};
 use crate::runner::KillReason;
 use kube::api::{Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
-use mosaic_crds::Task;
-use serde_json::{Value, json};
+use mosaic_crds::{Condition, Task, conditions};
+use serde_json::{Map, Value, json};
 use std::time::Duration;
 
-/// Merge-patches a task's status, retrying with backoff until it is stored
-/// (or the task is gone): an agent's reports are never dropped. The answer (the
-/// whole Task) is not decoded: the agent's watch brings the Task anyway.
-pub(crate) async fn report(client: &Client, t: &Task, status: Value) {
+/// The field manager of the agent's writes of a Task's status.
+pub(crate) const MANAGER: &str = "mosaic-agent";
+
+/// What one run's supervisor reports: the agent's whole view of the run's
+/// status, applied server-side (field manager [`MANAGER`]) each time it
+/// changes. Each report is merged into that view first (a null removes a
+/// field; conditions merge by type and keep their transition time while
+/// their status holds), so the apply names every field the agent owns and
+/// none it does not: the `Scheduled` condition the binder wrote stays, and
+/// what the agent no longer reports (usage, once the run ended) goes.
+pub(crate) struct Reporter {
+    mine: Map<String, Value>,
+}
+
+impl Reporter {
+    /// A reporter for a run of `t`; a run picked up again keeps its start time.
+    pub(crate) fn new(t: &Task) -> Self {
+        let mut mine = Map::new();
+        if let Some(s) = t.status.as_ref().and_then(|s| s.start_time.clone()) {
+            mine.insert("startTime".into(), Value::String(s));
+        }
+        Reporter { mine }
+    }
+
+    /// Merges `update` into the agent's view and applies it.
+    pub(crate) async fn report(&mut self, client: &Client, t: &Task, update: Value) {
+        self.merge(t, update);
+        apply(client, t, &self.mine).await;
+    }
+
+    fn merge(&mut self, t: &Task, update: Value) {
+        let Value::Object(update) = update else {
+            return;
+        };
+        for (k, v) in update {
+            if k == "conditions" {
+                self.merge_conditions(t, v);
+            } else if v.is_null() {
+                self.mine.remove(&k);
+            } else {
+                self.mine.insert(k, v);
+            }
+        }
+    }
+
+    fn merge_conditions(&mut self, t: &Task, new: Value) {
+        let seen = t
+            .status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default();
+        let mut list: Vec<Condition> = self
+            .mine
+            .get("conditions")
+            .and_then(|c| serde_json::from_value(c.clone()).ok())
+            .unwrap_or_default();
+        let new: Vec<Condition> = serde_json::from_value(new).unwrap_or_default();
+        for mut c in new {
+            if !list.iter().any(|o| o.type_ == c.type_) {
+                conditions::keep_transition(seen, &mut c);
+            }
+            conditions::set(&mut list, c);
+        }
+        self.mine.insert(
+            "conditions".into(),
+            serde_json::to_value(list).expect("conditions are JSON"),
+        );
+    }
+}
+
+/// Applies `status` as the agent's, retrying with backoff until it is stored
+/// (or the task is gone): an agent's reports are never dropped. The answer
+/// (the whole Task) is not decoded: the agent's watch brings the Task anyway.
+async fn apply(client: &Client, t: &Task, status: &Map<String, Value>) {
     let url = Task::url_path(&(), t.namespace().as_deref());
-    let body = json!({"status": status});
-    let patch = Patch::Merge(&body);
+    let body = json!({
+        "apiVersion": Task::api_version(&()),
+        "kind": Task::kind(&()),
+        "metadata": {"name": t.name_any(), "namespace": t.namespace()},
+        "status": status,
+    });
+    let patch = Patch::Apply(&body);
+    let params = PatchParams::apply(MANAGER).force();
     let mut wait = Duration::from_millis(100);
     loop {
         let sent = match kube::core::Request::new(&url).patch_subresource(
             "status",
             &t.name_any(),
-            &PatchParams::default(),
+            &params,
             &patch,
         ) {
             Ok(req) => client.request_text(req).await.map(drop),
@@ -129,19 +206,11 @@ pub(crate) fn ready_running(now: &str, healthy: bool, generation: Option<i64>) -
 }
 
 /// The status of a task that started running.
-pub(crate) fn running(
-    start: &str,
-    msg: &str,
-    agent: &str,
-    healthy: bool,
-    generation: Option<i64>,
-) -> Value {
+pub(crate) fn running(start: &str, msg: &str, healthy: bool, generation: Option<i64>) -> Value {
     let now = now();
     json!({"phase": "Running", "startTime": start, "reason": "Started", "message": msg,
            "observedGeneration": generation,
-           "conditions": [
-               {"type": "Scheduled", "status": "True", "reason": "Scheduled", "message": format!("bound to agent {agent}"), "lastTransitionTime": now, "observedGeneration": generation},
-               ready_running(&now, healthy, generation)]})
+           "conditions": [ready_running(&now, healthy, generation)]})
 }
 
 /// The status of a task that could not be started.

@@ -9,7 +9,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::Store;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use mosaic_crds::task::TaskPhase;
 use mosaic_crds::{Agent, Task};
 use serde_json::json;
@@ -157,6 +157,9 @@ pub async fn reconcile_tasks(
     }
 }
 
+/// The field manager of this controller's writes of a Task's status.
+const TASK_MANAGER: &str = "mosaic-liveness";
+
 async fn reconcile_task(client: &Client, t: &Task, liveness: &Liveness, lost_after: Duration) {
     let now_ts = jiff::Timestamp::now();
     {
@@ -210,10 +213,17 @@ async fn reconcile_task(client: &Client, t: &Task, liveness: &Liveness, lost_aft
         if let Some(status) = update {
             let api: Api<Task> =
                 Api::namespaced(client.clone(), &t.namespace().unwrap_or_default());
-            let body =
-                json!({"metadata": {"resourceVersion": t.resource_version()}, "status": status});
+            // Applied as the liveness controller's own fields (the agent's and
+            // the binder's conditions stay), guarded by the resourceVersion read.
+            let body = json!({"apiVersion": Task::api_version(&()), "kind": Task::kind(&()),
+                "metadata": {"name": t.name_any(), "namespace": t.namespace(), "resourceVersion": t.resource_version()},
+                "status": status});
             match api
-                .patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(&body))
+                .patch_status(
+                    &t.name_any(),
+                    &PatchParams::apply(TASK_MANAGER).force(),
+                    &Patch::Apply(&body),
+                )
                 .await
             {
                 Ok(_) => {

@@ -72,5 +72,6 @@ pub struct AgentStatus {
     pub observed_generation: Option<i64>,
     /// `Ready` is False when heartbeats stop.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }

@@ -11,6 +11,7 @@
 pub mod agent;
 pub mod binding;
 pub mod common;
+pub mod conditions;
 pub mod framework;
 pub mod join;
 pub mod offer;

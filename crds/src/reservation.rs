@@ -60,5 +60,6 @@ pub struct ReservationStatus {
     pub observed_generation: Option<i64>,
     /// `Ready` and `Stalled`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }

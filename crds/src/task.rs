@@ -282,6 +282,7 @@ pub struct TaskStatus {
     pub observed_generation: Option<i64>,
     /// `Scheduled`, `Ready` and `Stalled`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
 

@@ -13,6 +13,7 @@ mod chart;
 mod chart_rbac;
 mod clients;
 mod cluster;
+mod conditions;
 mod durability;
 #[cfg(feature = "etcd")]
 mod etcd_cluster;

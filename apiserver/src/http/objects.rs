@@ -192,6 +192,15 @@ pub fn admit(
     causes.extend(meta::check_labels(obj));
     causes.extend(super::limits::check_annotations(obj));
     causes.extend(crate::admission::check(info, obj));
+    // A create's CEL rules are reported with the schema's failures, as
+    // kube-apiserver reports them (an update's run on the object as it will
+    // be stored: [`check_rules`]). Not on values of the wrong type.
+    if old.is_none()
+        && let Some(rules) = &info.rules
+        && !causes.iter().any(|c| c.reason == "FieldValueTypeInvalid")
+    {
+        causes.extend(crate::cel::validate(rules, obj, None));
+    }
     if !causes.is_empty() {
         return Err(ApiError::invalid(req.subject(name), causes));
     }
@@ -394,7 +403,6 @@ pub async fn create_value(
             .map_err(|c| ApiError::invalid(req.subject(&name), vec![c]))?,
         _ => {}
     }
-    check_rules(&req, &obj, None, &name)?;
     match managed {
         Some(m) => m.write(&mut obj),
         None => super::ownership::track(&req, &Value::Null, &mut obj, None)?,
