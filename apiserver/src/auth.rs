@@ -62,6 +62,15 @@ pub const ADMIN: &str = "mosaic:admin";
 /// The agent identity's name.
 pub const AGENT: &str = "mosaic:agent";
 
+/// The in-process controllers' identity: not an admin, only what the
+/// `mosaic:controllers` roles grant (the chart's controllers ClusterRole).
+pub fn controllers_user() -> User {
+    User {
+        name: crate::rbac::bootstrap::CONTROLLERS_USER.into(),
+        groups: vec![rbac::AUTHENTICATED.into()],
+    }
+}
+
 /// The admin identity (what the admin token names).
 pub fn admin_user() -> User {
     User {

@@ -212,6 +212,12 @@ impl RunningServer {
         inprocess::InProcess::new(self.app.clone(), auth::admin_user())
     }
 
+    /// A tower service for the in-process controllers, acting as their own
+    /// least-privilege identity (`system:mosaic:controllers`).
+    pub fn controllers(&self) -> inprocess::InProcess {
+        inprocess::InProcess::new(self.app.clone(), auth::controllers_user())
+    }
+
     /// Waits until the listener ends (it ends only on [`RunningServer::stop`]).
     pub async fn wait(&mut self) {
         let _ = (&mut self.task).await;

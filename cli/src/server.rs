@@ -104,7 +104,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             "Point kubectl at it:  export KUBECONFIG={}",
             server.admin_kubeconfig.display()
         );
-        let admin = kube::Client::new(server.in_process(), "default");
+        let client = kube::Client::new(server.controllers(), "default");
         let opts = mosaic_controllers::scheduler::Options {
             agent_lost_after: std::time::Duration::from_secs(args.agent_lost_after),
             ..Default::default()
@@ -117,8 +117,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             if args.no_controllers {
                 return;
             }
-            mosaic_controllers::leader::run_elected(admin.clone(), election, move || {
-                mosaic_controllers::scheduler::run_supervised(admin.clone(), opts.clone())
+            mosaic_controllers::leader::run_elected(client.clone(), election, move || {
+                mosaic_controllers::scheduler::run_supervised(client.clone(), opts.clone())
             })
             .await
         });

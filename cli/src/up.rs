@@ -53,7 +53,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         let server = crate::cluster::start_server(server_cfg).await?;
         let admin = kube::Client::new(server.in_process(), "default");
         let controllers = tokio::spawn(mosaic_controllers::scheduler::run_supervised(
-            admin.clone(),
+            kube::Client::new(server.controllers(), "default"),
             Default::default(),
         ));
 

@@ -58,7 +58,7 @@ async fn bind_once(client: &Client, t: &Task, agent: &str) -> bool {
     let body = TaskBinding::new(&name, t.resource_version(), agent);
     let pp = PostParams::default();
     let call = api.create_subresource::<_, kube::core::Status>(SUBRESOURCE, &name, &pp, &body);
-    task_write("bind", &name, call).await.is_some()
+    task_write(client, t, "binding", call).await.is_some()
 }
 
 async fn bind_twice(client: &Client, t: &Task, agent: &str) -> bool {

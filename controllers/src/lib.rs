@@ -20,6 +20,7 @@ pub mod leader;
 pub mod liveness;
 pub mod metrics;
 pub mod offers;
+pub mod refused;
 pub mod reservations;
 pub mod scheduler;
 pub mod status;

@@ -233,7 +233,9 @@ async fn reconcile_task(client: &Client, t: &Task, liveness: &Liveness, lost_aft
                     crate::events::record(client, t, "Warning", reason, message).await;
                 }
                 Err(e) => {
-                    tracing::debug!(task = %t.name_any(), error = %e, "liveness update not written (will retry)")
+                    if !crate::refused::report(client, t, "status", &e).await {
+                        tracing::debug!(task = %t.name_any(), error = %e, "liveness update not written (will retry)")
+                    }
                 }
             }
         }

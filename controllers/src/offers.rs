@@ -336,6 +336,7 @@ async fn invalid(client: &Client, t: &Task, why: &str) {
     if let Err(e) = api
         .patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(&body))
         .await
+        && !crate::refused::report(client, t, "status", &e).await
     {
         tracing::debug!(task = %t.name_any(), error = %e, "marking a task's offer invalid");
     }

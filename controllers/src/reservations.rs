@@ -134,6 +134,7 @@ pub async fn bind_pending(
         if let Err(e) = api
             .patch_status(&r.name_any(), &PatchParams::default(), &Patch::Merge(&body))
             .await
+            && !crate::refused::report(client, &*r, "status", &e).await
         {
             tracing::debug!(reservation = %r.name_any(), error = %e, "reservation status not written (will retry)");
         }

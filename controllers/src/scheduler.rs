@@ -482,22 +482,28 @@ pub(crate) async fn patch_status(client: &Client, t: &Task, status: serde_json::
     // this view was taken is left for the next cycle.
     let body = json!({"metadata": {"resourceVersion": t.resource_version()}, "status": status});
     let (name, pp, patch) = (t.name_any(), PatchParams::default(), Patch::Merge(&body));
-    task_write("status", &name, api.patch_status(&name, &pp, &patch))
+    task_write(client, t, "status", api.patch_status(&name, &pp, &patch))
         .await
         .is_some()
 }
 
 /// Awaits one write of a Task's (`what`: "status", "finalizers", "bind") within
 /// [`API_TIMEOUT`]; a failure or a timeout is logged and left for a later cycle.
+/// A refusal (403) is reported loudly ([`crate::refused`]).
 pub(crate) async fn task_write<T>(
+    client: &Client,
+    t: &Task,
     what: &str,
-    task: &str,
     call: impl std::future::Future<Output = Result<T, kube::Error>>,
 ) -> Option<T> {
+    let task = t.name_any();
+    let task = task.as_str();
     match tokio::time::timeout(API_TIMEOUT, call).await {
         Ok(Ok(v)) => Some(v),
         Ok(Err(e)) => {
-            tracing::debug!(task, error = %e, "{what} not written (will retry)");
+            if !crate::refused::report(client, t, what, &e).await {
+                tracing::debug!(task, error = %e, "{what} not written (will retry)");
+            }
             None
         }
         Err(_) => {
@@ -519,7 +525,7 @@ pub(crate) async fn set_finalizers(
     let body =
         json!({"metadata": {"resourceVersion": t.resource_version(), "finalizers": finalizers}});
     let (name, pp, patch) = (t.name_any(), PatchParams::default(), Patch::Merge(&body));
-    task_write("finalizers", &name, api.patch(&name, &pp, &patch)).await
+    task_write(client, t, "finalizers", api.patch(&name, &pp, &patch)).await
 }
 
 /// Lets a deleted task go: drops Mosaic's finalizer.

@@ -47,19 +47,27 @@ const CONCURRENT_WRITES: usize = 32;
 type Write = futures::future::BoxFuture<'static, ()>;
 
 /// The write of `status` onto the object, when it differs from what is there now.
-fn write<K>(api: Api<K>, obj: &K, current: Value, status: Value) -> Option<Write>
+fn write<K>(client: &Client, api: Api<K>, obj: &K, current: Value, status: Value) -> Option<Write>
 where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
     if current == status {
         return None;
     }
     let name = obj.name_any();
+    let (client, obj) = (client.clone(), obj.clone());
     Some(Box::pin(async move {
         let body = json!({"status": status});
         if let Err(e) = api
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
             .await
+            && !crate::refused::report(&client, &obj, "status", &e).await
         {
             tracing::debug!(object = %name, error = %e, "status not written (will retry)");
         }
@@ -163,7 +171,13 @@ fn writes(
                 "conditions",
             ],
         );
-        writes.extend(write(Api::<Role>::all(client.clone()), &r, current, status));
+        writes.extend(write(
+            client,
+            Api::<Role>::all(client.clone()),
+            &r,
+            current,
+            status,
+        ));
     }
     // Counted without an allocation per task (this runs every round over every Task).
     let all_tasks = tasks.state();
@@ -232,6 +246,7 @@ fn writes(
             }
         }
         writes.extend(write(
+            client,
             Api::<Framework>::namespaced(client.clone(), &ns),
             &f,
             current,
@@ -258,7 +273,13 @@ fn writes(
             .unwrap_or(Value::Null);
         let current = json!({"allocated": current});
         let status = json!({"allocated": allocated});
-        if let Some(w) = write(Api::<Agent>::all(client.clone()), &*a, current, status) {
+        if let Some(w) = write(
+            client,
+            Api::<Agent>::all(client.clone()),
+            &*a,
+            current,
+            status,
+        ) {
             writes.push(w);
             agent_writes += 1;
         }

@@ -111,25 +111,30 @@ fn granted(docs: &[Value], service_account: &str) -> BTreeSet<Call> {
                 d["kind"] == b["roleRef"]["kind"] && d["metadata"]["name"] == b["roleRef"]["name"]
             })
             .expect("the bound role is in the chart");
-        for rule in role["rules"].as_array().unwrap() {
-            let strings = |f: &str| -> Vec<String> {
-                rule[f]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_str().unwrap().to_string())
-                    .collect()
-            };
-            for g in strings("apiGroups") {
-                for r in strings("resources") {
-                    for v in strings("verbs") {
-                        out.insert((g.clone(), r.clone(), v));
-                    }
+        rule_calls(role, &mut out);
+    }
+    out
+}
+
+/// Every (group, resource, verb) a role's rules grant.
+fn rule_calls(role: &Value, out: &mut BTreeSet<Call>) {
+    for rule in role["rules"].as_array().unwrap() {
+        let strings = |f: &str| -> Vec<String> {
+            rule[f]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        };
+        for g in strings("apiGroups") {
+            for r in strings("resources") {
+                for v in strings("verbs") {
+                    out.insert((g.clone(), r.clone(), v));
                 }
             }
         }
     }
-    out
 }
 
 fn calls_of(log: &[(String, Call, u64)], user: &str) -> BTreeSet<Call> {
@@ -166,6 +171,28 @@ async fn the_controllers_and_an_agent_work_with_exactly_the_charts_rbac() {
     let controllers_kc = s.service_account_kubeconfig(NS, "mosaic-controllers");
     let agent_kc = s.service_account_kubeconfig(NS, "mosaic-agent");
     let controllers_user = "system:serviceaccount:mosaic-system:mosaic-controllers";
+    // The in-process controllers of `mosaic server` hold the same rules as the chart's.
+    let mut builtin = BTreeSet::new();
+    for args in [
+        &["get", "clusterrole", "mosaic:controllers", "-o", "json"][..],
+        &[
+            "get",
+            "role",
+            "mosaic:controllers",
+            "-n",
+            "mosaic-system",
+            "-o",
+            "json",
+        ],
+    ] {
+        let role: Value = serde_json::from_str(&s.kubectl_ok(args)).unwrap();
+        rule_calls(&role, &mut builtin);
+    }
+    assert_eq!(
+        builtin,
+        granted(&docs, "mosaic-controllers"),
+        "the built-in mosaic:controllers roles and the chart's differ"
+    );
     let agent_user = "system:serviceaccount:mosaic-system:mosaic-agent";
 
     // The chart's arguments, with this machine's host paths and ports.

@@ -14,6 +14,7 @@ mod chart_rbac;
 mod clients;
 mod cluster;
 mod conditions;
+mod controller_identity;
 mod durability;
 #[cfg(feature = "etcd")]
 mod etcd_cluster;

@@ -34,6 +34,40 @@ pub fn agent_cluster_rules() -> Value {
     ])
 }
 
+/// The user the in-process controllers (`mosaic server`, `mosaic up`) act as.
+pub const CONTROLLERS_USER: &str = "system:mosaic:controllers";
+
+/// What the controllers may do, cluster-wide: the same rules the chart's
+/// controllers ClusterRole holds (charts/mosaic/templates/rbac.yaml, which
+/// tests/e2e/chart_rbac.rs derives from an audit; a test there checks that
+/// these are the same), so a permission missing there is missing here too.
+pub fn controllers_cluster_rules() -> Value {
+    json!([
+        {"apiGroups": ["mosaic.dev"], "resources": ["agents", "roles", "reservations"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["mosaic.dev"], "resources": ["tasks"], "verbs": ["list", "watch", "patch"]},
+        {"apiGroups": ["mosaic.dev"], "resources": ["tasks/binding"], "verbs": ["create"]},
+        {"apiGroups": ["mosaic.dev"], "resources": ["frameworks"], "verbs": ["list", "watch", "create"]},
+        {"apiGroups": ["mosaic.dev"], "resources": ["offers"], "verbs": ["list", "watch", "create", "delete"]},
+        {"apiGroups": ["mosaic.dev"], "resources": ["tasks/status", "agents/status", "roles/status", "frameworks/status", "reservations/status"], "verbs": ["patch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    ])
+}
+
+/// What the controllers may do in `mosaic-system`: the leader Lease, and the
+/// agents' heartbeat Leases (liveness).
+pub fn controllers_lease_rules() -> Value {
+    json!([
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch", "create", "update"]},
+    ])
+}
+
+fn user_binding(kind: &str, name: &str, ns: Option<&str>, role: (&str, &str), user: &str) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
+        "metadata": meta(name, ns),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role.0, "name": role.1},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]})
+}
+
 /// The rules a node agent needs in `mosaic-system`: its heartbeat Lease.
 pub fn agent_lease_rules() -> Value {
     json!([
@@ -105,6 +139,23 @@ pub fn objects() -> Vec<Value> {
             ]),
         ),
         cluster_role("mosaic:agent", agent_cluster_rules()),
+        cluster_role("mosaic:controllers", controllers_cluster_rules()),
+        user_binding(
+            crb,
+            "mosaic:controllers",
+            None,
+            ("ClusterRole", "mosaic:controllers"),
+            CONTROLLERS_USER,
+        ),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": meta("mosaic:controllers", Some("mosaic-system")), "rules": controllers_lease_rules()}),
+        user_binding(
+            "RoleBinding",
+            "mosaic:controllers",
+            Some("mosaic-system"),
+            ("Role", "mosaic:controllers"),
+            CONTROLLERS_USER,
+        ),
         cluster_role(
             "mosaic:agent-bootstrapper",
             json!([{"apiGroups": ["mosaic.dev"], "resources": ["agents/certificate"], "verbs": ["create"]}]),
