@@ -32,6 +32,6 @@ where
         Err(e) => Err(kube::Error::BuildRequest(e)),
     };
     if let Err(e) = sent {
-        tracing::debug!(object = %obj.name_any(), reason, error = %e, "recording an event");
+        tracing::warn!(object = %obj.name_any(), reason, error = %e, "recording an event");
     }
 }

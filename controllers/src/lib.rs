@@ -1,9 +1,10 @@
 //! Mosaic's control loops.
 //!
-//! The allocator core ([`allocator`]): hierarchical weighted Dominant
-//! Resource Fairness across roles and then frameworks, with quota guarantees
-//! and limits, reservations, refuse filters and suppression, as plain data
-//! structures with no API client, so it is tested and measured on its own.
+//! The allocator core ([`allocator`], the `mosaic-allocator` crate):
+//! hierarchical weighted Dominant Resource Fairness across roles and then
+//! frameworks, with quota guarantees and limits, reservations, refuse
+//! filters and suppression, as plain data structures with no API client (the
+//! crate depends on no API client), so it is tested and measured on its own.
 //! The scheduler loop ([`scheduler`]) keeps it up to date from the API's
 //! watches ([`watches`]) through a view that follows what changed ([`view`]:
 //! Roles, Frameworks, Reservations via [`reservations`], Tasks, Agents and
@@ -12,7 +13,8 @@
 //!
 //! A newcomer starts at [`scheduler::run`], then [`allocator::Allocator::allocate`].
 
-pub mod allocator;
+/// The allocator, its own crate (`allocator/`): plain data, no API client.
+pub use mosaic_allocator as allocator;
 pub mod binder;
 pub mod binding;
 pub mod events;

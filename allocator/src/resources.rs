@@ -94,8 +94,8 @@ impl std::fmt::Display for Resources {
         write!(
             f,
             "cpus={} memory={}",
-            mosaic_crds::common::format_millis(self.cpus_milli),
-            mosaic_crds::common::format_bytes(self.memory)
+            crate::units::format_millis(self.cpus_milli),
+            crate::units::format_bytes(self.memory)
         )
     }
 }

@@ -31,6 +31,7 @@
 
 mod model;
 mod resources;
+pub mod units;
 
 pub use model::{AgentSpec, FrameworkKind, FrameworkSpec, Placement, RoleSpec, TaskRequest};
 pub use resources::Resources;
