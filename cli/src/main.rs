@@ -9,6 +9,7 @@ mod cluster;
 mod controllers;
 mod execute;
 mod get;
+mod in_process;
 mod join;
 mod kubeconfig;
 mod limits;

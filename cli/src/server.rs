@@ -104,7 +104,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             "Point kubectl at it:  export KUBECONFIG={}",
             server.admin_kubeconfig.display()
         );
-        let client = kube::Client::new(server.controllers(), "default");
+        let client = crate::in_process::controllers(&server);
         let opts = mosaic_controllers::scheduler::Options {
             agent_lost_after: std::time::Duration::from_secs(args.agent_lost_after),
             ..Default::default()

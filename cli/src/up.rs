@@ -51,9 +51,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         let mut server_cfg = mosaic_apiserver::ServerConfig::new(data_dir.clone(), args.listen);
         server_cfg.limits = args.listener.limits();
         let server = crate::cluster::start_server(server_cfg).await?;
-        let admin = kube::Client::new(server.in_process(), "default");
+        let admin = crate::in_process::admin(&server);
         let controllers = tokio::spawn(mosaic_controllers::scheduler::run_supervised(
-            kube::Client::new(server.controllers(), "default"),
+            crate::in_process::controllers(&server),
             Default::default(),
         ));
 

@@ -1,12 +1,18 @@
 //! Agent: one machine that runs tasks. Created and kept up to date by the node agent.
 
 use crate::common::{Condition, ResourceQuantities};
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// What an operator may change on an Agent.
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+// A field the control plane does not act on is refused rather than ignored
+// (a CEL rule in the CRD, so Kubernetes refuses it too).
+#[x_kube(validation = Rule::new("!has(self.maintenance)")
+    .message("maintenance windows are not acted on yet; cordon the agent with spec.unschedulable: true instead")
+    .reason(Reason::FieldValueForbidden)
+    .field_path(".maintenance"))]
 #[kube(
     group = "mosaic.dev",
     doc = "An Agent is one machine that runs tasks: the node agent registers it, reports what it offers and its health, and runs the tasks bound to it.",
@@ -26,7 +32,8 @@ pub struct AgentSpec {
     /// Cordon: when true no new offers are made from this agent; running tasks stay.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unschedulable: bool,
-    /// A planned maintenance window, during which the agent is drained.
+    /// A planned maintenance window. Not acted on yet, so refused: cordon
+    /// with `unschedulable` instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<MaintenanceWindow>,
 }

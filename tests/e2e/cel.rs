@@ -100,6 +100,32 @@ async fn task_rules_are_cel_in_its_crd_and_enforced() {
     );
     // Metadata still changes.
     s.kubectl_ok(&["label", "task", "t", "team=a"]);
+
+    // An Agent field nothing acts on yet is refused, saying what to do instead.
+    let out = kubectl_fails(
+        &s,
+        &[
+            "patch",
+            "agent",
+            "cel-node",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"maintenance":{"start":"2027-01-01T00:00:00Z","durationSeconds":3600}}}"#,
+        ],
+    );
+    assert!(
+        out.contains("spec.maintenance: Forbidden: maintenance windows are not acted on yet")
+            && out.contains("spec.unschedulable"),
+        "{out}"
+    );
+    s.kubectl_ok(&[
+        "patch",
+        "agent",
+        "cel-node",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"unschedulable":true}}"#,
+    ]);
 }
 
 fn widget_crd(rules: &str) -> String {
