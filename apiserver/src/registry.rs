@@ -72,6 +72,8 @@ pub struct ResourceInfo {
     pub rules: Option<Arc<crate::cel::Rules>>,
     /// Whether `/status` is a subresource.
     pub status_subresource: bool,
+    /// The `/scale` subresource's paths, when the CRD declares one.
+    pub scale: Option<ScalePaths>,
     /// Columns for `kubectl get`, Name first not included.
     pub columns: Vec<PrinterColumn>,
     /// Field paths usable in field selectors, beyond metadata.name and metadata.namespace.
@@ -84,6 +86,30 @@ pub struct ResourceInfo {
     pub storage_prefix: String,
     /// How its objects differ from their stored form.
     pub view: crate::conversion::View,
+}
+
+/// Where a CRD's `/scale` subresource reads and writes (its
+/// `subresources.scale`): JSON paths such as `.spec.replicas`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScalePaths {
+    /// `specReplicasPath`: what a scale write sets.
+    pub spec_replicas: String,
+    /// `statusReplicasPath`.
+    pub status_replicas: String,
+    /// `labelSelectorPath`: a string in the status holding the selector.
+    pub label_selector: Option<String>,
+}
+
+impl ScalePaths {
+    /// The paths of a CRD version's `subresources.scale`, when it has one.
+    pub fn of(scale: &Value) -> Option<Self> {
+        let path = |k: &str| scale[k].as_str().map(str::to_string);
+        Some(Self {
+            spec_replicas: path("specReplicasPath")?,
+            status_replicas: path("statusReplicasPath")?,
+            label_selector: path("labelSelectorPath"),
+        })
+    }
 }
 
 impl ResourceInfo {
@@ -187,6 +213,7 @@ pub(crate) fn builtin(
         schema: crate::builtin_schema::of_kind(group, kind),
         rules: None,
         status_subresource: matches!(b, Builtin::Namespace | Builtin::Crd),
+        scale: None,
         columns,
         selectable_fields: vec![],
         builtin: b,
@@ -555,6 +582,7 @@ pub fn from_crd(crd: &Value) -> Result<Vec<ResourceInfo>, CrdError> {
                 .map(Arc::new),
             schema: Some(v["schema"]["openAPIV3Schema"].clone()),
             status_subresource: v["subresources"]["status"].is_object(),
+            scale: ScalePaths::of(&v["subresources"]["scale"]),
             columns,
             selectable_fields,
             builtin: Builtin::Custom,

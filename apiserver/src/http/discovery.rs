@@ -98,6 +98,17 @@ pub fn serve(
                         "verbs": ["get", "patch", "update"],
                     }));
                 }
+                if i.scale.is_some() {
+                    resources.push(json!({
+                        "name": format!("{}/scale", i.plural),
+                        "singularName": "",
+                        "namespaced": i.namespaced,
+                        "group": "autoscaling",
+                        "version": "v1",
+                        "kind": "Scale",
+                        "verbs": ["get", "patch", "update"],
+                    }));
+                }
                 if super::binding::served_for(i) {
                     resources.push(json!({
                         "name": format!("{}/{}", i.plural, mosaic_crds::binding::SUBRESOURCE),
@@ -162,6 +173,11 @@ fn aggregated(all: &[Arc<ResourceInfo>], include: impl Fn(&str) -> bool) -> Resp
         let mut subresources = Vec::new();
         if i.status_subresource {
             subresources.push(json!({"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}));
+        }
+        if i.scale.is_some() {
+            subresources.push(json!({"subresource": "scale",
+                "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+                "verbs": ["get", "patch", "update"]}));
         }
         if super::binding::served_for(i) {
             subresources.push(json!({"subresource": mosaic_crds::binding::SUBRESOURCE,

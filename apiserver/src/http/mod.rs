@@ -23,6 +23,7 @@ mod params;
 mod protobuf;
 mod reviews;
 mod route;
+mod scale;
 pub mod seats;
 mod selectors;
 mod splice;
@@ -337,6 +338,15 @@ impl App {
                     user_agent,
                     user,
                 };
+                if req.route.subresource.as_deref() == Some(scale::SUBRESOURCE) {
+                    if !matches!(verb, "get" | "update" | "patch") {
+                        return Err(ApiError::method_not_allowed(
+                            parts.method.as_str(),
+                            &format!("{}/scale", req.route.info.group_resource()),
+                        ));
+                    }
+                    return scale::serve(req, verb, read_body(body).await?).await;
+                }
                 match verb {
                     "get" => objects::get(req).await,
                     "list" => list::list(req).await,

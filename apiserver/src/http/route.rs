@@ -97,12 +97,13 @@ impl Route {
                     *sub == "token" && info.group.is_empty() && info.plural == "serviceaccounts";
                 let binding = *sub == "binding" && super::binding::served_for(&info);
                 let status = *sub == "status" && info.status_subresource;
+                let scale = *sub == super::scale::SUBRESOURCE && info.scale.is_some();
                 let certificate = *sub == mosaic_crds::join::SUBRESOURCE
                     && info.group == mosaic_crds::GROUP
                     && info.plural == "agents";
                 let log =
                     *sub == "log" && info.group == mosaic_crds::GROUP && info.plural == "tasks";
-                if !token && !binding && !status && !certificate && !log {
+                if !token && !binding && !status && !scale && !certificate && !log {
                     return Err(ApiError::no_route(path));
                 }
                 (Some(name.to_string()), Some(sub.to_string()))

@@ -290,6 +290,20 @@ impl Managed {
         for p in previous.difference(&applied).0.iter() {
             if !others.contains(p) {
                 fields::remove(&mut result, p, schema);
+                // A map the removal leaves empty goes too, as on Kubernetes
+                // (whose field sets own a map itself, `.`), unless someone
+                // owns it or the apply names it.
+                let mut parent = p.clone();
+                while parent.len() > 1 {
+                    parent.pop();
+                    let empty = fields::get(&result, &parent, schema)
+                        .and_then(Value::as_object)
+                        .is_some_and(|o| o.is_empty());
+                    if !empty || others.contains(&parent) || applied.contains(&parent) {
+                        break;
+                    }
+                    fields::remove(&mut result, &parent, schema);
+                }
             }
         }
         let e = self.entry(manager, "Apply", subresource, api_version);

@@ -96,6 +96,24 @@ fn apply_merges_owns_conflicts_and_removes_what_it_stopped_applying() {
 }
 
 #[test]
+fn a_map_whose_fields_an_apply_stops_applying_goes_with_them() {
+    let mut m = Managed::default();
+    let a1 = json!({"spec": {"command": "one", "resources": {"cpus": "1", "memory": "1Gi"}}});
+    let v = apply(&mut m, "alice", &json!(null), &a1, false).unwrap();
+    // alice stops applying resources: the map goes, not just its fields.
+    let a2 = json!({"spec": {"command": "one"}});
+    let v = apply(&mut m, "alice", &v, &a2, false).unwrap();
+    assert_eq!(v["spec"], json!({"command": "one"}), "{v}");
+    // A map someone else still fills stays.
+    let a3 = json!({"spec": {"command": "one", "resources": {"cpus": "1"}}});
+    let v = apply(&mut m, "alice", &v, &a3, false).unwrap();
+    let b1 = json!({"spec": {"resources": {"memory": "2Gi"}}});
+    let v = apply(&mut m, "bob", &v, &b1, false).unwrap();
+    let v = apply(&mut m, "alice", &v, &a2, false).unwrap();
+    assert_eq!(v["spec"]["resources"], json!({"memory": "2Gi"}), "{v}");
+}
+
+#[test]
 fn updates_take_the_fields_they_change() {
     let s = schema();
     let mut m = Managed::default();
