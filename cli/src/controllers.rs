@@ -64,7 +64,7 @@ pub fn run(args: ControllersArgs) -> anyhow::Result<()> {
         );
         let elected =
             mosaic_controllers::leader::run_elected(client.clone(), election, move || {
-                mosaic_controllers::scheduler::run_supervised(client.clone(), opts.clone())
+                mosaic_controllers::manager::run(client.clone(), opts.clone())
             });
         if let Some(addr) = args.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)

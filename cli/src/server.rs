@@ -118,7 +118,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 return;
             }
             mosaic_controllers::leader::run_elected(client.clone(), election, move || {
-                mosaic_controllers::scheduler::run_supervised(client.clone(), opts.clone())
+                mosaic_controllers::manager::run(client.clone(), opts.clone())
             })
             .await
         });

@@ -52,7 +52,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         server_cfg.limits = args.listener.limits();
         let server = crate::cluster::start_server(server_cfg).await?;
         let admin = crate::in_process::admin(&server);
-        let controllers = tokio::spawn(mosaic_controllers::scheduler::run_supervised(
+        let controllers = tokio::spawn(mosaic_controllers::manager::run(
             crate::in_process::controllers(&server),
             Default::default(),
         ));

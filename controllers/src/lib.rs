@@ -15,11 +15,13 @@
 
 /// The allocator, its own crate (`allocator/`): plain data, no API client.
 pub use mosaic_allocator as allocator;
+pub mod apps;
 pub mod binder;
 pub mod binding;
 pub mod events;
 pub mod leader;
 pub mod liveness;
+pub mod manager;
 pub mod metrics;
 pub mod offers;
 pub mod refused;

@@ -9,6 +9,7 @@
 //! A newcomer starts at [`task::TaskSpec`]: it is what users write most.
 
 pub mod agent;
+pub mod app;
 pub mod binding;
 pub mod common;
 pub mod conditions;
@@ -18,9 +19,11 @@ pub mod offer;
 pub mod reference;
 pub mod reservation;
 pub mod role;
+pub mod status_apply;
 pub mod task;
 
 pub use agent::Agent;
+pub use app::App;
 pub use common::{Condition, ResourceQuantities};
 pub use framework::Framework;
 pub use offer::Offer;
@@ -45,6 +48,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         Reservation::crd(),
         Task::crd(),
         Offer::crd(),
+        App::crd(),
     ]
 }
 

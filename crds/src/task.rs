@@ -309,6 +309,19 @@ impl TaskStatus {
 }
 
 impl TaskPhase {
+    /// Whether a task in this phase has ended for good (it holds nothing
+    /// and will not run again): Finished, Failed, Killed, Lost or Error.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskPhase::Finished
+                | TaskPhase::Failed
+                | TaskPhase::Killed
+                | TaskPhase::Lost
+                | TaskPhase::Error
+        )
+    }
+
     /// Whether a task in this phase is on an agent and holds its resources:
     /// Staging, Starting, Running, Killing, or Unreachable (its agent may come back).
     pub fn is_active(self) -> bool {

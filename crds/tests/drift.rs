@@ -46,7 +46,15 @@ fn every_kind_has_the_contract_names() {
     let kinds: Vec<_> = crds.iter().map(|c| c.spec.names.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        ["Agent", "Role", "Framework", "Reservation", "Task", "Offer"]
+        [
+            "Agent",
+            "Role",
+            "Framework",
+            "Reservation",
+            "Task",
+            "Offer",
+            "App"
+        ]
     );
     for crd in &crds {
         assert_eq!(crd.spec.group, "mosaic.dev");
@@ -85,4 +93,23 @@ fn every_kind_has_the_contract_names() {
     assert_eq!(short("Task"), Some(vec!["tk".to_string()]));
     assert_eq!(short("Framework"), Some(vec!["fw".to_string()]));
     assert_eq!(short("Agent"), Some(vec!["ag".to_string()]));
+    assert_eq!(short("App"), Some(vec!["app".to_string()]));
+    let app = crds.iter().find(|c| c.spec.names.kind == "App").unwrap();
+    let scale = app.spec.versions[0]
+        .subresources
+        .as_ref()
+        .and_then(|s| s.scale.as_ref())
+        .expect("App has /scale");
+    assert_eq!(
+        (
+            scale.spec_replicas_path.as_str(),
+            scale.status_replicas_path.as_str(),
+            scale.label_selector_path.as_deref()
+        ),
+        (
+            ".spec.replicas",
+            ".status.replicas",
+            Some(".status.selector")
+        )
+    );
 }

@@ -3,6 +3,7 @@
 
 mod api;
 mod apply;
+mod apps;
 mod backup;
 mod bench;
 mod binding;

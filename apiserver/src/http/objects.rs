@@ -132,11 +132,16 @@ pub fn check_name(obj: &mut Value, name: &str) -> Result<(), ApiError> {
 
 /// The status an object of Mosaic's own kinds has from its creation on.
 fn initial_status(info: &ResourceInfo) -> Option<Value> {
-    if info.group != mosaic_crds::GROUP || info.kind != "Task" {
+    if info.group != mosaic_crds::GROUP {
         return None;
     }
-    let status = mosaic_crds::task::TaskStatus::created(k8s_openapi::jiff::Timestamp::now(), 1);
-    Some(serde_json::to_value(status).expect("a status is JSON"))
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let status = match info.kind.as_str() {
+        "Task" => serde_json::to_value(mosaic_crds::task::TaskStatus::created(now, 1)),
+        "App" => serde_json::to_value(mosaic_crds::app::AppStatus::created(now)),
+        _ => return None,
+    };
+    Some(status.expect("a status is JSON"))
 }
 
 /// Validation warnings to send back in `Warning` headers.

@@ -44,12 +44,15 @@ pub const CONTROLLERS_USER: &str = "system:mosaic:controllers";
 pub fn controllers_cluster_rules() -> Value {
     json!([
         {"apiGroups": ["mosaic.dev"], "resources": ["agents", "roles", "reservations"], "verbs": ["list", "watch"]},
-        {"apiGroups": ["mosaic.dev"], "resources": ["tasks"], "verbs": ["list", "watch", "patch"]},
+        {"apiGroups": ["mosaic.dev"], "resources": ["tasks"], "verbs": ["list", "watch", "patch", "create", "delete"]},
         {"apiGroups": ["mosaic.dev"], "resources": ["tasks/binding"], "verbs": ["create"]},
         {"apiGroups": ["mosaic.dev"], "resources": ["frameworks"], "verbs": ["list", "watch", "create"]},
         {"apiGroups": ["mosaic.dev"], "resources": ["offers"], "verbs": ["list", "watch", "create", "delete"]},
         {"apiGroups": ["mosaic.dev"], "resources": ["tasks/status", "agents/status", "roles/status", "frameworks/status", "reservations/status"], "verbs": ["patch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+        {"apiGroups": ["mosaic.dev"], "resources": ["apps"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["mosaic.dev"], "resources": ["apps/status"], "verbs": ["patch"]},
+        {"apiGroups": ["mosaic.dev"], "resources": ["apps/finalizers"], "verbs": ["update"]},
     ])
 }
 

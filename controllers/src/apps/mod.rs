@@ -1,0 +1,273 @@
+//! The App controller: keeps each App's instances (Tasks it owns) as its
+//! spec asks, through a kube-runtime `Controller` over Apps and the Tasks
+//! labelled with an App. Each reconcile reads the App's instances from the
+//! controller's Task store, asks [`plan`] what to do, and does it: ended
+//! instances are cleared, new ones created (named `<app>-<revision>-<suffix>`,
+//! owned by the App so the garbage collector deletes them with it), doomed
+//! ones deleted (their agent kills them with their grace period), and the
+//! status applied server-side as field manager `mosaic-apps`.
+
+mod expect;
+pub mod plan;
+mod revision;
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use mosaic_crds::app::{APP_LABEL, App, AppStatus, LAUNCHED_ANNOTATION, REVISION_LABEL};
+use mosaic_crds::status_apply::StatusApply;
+use mosaic_crds::task::{RestartPolicy, Task};
+use plan::{Instance, View};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The field manager of the App status.
+pub const MANAGER: &str = "mosaic-apps";
+
+/// What a reconcile could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// An App without a namespace or name (the API never sends one).
+    #[error("an App without a namespace or name")]
+    Unnamed,
+    /// A write the API server did not take.
+    #[error("{what} of App {app}: {source}")]
+    Write {
+        /// What was written.
+        what: &'static str,
+        /// The App.
+        app: String,
+        /// The API's answer.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// What reconciles share.
+struct Context {
+    client: Client,
+    tasks: Store<Task>,
+    expected: expect::Expectations,
+    /// The status last written for each App (by uid): newer than the
+    /// store's copy until the watch brings it back, and this controller is
+    /// its only writer.
+    written: std::sync::Mutex<std::collections::HashMap<String, AppStatus>>,
+}
+
+/// Runs the App controller until the process ends.
+pub async fn run(client: Client) {
+    let apps = Api::<App>::all(client.clone());
+    let tasks = Api::<Task>::all(client.clone());
+    // The instances, in a store the reconciles read and a stream that
+    // wakes the App that owns a changed one.
+    let (store, writer) = reflector::store();
+    let owned = watcher::watcher(
+        tasks,
+        watcher::Config::default().labels(APP_LABEL).any_semantic(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .touched_objects();
+    let controller =
+        Controller::new(apps, watcher::Config::default().any_semantic()).owns_stream(owned);
+    let ctx = Arc::new(Context {
+        client,
+        tasks: store,
+        expected: expect::Expectations::default(),
+        written: Default::default(),
+    });
+    controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "App reconcile");
+            }
+        })
+        .await;
+}
+
+/// Brings one App's instances one step closer to its spec.
+async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError> {
+    let (Some(ns), Some(name)) = (app.namespace(), app.metadata.name.clone()) else {
+        return Err(AppError::Unnamed);
+    };
+    let uid = app.uid().unwrap_or_default();
+    if app.metadata.deletion_timestamp.is_some() {
+        ctx.expected.forget(&uid);
+        ctx.written.lock().expect("written lock").remove(&uid);
+        return Ok(Action::await_change());
+    }
+    let revision = revision::of(&app.spec.template);
+    let mut instances: Vec<Instance> = ctx
+        .tasks
+        .state()
+        .iter()
+        .filter(|t| {
+            t.namespace().as_deref() == Some(ns.as_str())
+                && t.owner_references().iter().any(|o| o.uid == uid)
+        })
+        .map(|t| instance(t))
+        .collect();
+    ctx.expected.apply(&uid, &mut instances);
+    let last = ctx
+        .written
+        .lock()
+        .expect("written lock")
+        .get(&uid)
+        .cloned()
+        .or_else(|| app.status.clone());
+    let now = jiff::Timestamp::now();
+    let p = plan::plan(&View {
+        name: &name,
+        spec: &app.spec,
+        generation: app.metadata.generation,
+        revision: &revision,
+        instances: &instances,
+        status: last.as_ref(),
+        now,
+    });
+    let api = Api::<Task>::namespaced(ctx.client.clone(), &ns);
+    for n in &p.notes {
+        crate::events::record(&ctx.client, app.as_ref(), n.type_, n.reason, &n.message).await;
+    }
+    for victim in p.clear.iter().chain(&p.kill) {
+        match api.delete(victim, &DeleteParams::default()).await {
+            Ok(_) => ctx.expected.deleted(&uid, victim),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(source) => {
+                crate::refused::report(&ctx.client, app.as_ref(), "instances (delete)", &source)
+                    .await;
+                return Err(write_error("deleting an instance", &name, source));
+            }
+        }
+    }
+    if p.start > 0 {
+        let mut task = new_instance(&app, &name, &revision);
+        for _ in 0..p.start {
+            task.annotations_mut().insert(
+                LAUNCHED_ANNOTATION.into(),
+                jiff::Timestamp::now()
+                    .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+                    .to_string(),
+            );
+            match api.create(&PostParams::default(), &task).await {
+                Ok(made) => ctx.expected.created(&uid, instance(&made)),
+                Err(source) => {
+                    crate::refused::report(
+                        &ctx.client,
+                        app.as_ref(),
+                        "instances (create)",
+                        &source,
+                    )
+                    .await;
+                    return Err(write_error("creating an instance", &name, source));
+                }
+            }
+        }
+        crate::events::record(
+            &ctx.client,
+            app.as_ref(),
+            "Normal",
+            "Started",
+            &format!("started {} instance(s) of revision {revision}", p.start),
+        )
+        .await;
+    }
+    if last.as_ref() != Some(&p.status) {
+        let body = StatusApply::of::<App>(&p.status);
+        let apps = Api::<App>::namespaced(ctx.client.clone(), &ns);
+        if let Err(source) = apps
+            .patch_status(
+                &name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+        {
+            crate::refused::report(&ctx.client, app.as_ref(), "status", &source).await;
+            return Err(write_error("applying the status", &name, source));
+        }
+        ctx.written
+            .lock()
+            .expect("written lock")
+            .insert(uid.clone(), p.status.clone());
+    }
+    Ok(match p.requeue {
+        Some(d) => Action::requeue(d),
+        None => Action::requeue(Duration::from_secs(300)),
+    })
+}
+
+fn write_error(what: &'static str, app: &str, source: kube::Error) -> AppError {
+    AppError::Write {
+        what,
+        app: app.to_string(),
+        source,
+    }
+}
+
+/// After a failed reconcile: try again soon (the controller also retries on
+/// any change to the App or its instances).
+fn error_policy(app: Arc<App>, e: &AppError, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(app = %app.name_any(), error = %e, "reconciling an App; retrying in 5s");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// How the plan sees a Task.
+fn instance(t: &Task) -> Instance {
+    let status = t.status.as_ref();
+    let ready_since = status.and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == mosaic_crds::common::condition_types::READY && c.status == "True")
+            .map(|c| c.last_transition_time.0)
+    });
+    Instance {
+        name: t.name_any(),
+        revision: t.labels().get(REVISION_LABEL).cloned().unwrap_or_default(),
+        created: t
+            .annotations()
+            .get(LAUNCHED_ANNOTATION)
+            .and_then(|a| a.parse().ok())
+            .or_else(|| t.metadata.creation_timestamp.as_ref().map(|c| c.0))
+            .unwrap_or_default(),
+        phase: status.and_then(|s| s.phase),
+        reason: status.and_then(|s| s.reason.clone()),
+        ready_since,
+        terminating: t.metadata.deletion_timestamp.is_some(),
+    }
+}
+
+/// A new instance of `app` at `revision`: its template, owned by the App.
+fn new_instance(app: &App, name: &str, revision: &str) -> Task {
+    let meta = app.spec.template.metadata.clone().unwrap_or_default();
+    let mut labels = meta.labels;
+    labels.insert(APP_LABEL.into(), name.into());
+    labels.insert(REVISION_LABEL.into(), revision.into());
+    let mut spec = app.spec.template.spec.clone();
+    spec.restart_policy = RestartPolicy::Never;
+    let owner = OwnerReference {
+        api_version: App::api_version(&()).into_owned(),
+        kind: App::kind(&()).into_owned(),
+        name: name.into(),
+        uid: app.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    Task {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{name}-{revision}-")),
+            namespace: app.namespace(),
+            labels: Some(labels),
+            annotations: Some(meta.annotations),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec,
+        status: None,
+    }
+}

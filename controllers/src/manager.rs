@@ -1,0 +1,55 @@
+//! One controller manager: the scheduler cycle and every kind's controller,
+//! started together (under the caller's leader election) and each started
+//! again if it stops. A kind with its own controller adds one line to
+//! [`CONTROLLERS`].
+
+use crate::scheduler;
+use crate::watches::AbortOnDrop;
+use futures::future::BoxFuture;
+use kube::Client;
+use std::time::Duration;
+
+/// A kind's controller: its name (in logs) and how to run it.
+pub struct Registration {
+    /// What the logs call it.
+    pub name: &'static str,
+    /// Runs it until the process ends.
+    pub run: fn(Client) -> BoxFuture<'static, ()>,
+}
+
+/// Every kind's controller, beside the scheduler.
+pub const CONTROLLERS: &[Registration] = &[Registration {
+    name: "apps",
+    run: |c| Box::pin(crate::apps::run(c)),
+}];
+
+/// Runs the scheduler and every registered controller until the process ends.
+pub async fn run(client: Client, opts: scheduler::Options) {
+    let mut all = vec![tokio::spawn(scheduler::run_supervised(
+        client.clone(),
+        opts,
+    ))];
+    for r in CONTROLLERS {
+        all.push(tokio::spawn(supervised(r, client.clone())));
+    }
+    let _stop_with_me = AbortOnDrop(all.iter().map(|t| t.abort_handle()).collect());
+    futures::future::join_all(all).await;
+}
+
+/// Runs `r`, starting it again (after a second) if it stops or panics.
+async fn supervised(r: &'static Registration, client: Client) {
+    loop {
+        let task = tokio::spawn((r.run)(client.clone()));
+        let _stop_with_me = AbortOnDrop(vec![task.abort_handle()]);
+        match task.await {
+            Ok(()) => tracing::error!(
+                controller = r.name,
+                "a controller stopped; starting it again"
+            ),
+            Err(e) => {
+                tracing::error!(controller = r.name, error = %e, "a controller panicked; starting it again")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

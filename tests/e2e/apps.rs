@@ -1,0 +1,359 @@
+//! Apps against a real `mosaic server` and agent, driven with kubectl: N
+//! instances kept running (`kubectl wait --for=condition=Available`),
+//! `kubectl scale` through the scale subresource (youngest killed first),
+//! a rolling upgrade that never leaves Marathon's health and capacity
+//! bounds (sampled throughout), a killed instance replaced with its backoff
+//! in Events, instances deleted with their App, and the rules the CRD
+//! carries.
+
+use crate::support::{TestServer, mosaic, wait_for, write_file};
+use kube::api::{Api, DynamicObject, ListParams};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn app_yaml(replicas: u32, version: &str, strategy: &str) -> String {
+    format!(
+        r#"apiVersion: mosaic.dev/v1alpha1
+kind: App
+metadata:
+  name: web
+spec:
+  replicas: {replicas}
+  backoffSeconds: 1
+  upgradeStrategy: {strategy}
+  template:
+    metadata:
+      labels:
+        tier: front
+    spec:
+      command: while [ ! -e "$MOSAIC_SANDBOX/stop" ]; do sleep 0.2; done; exit 3
+      env:
+        - name: VERSION
+          value: "{version}"
+      resources:
+        cpus: 100m
+        memory: 32Mi
+      killGracePeriodSeconds: 1
+      healthCheck:
+        exec:
+          command: "true"
+        initialDelaySeconds: 1
+        periodSeconds: 1
+"#
+    )
+}
+
+/// The App's instances, in one list (a consistent snapshot).
+async fn instances(tasks: &Api<DynamicObject>) -> Vec<DynamicObject> {
+    tasks
+        .list(&ListParams::default().labels("mosaic.dev/app=web"))
+        .await
+        .expect("listing instances")
+        .items
+}
+
+fn phase(t: &DynamicObject) -> &str {
+    t.data["status"]["phase"].as_str().unwrap_or("")
+}
+
+fn ended(t: &DynamicObject) -> bool {
+    matches!(
+        phase(t),
+        "Finished" | "Failed" | "Killed" | "Lost" | "Error"
+    )
+}
+
+fn healthy(t: &DynamicObject) -> bool {
+    t.metadata.deletion_timestamp.is_none()
+        && !ended(t)
+        && t.data["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+fn live(t: &DynamicObject) -> bool {
+    t.metadata.deletion_timestamp.is_none() && !ended(t)
+}
+
+fn revision(t: &DynamicObject) -> String {
+    t.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("mosaic.dev/revision"))
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn wait_healthy(tasks: &Api<DynamicObject>, n: usize) {
+    wait_for(
+        Duration::from_secs(60),
+        &format!("{n} healthy instances"),
+        || async {
+            let all = instances(tasks).await;
+            all.iter().filter(|t| healthy(t)).count() == n
+                && all.iter().filter(|t| live(t)).count() == n
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_app_keeps_scales_replaces_and_rolls_its_instances() {
+    let s = TestServer::start().unwrap();
+    let _agent = s.spawn_agent("apps-node", "cpus=4,memory=2Gi");
+    let client = s.client().await.unwrap();
+    let tasks: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &mosaic("Task", "tasks"));
+    let apps: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &mosaic("App", "apps"));
+    let dir = s.dir.path();
+
+    // Three instances, Available and Ready as kubectl waits for them.
+    let f = write_file(dir, "app.yaml", &app_yaml(3, "1", "{}"));
+    s.kubectl_ok(&["apply", "-f", &f]);
+    s.kubectl_ok(&[
+        "wait",
+        "--for=condition=Available",
+        "app/web",
+        "--timeout=60s",
+    ]);
+    s.kubectl_ok(&["wait", "--for=condition=Ready", "app/web", "--timeout=60s"]);
+    let all = instances(&tasks).await;
+    assert_eq!(all.iter().filter(|t| healthy(t)).count(), 3);
+    let app = apps.get("web").await.unwrap();
+    let rev1 = app.data["status"]["updateRevision"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for t in &all {
+        let name = t.metadata.name.as_deref().unwrap();
+        assert!(name.starts_with(&format!("web-{rev1}-")), "{name}");
+        let owner = &t.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("App", "web"));
+        assert_eq!(t.metadata.labels.as_ref().unwrap()["tier"], "front");
+    }
+    let table = s.kubectl_ok(&["get", "apps"]);
+    assert!(
+        table.contains("REPLICAS") && table.contains("UP-TO-DATE") && table.contains("AVAILABLE"),
+        "{table}"
+    );
+    assert_eq!(
+        s.kubectl_ok(&["get", "app", "web", "-o", "jsonpath={.status.selector}"]),
+        "mosaic.dev/app=web"
+    );
+
+    // kubectl scale, through the scale subresource: up, then down, youngest first.
+    s.kubectl_ok(&["scale", "app/web", "--replicas=5"]);
+    wait_healthy(&tasks, 5).await;
+    let mut by_age: Vec<(String, String)> = instances(&tasks)
+        .await
+        .iter()
+        .map(|t| {
+            (
+                t.metadata.annotations.as_ref().unwrap()["mosaic.dev/launched-at"].clone(),
+                t.metadata.name.clone().unwrap(),
+            )
+        })
+        .collect();
+    by_age.sort();
+    s.kubectl_ok(&["scale", "app/web", "--replicas=2"]);
+    wait_healthy(&tasks, 2).await;
+    let kept: Vec<String> = instances(&tasks)
+        .await
+        .iter()
+        .filter(|t| live(t))
+        .map(|t| t.metadata.name.clone().unwrap())
+        .collect();
+    let oldest: Vec<String> = by_age.iter().take(2).map(|(_, n)| n.clone()).collect();
+    let mut kept_sorted = kept.clone();
+    kept_sorted.sort();
+    let mut oldest_sorted = oldest.clone();
+    oldest_sorted.sort();
+    assert_eq!(
+        kept_sorted,
+        oldest_sorted,
+        "the youngest were not killed first: by age {by_age:?}\n{}",
+        s.kubectl_ok(&["get", "tasks", "-o", "yaml"])
+    );
+    let scale = s.kubectl_ok(&[
+        "get",
+        "--raw",
+        "/apis/mosaic.dev/v1alpha1/namespaces/default/apps/web/scale",
+    ]);
+    let scale: Value = serde_json::from_str(&scale).unwrap();
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 2);
+    assert_eq!(scale["status"]["selector"], "mosaic.dev/app=web");
+
+    // An instance whose process dies (here it exits 3 when the test asks,
+    // through its sandbox): it is cleared away and replaced after the backoff.
+    let victim = tasks.get(&kept[0]).await.unwrap();
+    let uid = victim.metadata.uid.clone().unwrap();
+    let sandbox = s.sandbox("apps-node", "default", &kept[0], &uid, 0);
+    std::fs::write(sandbox.join("stop"), "").unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the ended instance replaced",
+        || async {
+            let all = instances(&tasks).await;
+            !all.iter()
+                .any(|t| t.metadata.name.as_deref() == Some(kept[0].as_str()))
+                && all.iter().filter(|t| healthy(t)).count() == 2
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            s.kubectl_ok(&["get", "tasks", "-o", "wide", "--show-labels"]),
+            s.kubectl_ok(&["get", "app", "web", "-o", "yaml"])
+        )
+    });
+    let events = s.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=web",
+        "-o",
+        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        events.lines().any(|l| l.starts_with("BackOff: instance ")
+            && l.contains(&kept[0])
+            && l.contains("waits")),
+        "no BackOff event for the ended instance:\n{events}"
+    );
+
+    // A rolling upgrade on 5 replicas with minimumHealthCapacity 0.5 and
+    // maximumOverCapacity 0.2: never fewer than 3 healthy nor more than 6 running.
+    let strategy = "{minimumHealthCapacity: 0.5, maximumOverCapacity: 0.2}";
+    let f = write_file(dir, "app.yaml", &app_yaml(5, "1", strategy));
+    let before = apps.get("web").await.unwrap().data["spec"]["template"].clone();
+    s.kubectl_ok(&["apply", "-f", &f]);
+    wait_healthy(&tasks, 5).await;
+    // A change outside the template is no new revision.
+    let app = apps.get("web").await.unwrap();
+    assert_eq!(
+        app.data["status"]["updateRevision"],
+        rev1.as_str(),
+        "{before}\n{}",
+        app.data["spec"]["template"]
+    );
+    let f = write_file(dir, "app.yaml", &app_yaml(5, "2", strategy));
+    s.kubectl_ok(&["apply", "-f", &f]);
+    let mut samples = 0;
+    let mut low = usize::MAX;
+    let mut high = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let rev2 = loop {
+        let all = instances(&tasks).await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rollout did not end within 90 s: {:?}\n{}\n{}",
+            summary(&all),
+            s.kubectl_ok(&["get", "app", "web", "-o", "jsonpath={.status}"]),
+            std::fs::read_to_string(s.dir.path().join("server.log"))
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let up = all.iter().filter(|t| healthy(t)).count();
+        let running = all.iter().filter(|t| !ended(t)).count();
+        samples += 1;
+        low = low.min(up);
+        high = high.max(running);
+        assert!(
+            up >= 3,
+            "{up} healthy at sample {samples}: {:?}",
+            summary(&all)
+        );
+        assert!(
+            running <= 6,
+            "{running} running at sample {samples}: {:?}",
+            summary(&all)
+        );
+        let app = apps.get("web").await.unwrap();
+        let st = &app.data["status"];
+        let rev = st["updateRevision"].as_str().unwrap_or("").to_string();
+        let done =
+            rev != rev1 && all.len() == 5 && all.iter().all(|t| healthy(t) && revision(t) == rev);
+        if done && st["observedGeneration"] == app.metadata.generation.unwrap() {
+            break rev;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!("rollout: {samples} samples, at least {low} healthy, at most {high} running");
+    assert!(samples > 10, "too few samples ({samples}) to say anything");
+    assert!(
+        low < 5,
+        "the rollout never went below full health: was it a rollout? ({low})"
+    );
+    s.kubectl_ok(&["wait", "--for=condition=Ready", "app/web", "--timeout=30s"]);
+    let app = apps.get("web").await.unwrap();
+    assert_eq!(app.data["status"]["currentRevision"], rev2.as_str());
+    assert_eq!(app.data["status"]["updatedReplicas"], 5);
+
+    // Instances go with their App (ownerReferences, garbage collector).
+    s.kubectl_ok(&["delete", "app", "web", "--wait=true"]);
+    wait_for(
+        Duration::from_secs(60),
+        "instances deleted with their App",
+        || async { instances(&tasks).await.is_empty() },
+    )
+    .await
+    .unwrap();
+}
+
+fn summary(all: &[DynamicObject]) -> BTreeMap<String, String> {
+    all.iter()
+        .map(|t| {
+            (
+                t.metadata.name.clone().unwrap_or_default(),
+                format!(
+                    "{} {} healthy={} deleting={}",
+                    revision(t),
+                    phase(t),
+                    healthy(t),
+                    t.metadata.deletion_timestamp.is_some()
+                ),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_apps_crd_rules_refuse_what_it_cannot_honour() {
+    let s = TestServer::start().unwrap();
+    let dir = s.dir.path();
+    let bad = app_yaml(1, "1", "{}").replace(
+        "      killGracePeriodSeconds: 1\n",
+        "      killGracePeriodSeconds: 1\n      restartPolicy: Always\n",
+    );
+    let f = write_file(dir, "bad.yaml", &bad);
+    let out = s.kubectl(&["apply", "-f", &f]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("spec.template.spec.restartPolicy: Forbidden")
+            && err.contains("replaces an instance"),
+        "{err}"
+    );
+    let bad = app_yaml(1, "1", "{minimumHealthCapacity: 2}");
+    let f = write_file(dir, "bad.yaml", &bad);
+    let out = s.kubectl(&["apply", "-f", &f]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("spec.upgradeStrategy.minimumHealthCapacity"),
+        "{err}"
+    );
+    // A negative scale is refused naming the field.
+    let f = write_file(dir, "ok.yaml", &app_yaml(1, "1", "{}"));
+    s.kubectl_ok(&["apply", "-f", &f]);
+    let out = s.kubectl(&["scale", "app/web", "--replicas=-1"]);
+    assert!(!out.status.success());
+}
