@@ -128,6 +128,10 @@ pub struct Runner {
     cfg: AgentConfig,
     mode: Mode,
     runs: Mutex<HashMap<String, Arc<Run>>>,
+    /// Runs (by directory) that ended here and were reported, so that a
+    /// late watch event carrying an older status (Running, Killing) does
+    /// not adopt and report them again (a phase going back from Killed).
+    ended: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
     /// The supervisors under way, so shutdown can let each finish.
     supervisors: Mutex<tokio::task::JoinSet<()>>,
     metrics: Metrics,
@@ -155,6 +159,7 @@ impl Runner {
             cfg,
             mode,
             runs: Mutex::new(HashMap::new()),
+            ended: Default::default(),
             supervisors: Mutex::new(tokio::task::JoinSet::new()),
             metrics: Metrics::default(),
             spare: std::sync::Mutex::new(Vec::new()),
@@ -213,6 +218,9 @@ impl Runner {
             }
             return;
         }
+        if self.ended.lock().expect("ended lock").contains(&dir) {
+            return;
+        }
         let started = dir.join(executor::SPEC).exists();
         let action = match st.phase {
             Some(TaskPhase::Staging) if !started && deleted => {
@@ -266,8 +274,14 @@ impl Runner {
 
     /// Kills a task that is gone from the API.
     pub async fn forget(&self, t: &Task) {
-        self.kill(&t.uid().unwrap_or_default(), KillReason::User)
-            .await;
+        let uid = t.uid().unwrap_or_default();
+        self.kill(&uid, KillReason::User).await;
+        let prefix = format!("{uid}-");
+        self.ended.lock().expect("ended lock").retain(|d| {
+            !d.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix))
+        });
     }
 
     /// After the first full list of this agent's tasks: kills the runs found
@@ -581,7 +595,14 @@ impl Runner {
             }
         };
         helpers.abort_all();
-        self.runs.lock().await.remove(&uid);
+        {
+            let mut runs = self.runs.lock().await;
+            self.ended
+                .lock()
+                .expect("ended lock")
+                .insert(run.dir.clone());
+            runs.remove(&uid);
+        }
         let kill = run.kill.lock().expect("kill lock").clone();
         let mut status = outcome(&exited, kill.as_ref(), run.cgroup().oom_killed(), &t);
         // A failure that will be retried is not Stalled (kstatus would call it failed for good).

@@ -15,10 +15,10 @@
 
 /// The allocator, its own crate (`allocator/`): plain data, no API client.
 pub use mosaic_allocator as allocator;
-pub mod apps;
 pub mod binder;
 pub mod binding;
 pub mod events;
+pub mod kinds;
 pub mod leader;
 pub mod liveness;
 pub mod manager;

@@ -1,27 +1,12 @@
 //! One controller manager: the scheduler cycle and every kind's controller,
 //! started together (under the caller's leader election) and each started
-//! again if it stops. A kind with its own controller adds one line to
-//! [`CONTROLLERS`].
+//! again if it stops. A kind with its own controller registers it in
+//! [`crate::kinds`].
 
 use crate::scheduler;
 use crate::watches::AbortOnDrop;
-use futures::future::BoxFuture;
 use kube::Client;
 use std::time::Duration;
-
-/// A kind's controller: its name (in logs) and how to run it.
-pub struct Registration {
-    /// What the logs call it.
-    pub name: &'static str,
-    /// Runs it until the process ends.
-    pub run: fn(Client) -> BoxFuture<'static, ()>,
-}
-
-/// Every kind's controller, beside the scheduler.
-pub const CONTROLLERS: &[Registration] = &[Registration {
-    name: "apps",
-    run: |c| Box::pin(crate::apps::run(c)),
-}];
 
 /// Runs the scheduler and every registered controller until the process ends.
 pub async fn run(client: Client, opts: scheduler::Options) {
@@ -29,7 +14,7 @@ pub async fn run(client: Client, opts: scheduler::Options) {
         client.clone(),
         opts,
     ))];
-    for r in CONTROLLERS {
+    for r in crate::kinds::CONTROLLERS {
         all.push(tokio::spawn(supervised(r, client.clone())));
     }
     let _stop_with_me = AbortOnDrop(all.iter().map(|t| t.abort_handle()).collect());
@@ -37,7 +22,7 @@ pub async fn run(client: Client, opts: scheduler::Options) {
 }
 
 /// Runs `r`, starting it again (after a second) if it stops or panics.
-async fn supervised(r: &'static Registration, client: Client) {
+async fn supervised(r: &'static crate::kinds::Registration, client: Client) {
     loop {
         let task = tokio::spawn((r.run)(client.clone()));
         let _stop_with_me = AbortOnDrop(vec![task.abort_handle()]);

@@ -1,6 +1,6 @@
 //! App: N instances of a Task template kept running, scaled and upgraded
 //! without downtime (what Marathon gave Mesos users). The instances are
-//! Tasks owned by the App; the App controller (`controllers/src/apps/`)
+//! Tasks owned by the App; the App controller (`controllers/src/kinds/apps/`)
 //! starts, replaces and rolls them.
 
 use crate::common::Condition;

@@ -52,6 +52,19 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
     ]
 }
 
+/// The status an object of a Mosaic kind has from its creation on (the API
+/// server writes it, as a Pod starts Pending), so that status checkers
+/// (kstatus behind `helm install --wait` and Flux; `kubectl wait`) wait for
+/// its controller: `None` for kinds whose status starts empty.
+pub fn initial_status(kind: &str, now: k8s_openapi::jiff::Timestamp) -> Option<serde_json::Value> {
+    let status = match kind {
+        "Task" => serde_json::to_value(task::TaskStatus::created(now, 1)),
+        "App" => serde_json::to_value(app::AppStatus::created(now)),
+        _ => return None,
+    };
+    Some(status.expect("a status is JSON"))
+}
+
 /// The CRDs as one multi-document YAML stream (what `mosaic crds` prints).
 pub fn all_crds_yaml() -> String {
     let mut out = String::new();

@@ -274,8 +274,14 @@ async fn an_app_keeps_scales_replaces_and_rolls_its_instances() {
         );
         assert!(
             running <= 6,
-            "{running} running at sample {samples}: {:?}",
-            summary(&all)
+            "{running} running at sample {samples}: {:?}\n{}",
+            summary(&all),
+            std::fs::read_to_string(s.dir.path().join("server.log"))
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains("App instances"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         let app = apps.get("web").await.unwrap();
         let st = &app.data["status"];

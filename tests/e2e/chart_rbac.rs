@@ -242,7 +242,9 @@ async fn the_controllers_and_an_agent_work_with_exactly_the_charts_rbac() {
          ---\napiVersion: mosaic.dev/v1alpha1\nkind: Task\nmetadata: {name: hello}\n\
          spec: {command: echo hello from the chart, resources: {cpus: 100m, memory: 64Mi}}\n\
          ---\napiVersion: mosaic.dev/v1alpha1\nkind: Task\nmetadata: {name: too-big}\n\
-         spec: {command: \"true\", resources: {cpus: \"1000\", memory: 64Mi}}\n",
+         spec: {command: \"true\", resources: {cpus: \"1000\", memory: 64Mi}}\n\
+         ---\napiVersion: mosaic.dev/v1alpha1\nkind: App\nmetadata: {name: svc}\n\
+         spec: {replicas: 1, template: {spec: {command: sleep 600, resources: {cpus: 100m, memory: 32Mi}}}}\n",
     );
     s.kubectl_ok(&["apply", "-f", &work]);
     let client = s.client().await.unwrap();
@@ -276,6 +278,20 @@ async fn the_controllers_and_an_agent_work_with_exactly_the_charts_rbac() {
     );
     // Deleted, it goes once the controllers drop their finalizer.
     s.kubectl_ok(&["delete", "task", "hello", "--timeout=60s"]);
+    // An App's instance started, then stopped by scaling to zero.
+    s.kubectl_ok(&["wait", "--for=condition=Ready", "app/svc", "--timeout=60s"]);
+    s.kubectl_ok(&["scale", "app/svc", "--replicas=0"]);
+    wait_for(
+        Duration::from_secs(60),
+        "the App's instance gone",
+        || async {
+            s.kubectl_ok(&["get", "tasks", "-l", "mosaic.dev/app=svc", "-o", "name"])
+                .trim()
+                .is_empty()
+        },
+    )
+    .await
+    .unwrap();
     // A restarted agent finds its Agent and updates it.
     drop(agent);
     let agent = spawn(&agent_args, &agent_kc, dir.join("agent-2.log"));

@@ -100,7 +100,7 @@ async fn controllers_are_least_privileged_and_say_so_when_refused() {
     assert!(binds.iter().all(|(u, _, _)| u == USER), "{binds:?}");
     // The identity is not an admin: it may not, for example, read Secrets.
     assert!(!may(&s, "list", "", "secrets").await);
-    assert!(!may(&s, "delete", "mosaic.dev", "tasks").await);
+    assert!(!may(&s, "delete", "mosaic.dev", "agents").await);
     assert!(may(&s, "create", "mosaic.dev", "tasks/binding").await);
 
     // Narrowed (no binding), the scheduler's bind is refused: reported, not hidden.

@@ -135,13 +135,7 @@ fn initial_status(info: &ResourceInfo) -> Option<Value> {
     if info.group != mosaic_crds::GROUP {
         return None;
     }
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let status = match info.kind.as_str() {
-        "Task" => serde_json::to_value(mosaic_crds::task::TaskStatus::created(now, 1)),
-        "App" => serde_json::to_value(mosaic_crds::app::AppStatus::created(now)),
-        _ => return None,
-    };
-    Some(status.expect("a status is JSON"))
+    mosaic_crds::initial_status(&info.kind, k8s_openapi::jiff::Timestamp::now())
 }
 
 /// Validation warnings to send back in `Warning` headers.

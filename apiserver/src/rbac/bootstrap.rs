@@ -37,31 +37,18 @@ pub fn agent_cluster_rules() -> Value {
 /// The user the in-process controllers (`mosaic server`, `mosaic up`) act as.
 pub const CONTROLLERS_USER: &str = "system:mosaic:controllers";
 
-/// What the controllers may do, cluster-wide: the same rules the chart's
-/// controllers ClusterRole holds (charts/mosaic/templates/rbac.yaml, which
-/// tests/e2e/chart_rbac.rs derives from an audit; a test there checks that
-/// these are the same), so a permission missing there is missing here too.
+/// What the controllers may do, cluster-wide: the rules of the chart's
+/// controllers ClusterRole (charts/mosaic/templates/rbac.yaml, read at
+/// compile time; tests/e2e/chart_rbac.rs derives them from an audit), so a
+/// permission missing there is missing here too.
 pub fn controllers_cluster_rules() -> Value {
-    json!([
-        {"apiGroups": ["mosaic.dev"], "resources": ["agents", "roles", "reservations"], "verbs": ["list", "watch"]},
-        {"apiGroups": ["mosaic.dev"], "resources": ["tasks"], "verbs": ["list", "watch", "patch", "create", "delete"]},
-        {"apiGroups": ["mosaic.dev"], "resources": ["tasks/binding"], "verbs": ["create"]},
-        {"apiGroups": ["mosaic.dev"], "resources": ["frameworks"], "verbs": ["list", "watch", "create"]},
-        {"apiGroups": ["mosaic.dev"], "resources": ["offers"], "verbs": ["list", "watch", "create", "delete"]},
-        {"apiGroups": ["mosaic.dev"], "resources": ["tasks/status", "agents/status", "roles/status", "frameworks/status", "reservations/status"], "verbs": ["patch"]},
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
-        {"apiGroups": ["mosaic.dev"], "resources": ["apps"], "verbs": ["list", "watch"]},
-        {"apiGroups": ["mosaic.dev"], "resources": ["apps/status"], "verbs": ["patch"]},
-        {"apiGroups": ["mosaic.dev"], "resources": ["apps/finalizers"], "verbs": ["update"]},
-    ])
+    super::chart_rules::rules("ClusterRole", "controllers")
 }
 
-/// What the controllers may do in `mosaic-system`: the leader Lease, and the
-/// agents' heartbeat Leases (liveness).
+/// What the controllers may do in `mosaic-system`: the chart's controllers
+/// Role (the leader Lease, and the agents' heartbeat Leases for liveness).
 pub fn controllers_lease_rules() -> Value {
-    json!([
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch", "create", "update"]},
-    ])
+    super::chart_rules::rules("Role", "controllers")
 }
 
 fn user_binding(kind: &str, name: &str, ns: Option<&str>, role: (&str, &str), user: &str) -> Value {

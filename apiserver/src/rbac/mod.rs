@@ -7,6 +7,7 @@
 
 pub mod bootstrap;
 pub mod cache;
+mod chart_rules;
 pub mod escalation;
 pub mod node;
 

@@ -130,6 +130,27 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
         status: last.as_ref(),
         now,
     });
+    if p.start > 0 || !p.kill.is_empty() || !p.clear.is_empty() {
+        let view: Vec<String> = instances
+            .iter()
+            .map(|i| {
+                format!(
+                    "{}:{}:{:?}{}{}",
+                    i.name,
+                    i.revision,
+                    i.phase,
+                    if i.ready_since.is_some() {
+                        ":ready"
+                    } else {
+                        ""
+                    },
+                    if i.terminating { ":deleting" } else { "" }
+                )
+            })
+            .collect();
+        tracing::info!(app = %format!("{ns}/{name}"), start = p.start, kill = ?p.kill,
+            clear = ?p.clear, ?view, "App instances");
+    }
     let api = Api::<Task>::namespaced(ctx.client.clone(), &ns);
     for n in &p.notes {
         crate::events::record(&ctx.client, app.as_ref(), n.type_, n.reason, &n.message).await;
@@ -256,7 +277,9 @@ fn new_instance(app: &App, name: &str, revision: &str) -> Task {
         name: name.into(),
         uid: app.uid().unwrap_or_default(),
         controller: Some(true),
-        block_owner_deletion: Some(true),
+        // Not blockOwnerDeletion: that would need `update` on apps/finalizers
+        // where OwnerReferencesPermissionEnforcement runs, for no gain here.
+        block_owner_deletion: None,
     };
     Task {
         metadata: ObjectMeta {
