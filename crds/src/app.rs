@@ -32,6 +32,9 @@ pub const LAUNCHED_ANNOTATION: &str = "mosaic.dev/launched-at";
     category = "mosaic",
     category = "all",
     status = "AppStatus",
+    validation = Rule::new("size(self.metadata.name) <= 63")
+        .message("an App's name is at most 63 characters: it is the value of its instances' mosaic.dev/app label")
+        .field_path(".metadata.name"),
     scale(
         spec_replicas_path = ".spec.replicas",
         status_replicas_path = ".status.replicas",
@@ -75,15 +78,15 @@ pub struct AppSpec {
     pub kill_selection: KillSelection,
     /// Seconds to wait before starting a replacement for an instance that ended.
     #[serde(default = "backoff_seconds")]
-    #[schemars(range(min = 0.0))]
+    #[schemars(range(min = 0.0, max = 86400.0))]
     pub backoff_seconds: f64,
     /// The wait grows by this factor with each instance that ends in a row.
     #[serde(default = "backoff_factor")]
-    #[schemars(range(min = 1.0))]
+    #[schemars(range(min = 1.0, max = 100.0))]
     pub backoff_factor: f64,
     /// The longest wait.
     #[serde(default = "max_launch_delay")]
-    #[schemars(range(min = 0.0))]
+    #[schemars(range(min = 0.0, max = 86400.0))]
     pub max_launch_delay_seconds: f64,
 }
 

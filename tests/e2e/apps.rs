@@ -357,9 +357,99 @@ async fn an_apps_crd_rules_refuse_what_it_cannot_honour() {
         !out.status.success() && err.contains("spec.upgradeStrategy.minimumHealthCapacity"),
         "{err}"
     );
+    // The name labels the instances, so it fits a label value.
+    let long = "a".repeat(64);
+    let bad = app_yaml(1, "1", "{}").replace("name: web", &format!("name: {long}"));
+    let f = write_file(dir, "bad.yaml", &bad);
+    let out = s.kubectl(&["apply", "-f", &f]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("metadata.name") && err.contains("63 characters"),
+        "{err}"
+    );
     // A negative scale is refused naming the field.
     let f = write_file(dir, "ok.yaml", &app_yaml(1, "1", "{}"));
     s.kubectl_ok(&["apply", "-f", &f]);
     let out = s.kubectl(&["scale", "app/web", "--replicas=-1"]);
     assert!(!out.status.success());
+}
+
+/// charts/examples/service-app with the real Helm 4: `helm install --wait`
+/// returns once every instance is healthy, and `helm upgrade --wait` of a
+/// changed template once the rollout has replaced every instance.
+#[tokio::test]
+async fn helm_waits_for_an_apps_instances_and_for_its_rollout() {
+    let s = TestServer::start().unwrap();
+    let _agent = s.spawn_agent("helm-apps", "cpus=4,memory=2Gi");
+    let client = s.client().await.unwrap();
+    let tasks: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &mosaic("Task", "tasks"));
+    let chart = crate::support::repo_root().join("charts/examples/service-app");
+    let chart = chart.to_str().unwrap();
+    let helm = |args: &[&str]| {
+        let out = s.helm(args);
+        assert!(
+            out.status.success(),
+            "helm {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let current = |all: &[DynamicObject], rev: &str| {
+        all.len() == 3 && all.iter().all(|t| healthy(t) && revision(t) == rev)
+    };
+    let started = std::time::Instant::now();
+    helm(&["install", "svc", chart, "--wait", "--timeout", "60s"]);
+    let waited = started.elapsed();
+    let all = tasks
+        .list(&ListParams::default().labels("mosaic.dev/app=svc"))
+        .await
+        .unwrap()
+        .items;
+    let rev1 = revision(&all[0]);
+    assert!(
+        current(&all, &rev1),
+        "helm install --wait returned before every instance was healthy (after {waited:?}): {:?}",
+        summary(&all)
+    );
+    // Each instance's first health check comes a second after it starts.
+    assert!(waited >= Duration::from_secs(1), "{waited:?}");
+
+    helm(&[
+        "upgrade",
+        "svc",
+        chart,
+        "--set",
+        "version=2",
+        "--wait",
+        "--timeout",
+        "90s",
+    ]);
+    let all = tasks
+        .list(&ListParams::default().labels("mosaic.dev/app=svc"))
+        .await
+        .unwrap()
+        .items;
+    let rev2 = revision(&all[0]);
+    assert_ne!(rev1, rev2, "a new template is a new revision");
+    assert!(
+        current(&all, &rev2),
+        "helm upgrade --wait returned before the rollout ended: {:?}",
+        summary(&all)
+    );
+    helm(&["uninstall", "svc", "--wait", "--timeout", "60s"]);
+    wait_for(
+        Duration::from_secs(60),
+        "the App's instances gone",
+        || async {
+            tasks
+                .list(&ListParams::default().labels("mosaic.dev/app=svc"))
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        },
+    )
+    .await
+    .unwrap();
 }

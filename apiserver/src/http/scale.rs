@@ -43,16 +43,7 @@ pub async fn serve(
     while std::time::Instant::now() < deadline {
         let current = req.current(&name).await?;
         let old = req.load(&current)?;
-        let wanted = wanted_scale(&req, verb, &bytes, scale_of(&old, &paths))?;
-        let pinned = wanted
-            .metadata
-            .resource_version
-            .as_deref()
-            .map(|rv| {
-                rv.parse::<i64>()
-                    .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))
-            })
-            .transpose()?;
+        let (wanted, pinned) = wanted_scale(&req, verb, &bytes, scale_of(&old, &paths))?;
         if pinned.is_some_and(|rv| rv != current.mod_revision) {
             return Err(ApiError::conflict(req.subject(&name)));
         }
@@ -85,16 +76,27 @@ pub async fn serve(
     Err(ApiError::conflict(req.subject(&name)))
 }
 
-/// The Scale a PUT sends, or the current one with a PATCH applied.
-fn wanted_scale(req: &Request, verb: &str, bytes: &[u8], now: Scale) -> Result<Scale, ApiError> {
-    let value = if verb == "update" {
-        meta::decode(&req.content_type, bytes)?
+/// The Scale a PUT sends, or the current one with a PATCH applied, and the
+/// resourceVersion the request itself pins (none, or empty: no precondition).
+fn wanted_scale(
+    req: &Request,
+    verb: &str,
+    bytes: &[u8],
+    now: Scale,
+) -> Result<(Scale, Option<i64>), ApiError> {
+    let (value, pinned) = if verb == "update" {
+        let v = meta::decode(&req.content_type, bytes)?;
+        let pinned = meta::resource_version(&v)?;
+        (v, pinned)
     } else {
         let ct = req.content_type.split(';').next().unwrap_or("").trim();
         let patch: Value = serde_json::from_slice(bytes).map_err(|e| {
             ApiError::bad_request(format!("couldn't decode the patch as JSON: {e}"))
         })?;
         let mut v = serde_json::to_value(&now).expect("a Scale is JSON");
+        v["metadata"]
+            .as_object_mut()
+            .map(|m| m.remove("resourceVersion"));
         match ct {
             "application/json-patch+json" => {
                 let ops: json_patch::Patch = serde_json::from_value(patch)
@@ -124,9 +126,12 @@ fn wanted_scale(req: &Request, verb: &str, bytes: &[u8], now: Scale) -> Result<S
                 ));
             }
         }
-        v
+        let pinned = meta::resource_version(&v)?;
+        (v, pinned)
     };
-    serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("not a Scale: {e}")))
+    let scale = serde_json::from_value(value)
+        .map_err(|e| ApiError::bad_request(format!("not a Scale: {e}")))?;
+    Ok((scale, pinned))
 }
 
 /// The Scale of `obj`.

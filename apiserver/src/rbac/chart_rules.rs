@@ -9,16 +9,28 @@ use serde_json::Value;
 const CHART_RBAC: &str = include_str!("../../../charts/mosaic/templates/rbac.yaml");
 
 /// The `rules` of the chart's role of `kind` (ClusterRole or Role) labelled
-/// `app.kubernetes.io/component: <component>`; empty when there is none.
+/// `app.kubernetes.io/component: <component>`. The chart is part of this
+/// binary, so a role missing or unreadable is a build defect: it panics
+/// (and the unit test below fails first), rather than leaving the
+/// controllers silently without permissions.
 pub fn rules(kind: &str, component: &str) -> Value {
-    CHART_RBAC
-        .split("\n---\n")
-        .filter_map(|doc| serde_saphyr::from_str::<Value>(&without_actions(doc)).ok())
-        .find(|v| {
-            v["kind"] == kind && v["metadata"]["labels"]["app.kubernetes.io/component"] == component
-        })
-        .map(|v| v["rules"].clone())
-        .unwrap_or(Value::Array(vec![]))
+    for doc in CHART_RBAC.replace("\r\n", "\n").split("\n---") {
+        let Ok(v) = serde_saphyr::from_str::<Value>(&without_actions(doc)) else {
+            continue;
+        };
+        if v["kind"] != kind || v["metadata"]["labels"]["app.kubernetes.io/component"] != component
+        {
+            continue;
+        }
+        let rules_part = &doc[doc.find("\nrules:").unwrap_or(0)..];
+        assert!(
+            !rules_part.contains("{{"),
+            "charts/mosaic/templates/rbac.yaml: the {component} {kind}'s rules hold a template \
+             action; mosaic server reads them as plain YAML"
+        );
+        return v["rules"].clone();
+    }
+    panic!("charts/mosaic/templates/rbac.yaml has no readable {kind} for the {component}")
 }
 
 /// `doc` with every template action (`{{ ... }}`, comments included) taken
@@ -59,6 +71,6 @@ mod tests {
         assert!(!has(&cluster, "secrets", "list"), "{cluster}");
         let leases = rules("Role", "controllers");
         assert!(has(&leases, "leases", "update"), "{leases}");
-        assert_eq!(rules("Role", "nobody"), Value::Array(vec![]));
+        assert!(std::panic::catch_unwind(|| rules("Role", "nobody")).is_err());
     }
 }

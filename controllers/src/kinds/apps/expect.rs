@@ -27,6 +27,7 @@ impl Expectations {
     /// Records an instance created for App `uid`.
     pub fn created(&self, uid: &str, instance: Instance) {
         let mut all = self.0.lock().expect("expectations lock");
+        sweep(&mut all);
         let p = all.entry(uid.to_string()).or_default();
         p.created
             .insert(instance.name.clone(), (instance, Instant::now()));
@@ -35,6 +36,7 @@ impl Expectations {
     /// Records an instance of App `uid` deleted.
     pub fn deleted(&self, uid: &str, name: &str) {
         let mut all = self.0.lock().expect("expectations lock");
+        sweep(&mut all);
         let p = all.entry(uid.to_string()).or_default();
         p.deleted.insert(name.to_string(), Instant::now());
     }
@@ -68,6 +70,18 @@ impl Expectations {
             all.remove(uid);
         }
     }
+}
+
+/// Drops what has lapsed, for Apps no reconcile will look at again
+/// (deleted ones).
+fn sweep(all: &mut HashMap<String, Pending>) {
+    let now = Instant::now();
+    all.retain(|_, p| {
+        p.created
+            .retain(|_, (_, at)| now.duration_since(*at) < LAPSE);
+        p.deleted.retain(|_, at| now.duration_since(*at) < LAPSE);
+        !p.created.is_empty() || !p.deleted.is_empty()
+    });
 }
 
 #[cfg(test)]

@@ -101,6 +101,14 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
         ctx.written.lock().expect("written lock").remove(&uid);
         return Ok(Action::await_change());
     }
+    // Never plan from a Task store still being filled (at start, after a
+    // failover): every App would start its replicas again.
+    if tokio::time::timeout(Duration::from_secs(5), ctx.tasks.wait_until_ready())
+        .await
+        .is_err()
+    {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let revision = revision::of(&app.spec.template);
     let mut instances: Vec<Instance> = ctx
         .tasks
@@ -113,13 +121,15 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
         .map(|t| instance(t))
         .collect();
     ctx.expected.apply(&uid, &mut instances);
-    let last = ctx
-        .written
-        .lock()
-        .expect("written lock")
-        .get(&uid)
-        .cloned()
-        .or_else(|| app.status.clone());
+    let last = {
+        let mut written = ctx.written.lock().expect("written lock");
+        // Once the store shows what was written, it is the truth again (a
+        // status someone else changed is then seen and corrected).
+        if written.get(&uid) == app.status.as_ref() {
+            written.remove(&uid);
+        }
+        written.get(&uid).cloned().or_else(|| app.status.clone())
+    };
     let now = jiff::Timestamp::now();
     let p = plan::plan(&View {
         name: &name,
@@ -151,53 +161,8 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
         tracing::info!(app = %format!("{ns}/{name}"), start = p.start, kill = ?p.kill,
             clear = ?p.clear, ?view, "App instances");
     }
-    let api = Api::<Task>::namespaced(ctx.client.clone(), &ns);
-    for n in &p.notes {
-        crate::events::record(&ctx.client, app.as_ref(), n.type_, n.reason, &n.message).await;
-    }
-    for victim in p.clear.iter().chain(&p.kill) {
-        match api.delete(victim, &DeleteParams::default()).await {
-            Ok(_) => ctx.expected.deleted(&uid, victim),
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(source) => {
-                crate::refused::report(&ctx.client, app.as_ref(), "instances (delete)", &source)
-                    .await;
-                return Err(write_error("deleting an instance", &name, source));
-            }
-        }
-    }
-    if p.start > 0 {
-        let mut task = new_instance(&app, &name, &revision);
-        for _ in 0..p.start {
-            task.annotations_mut().insert(
-                LAUNCHED_ANNOTATION.into(),
-                jiff::Timestamp::now()
-                    .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
-                    .to_string(),
-            );
-            match api.create(&PostParams::default(), &task).await {
-                Ok(made) => ctx.expected.created(&uid, instance(&made)),
-                Err(source) => {
-                    crate::refused::report(
-                        &ctx.client,
-                        app.as_ref(),
-                        "instances (create)",
-                        &source,
-                    )
-                    .await;
-                    return Err(write_error("creating an instance", &name, source));
-                }
-            }
-        }
-        crate::events::record(
-            &ctx.client,
-            app.as_ref(),
-            "Normal",
-            "Started",
-            &format!("started {} instance(s) of revision {revision}", p.start),
-        )
-        .await;
-    }
+    // The status first: a launch backoff it records holds even if a write
+    // below fails (the instances it counts are then being deleted).
     if last.as_ref() != Some(&p.status) {
         let body = StatusApply::of::<App>(&p.status);
         let apps = Api::<App>::namespaced(ctx.client.clone(), &ns);
@@ -217,10 +182,73 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
             .expect("written lock")
             .insert(uid.clone(), p.status.clone());
     }
+    let api = Api::<Task>::namespaced(ctx.client.clone(), &ns);
+    for n in &p.notes {
+        crate::events::record(&ctx.client, app.as_ref(), n.type_, n.reason, &n.message).await;
+    }
+    for victim in p.clear.iter().chain(&p.kill) {
+        match api.delete(victim, &DeleteParams::default()).await {
+            Ok(_) => ctx.expected.deleted(&uid, victim),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(source) => {
+                failed(
+                    &ctx.client,
+                    &app,
+                    "FailedDelete",
+                    "instances (delete)",
+                    &source,
+                )
+                .await;
+                return Err(write_error("deleting an instance", &name, source));
+            }
+        }
+    }
+    if p.start > 0 {
+        let mut task = new_instance(&app, &name, &revision);
+        for _ in 0..p.start {
+            task.annotations_mut().insert(
+                LAUNCHED_ANNOTATION.into(),
+                jiff::Timestamp::now()
+                    .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+                    .to_string(),
+            );
+            match api.create(&PostParams::default(), &task).await {
+                Ok(made) => ctx.expected.created(&uid, instance(&made)),
+                Err(source) => {
+                    failed(
+                        &ctx.client,
+                        &app,
+                        "FailedCreate",
+                        "instances (create)",
+                        &source,
+                    )
+                    .await;
+                    return Err(write_error("creating an instance", &name, source));
+                }
+            }
+        }
+        crate::events::record(
+            &ctx.client,
+            app.as_ref(),
+            "Normal",
+            "Started",
+            &format!("started {} instance(s) of revision {revision}", p.start),
+        )
+        .await;
+    }
     Ok(match p.requeue {
         Some(d) => Action::requeue(d),
         None => Action::requeue(Duration::from_secs(300)),
     })
+}
+
+/// Reports a failed write of instances: a refusal as `refused` does, any
+/// other error as a Warning Event on the App (as a ReplicaSet's FailedCreate).
+async fn failed(client: &Client, app: &App, reason: &str, what: &str, e: &kube::Error) {
+    if !crate::refused::report(client, app, what, e).await {
+        let message = format!("{what}: {e}");
+        crate::events::record(client, app, "Warning", reason, &message).await;
+    }
 }
 
 fn write_error(what: &'static str, app: &str, source: kube::Error) -> AppError {

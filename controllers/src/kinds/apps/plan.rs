@@ -20,6 +20,12 @@ use mosaic_crds::common::condition_types::READY;
 use mosaic_crds::task::TaskPhase;
 use std::time::Duration;
 
+/// The longest launch delay, whatever the spec says (the CRD refuses more).
+pub const MAX_DELAY_SECONDS: f64 = 86_400.0;
+
+/// How long an instance stays healthy, at least, before the backoff resets.
+pub const STABLE: SignedDuration = SignedDuration::from_secs(10);
+
 /// One instance as the plan sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Instance {
@@ -116,7 +122,7 @@ pub fn plan(v: &View<'_>) -> Plan {
         .filter(|_| !template_changed);
     for i in v.instances.iter().filter(|i| i.ended() && !i.terminating) {
         out.clear.push(i.name.clone());
-        let failures = backoff.as_ref().map_or(0, |b| b.failures) + 1;
+        let failures = backoff.as_ref().map_or(0, |b| b.failures).saturating_add(1);
         let wait = delay(spec, failures);
         out.notes.push(Note {
             type_: "Warning",
@@ -138,26 +144,31 @@ pub fn plan(v: &View<'_>) -> Plan {
             next_launch_time: (v.now + wait).to_string(),
         });
     }
-    // An instance healthy for as long as the current delay resets it.
+    // An instance healthy for as long as the current delay (at least
+    // STABLE) since the last one ended resets it.
     if let Some(b) = &backoff
         && out.clear.is_empty()
     {
-        let wait = delay(spec, b.failures).max(SignedDuration::from_secs(1));
+        let wait = delay(spec, b.failures).max(STABLE);
         // Healthy since the last instance ended (its time is the next
         // launch time less the delay it was given).
         let ended_at = b
             .next_launch_time
             .parse::<Timestamp>()
-            .map_or(Timestamp::MIN, |at| at - delay(spec, b.failures));
+            .map_or(Timestamp::MIN, |at| {
+                at.checked_sub(delay(spec, b.failures))
+                    .unwrap_or(Timestamp::MIN)
+            });
         let stable = v
             .instances
             .iter()
             .filter_map(|i| i.ready().then_some(i.ready_since?))
             .filter(|since| *since >= ended_at)
             .min();
-        match stable {
-            Some(since) if since + wait <= v.now => backoff = None,
-            Some(since) => requeue.at(v.now, since + wait),
+        // (A time an agent wrote may be anything: no overflow.)
+        match stable.map(|since| since.checked_add(wait).unwrap_or(Timestamp::MAX)) {
+            Some(at) if at <= v.now => backoff = None,
+            Some(at) => requeue.at(v.now, at),
             None => {}
         }
     }
@@ -176,7 +187,19 @@ pub fn plan(v: &View<'_>) -> Plan {
     let healthy = live.iter().filter(|i| i.ready()).count();
     let (min_healthy, max_capacity) = bounds(spec, r);
 
-    if !spec.paused {
+    let running = live.len() + terminating;
+    let start = if spec.paused {
+        // A paused rollout holds where it is, but the App keeps its count:
+        // an ended instance is replaced (from the current template) and a
+        // scale-down kills by the kill selection, old revisions first.
+        if live.len() > r {
+            let mut doomed: Vec<&Instance> = ordered(&old, spec.kill_selection).collect();
+            doomed.extend(ordered(&new, spec.kill_selection));
+            out.kill
+                .extend(doomed.iter().take(live.len() - r).map(|i| i.name.clone()));
+        }
+        r.saturating_sub(live.len())
+    } else {
         // Old instances go while enough stay healthy, the unhealthy first.
         let mut budget = healthy.saturating_sub(min_healthy);
         for o in ordered(&old, spec.kill_selection) {
@@ -196,15 +219,15 @@ pub fn plan(v: &View<'_>) -> Plan {
                     .map(|i| i.name.clone()),
             );
         }
-        // New ones start into the capacity left, once the backoff allows.
-        let running = live.len() + terminating;
+        // New ones start into the capacity left.
         let wanted = r.saturating_sub(new.len());
         let room = max_capacity.saturating_sub(running);
-        let start = wanted.min(room);
-        match next_launch {
-            Some(at) if start > 0 && at > v.now => requeue.at(v.now, at),
-            _ => out.start = start,
-        }
+        wanted.min(room)
+    };
+    // Once the backoff allows.
+    match next_launch {
+        Some(at) if start > 0 && at > v.now => requeue.at(v.now, at),
+        _ => out.start = start,
     }
 
     // What to report.
@@ -294,7 +317,8 @@ pub fn bounds(spec: &AppSpec, r: usize) -> (usize, usize) {
 pub fn delay(spec: &AppSpec, failures: u32) -> SignedDuration {
     let exp = failures.saturating_sub(1).min(1000) as i32;
     let secs = (spec.backoff_seconds.max(0.0) * spec.backoff_factor.max(1.0).powi(exp))
-        .min(spec.max_launch_delay_seconds.max(0.0));
+        .min(spec.max_launch_delay_seconds.max(0.0))
+        .min(MAX_DELAY_SECONDS);
     SignedDuration::from_secs_f64(if secs.is_finite() { secs } else { 0.0 })
 }
 
@@ -325,7 +349,9 @@ struct Requeue(Option<Duration>);
 
 impl Requeue {
     fn at(&mut self, now: Timestamp, when: Timestamp) {
-        let d = Duration::try_from(when.duration_since(now)).unwrap_or_default()
+        let d = Duration::try_from(when.duration_since(now))
+            .unwrap_or_default()
+            .min(Duration::from_secs(300))
             + Duration::from_millis(10);
         self.0 = Some(self.0.map_or(d, |e| e.min(d)));
     }

@@ -163,12 +163,12 @@ fn the_backoff_grows_by_the_factor_up_to_the_maximum_and_resets_once_healthy() {
         }),
         ..AppStatus::default()
     };
-    // Healthy since t=1: under the 1.32 s delay at t=2, reset at t=3.
+    // Healthy since t=1: still within the 10 s it must hold at t=2, reset at t=11.
     let one = vec![inst("i0", "new", 0, true)];
     let p = plan(&view(&s, &one, Some(&status), 2));
     assert!(p.status.launch_backoff.is_some());
     assert!(p.requeue.is_some());
-    let p = plan(&view(&s, &one, Some(&status), 3));
+    let p = plan(&view(&s, &one, Some(&status), 11));
     assert_eq!(p.status.launch_backoff, None);
     // A template change resets it too.
     let mut changed = status.clone();
@@ -178,13 +178,47 @@ fn the_backoff_grows_by_the_factor_up_to_the_maximum_and_resets_once_healthy() {
 }
 
 #[test]
-fn paused_rollouts_neither_start_nor_kill() {
+fn a_paused_rollout_holds_but_the_app_keeps_its_count() {
     let mut s = spec(2, 1.0, 1.0);
     s.paused = true;
     let all = vec![inst("a", "old", 0, true), inst("b", "old", 1, true)];
     let p = plan(&view(&s, &all, None, 5));
-    assert_eq!((p.start, p.kill.len()), (0, 0));
+    assert_eq!((p.start, p.kill.len()), (0, 0), "no rollout while paused");
     assert_eq!(condition(&p.status, conditions::PROGRESSING).1, "Paused");
+    // An instance ended: replaced (from the current template).
+    let p = plan(&view(&s, &all[..1], None, 5));
+    assert_eq!(p.start, 1);
+    // Scaled down: old revisions go first.
+    s.replicas = 1;
+    let mixed = vec![
+        inst("a", "old", 0, true),
+        inst("n", "new", 1, true),
+        inst("b", "old", 2, true),
+    ];
+    let p = plan(&view(&s, &mixed, None, 5));
+    assert_eq!(p.kill, vec!["b", "a"]);
+}
+
+#[test]
+fn absurd_backoff_values_are_bounded_not_a_panic() {
+    let mut s = spec(1, 1.0, 1.0);
+    s.backoff_seconds = 1e300;
+    s.max_launch_delay_seconds = f64::INFINITY;
+    s.backoff_factor = 1e10;
+    assert_eq!(delay(&s, u32::MAX).as_secs_f64(), MAX_DELAY_SECONDS);
+    let mut failed = inst("i0", "new", 0, false);
+    failed.phase = Some(TaskPhase::Failed);
+    let status = AppStatus {
+        update_revision: Some("new".into()),
+        launch_backoff: Some(LaunchBackoff {
+            failures: u32::MAX,
+            next_launch_time: "9999-12-31T00:00:00Z".into(),
+        }),
+        ..AppStatus::default()
+    };
+    let p = plan(&view(&s, &[failed], Some(&status), 0));
+    assert_eq!(p.status.launch_backoff.unwrap().failures, u32::MAX);
+    assert!(p.requeue.unwrap() <= Duration::from_secs(301));
 }
 
 /// One state of a simulated rollout.
