@@ -15,6 +15,7 @@ mod kubeconfig;
 mod limits;
 mod logs;
 mod manifest;
+mod rollout;
 mod rotate;
 mod server;
 mod top;
@@ -72,6 +73,8 @@ enum Command {
         after_help = "Examples:\n  mosaic get tasks\n  mosaic get agents -o wide\n  mosaic get tk hello -o yaml\n  mosaic get tasks -A"
     )]
     Get(get::GetArgs),
+    /// Follow, list or undo an App's rollouts (status, history, undo).
+    Rollout(rollout::RolloutArgs),
     /// Show allocation by role and framework (dominant shares) and agent utilisation.
     #[command(
         after_help = "Examples:\n  mosaic top\n  mosaic top --kubeconfig ./mosaic-data/kubeconfig"
@@ -160,6 +163,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => backup::run(args),
         Command::RotateCredentials(args) => rotate::run(args),
         Command::Top(args) => top::run(args),
+        Command::Rollout(args) => {
+            let code = rollout::run(args)?;
+            std::process::exit(code);
+        }
         Command::Apply(args) => {
             let code = apply::run(args)?;
             std::process::exit(code);

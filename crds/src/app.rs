@@ -199,6 +199,25 @@ pub struct AppStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// The templates this App has run, newest last: the current one and up
+    /// to `revisionHistoryLimit` before it (what `mosaic rollout undo` goes
+    /// back to).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["revision"]))]
+    pub revisions: Vec<Revision>,
+}
+
+/// One template an App has run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Revision {
+    /// Its hash (the `mosaic.dev/revision` label of its instances).
+    pub revision: String,
+    /// Its number: 1 for the first template, one more for each new one (a
+    /// template brought back by an undo takes the next number, as
+    /// `kubectl rollout undo` does).
+    pub number: i64,
+    /// The template.
+    pub template: InstanceTemplate,
 }
 
 /// Marathon's launch backoff: how many instances ended in a row, and when

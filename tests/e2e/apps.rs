@@ -304,6 +304,48 @@ async fn an_app_keeps_scales_replaces_and_rolls_its_instances() {
     assert_eq!(app.data["status"]["currentRevision"], rev2.as_str());
     assert_eq!(app.data["status"]["updatedReplicas"], 5);
 
+    // The history keeps both templates; undo brings the first back, and
+    // `mosaic rollout status` follows that rollout to its end.
+    let mosaic = |args: &[&str]| {
+        let out = std::process::Command::new(crate::support::mosaic_bin())
+            .args(args)
+            .env("KUBECONFIG", s.kubeconfig())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mosaic {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let history = mosaic(&["rollout", "history", "app/web"]);
+    assert!(
+        history.contains(&format!("1         {rev1}"))
+            && history.contains(&format!("2         {rev2}")),
+        "{history}"
+    );
+    let undone = mosaic(&["rollout", "undo", "app/web"]);
+    assert!(
+        undone.contains(&format!("rolled back to revision 1 ({rev1})")),
+        "{undone}"
+    );
+    let followed = mosaic(&["rollout", "status", "app/web", "--timeout", "90"]);
+    assert!(
+        followed.ends_with("app/web successfully rolled out\n"),
+        "{followed}"
+    );
+    let all = instances(&tasks).await;
+    assert!(
+        all.len() == 5 && all.iter().all(|t| healthy(t) && revision(t) == rev1),
+        "{:?}",
+        summary(&all)
+    );
+    let history = mosaic(&["rollout", "history", "app/web"]);
+    assert!(history.contains(&format!("3         {rev1}")), "{history}");
+
     // Instances go with their App (ownerReferences, garbage collector).
     s.kubectl_ok(&["delete", "app", "web", "--wait=true"]);
     wait_for(

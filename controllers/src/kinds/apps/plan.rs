@@ -15,7 +15,7 @@
 //! template changes.
 
 use jiff::{SignedDuration, Timestamp};
-use mosaic_crds::app::{AppSpec, AppStatus, KillSelection, LaunchBackoff, conditions};
+use mosaic_crds::app::{AppSpec, AppStatus, KillSelection, LaunchBackoff, Revision, conditions};
 use mosaic_crds::common::condition_types::READY;
 use mosaic_crds::task::TaskPhase;
 use std::time::Duration;
@@ -277,6 +277,7 @@ pub fn plan(v: &View<'_>) -> Plan {
         current_revision: current,
         update_revision: Some(v.revision.to_string()),
         launch_backoff: backoff,
+        revisions: history(v),
         conditions: vec![
             cond(
                 conditions::AVAILABLE,
@@ -299,6 +300,29 @@ pub fn plan(v: &View<'_>) -> Plan {
     };
     out.requeue = requeue.0;
     out
+}
+
+/// The revision history: the last one written, with the current template
+/// added (or, when an undo brought an older one back, renumbered as the
+/// newest), trimmed to the current one and `revisionHistoryLimit` others.
+fn history(v: &View<'_>) -> Vec<Revision> {
+    let mut list: Vec<Revision> = v.status.map(|s| s.revisions.clone()).unwrap_or_default();
+    let newest = list.iter().map(|r| r.number).max().unwrap_or(0);
+    match list.iter_mut().find(|r| r.revision == v.revision) {
+        Some(r) if r.number != newest => r.number = newest + 1,
+        Some(_) => {}
+        None => list.push(Revision {
+            revision: v.revision.to_string(),
+            number: newest + 1,
+            template: v.spec.template.clone(),
+        }),
+    }
+    list.sort_by_key(|r| r.number);
+    let keep = v.spec.revision_history_limit.max(0) as usize + 1;
+    if list.len() > keep {
+        list.drain(..list.len() - keep);
+    }
+    list
 }
 
 /// Marathon's bounds for `r` replicas: the fewest healthy and the most running.

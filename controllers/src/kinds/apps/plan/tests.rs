@@ -293,3 +293,43 @@ proptest! {
         prop_assert_eq!(condition(&p.status, READY).0, "True");
     }
 }
+
+#[test]
+fn the_history_keeps_each_template_numbered_and_an_undo_renumbers_it() {
+    let mut s = spec(1, 1.0, 1.0);
+    s.revision_history_limit = 2;
+    let mut status: Option<AppStatus> = None;
+    let at = |rev: &'static str, status: &mut Option<AppStatus>| {
+        let mut v = view(&s, &[], status.as_ref(), 0);
+        v.revision = rev;
+        let p = plan(&v);
+        *status = Some(p.status);
+    };
+    for rev in ["a", "b", "c"] {
+        at(rev, &mut status);
+    }
+    let numbers = |st: &Option<AppStatus>| -> Vec<(String, i64)> {
+        st.as_ref()
+            .unwrap()
+            .revisions
+            .iter()
+            .map(|r| (r.revision.clone(), r.number))
+            .collect()
+    };
+    assert_eq!(
+        numbers(&status),
+        [("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]
+    );
+    // Back to b (an undo): b becomes the newest.
+    at("b", &mut status);
+    assert_eq!(
+        numbers(&status),
+        [("a".into(), 1), ("c".into(), 3), ("b".into(), 4)]
+    );
+    // A fourth template: the oldest beyond the limit goes.
+    at("d", &mut status);
+    assert_eq!(
+        numbers(&status),
+        [("c".into(), 3), ("b".into(), 4), ("d".into(), 5)]
+    );
+}
