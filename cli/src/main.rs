@@ -7,6 +7,7 @@ mod backup;
 mod bench;
 mod cluster;
 mod controllers;
+mod drain;
 mod execute;
 mod get;
 mod in_process;
@@ -73,6 +74,11 @@ enum Command {
         after_help = "Examples:\n  mosaic get tasks\n  mosaic get agents -o wide\n  mosaic get tk hello -o yaml\n  mosaic get tasks -A"
     )]
     Get(get::GetArgs),
+    /// Cordon an agent and move its work off: App instances first started
+    /// elsewhere, other tasks killed at the deadline.
+    Drain(drain::DrainArgs),
+    /// Open a cordoned or drained agent to work again.
+    Uncordon(drain::UncordonArgs),
     /// Follow, list or undo an App's rollouts (status, history, undo).
     Rollout(rollout::RolloutArgs),
     /// Show allocation by role and framework (dominant shares) and agent utilisation.
@@ -163,6 +169,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => backup::run(args),
         Command::RotateCredentials(args) => rotate::run(args),
         Command::Top(args) => top::run(args),
+        Command::Drain(args) => {
+            let code = drain::drain(args)?;
+            std::process::exit(code);
+        }
+        Command::Uncordon(args) => drain::uncordon(args),
         Command::Rollout(args) => {
             let code = rollout::run(args)?;
             std::process::exit(code);

@@ -10,9 +10,12 @@ use serde::{Deserialize, Serialize};
 // A field the control plane does not act on is refused rather than ignored
 // (a CEL rule in the CRD, so Kubernetes refuses it too).
 #[x_kube(validation = Rule::new("!has(self.maintenance)")
-    .message("maintenance windows are not acted on yet; cordon the agent with spec.unschedulable: true instead")
+    .message("maintenance windows are not acted on yet; drain the agent (mosaic drain, or spec.unschedulable: true with spec.drain) instead")
     .reason(Reason::FieldValueForbidden)
     .field_path(".maintenance"))]
+#[x_kube(validation = Rule::new("!has(self.drain) || self.unschedulable")
+    .message("a draining agent is cordoned too: set spec.unschedulable: true with spec.drain (mosaic drain does both)")
+    .field_path(".unschedulable"))]
 #[kube(
     group = "mosaic.dev",
     doc = "An Agent is one machine that runs tasks: the node agent registers it, reports what it offers and its health, and runs the tasks bound to it.",
@@ -32,10 +35,23 @@ pub struct AgentSpec {
     /// Cordon: when true no new offers are made from this agent; running tasks stay.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unschedulable: bool,
-    /// A planned maintenance window. Not acted on yet, so refused: cordon
-    /// with `unschedulable` instead.
+    /// Drain: work moves off this (cordoned) agent. App instances are started
+    /// elsewhere before these are killed, within each App's upgrade strategy;
+    /// other tasks may finish until the deadline, then are killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<Drain>,
+    /// A planned maintenance window. Not acted on yet, so refused: drain
+    /// the agent (`mosaic drain`) instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<MaintenanceWindow>,
+}
+
+/// A drain under way.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Drain {
+    /// When the tasks still on the agent are killed (RFC 3339).
+    pub deadline: String,
 }
 
 /// A planned maintenance window.

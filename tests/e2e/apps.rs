@@ -495,3 +495,149 @@ async fn helm_waits_for_an_apps_instances_and_for_its_rollout() {
     .await
     .unwrap();
 }
+
+/// `mosaic drain` of an agent running 2 of an App's 4 instances: their
+/// replacements become healthy elsewhere before they are killed (never fewer
+/// than 4 healthy, the App's minimum), a plain task is killed at the
+/// deadline, the agent ends with no task, and uncordon lets work return.
+#[tokio::test]
+async fn a_drain_moves_an_apps_instances_first_and_kills_the_rest_at_its_deadline() {
+    let s = TestServer::start().unwrap();
+    let _a = s.spawn_agent("drain-a", "cpus=2500m,memory=2Gi");
+    let client = s.client().await.unwrap();
+    let tasks: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &mosaic("Task", "tasks"));
+    let dir = s.dir.path();
+    let on = |t: &DynamicObject| t.data["status"]["agent"].as_str().unwrap_or("").to_string();
+    // A plain task, then the App (two instances fit beside it on drain-a).
+    let batch = write_file(
+        dir,
+        "batch.yaml",
+        "apiVersion: mosaic.dev/v1alpha1\nkind: Task\nmetadata: {name: batch}\n\
+         spec: {command: sleep 3600, killGracePeriodSeconds: 1, resources: {cpus: 500m, memory: 32Mi}}\n",
+    );
+    s.kubectl_ok(&["apply", "-f", &batch]);
+    crate::support::wait_task(
+        &crate::support::tasks_api(client.clone()),
+        "batch",
+        Duration::from_secs(30),
+        |st| st["phase"] == "Running",
+    )
+    .await
+    .unwrap();
+    let f = write_file(
+        dir,
+        "app.yaml",
+        &app_yaml(4, "1", "{}").replace("cpus: 100m", "cpus: 1"),
+    );
+    s.kubectl_ok(&["apply", "-f", &f]);
+    wait_for(
+        Duration::from_secs(60),
+        "2 instances healthy on drain-a",
+        || async {
+            instances(&tasks)
+                .await
+                .iter()
+                .filter(|t| healthy(t))
+                .count()
+                == 2
+        },
+    )
+    .await
+    .unwrap();
+    let _b = s.spawn_agent("drain-b", "cpus=4,memory=2Gi");
+    wait_healthy(&tasks, 4).await;
+    let before: Vec<String> = instances(&tasks)
+        .await
+        .iter()
+        .filter(|t| on(t) == "drain-a")
+        .map(|t| t.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(before.len(), 2, "{:?}", summary(&instances(&tasks).await));
+
+    let mut drain = std::process::Command::new(crate::support::mosaic_bin())
+        .args(["drain", "drain-a", "--deadline", "5s"])
+        .env("KUBECONFIG", s.kubeconfig())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut samples = 0;
+    let status = loop {
+        let all = instances(&tasks).await;
+        let up = all.iter().filter(|t| healthy(t)).count();
+        samples += 1;
+        assert!(
+            up >= 4,
+            "{up} healthy during the drain: {:?}",
+            summary(&all)
+        );
+        if let Some(st) = drain.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "mosaic drain did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let out = drain.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.success() && stdout.contains("agent/drain-a drained"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(samples > 10, "{samples}");
+    let all = instances(&tasks).await;
+    assert!(
+        all.iter().filter(|t| live(t)).count() == 4
+            && all.iter().filter(|t| live(t)).all(|t| on(t) == "drain-b"),
+        "{:?}",
+        summary(&all)
+    );
+    // The plain task was killed (deleted, as kubectl drain evicts) at the
+    // deadline, saying why.
+    let batch = s.kubectl(&["get", "task", "batch", "-o", "jsonpath={.status.phase}"]);
+    let phase = String::from_utf8_lossy(&batch.stdout);
+    assert!(
+        String::from_utf8_lossy(&batch.stderr).contains("NotFound") || phase == "Killed",
+        "{phase}"
+    );
+    let events = s.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=drain-a",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert!(events.contains("DrainDeadline"), "{events}");
+
+    // Uncordoned, it takes work again.
+    let out = std::process::Command::new(crate::support::mosaic_bin())
+        .args(["uncordon", "drain-a"])
+        .env("KUBECONFIG", s.kubeconfig())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.kubectl_ok(&["scale", "app/web", "--replicas=6"]);
+    wait_for(
+        Duration::from_secs(60),
+        "an instance back on drain-a",
+        || async {
+            instances(&tasks)
+                .await
+                .iter()
+                .any(|t| healthy(t) && on(t) == "drain-a")
+        },
+    )
+    .await
+    .unwrap();
+}

@@ -7,6 +7,7 @@ use futures::future::BoxFuture;
 use kube::Client;
 
 pub mod apps;
+pub mod drain;
 
 /// A kind's controller: its name (in logs) and how to run it.
 pub struct Registration {
@@ -17,7 +18,13 @@ pub struct Registration {
 }
 
 /// Every kind's controller.
-pub const CONTROLLERS: &[Registration] = &[Registration {
-    name: "apps",
-    run: |c| Box::pin(apps::run(c)),
-}];
+pub const CONTROLLERS: &[Registration] = &[
+    Registration {
+        name: "apps",
+        run: |c| Box::pin(apps::run(c)),
+    },
+    Registration {
+        name: "drain",
+        run: |c| Box::pin(drain::run(c)),
+    },
+];

@@ -98,6 +98,7 @@ mod tests {
             reason: None,
             ready_since: None,
             terminating: false,
+            draining: false,
         }
     }
 

@@ -15,9 +15,11 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{PredicateConfig, predicates};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
+use mosaic_crds::Agent;
 use mosaic_crds::app::{APP_LABEL, App, AppStatus, LAUNCHED_ANNOTATION, REVISION_LABEL};
 use mosaic_crds::status_apply::StatusApply;
 use mosaic_crds::task::{RestartPolicy, Task};
@@ -51,6 +53,8 @@ pub enum AppError {
 struct Context {
     client: Client,
     tasks: Store<Task>,
+    /// Agents, to see which are being drained.
+    agents: Store<Agent>,
     expected: expect::Expectations,
     /// The status last written for each App (by uid): newer than the
     /// store's copy until the watch brings it back, and this controller is
@@ -72,11 +76,39 @@ pub async fn run(client: Client) {
     .default_backoff()
     .reflect(writer)
     .touched_objects();
-    let controller =
-        Controller::new(apps, watcher::Config::default().any_semantic()).owns_stream(owned);
+    // Agents: a drain (a spec change) wakes the Apps with instances there.
+    let (agents, agent_writer) = reflector::store();
+    let drains = watcher::watcher(
+        Api::<Agent>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(agent_writer)
+    .touched_objects()
+    .predicate_filter(predicates::generation, PredicateConfig::default());
+    let on_agent = store.clone();
+    let controller = Controller::new(apps, watcher::Config::default().any_semantic())
+        .owns_stream(owned)
+        .watches_stream(drains, move |agent: Agent| {
+            let name = agent.name_any();
+            let mut apps: Vec<ObjectRef<App>> = on_agent
+                .state()
+                .iter()
+                .filter(|t| {
+                    t.status.as_ref().and_then(|s| s.agent.as_deref()) == Some(name.as_str())
+                })
+                .filter_map(|t| {
+                    let o = t.owner_references().iter().find(|o| o.kind == "App")?;
+                    Some(ObjectRef::new(&o.name).within(&t.namespace()?))
+                })
+                .collect();
+            apps.dedup();
+            apps
+        });
     let ctx = Arc::new(Context {
         client,
         tasks: store,
+        agents,
         expected: expect::Expectations::default(),
         written: Default::default(),
     });
@@ -118,7 +150,16 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
             t.namespace().as_deref() == Some(ns.as_str())
                 && t.owner_references().iter().any(|o| o.uid == uid)
         })
-        .map(|t| instance(t))
+        .map(|t| {
+            let mut i = instance(t);
+            i.draining = t
+                .status
+                .as_ref()
+                .and_then(|s| s.agent.as_deref())
+                .and_then(|a| ctx.agents.get(&ObjectRef::new(a)))
+                .is_some_and(|a| a.spec.drain.is_some());
+            i
+        })
         .collect();
     ctx.expected.apply(&uid, &mut instances);
     let last = {
@@ -288,6 +329,7 @@ fn instance(t: &Task) -> Instance {
         reason: status.and_then(|s| s.reason.clone()),
         ready_since,
         terminating: t.metadata.deletion_timestamp.is_some(),
+        draining: false,
     }
 }
 

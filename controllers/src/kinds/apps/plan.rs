@@ -43,6 +43,8 @@ pub struct Instance {
     pub ready_since: Option<Timestamp>,
     /// Being deleted.
     pub terminating: bool,
+    /// On an agent being drained: replaced as an old revision's instance is.
+    pub draining: bool,
 }
 
 impl Instance {
@@ -177,8 +179,11 @@ pub fn plan(v: &View<'_>) -> Plan {
         .and_then(|b| b.next_launch_time.parse::<Timestamp>().ok());
 
     let live: Vec<&Instance> = v.instances.iter().filter(|i| i.live()).collect();
-    let (new, old): (Vec<&Instance>, Vec<&Instance>) =
-        live.iter().partition(|i| i.revision == v.revision);
+    // An instance on a draining agent is moved as an old one is: replaced
+    // first, then killed, within the same bounds.
+    let (new, old): (Vec<&Instance>, Vec<&Instance>) = live
+        .iter()
+        .partition(|i| i.revision == v.revision && !i.draining);
     let terminating = v
         .instances
         .iter()
@@ -234,7 +239,7 @@ pub fn plan(v: &View<'_>) -> Plan {
     let old_left = v
         .instances
         .iter()
-        .any(|i| i.revision != v.revision && !i.ended());
+        .any(|i| (i.revision != v.revision || i.draining) && !i.ended());
     let new_healthy = new.iter().filter(|i| i.ready()).count();
     let complete = !old_left && new.len() == r && new_healthy == r;
     let previous = v.status.and_then(|s| s.current_revision.clone());

@@ -36,6 +36,7 @@ fn inst(name: &str, rev: &str, created: i64, ready: bool) -> Instance {
         reason: None,
         ready_since: ready.then(|| t(created + 1)),
         terminating: false,
+        draining: false,
     }
 }
 
@@ -331,5 +332,27 @@ fn the_history_keeps_each_template_numbered_and_an_undo_renumbers_it() {
     assert_eq!(
         numbers(&status),
         [("c".into(), 3), ("b".into(), 4), ("d".into(), 5)]
+    );
+}
+
+#[test]
+fn instances_on_a_draining_agent_are_replaced_before_they_are_killed() {
+    let s = spec(4, 1.0, 1.0);
+    let mut all: Vec<_> = (0..4)
+        .map(|n| inst(&format!("i{n}"), "new", n, true))
+        .collect();
+    all[0].draining = true;
+    all[1].draining = true;
+    let p = plan(&view(&s, &all, None, 10));
+    assert_eq!((p.start, p.kill.len()), (2, 0), "replacements first");
+    assert_eq!(condition(&p.status, READY).0, "False");
+    all.push(inst("r0", "new", 20, true));
+    all.push(inst("r1", "new", 21, true));
+    let p = plan(&view(&s, &all, None, 30));
+    let mut kill = p.kill.clone();
+    kill.sort();
+    assert_eq!(
+        (p.start, kill),
+        (0, vec!["i0".to_string(), "i1".to_string()])
     );
 }
