@@ -5,7 +5,10 @@
 //! Kubernetes answers, and other users go on being served. Long-running
 //! requests (watches, followed logs) take no seat (their cost is bounded
 //! elsewhere: watch buffers, the connection cap), and `system:masters` (the
-//! admin, the in-process controllers) is exempt, as APF's exempt level.
+//! admin) is exempt, as APF's exempt level. The controllers' identity
+//! (`system:mosaic:controllers`) has a level of its own, as
+//! kube-controller-manager's `workload-high`: up to the total, apart from
+//! the users' seats, so users cannot starve the scheduler nor it them.
 
 use crate::auth::User;
 use crate::error::ApiError;
@@ -43,6 +46,8 @@ pub struct Seats {
 pub struct Seat {
     seats: Arc<Seats>,
     user: String,
+    /// Counted in the users' total (not the controllers' own level).
+    counted: bool,
 }
 
 impl Seats {
@@ -63,16 +68,25 @@ impl Seats {
         if long_running || user.groups.iter().any(|g| g == crate::rbac::MASTERS) {
             return Ok(None);
         }
+        let system = user.name == crate::rbac::bootstrap::CONTROLLERS_USER;
         let mut t = self.taken.lock().expect("seats lock");
         let mine = t.1.get(&user.name).copied().unwrap_or(0);
-        if t.0 >= self.limits.total || mine >= self.limits.per_user {
+        let full = if system {
+            mine >= self.limits.total
+        } else {
+            t.0 >= self.limits.total || mine >= self.limits.per_user
+        };
+        if full {
             return Err(ApiError::too_many_requests());
         }
-        t.0 += 1;
+        if !system {
+            t.0 += 1;
+        }
         *t.1.entry(user.name.clone()).or_default() += 1;
         Ok(Some(Seat {
             seats: self.clone(),
             user: user.name.clone(),
+            counted: !system,
         }))
     }
 }
@@ -80,7 +94,9 @@ impl Seats {
 impl Drop for Seat {
     fn drop(&mut self) {
         let mut t = self.seats.taken.lock().expect("seats lock");
-        t.0 = t.0.saturating_sub(1);
+        if self.counted {
+            t.0 = t.0.saturating_sub(1);
+        }
         if let Some(n) = t.1.get_mut(&self.user) {
             *n -= 1;
             if *n == 0 {
@@ -126,5 +142,11 @@ mod tests {
         assert!(seats.take(&bob, false).is_err());
         drop(a1);
         assert!(seats.take(&bob, false).unwrap().is_some());
+        // The controllers have a level of their own: the users' total does
+        // not hold them back, and they take none of it.
+        let ctl = user(crate::rbac::bootstrap::CONTROLLERS_USER, &[]);
+        let held: Vec<_> = (0..3).map(|_| seats.take(&ctl, false).unwrap()).collect();
+        assert!(seats.take(&ctl, false).is_err(), "up to the total, no more");
+        drop(held);
     }
 }
