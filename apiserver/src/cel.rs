@@ -120,8 +120,17 @@ thread_local! {
 /// The failures of `rules` on `obj` (and, on an update, `old`), each as a
 /// cause in kube-apiserver's words.
 pub fn validate(rules: &Rules, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
-    let result = VALIDATOR
-        .with(|v| v.validate_compiled_with_context(&rules.compiled, obj, old, Some(&rules.root)));
+    // As kube-apiserver, the root's metadata shows rules only its name and
+    // generateName (so managedFields and the rest are never converted).
+    let (seen, seen_old) = (visible(obj), old.map(visible));
+    let result = VALIDATOR.with(|v| {
+        v.validate_compiled_with_context(
+            &rules.compiled,
+            &seen,
+            seen_old.as_ref(),
+            Some(&rules.root),
+        )
+    });
     let Err(errors) = result else {
         return Vec::new();
     };
@@ -131,6 +140,29 @@ pub fn validate(rules: &Rules, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         .filter(|e| !ratchets(e, obj, old))
         .map(|e| cause(&e, obj))
         .collect()
+}
+
+/// What a rule at the root sees of `obj`: everything but metadata, and of
+/// that only `name` and `generateName`.
+fn visible(obj: &Value) -> Value {
+    let Some(o) = obj.as_object() else {
+        return obj.clone();
+    };
+    let mut out = serde_json::Map::with_capacity(o.len());
+    for (k, v) in o {
+        if k == "metadata" {
+            let mut m = serde_json::Map::new();
+            for key in ["name", "generateName"] {
+                if let Some(x) = v.get(key) {
+                    m.insert(key.into(), x.clone());
+                }
+            }
+            out.insert(k.clone(), Value::Object(m));
+        } else {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
 }
 
 /// An update's failure on a value it left unchanged, of a rule that does not
