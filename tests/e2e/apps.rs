@@ -641,3 +641,57 @@ async fn a_drain_moves_an_apps_instances_first_and_kills_the_rest_at_its_deadlin
     .await
     .unwrap();
 }
+
+/// An instance whose health check fails is killed by its agent
+/// (HealthCheckFailed) and replaced, the BackOff event saying why.
+#[tokio::test]
+async fn an_unhealthy_instance_is_killed_and_replaced() {
+    let s = TestServer::start().unwrap();
+    let _agent = s.spawn_agent("sick-node", "cpus=2,memory=1Gi");
+    let client = s.client().await.unwrap();
+    let tasks: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &mosaic("Task", "tasks"));
+    let yaml = app_yaml(2, "1", "{}").replace(
+        "          command: \"true\"",
+        "          command: test ! -e \"$MOSAIC_SANDBOX/sick\"",
+    );
+    assert!(yaml.contains("sick"), "{yaml}");
+    let f = write_file(s.dir.path(), "app.yaml", &yaml);
+    s.kubectl_ok(&["apply", "-f", &f]);
+    wait_healthy(&tasks, 2).await;
+    let victim = instances(&tasks).await.remove(0);
+    let name = victim.metadata.name.clone().unwrap();
+    let uid = victim.metadata.uid.clone().unwrap();
+    std::fs::write(
+        s.sandbox("sick-node", "default", &name, &uid, 0)
+            .join("sick"),
+        "",
+    )
+    .unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the unhealthy instance replaced",
+        || async {
+            let all = instances(&tasks).await;
+            !all.iter()
+                .any(|t| t.metadata.name.as_deref() == Some(name.as_str()))
+                && all.iter().filter(|t| healthy(t)).count() == 2
+        },
+    )
+    .await
+    .unwrap();
+    let events = s.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=web",
+        "-o",
+        "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+    ]);
+    assert!(
+        events.lines().any(|l| l.starts_with("BackOff: instance ")
+            && l.contains(&name)
+            && l.contains("HealthCheckFailed")),
+        "no BackOff event naming the failed health check:\n{events}"
+    );
+}
