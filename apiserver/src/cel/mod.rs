@@ -1,0 +1,432 @@
+//! CEL validation rules (`x-kubernetes-validations`) of the CRDs the server
+//! serves, evaluated as kube-apiserver evaluates them, with kube-cel (the
+//! kube-rs port of Kubernetes's CEL libraries): `rule`, `message`,
+//! `messageExpression`, `reason`, `fieldPath`, transition rules on `oldSelf`
+//! (`optionalOldSelf`), and a static cost estimate that refuses a CRD whose
+//! rule would cost more than Kubernetes allows.
+//!
+//! Rules are compiled once, when a CRD is stored or loaded, and evaluated on
+//! every create and update after the schema walk (so on the defaulted object).
+//! An update ratchets, as kube-apiserver's does: a failure of a rule that does
+//! not read `oldSelf`, on a value the update left as it was, is not reported;
+//! so a node whose rules do not read `oldSelf` and whose value is unchanged is
+//! not evaluated at all.
+//!
+//! Each node with rules is compiled as a unit of its own ([`units`]) and sees
+//! only the fields its rules select ([`refs`]), so a status write converts
+//! to CEL what the rules read, not the whole object at every level.
+
+mod causes;
+mod refs;
+mod units;
+
+use crate::error::Cause;
+use causes::{cause, ratchets};
+use kube_cel::{CompiledSchema, RootContext, ValidationError, WarningKind};
+use serde_json::Value;
+
+/// The compiled rules of one served version of a CRD.
+pub struct Rules {
+    eval: Eval,
+    root: RootContext,
+}
+
+/// How a CRD's rules are evaluated.
+enum Eval {
+    /// Node by node (the usual case).
+    Units(Vec<Unit>),
+    /// The whole compiled schema at once (rules under `allOf` and the like).
+    Whole(Box<CompiledSchema>),
+}
+
+/// One schema node with rules, compiled on its own.
+struct Unit {
+    path: Vec<units::Step>,
+    compiled: CompiledSchema,
+    /// Whether a rule reads `oldSelf` (so an unchanged value is evaluated).
+    transition: bool,
+    self_fields: refs::Fields,
+    old_fields: refs::Fields,
+}
+
+impl std::fmt::Debug for Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rules")
+            .field("kind", &self.root.kind)
+            .finish()
+    }
+}
+
+/// Why a CRD's rules cannot be served.
+#[derive(Debug, thiserror::Error)]
+#[error("{rule}: {message}")]
+pub struct RuleError {
+    /// The rule's text.
+    pub rule: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Whether a schema holds any rule at all.
+fn has_rules(schema: &Value) -> bool {
+    match schema {
+        Value::Object(m) => {
+            m.get("x-kubernetes-validations")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty())
+                || m.values().any(has_rules)
+        }
+        Value::Array(a) => a.iter().any(has_rules),
+        _ => false,
+    }
+}
+
+/// Compiles the rules of `schema` (an `openAPIV3Schema`) for objects of
+/// `group/version` `kind`; `None` when it has none.
+pub fn compile(
+    schema: &Value,
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> Result<Option<Rules>, RuleError> {
+    if !has_rules(schema) {
+        return Ok(None);
+    }
+    // Compiled whole for the checks: the cost estimate needs the bounds
+    // (maxLength, maxItems) that the units leave out.
+    let whole = kube_cel::compile_schema(schema);
+    check(&whole)?;
+    let eval = match units::split(schema) {
+        Some(split) => Eval::Units(split.into_iter().map(unit).collect()),
+        None => Eval::Whole(Box::new(whole)),
+    };
+    let api_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Ok(Some(Rules {
+        eval,
+        root: RootContext {
+            api_version,
+            api_group: group.into(),
+            kind: kind.into(),
+        },
+    }))
+}
+
+fn unit(u: units::UnitSchema) -> Unit {
+    let rules = u.schema["x-kubernetes-validations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let exprs: Vec<&str> = rules
+        .iter()
+        .flat_map(|r| [r.get("rule"), r.get("messageExpression")])
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let (self_fields, old_fields) = refs::fields(exprs.iter().copied());
+    Unit {
+        path: u.path,
+        compiled: kube_cel::compile_schema(&u.schema),
+        transition: exprs.iter().any(|e| e.contains("oldSelf")),
+        self_fields,
+        old_fields,
+    }
+}
+
+/// Refuses rules that do not compile, name variables a CRD rule cannot
+/// see, or whose estimated cost is over Kubernetes's per-rule budget.
+fn check(node: &CompiledSchema) -> Result<(), RuleError> {
+    if let Some(e) = node.compilation_errors().first() {
+        return Err(RuleError {
+            rule: String::new(),
+            message: format!("compilation failed: {e}"),
+        });
+    }
+    for cr in node.validations.iter().flatten() {
+        let rule = &cr.rule.rule;
+        let warnings = kube_cel::analyze_rule(rule, node, kube_cel::ScopeContext::CrdValidation);
+        if let Some(w) = warnings
+            .iter()
+            .find(|w| matches!(w.kind, WarningKind::WrongScope | WarningKind::CostExceeded))
+        {
+            return Err(RuleError {
+                rule: rule.clone(),
+                message: w.message.clone(),
+            });
+        }
+    }
+    node.properties
+        .values()
+        .chain(node.items.as_deref())
+        .chain(node.additional_properties.as_deref())
+        .chain(&node.all_of)
+        .chain(&node.one_of)
+        .chain(&node.any_of)
+        .try_for_each(check)
+}
+
+thread_local! {
+    /// A validator holds the registered Kubernetes functions; one per thread.
+    static VALIDATOR: kube_cel::Validator = kube_cel::Validator::new();
+}
+
+/// The failures of `rules` on `obj` (and, on an update, `old`), each as a
+/// cause in kube-apiserver's words.
+pub fn validate(rules: &Rules, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+    let mut errors = Vec::new();
+    match &rules.eval {
+        Eval::Whole(compiled) => {
+            let (seen, seen_old) = (visible(obj, &None), old.map(|o| visible(o, &None)));
+            errors.extend(evaluate(
+                compiled,
+                &seen,
+                seen_old.as_ref(),
+                Some(&rules.root),
+            ));
+        }
+        Eval::Units(list) => {
+            for u in list {
+                units::visit(&u.path, obj, old, &mut String::new(), &mut |v, o, path| {
+                    if !u.transition && o.is_some_and(|o| unchanged(v, o, path.is_empty())) {
+                        return;
+                    }
+                    let (seen, seen_old, root) = if path.is_empty() {
+                        let seen_old = o.map(|o| visible(o, &u.old_fields));
+                        (visible(v, &u.self_fields), seen_old, Some(&rules.root))
+                    } else {
+                        let seen_old = o.map(|o| refs::project(o, &u.old_fields));
+                        (refs::project(v, &u.self_fields), seen_old, None)
+                    };
+                    for mut e in evaluate(&u.compiled, &seen, seen_old.as_ref(), root) {
+                        e.field_path = under(path, &e.field_path);
+                        errors.push(e);
+                    }
+                });
+            }
+        }
+    }
+    errors
+        .into_iter()
+        .filter(|e| !ratchets(e, obj, old))
+        .map(|e| cause(&e, obj))
+        .collect()
+}
+
+fn evaluate(
+    compiled: &CompiledSchema,
+    obj: &Value,
+    old: Option<&Value>,
+    root: Option<&RootContext>,
+) -> Vec<ValidationError> {
+    VALIDATOR
+        .with(|v| v.validate_compiled_with_context(compiled, obj, old, root))
+        .err()
+        .map(|e| e.into_vec())
+        .unwrap_or_default()
+}
+
+/// A unit's error path, which is relative to the unit, from the root.
+fn under(base: &str, rel: &str) -> String {
+    match rel {
+        "" => base.to_string(),
+        _ if base.is_empty() => rel.to_string(),
+        _ if rel.starts_with(['.', '[']) => format!("{base}{rel}"),
+        _ => format!("{base}.{rel}"),
+    }
+}
+
+/// Whether a node's value is as it was; at the root, as far as rules see.
+fn unchanged(v: &Value, old: &Value, root: bool) -> bool {
+    if !root {
+        return v == old;
+    }
+    match (v.as_object(), old.as_object()) {
+        (Some(a), Some(b)) => {
+            a.len() == b.len()
+                && a.iter().all(|(k, x)| match b.get(k) {
+                    Some(y) if k == "metadata" => ["name", "generateName"]
+                        .iter()
+                        .all(|f| x.get(f) == y.get(f)),
+                    Some(y) => x == y,
+                    None => false,
+                })
+        }
+        _ => v == old,
+    }
+}
+
+/// What a rule at the root sees of `obj`: the `fields` it selects (all
+/// when `None`), and of metadata only `name` and `generateName`, as
+/// kube-apiserver shows it (so managedFields and the rest are never
+/// converted).
+fn visible(obj: &Value, fields: &refs::Fields) -> Value {
+    let Some(o) = obj.as_object() else {
+        return obj.clone();
+    };
+    let mut out = serde_json::Map::with_capacity(o.len());
+    for (k, v) in o {
+        if fields.as_ref().is_some_and(|f| !f.contains(k)) {
+            continue;
+        }
+        if k == "metadata" {
+            let mut m = serde_json::Map::new();
+            for key in ["name", "generateName"] {
+                if let Some(x) = v.get(key) {
+                    m.insert(key.into(), x.clone());
+                }
+            }
+            out.insert(k.clone(), Value::Object(m));
+        } else {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({"type": "object", "properties": {"spec": {"type": "object",
+            "x-kubernetes-validations": [
+                {"rule": "self.min <= self.max", "messageExpression": "'min ' + string(self.min) + ' is over max ' + string(self.max)"},
+                {"rule": "self.size == oldSelf.size", "message": "size is immutable", "reason": "FieldValueForbidden", "fieldPath": ".size"}
+            ],
+            "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}, "size": {"type": "string", "maxLength": 10}}}}})
+    }
+
+    fn rules() -> Rules {
+        compile(&schema(), "example.com", "v1", "Widget")
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn rules_fail_with_their_message_field_and_reason() {
+        let obj = json!({"spec": {"min": 3, "max": 1, "size": "s"}});
+        let causes = validate(&rules(), &obj, None);
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(causes[0].field, "spec");
+        assert_eq!(
+            causes[0].message,
+            "Invalid value: \"object\": min 3 is over max 1"
+        );
+        // The transition rule runs on an update only.
+        let old = json!({"spec": {"min": 1, "max": 2, "size": "s"}});
+        let new = json!({"spec": {"min": 1, "max": 2, "size": "l"}});
+        let causes = validate(&rules(), &new, Some(&old));
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(causes[0].field, "spec.size");
+        assert_eq!(causes[0].reason, "FieldValueForbidden");
+        assert_eq!(causes[0].message, "Forbidden: size is immutable");
+    }
+
+    #[test]
+    fn an_unchanged_failing_value_ratchets() {
+        let old = json!({"spec": {"min": 3, "max": 1, "size": "s"}});
+        let relabelled = old.clone();
+        assert!(validate(&rules(), &relabelled, Some(&old)).is_empty());
+        let worse = json!({"spec": {"min": 4, "max": 1, "size": "s"}});
+        assert_eq!(validate(&rules(), &worse, Some(&old)).len(), 1);
+    }
+
+    #[test]
+    fn bad_rules_are_refused() {
+        let bad = json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.a +"}]});
+        assert!(compile(&bad, "g.io", "v1", "K").is_err());
+        let scope =
+            json!({"type": "object", "x-kubernetes-validations": [{"rule": "object.a == 1"}]});
+        assert!(compile(&scope, "g.io", "v1", "K").is_err());
+        assert!(
+            compile(&json!({"type": "object"}), "g.io", "v1", "K")
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    /// A schema with rules at the root (a transition rule), in an array's
+    /// items, in a map's values, and on a date-time.
+    fn busy() -> Value {
+        json!({"type": "object",
+            "x-kubernetes-validations": [
+                {"rule": "!has(oldSelf.status) || oldSelf.status.phase == '' || self.spec == oldSelf.spec", "message": "spec is fixed once bound"},
+                {"rule": "size(self.metadata.name) <= 5", "messageExpression": "'name ' + self.metadata.name + ' is long'"}],
+            "properties": {
+                "metadata": {"type": "object"},
+                "spec": {"type": "object", "properties": {
+                    "items": {"type": "array", "items": {"type": "object",
+                        "x-kubernetes-validations": [{"rule": "self.min <= self.max", "fieldPath": ".min"}],
+                        "properties": {"min": {"type": "integer"}, "max": {"type": "integer"}}}},
+                    "limits": {"type": "object", "additionalProperties": {"type": "integer",
+                        "x-kubernetes-validations": [{"rule": "self >= 0"}]}},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"},
+                        "x-kubernetes-validations": [{"rule": "!('a.b/c' in self) || self['a.b/c'] != 'x'"}]},
+                    "after": {"type": "string", "format": "date-time",
+                        "x-kubernetes-validations": [{"rule": "self > timestamp('2020-01-01T00:00:00Z')"}]}}},
+                "status": {"type": "object", "properties": {"phase": {"type": "string"},
+                    "when": {"type": "string", "format": "date-time"}}}}})
+    }
+
+    #[test]
+    fn node_by_node_decides_what_the_whole_walk_decides() {
+        let by_units = compile(&busy(), "g.io", "v1", "K").unwrap().unwrap();
+        assert!(matches!(by_units.eval, Eval::Units(_)));
+        let whole = Rules {
+            eval: Eval::Whole(Box::new(kube_cel::compile_schema(&busy()))),
+            root: by_units.root.clone(),
+        };
+        let good = json!({"metadata": {"name": "ok", "uid": "u"},
+            "spec": {"items": [{"min": 1, "max": 2}], "limits": {"cpu": 1},
+                "labels": {"a.b/c": "y"}, "after": "2024-01-01T00:00:00Z"},
+            "status": {"phase": "Bound", "when": "2024-01-01T00:00:00Z"}});
+        let mut bad = good.clone();
+        bad["metadata"]["name"] = json!("toolong");
+        bad["spec"]["items"] = json!([{"min": 1, "max": 2}, {"min": 3, "max": 1}]);
+        bad["spec"]["limits"]["mem"] = json!(-1);
+        bad["spec"]["labels"]["a.b/c"] = json!("x");
+        bad["spec"]["after"] = json!("2019-01-01T00:00:00Z");
+        let mut restatus = good.clone();
+        restatus["status"]["phase"] = json!("Running");
+        let unbound = json!({"metadata": {"name": "ok"}, "spec": {}, "status": {"phase": ""}});
+        let cases = [
+            (&good, None),
+            (&bad, None),
+            (&bad, Some(&good)),
+            (&good, Some(&bad)),
+            (&restatus, Some(&good)),
+            (&bad, Some(&bad)),
+            (&good, Some(&unbound)),
+        ];
+        let render = |c: Vec<Cause>| {
+            let mut v: Vec<String> = c
+                .iter()
+                .map(|c| format!("{} {} {}", c.field, c.reason, c.message))
+                .collect();
+            v.sort();
+            v
+        };
+        for (i, (obj, old)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                render(validate(&by_units, obj, old)),
+                render(validate(&whole, obj, old)),
+                "case {i}"
+            );
+        }
+        // And the cases say something: the bad object fails each rule.
+        assert_eq!(validate(&by_units, &bad, None).len(), 5);
+        assert_eq!(validate(&by_units, &bad, Some(&good)).len(), 6);
+    }
+
+    #[test]
+    fn field_paths_resolve() {
+        let v = json!({"spec": {"env": [{"name": "a"}, {"name": "b"}]}});
+        assert_eq!(causes::at(&v, "spec.env[1].name"), Some(&json!("b")));
+        assert_eq!(causes::at(&v, ""), Some(&v));
+        assert_eq!(causes::at(&v, "spec.x"), None);
+    }
+}
