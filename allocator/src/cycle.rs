@@ -1,6 +1,7 @@
 //! One allocation cycle: guarantees, weighted DRF placement of Builtin tasks,
 //! then offers to External frameworks. See the module docs of [`super`].
 
+use super::constraint::Operator;
 use super::model::{FrameworkKind, Stuck};
 use super::{Allocation, Allocator, Decision, Placement, Recheck, Resources, TaskRequest};
 use std::cmp::Ordering;
@@ -208,6 +209,7 @@ impl Allocator {
         chain: &[usize],
         amount: Resources,
         mut keys: Option<&mut Keys>,
+        group: Option<&str>,
     ) -> Allocation {
         let mut left = amount;
         let mut parts = Vec::new();
@@ -239,10 +241,19 @@ impl Allocator {
         if let Some(keys) = keys {
             keys.free = keys.free.saturating_sub(&amount);
         }
+        if let Some(g) = group {
+            *self
+                .groups
+                .entry(g.to_string())
+                .or_default()
+                .entry(agent)
+                .or_default() += 1;
+        }
         Allocation {
             agent: self.agents[agent].name.clone(),
             framework: self.frameworks[f].name.clone(),
             parts,
+            group: group.map(Into::into),
         }
     }
 
@@ -273,14 +284,22 @@ impl Allocator {
             Some((_, b)) if spread => load < b,
             Some((_, b)) => load > b,
         };
+        let placed = self.placed_by_value(task);
+        let admits = |i: usize| {
+            let ag = &self.agents[i];
+            ag.schedulable
+                && ag.admits(task)
+                && task
+                    .constraints
+                    .iter()
+                    .zip(&placed)
+                    .all(|(c, p)| c.is_static() || c.admits(ag.value(c.field()), p))
+        };
         if only_grown {
             let mut best = None::<(usize, f64)>;
             for &i in &self.woken_agents {
                 let ag = &self.agents[i];
-                if ag.schedulable
-                    && ag.matches(&task.selector)
-                    && task.resources.fits_in(&self.free_for(i, chain))
-                {
+                if admits(i) && task.resources.fits_in(&self.free_for(i, chain)) {
                     let load = (ag.used() + task.resources).dominant_share(&ag.total);
                     if better(load, best) {
                         best = Some((i, load));
@@ -295,10 +314,7 @@ impl Allocator {
         for i in (start..n).chain(0..start) {
             looked += 1;
             let ag = &self.agents[i];
-            if !ag.schedulable
-                || !ag.matches(&task.selector)
-                || !task.resources.fits_in(&self.free_for(i, chain))
-            {
+            if !task.resources.fits_in(&self.free_for(i, chain)) || !admits(i) {
                 continue;
             }
             found += 1;
@@ -314,8 +330,105 @@ impl Allocator {
         best.map(|(i, _)| i)
     }
 
+    /// For each of a task's constraints that depends on where its group
+    /// runs: how many of the group's allocations are on agents with each
+    /// value of the constraint's field (empty for the others). For
+    /// `GROUP_BY`, every value of the agents that could take it is there,
+    /// with zero if none of the group is on it.
+    fn placed_by_value(&self, task: &TaskRequest) -> Vec<HashMap<String, u32>> {
+        let counts = task.group.as_ref().and_then(|g| self.groups.get(g));
+        task.constraints
+            .iter()
+            .map(|c| {
+                let mut by_value = HashMap::new();
+                if c.operator() == Operator::GroupBy {
+                    for ag in &self.agents {
+                        if let Some(v) = ag.value(c.field())
+                            && ag.schedulable
+                            && ag.admits(task)
+                        {
+                            by_value.entry(v.to_string()).or_insert(0);
+                        }
+                    }
+                }
+                if let (false, Some(counts)) = (c.is_static(), counts) {
+                    for (&a, &n) in counts {
+                        if let Some(v) = self.agents[a].value(c.field()) {
+                            *by_value.entry(v.to_string()).or_default() += n;
+                        }
+                    }
+                }
+                by_value
+            })
+            .collect()
+    }
+
+    /// Why a task with constraints found no agent although some agent has
+    /// room for it now: the constraints that turned every such agent away,
+    /// or `None` if no agent has room (it waits as any task does).
+    fn constraint_block(&self, task: &TaskRequest, chain: &[usize]) -> Option<String> {
+        if task.constraints.is_empty() {
+            return None;
+        }
+        let placed = self.placed_by_value(task);
+        let with_room: Vec<usize> = (0..self.agents.len())
+            .filter(|&i| {
+                let ag = &self.agents[i];
+                ag.schedulable
+                    && ag.matches(&task.selector)
+                    && task.resources.fits_in(&self.free_for(i, chain))
+            })
+            .collect();
+        if with_room.is_empty() {
+            return None;
+        }
+        let refusing: Vec<String> = task
+            .constraints
+            .iter()
+            .zip(&placed)
+            .filter(|(c, p)| {
+                with_room
+                    .iter()
+                    .any(|&i| !c.admits(self.agents[i].value(c.field()), p))
+            })
+            .map(|(c, _)| c.to_string())
+            .collect();
+        let group = task.group.as_deref().unwrap_or("its group");
+        Some(format!(
+            "unfulfilled constraint {}: no agent with room for {} meets it, given where {group} runs",
+            refusing.join(", "),
+            task.resources
+        ))
+    }
+
+    /// Sets a waiting task aside (its constraints turned every agent with
+    /// room away) and reports it; a release of its group's allocations or a
+    /// change of the agents brings it back.
+    fn set_aside(&mut self, f: usize, seq: u64, reason: String, out: &mut Vec<Decision>) {
+        let fw = &mut self.frameworks[f];
+        let Some(t) = fw.pending.remove(&seq) else {
+            return;
+        };
+        fw.stuck = None; // its first task changed
+        fw.woken_for = None;
+        if let Some(g) = &t.group {
+            self.blocked_groups.insert(g.clone());
+        }
+        out.push(Decision::Unschedulable {
+            task: t.id.clone(),
+            framework: fw.name.clone(),
+            reason,
+            waits: true,
+        });
+        fw.unfit.insert(seq, t);
+        self.refresh(f);
+    }
+
     /// Whether any agent could ever hold the task (ignoring what runs now).
     fn could_ever_fit(&self, task: &TaskRequest, chain: &[usize]) -> bool {
+        if task.constraints.iter().any(|c| c.defect().is_some()) {
+            return false;
+        }
         self.agents.iter().any(|ag| {
             let others_reserved = ag
                 .reserved
@@ -323,7 +436,7 @@ impl Allocator {
                 .filter(|(r, _)| !chain.contains(r))
                 .fold(Resources::ZERO, |t, (_, a)| t + *a);
             ag.schedulable
-                && ag.matches(&task.selector)
+                && ag.admits(task)
                 && task
                     .resources
                     .fits_in(&ag.total.saturating_sub(&others_reserved))
@@ -345,11 +458,12 @@ impl Allocator {
         framework: &str,
         agent: &str,
         amount: Resources,
+        group: Option<&str>,
     ) -> Option<Allocation> {
         let &f = self.framework_index.get(framework)?;
         let &a = self.agent_index.get(agent)?;
         let chain = self.chain(self.frameworks[f].role);
-        Some(self.take(a, f, &chain, amount, None))
+        Some(self.take(a, f, &chain, amount, None, group))
     }
 
     /// Runs one cycle and returns what it decided. `now_ms` is for refuse
@@ -420,10 +534,14 @@ impl Allocator {
                         }
                     };
                 let only_grown = self.frameworks[f].woken_for == Some(seq);
-                match allowed
+                let chosen = allowed
                     .then(|| self.choose_agent(f, &task, &chain, only_grown))
-                    .flatten()
-                {
+                    .flatten();
+                let blocked = match chosen {
+                    None if allowed => self.constraint_block(&task, &chain),
+                    _ => None,
+                };
+                match chosen {
                     Some(agent) => {
                         let fw = &mut self.frameworks[f];
                         fw.pending.remove(&seq);
@@ -431,7 +549,8 @@ impl Allocator {
                         fw.stuck = None; // its first task changed
                         fw.woken_for = None;
                         self.refresh(f);
-                        let allocation = self.take(agent, f, &chain, q, Some(&mut keys));
+                        let allocation =
+                            self.take(agent, f, &chain, q, Some(&mut keys), task.group.as_deref());
                         if stage == Stage::Fair && self.active.contains(&f) {
                             heap.push(Reverse(keys.snap(self, f)));
                         }
@@ -439,6 +558,13 @@ impl Allocator {
                             task: task.id,
                             allocation,
                         });
+                    }
+                    None if blocked.is_some() => {
+                        let reason = blocked.unwrap_or_default();
+                        self.set_aside(f, seq, reason, &mut out);
+                        if stage == Stage::Fair && self.active.contains(&f) {
+                            heap.push(Reverse(keys.snap(self, f)));
+                        }
                     }
                     None if stage == Stage::Guarantee => {
                         guaranteed.remove(&f);
@@ -502,12 +628,17 @@ impl Allocator {
             // Short of room: only an agent that gained some can hold its first
             // task, and only those are searched for it.
             let (wake, only_grown) = match (fw.stuck, fw.pending.first_key_value()) {
+                // A task whose constraints count its group is searched for
+                // everywhere: a release elsewhere may have made room for it.
+                (Some(Stuck::NoAgent), Some((_, task))) if task.has_dynamic_constraints() => {
+                    (true, None)
+                }
                 (Some(Stuck::NoAgent), Some((&seq, task))) => {
                     let chain = self.chain(fw.role);
                     let fits = grown.iter().any(|&a| {
                         let ag = &self.agents[a];
                         ag.schedulable
-                            && ag.matches(&task.selector)
+                            && ag.admits(task)
                             && task.resources.fits_in(&self.free_for(a, &chain))
                     });
                     (fits, Some(seq))
@@ -531,6 +662,9 @@ impl Allocator {
             return;
         }
         let recheck = std::mem::replace(&mut self.recheck, Recheck::None);
+        if recheck != Recheck::None {
+            self.blocked_groups.clear(); // set aside again if still blocked
+        }
         let mut todo = std::mem::take(&mut self.unchecked);
         if recheck != Recheck::None {
             for f in 0..self.frameworks.len() {
@@ -577,7 +711,20 @@ impl Allocator {
                     .max_by_key(|t| (t.cpus_milli, t.memory))
                     .unwrap_or_default()
             });
-            let reason = if t.selector.is_empty() {
+            let reason = if let Some(bad) = t.constraints.iter().find_map(|c| {
+                c.defect()
+                    .map(|d| format!("constraint {c} is not a regular expression: {d}"))
+            }) {
+                bad
+            } else if !t.constraints.is_empty() {
+                let cs: Vec<String> = t.constraints.iter().map(|c| c.to_string()).collect();
+                format!(
+                    "unfulfilled constraint: no agent matching {:?} and {} can hold {}",
+                    t.selector,
+                    cs.join(", "),
+                    t.resources
+                )
+            } else if t.selector.is_empty() {
                 format!(
                     "it needs {} and the largest agent has {largest}",
                     t.resources
@@ -592,6 +739,7 @@ impl Allocator {
                 task: t.id.clone(),
                 framework: self.frameworks[f].name.clone(),
                 reason,
+                waits: false,
             });
             self.frameworks[f].unfit.insert(seq, t);
             self.refresh(f);
@@ -663,7 +811,7 @@ impl Allocator {
                 {
                     let f = groups[g].1.remove(pos);
                     let chain = groups[g].0.clone();
-                    let allocation = self.take(a, f, &chain, offer, Some(keys));
+                    let allocation = self.take(a, f, &chain, offer, Some(keys), None);
                     out.push(Decision::Offer { allocation });
                     // Its share grew: move it to its place in the group again.
                     let fs = share(self, f);

@@ -28,11 +28,20 @@
 //! use gains room (or, when a quota held it back, until anything is
 //! released); [`Allocator::allocate_full`] looks at everything again, as a
 //! periodic check that the incremental cycles missed nothing.
+//!
+//! **Constraints.** A task may belong to a group (an App's instances) and
+//! carry Marathon's placement constraints; the allocator counts each group's
+//! allocations per agent, and a task whose constraints no agent with room
+//! meets is set aside as unschedulable (with the constraint named) until one
+//! of its group's allocations is released or the agents change, so it never
+//! holds up the rest of its framework's queue.
 
+mod constraint;
 mod model;
 mod resources;
 pub mod units;
 
+pub use constraint::{Constraint, HOSTNAME, Operator};
 pub use model::{AgentSpec, FrameworkKind, FrameworkSpec, Placement, RoleSpec, TaskRequest};
 pub use resources::Resources;
 
@@ -48,6 +57,8 @@ pub struct Allocation {
     pub framework: String,
     /// The parts: from a role's reservation (`Some(role)`) or unreserved (`None`).
     pub parts: Vec<(Option<String>, Resources)>,
+    /// The group of the task holding it, which constraints count.
+    pub group: Option<String>,
 }
 
 impl Allocation {
@@ -72,7 +83,10 @@ pub enum Decision {
         /// What is offered (and held until accepted or declined).
         allocation: Allocation,
     },
-    /// No agent could ever fit this task as the cluster is.
+    /// No agent could ever fit this task as the cluster is (`waits`: false),
+    /// or its constraints turn away every agent with room while its group
+    /// runs where it does (`waits`: true; it looks again when one of its
+    /// group's allocations or any other is released).
     Unschedulable {
         /// The task's id.
         task: String,
@@ -80,6 +94,8 @@ pub enum Decision {
         framework: String,
         /// Why, for people.
         reason: String,
+        /// Whether it only waits for its group to move (see above).
+        waits: bool,
     },
 }
 
@@ -160,6 +176,11 @@ pub struct Allocator {
     with_room: BTreeSet<usize>,
     /// The next offers look at every agent (a full pass).
     offer_all: bool,
+    /// Per group: how many of its allocations each agent holds (no zeros).
+    groups: HashMap<String, HashMap<usize, u32>>,
+    /// Groups with a task set aside for its constraints: while there are
+    /// any, a release brings such tasks back to look again.
+    blocked_groups: std::collections::HashSet<String>,
 }
 
 fn unknown(kind: &'static str, name: &str) -> AllocatorError {
@@ -406,6 +427,16 @@ impl Allocator {
         let mut left = amount.unwrap_or_else(|| alloc.total());
         self.grown.insert(a);
         self.released = true;
+        if !self.blocked_groups.is_empty() {
+            // Room, or one of their group fewer: the tasks set aside for
+            // their constraints look again.
+            self.recheck = self.recheck.max(Recheck::Unfit);
+        }
+        if amount.is_none()
+            && let Some(g) = &alloc.group
+        {
+            self.ungroup(g, a);
+        }
         // Unreserved parts go back first, then reservations, the reverse of how they were drawn.
         for (role, part) in alloc.parts.iter().rev() {
             let take = part.min(&left);
@@ -427,6 +458,30 @@ impl Allocator {
                 role = self.roles[r].parent;
             }
         }
+    }
+
+    /// One allocation of group `g` on agent `a` fewer.
+    fn ungroup(&mut self, g: &str, a: usize) {
+        if let Some(counts) = self.groups.get_mut(g) {
+            if let Some(n) = counts.get_mut(&a) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&a);
+                }
+            }
+            if counts.is_empty() {
+                self.groups.remove(g);
+            }
+        }
+    }
+
+    /// How many of a group's allocations each agent holds, by agent name.
+    pub fn group_placement(&self, group: &str) -> BTreeMap<String, u32> {
+        self.groups.get(group).map_or_else(BTreeMap::new, |c| {
+            c.iter()
+                .map(|(a, n)| (self.agents[*a].name.clone(), *n))
+                .collect()
+        })
     }
 
     /// Records that a framework declined an agent: no offers of it for `refuse_ms`.

@@ -1,6 +1,7 @@
 //! The allocator's inputs (specs) and its per-agent, per-role and per-framework state.
 
 use super::Resources;
+use super::constraint::{Constraint, HOSTNAME};
 use std::collections::{BTreeMap, HashMap};
 
 /// A role as declared.
@@ -107,6 +108,11 @@ pub struct TaskRequest {
     pub resources: Resources,
     /// Agent labels it requires (all must match).
     pub selector: BTreeMap<String, String>,
+    /// The group it belongs to (an App's instances): what its constraints
+    /// count. Its allocation carries it.
+    pub group: Option<String>,
+    /// Where it may go, given where its group runs (all must be met).
+    pub constraints: Vec<Constraint>,
 }
 
 impl TaskRequest {
@@ -116,7 +122,14 @@ impl TaskRequest {
             id: id.into(),
             resources,
             selector: BTreeMap::new(),
+            group: None,
+            constraints: Vec::new(),
         }
+    }
+
+    /// Whether some constraint depends on where its group runs.
+    pub(super) fn has_dynamic_constraints(&self) -> bool {
+        self.constraints.iter().any(|c| !c.is_static())
     }
 }
 
@@ -210,6 +223,25 @@ impl Agent {
 
     pub fn matches(&self, selector: &BTreeMap<String, String>) -> bool {
         selector.iter().all(|(k, v)| self.labels.get(k) == Some(v))
+    }
+
+    /// A constraint's field on this agent: its name for `hostname`, else a label.
+    pub fn value(&self, field: &str) -> Option<&str> {
+        if field == HOSTNAME {
+            Some(&self.name)
+        } else {
+            self.labels.get(field).map(String::as_str)
+        }
+    }
+
+    /// Whether it may hold the task as far as the task's selector and the
+    /// constraints that depend on the agent alone decide.
+    pub fn admits(&self, task: &TaskRequest) -> bool {
+        self.matches(&task.selector)
+            && task
+                .constraints
+                .iter()
+                .all(|c| !c.is_static() || c.admits_agent(self.value(c.field())))
     }
 }
 

@@ -518,3 +518,182 @@ proptest! {
         }
     }
 }
+
+fn grouped(id: &str, group: &str, r: Resources, cs: Vec<Constraint>) -> TaskRequest {
+    TaskRequest {
+        group: Some(group.into()),
+        constraints: cs,
+        ..TaskRequest::new(id, r)
+    }
+}
+
+fn unschedulable(ds: &[Decision]) -> Vec<(String, String)> {
+    ds.iter()
+        .filter_map(|d| match d {
+            Decision::Unschedulable { task, reason, .. } => Some((task.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn unique_hostname_places_one_per_agent_and_sets_the_third_aside_without_blocking_the_queue() {
+    let mut a = cluster(2, cpus(8.0, 32));
+    a.set_framework(FrameworkSpec::builtin("fw", "default"));
+    let unique = || vec![Constraint::new(HOSTNAME, Operator::Unique, None)];
+    for i in 0..3 {
+        a.submit(
+            "fw",
+            grouped(&format!("web-{i}"), "ns/web", cpus(1.0, 1), unique()),
+        )
+        .unwrap();
+    }
+    a.submit("fw", TaskRequest::new("plain", cpus(1.0, 1)))
+        .unwrap();
+    let ds = a.allocate(0);
+    assert_eq!(placed_by(&ds, "fw"), 3, "two instances and the plain task");
+    let un = unschedulable(&ds);
+    assert_eq!(un.len(), 1, "{ds:?}");
+    assert_eq!(un[0].0, "web-2");
+    assert!(
+        un[0].1.contains("hostname UNIQUE"),
+        "the reason names the constraint: {}",
+        un[0].1
+    );
+    let placement = a.group_placement("ns/web");
+    assert_eq!(placement.values().copied().collect::<Vec<_>>(), vec![1, 1]);
+
+    // One instance ends: the one set aside takes its agent.
+    let first = ds
+        .iter()
+        .find_map(|d| match d {
+            Decision::Place { task, allocation } if task == "web-0" => Some(allocation.clone()),
+            _ => None,
+        })
+        .unwrap();
+    a.release(&first, None);
+    let ds = a.allocate(0);
+    let placed: Vec<&str> = ds
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Place { task, allocation } => {
+                assert_eq!(allocation.agent, first.agent);
+                Some(task.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(placed, vec!["web-2"]);
+    // And a full pass finds nothing more to do.
+    assert!(a.allocate_full(0).is_empty());
+}
+
+#[test]
+fn group_by_zone_spreads_evenly_over_the_zones() {
+    let mut a = Allocator::new();
+    for i in 0..6 {
+        a.set_agent(AgentSpec {
+            name: format!("agent-{i}"),
+            total: cpus(16.0, 64),
+            labels: [("zone".to_string(), format!("z{}", i % 3))].into(),
+        });
+    }
+    // An agent with no zone takes none of them.
+    a.set_agent(AgentSpec {
+        name: "no-zone".into(),
+        total: cpus(64.0, 256),
+        labels: Default::default(),
+    });
+    a.set_framework(FrameworkSpec {
+        placement: Placement::BinPack,
+        ..FrameworkSpec::builtin("fw", "default")
+    });
+    for i in 0..9 {
+        a.submit(
+            "fw",
+            grouped(
+                &format!("web-{i}"),
+                "ns/web",
+                cpus(1.0, 1),
+                vec![Constraint::new("zone", Operator::GroupBy, None)],
+            ),
+        )
+        .unwrap();
+    }
+    let ds = a.allocate(0);
+    assert_eq!(placed_by(&ds, "fw"), 9);
+    let mut per_zone = BTreeMap::<String, u32>::new();
+    for (agent, n) in a.group_placement("ns/web") {
+        assert_ne!(agent, "no-zone");
+        let i: usize = agent.trim_start_matches("agent-").parse().unwrap();
+        *per_zone.entry(format!("z{}", i % 3)).or_default() += n;
+    }
+    assert_eq!(
+        per_zone.values().copied().collect::<Vec<_>>(),
+        vec![3, 3, 3]
+    );
+}
+
+#[test]
+fn static_constraints_decide_which_agents_could_ever_hold_a_task() {
+    let mut a = cluster(4, cpus(4.0, 16));
+    a.set_framework(FrameworkSpec::builtin("fw", "default"));
+    let like = Constraint::new("rack", Operator::Like, Some("r1"));
+    a.submit("fw", grouped("in-r1", "ns/x", cpus(1.0, 1), vec![like]))
+        .unwrap();
+    let nowhere = Constraint::new("rack", Operator::Is, Some("r9"));
+    a.submit("fw", grouped("in-r9", "ns/y", cpus(1.0, 1), vec![nowhere]))
+        .unwrap();
+    let bad = Constraint::new("rack", Operator::Like, Some("("));
+    a.submit("fw", grouped("bad", "ns/z", cpus(1.0, 1), vec![bad]))
+        .unwrap();
+    let ds = a.allocate(0);
+    let placed: Vec<&Allocation> = ds
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Place { allocation, .. } => Some(allocation),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(placed.len(), 1);
+    assert!(["agent-1", "agent-3"].contains(&placed[0].agent.as_str()));
+    let un = unschedulable(&ds);
+    assert_eq!(un.len(), 2, "{un:?}");
+    assert!(
+        un.iter()
+            .any(|(t, r)| t == "in-r9" && r.contains("rack IS r9"))
+    );
+    assert!(
+        un.iter()
+            .any(|(t, r)| t == "bad" && r.contains("not a regular expression"))
+    );
+}
+
+#[test]
+fn max_per_and_cluster_hold_as_allocations_come_and_go() {
+    let mut a = cluster(4, cpus(8.0, 32));
+    a.set_framework(FrameworkSpec::builtin("fw", "default"));
+    let cs = || {
+        vec![
+            Constraint::new("rack", Operator::Cluster, None),
+            Constraint::new(HOSTNAME, Operator::MaxPer, Some("2")),
+        ]
+    };
+    for i in 0..5 {
+        a.submit("fw", grouped(&format!("t{i}"), "g", cpus(1.0, 1), cs()))
+            .unwrap();
+    }
+    let ds = a.allocate(0);
+    assert_eq!(placed_by(&ds, "fw"), 4, "two agents of one rack, two each");
+    let racks: BTreeSet<String> = a
+        .group_placement("g")
+        .keys()
+        .map(|agent| {
+            let i: usize = agent.trim_start_matches("agent-").parse().unwrap();
+            format!("r{}", i % 2)
+        })
+        .collect();
+    assert_eq!(racks.len(), 1, "CLUSTER keeps them in one rack");
+    assert!(a.group_placement("g").values().all(|n| *n == 2));
+    assert_eq!(unschedulable(&ds).len(), 1);
+}
