@@ -17,6 +17,7 @@
 pub use mosaic_allocator as allocator;
 pub mod binder;
 pub mod binding;
+pub mod constraints;
 pub mod events;
 pub mod kinds;
 pub mod leader;

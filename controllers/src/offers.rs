@@ -216,7 +216,7 @@ pub async fn before_allocation(
                 .await;
             } else {
                 room = room.saturating_sub(&need);
-                held.extend(alloc.assign(&fw, &o.spec.agent, need));
+                held.extend(alloc.assign(&fw, &o.spec.agent, need, None));
                 crate::binding::bind_to(client, state.binding, &t, &o.spec.agent).await;
             }
         }
@@ -261,7 +261,7 @@ pub async fn before_allocation(
             delete(client, o, state).await;
             continue;
         }
-        held.extend(alloc.assign(&fw, &o.spec.agent, amount(&o.spec.resources)));
+        held.extend(alloc.assign(&fw, &o.spec.agent, amount(&o.spec.resources), None));
     }
     for ((fw, agent), until) in &state.refused {
         alloc.decline(fw, agent, now, until.saturating_sub(now));

@@ -428,11 +428,22 @@ impl Scheduler {
                     }
                     view.placed(&task, allocation);
                 }
-                Decision::Unschedulable { task, reason, .. } => {
+                Decision::Unschedulable {
+                    task,
+                    reason,
+                    waits,
+                    ..
+                } => {
                     if let Some(t) = st.tasks.get(&task_ref(&task)) {
                         let client = client.clone();
-                        self.binder
-                            .write(async move { mark_unschedulable(&client, &t, &reason).await });
+                        let message = if waits {
+                            format!("waiting for an agent: {reason}")
+                        } else {
+                            format!("no agent could ever run this task: {reason}")
+                        };
+                        self.binder.write(async move {
+                            mark_unschedulable(&client, &t, &message, &reason).await
+                        });
                     }
                 }
                 Decision::Offer { allocation } => {
@@ -577,16 +588,15 @@ pub(crate) async fn restart(client: &Client, t: &Task, attempt: u32) {
     .await;
 }
 
-async fn mark_unschedulable(client: &Client, t: &Task, reason: &str) {
-    let message = format!("no agent could ever run this task: {reason}");
+async fn mark_unschedulable(client: &Client, t: &Task, message: &str, reason: &str) {
     let st = t.status.as_ref();
     if st.and_then(|s| s.reason.as_deref()) == Some("Unschedulable")
-        && st.and_then(|s| s.message.as_deref()) == Some(message.as_str())
+        && st.and_then(|s| s.message.as_deref()) == Some(message)
         && st.and_then(|s| s.observed_generation) == t.metadata.generation
     {
         return; // Already says so; it is looked at again every cycle, and bound once an agent fits.
     }
-    crate::events::record(client, t, "Warning", "Unschedulable", &message).await;
+    crate::events::record(client, t, "Warning", "Unschedulable", message).await;
     let now = now();
     patch_status(
         client,

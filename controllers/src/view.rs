@@ -49,6 +49,8 @@ enum Want {
         framework: String,
         agent: String,
         resources: Resources,
+        /// The group its constraints count (see [`crate::constraints`]).
+        group: Option<String>,
     },
     Queue {
         framework: String,
@@ -319,14 +321,17 @@ impl View {
             (None, Want::Nothing) => true,
             (
                 Some(Entry::Held {
-                    agent, resources, ..
+                    agent,
+                    resources,
+                    allocation,
                 }),
                 Want::Hold {
                     agent: a,
                     resources: r,
+                    group: g,
                     ..
                 },
-            ) => agent == a && resources == r,
+            ) => agent == a && resources == r && &allocation.group == g,
             (
                 Some(Entry::Queued { framework, req }),
                 Want::Queue {
@@ -346,8 +351,12 @@ impl View {
                 framework,
                 agent,
                 resources,
+                group,
             } => {
-                if let Some(allocation) = self.alloc.assign(&framework, &agent, resources) {
+                if let Some(allocation) =
+                    self.alloc
+                        .assign(&framework, &agent, resources, group.as_deref())
+                {
                     self.hold(key, allocation);
                 }
             }
@@ -465,6 +474,7 @@ impl View {
                     framework,
                     agent,
                     resources: task_resources(t),
+                    group: crate::constraints::group(t),
                 },
                 _ => Want::Nothing,
             };
@@ -505,6 +515,7 @@ impl View {
                     framework,
                     agent,
                     resources: task_resources(t),
+                    group: crate::constraints::group(t),
                 }
             }
             // An External framework's tasks run on the offers they accept.
@@ -516,12 +527,15 @@ impl View {
                         framework,
                         agent: a.agent,
                         resources: a.resources,
+                        group: crate::constraints::group(t),
                     };
                 }
                 let mut req = TaskRequest::new(key, task_resources(t));
                 if let Some(sel) = &t.spec.agent_selector {
                     req.selector = sel.match_labels.clone().unwrap_or_default();
                 }
+                req.group = crate::constraints::group(t);
+                req.constraints = crate::constraints::of(t);
                 Want::Queue { framework, req }
             }
             None => Want::Nothing,

@@ -4,6 +4,7 @@
 //! starts, replaces and rolls them.
 
 use crate::common::Condition;
+use crate::constraint::Constraint;
 use crate::task::TaskSpec;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -62,6 +63,13 @@ pub struct AppSpec {
     pub replicas: i32,
     /// What each instance runs.
     pub template: InstanceTemplate,
+    /// Where instances may go (Marathon's constraints), met at each
+    /// instance's placement together with the template's own; the operators
+    /// that count instances count all of this App's, old and new. A change
+    /// rolls out as a template change does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub constraints: Vec<Constraint>,
     /// How a template change rolls out.
     #[serde(default)]
     pub upgrade_strategy: UpgradeStrategy,

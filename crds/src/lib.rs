@@ -13,6 +13,7 @@ pub mod app;
 pub mod binding;
 pub mod common;
 pub mod conditions;
+pub mod constraint;
 pub mod framework;
 pub mod join;
 pub mod offer;

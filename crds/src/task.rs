@@ -1,6 +1,7 @@
 //! Task: one process to run, placed by its framework and run by an agent.
 
 use crate::common::{Condition, LabelSelector, ResourceQuantities};
+use crate::constraint::Constraint;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -87,6 +88,13 @@ pub struct TaskSpec {
     /// Only agents whose labels match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_selector: Option<LabelSelector>,
+    /// Marathon's placement constraints, all met at placement; the
+    /// operators that count tasks count those with the same `mosaic.dev/app`
+    /// label (an App's instances). A task none can be met for waits,
+    /// Pending with reason `Unschedulable` naming the constraint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub constraints: Vec<Constraint>,
     /// When to run the task again after it ends.
     #[serde(default)]
     pub restart_policy: RestartPolicy,

@@ -15,6 +15,7 @@ mod chart_rbac;
 mod clients;
 mod cluster;
 mod conditions;
+mod constraints;
 mod controller_identity;
 mod durability;
 #[cfg(feature = "etcd")]

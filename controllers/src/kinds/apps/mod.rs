@@ -20,7 +20,9 @@ use kube::runtime::{PredicateConfig, predicates};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use mosaic_crds::Agent;
-use mosaic_crds::app::{APP_LABEL, App, AppStatus, LAUNCHED_ANNOTATION, REVISION_LABEL};
+use mosaic_crds::app::{
+    APP_LABEL, App, AppSpec, AppStatus, InstanceTemplate, LAUNCHED_ANNOTATION, REVISION_LABEL,
+};
 use mosaic_crds::status_apply::StatusApply;
 use mosaic_crds::task::{RestartPolicy, Task};
 use plan::{Instance, View};
@@ -141,7 +143,7 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
     {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
-    let revision = revision::of(&app.spec.template);
+    let revision = revision::of(&instance_template(&app.spec));
     let mut instances: Vec<Instance> = ctx
         .tasks
         .state()
@@ -334,12 +336,25 @@ fn instance(t: &Task) -> Instance {
 }
 
 /// A new instance of `app` at `revision`: its template, owned by the App.
+/// What an instance is made from: the template, with the App's
+/// constraints ahead of the template's own (the template itself when the App
+/// has none, so its revision hash is the template's).
+fn instance_template(spec: &AppSpec) -> InstanceTemplate {
+    let mut t = spec.template.clone();
+    if !spec.constraints.is_empty() {
+        let own = std::mem::take(&mut t.spec.constraints);
+        t.spec.constraints = spec.constraints.iter().cloned().chain(own).collect();
+    }
+    t
+}
+
 fn new_instance(app: &App, name: &str, revision: &str) -> Task {
-    let meta = app.spec.template.metadata.clone().unwrap_or_default();
+    let template = instance_template(&app.spec);
+    let meta = template.metadata.unwrap_or_default();
     let mut labels = meta.labels;
     labels.insert(APP_LABEL.into(), name.into());
     labels.insert(REVISION_LABEL.into(), revision.into());
-    let mut spec = app.spec.template.spec.clone();
+    let mut spec = template.spec;
     spec.restart_policy = RestartPolicy::Never;
     let owner = OwnerReference {
         api_version: App::api_version(&()).into_owned(),

@@ -10,6 +10,7 @@ fn spec(replicas: i32, min: f64, over: f64) -> AppSpec {
     AppSpec {
         replicas,
         template: InstanceTemplate::default(),
+        constraints: Vec::new(),
         upgrade_strategy: UpgradeStrategy {
             minimum_health_capacity: min,
             maximum_over_capacity: over,
