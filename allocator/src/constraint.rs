@@ -6,9 +6,56 @@
 //! `UNLIKE`; `LIKE` and `UNLIKE` take a regular expression that must match
 //! the whole value; `GROUP_BY` and `MAX_PER` take a count.
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Mutex, OnceLock};
+
+/// The most a constraint's compiled expression may take (the crate's default
+/// is 10 MiB: a short value such as `\w{200}` would take milliseconds to
+/// compile and megabytes to hold, per task).
+const REGEX_SIZE_LIMIT: usize = 64 * 1024;
+
+/// Compiled expressions kept for reuse (a task's constraints are read again
+/// on each change of the task); cleared when it grows past this many.
+const REGEX_CACHE_MAX: usize = 1024;
+
+/// An expression that must match a whole value, compiled once per process.
+fn whole_match(value: &str) -> Result<Regex, String> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Result<Regex, String>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(r) = cache.lock().expect("regex cache").get(value) {
+        return r.clone();
+    }
+    let build = |pattern: &str| {
+        RegexBuilder::new(pattern)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    // The value alone must be an expression, so that `a)|(b` cannot escape
+    // the anchors put around it.
+    let compiled = build(value).and_then(|_| build(&format!("^(?:{value})$")));
+    let mut cache = cache.lock().expect("regex cache");
+    if cache.len() >= REGEX_CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(value.to_string(), compiled.clone());
+    compiled
+}
+
+/// Where a group's tasks run, as one constraint sees it: how many on agents
+/// with each value of its field, and (`GROUP_BY`) the fewest a value that
+/// may take one more has.
+#[derive(Debug, Default)]
+pub struct Placed<'a> {
+    /// Per value: how many of the group's tasks (for `GROUP_BY`, values
+    /// that could take the task now are here with zero).
+    pub counts: HashMap<&'a str, u32>,
+    /// `GROUP_BY`: the count a value must not exceed to take one more.
+    pub fewest: u32,
+}
 
 /// The field that names the agent itself rather than one of its labels.
 pub const HOSTNAME: &str = "hostname";
@@ -81,10 +128,11 @@ impl Constraint {
     /// checks that the value is there when the operator needs one; a regular
     /// expression that does not compile admits no agent (and says why).
     pub fn new(field: &str, operator: Operator, value: Option<&str>) -> Self {
-        let regex = matches!(operator, Operator::Like | Operator::Unlike).then(|| {
-            Regex::new(&format!("^(?:{})$", value.unwrap_or_default())).map_err(|e| e.to_string())
-        });
-        let count = value.and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+        let regex = matches!(operator, Operator::Like | Operator::Unlike)
+            .then(|| whole_match(value.unwrap_or_default()));
+        let count = value
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(0, |n| n.min(u32::MAX as u64) as u32);
         Self {
             field: field.into(),
             operator,
@@ -135,34 +183,42 @@ impl Constraint {
         }
     }
 
+    /// Completes `counts` (how many of the group's tasks run on agents with
+    /// each value of the field; for `GROUP_BY` also, with zero, every value
+    /// of the agents that could take the task now: unlike Marathon, which
+    /// knows only the values its offers showed, the allocator knows every
+    /// agent, so the spread is even from the start) into what [`Self::admits`]
+    /// judges by.
+    pub fn placed<'a>(&self, counts: HashMap<&'a str, u32>) -> Placed<'a> {
+        // Only a value with the fewest may take one more; while fewer than
+        // `count` values are known, the unknown ones count as none.
+        let fewest = if self.operator != Operator::GroupBy || counts.len() < self.count as usize {
+            0
+        } else {
+            counts.values().copied().min().unwrap_or(0)
+        };
+        Placed { counts, fewest }
+    }
+
     /// Whether an agent whose field has `value` may take one more task of
-    /// the group, given how many of the group's tasks run on agents with
-    /// each value of the field (`placed`; for `GROUP_BY` it also holds, with
-    /// zero, every value the agents that could take the task have: unlike
-    /// Marathon, which knows only the values its offers showed, the
-    /// allocator knows every agent, so the spread is even from the start).
-    pub fn admits(&self, value: Option<&str>, placed: &HashMap<String, u32>) -> bool {
+    /// the group, given where the group runs.
+    pub fn admits(&self, value: Option<&str>, placed: &Placed<'_>) -> bool {
         if !self.admits_agent(value) {
             return false;
         }
         let Some(v) = value else { return true };
-        let here = placed.get(v).copied();
+        let here = placed.counts.get(v).copied();
         match self.operator {
-            Operator::Unique => here.is_none(),
+            Operator::Unique => here.is_none_or(|n| n == 0),
             Operator::MaxPer => here.unwrap_or(0) < self.count,
             Operator::Cluster if self.value.is_none() => {
-                placed.is_empty() || (placed.len() == 1 && here.is_some())
+                let mut used = placed.counts.iter().filter(|(_, n)| **n > 0);
+                match used.next() {
+                    None => true,
+                    Some((first, _)) => *first == v && used.next().is_none(),
+                }
             }
-            // Only a value with the fewest may take one more; while fewer
-            // than `count` values are known, the unknown ones count as none.
-            Operator::GroupBy => {
-                let fewest = if placed.len() < self.count as usize {
-                    0
-                } else {
-                    placed.values().copied().min().unwrap_or(0)
-                };
-                here.unwrap_or(0) <= fewest
-            }
+            Operator::GroupBy => here.unwrap_or(0) <= placed.fewest,
             _ => true,
         }
     }
@@ -172,35 +228,35 @@ impl Constraint {
 mod tests {
     use super::*;
 
-    fn placed(pairs: &[(&str, u32)]) -> HashMap<String, u32> {
-        pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+    fn placed<'a>(c: &Constraint, pairs: &[(&'a str, u32)]) -> Placed<'a> {
+        c.placed(pairs.iter().copied().collect())
     }
 
     #[test]
     fn each_operator_judges_as_marathon_does() {
         let unique = Constraint::new("hostname", Operator::Unique, None);
-        assert!(unique.admits(Some("a"), &placed(&[("b", 1)])));
-        assert!(!unique.admits(Some("a"), &placed(&[("a", 1)])));
+        assert!(unique.admits(Some("a"), &placed(&unique, &[("b", 1)])));
+        assert!(!unique.admits(Some("a"), &placed(&unique, &[("a", 1)])));
 
         let max2 = Constraint::new("rack", Operator::MaxPer, Some("2"));
-        assert!(max2.admits(Some("r1"), &placed(&[("r1", 1)])));
-        assert!(!max2.admits(Some("r1"), &placed(&[("r1", 2)])));
+        assert!(max2.admits(Some("r1"), &placed(&max2, &[("r1", 1)])));
+        assert!(!max2.admits(Some("r1"), &placed(&max2, &[("r1", 2)])));
 
         let cluster = Constraint::new("rack", Operator::Cluster, None);
-        assert!(cluster.admits(Some("r1"), &placed(&[])));
-        assert!(cluster.admits(Some("r1"), &placed(&[("r1", 3)])));
-        assert!(!cluster.admits(Some("r2"), &placed(&[("r1", 3)])));
+        assert!(cluster.admits(Some("r1"), &placed(&cluster, &[])));
+        assert!(cluster.admits(Some("r1"), &placed(&cluster, &[("r1", 3)])));
+        assert!(!cluster.admits(Some("r2"), &placed(&cluster, &[("r1", 3)])));
         let cluster_r1 = Constraint::new("rack", Operator::Cluster, Some("r1"));
         assert!(cluster_r1.is_static() && !cluster_r1.admits_agent(Some("r2")));
 
         let group = Constraint::new("zone", Operator::GroupBy, None);
-        assert!(!group.admits(Some("b"), &placed(&[("a", 1), ("b", 1), ("c", 0)])));
-        assert!(group.admits(Some("c"), &placed(&[("a", 2), ("b", 1), ("c", 0)])));
-        assert!(group.admits(Some("b"), &placed(&[("a", 2), ("b", 1)])));
-        assert!(!group.admits(Some("a"), &placed(&[("a", 2), ("b", 1)])));
+        assert!(!group.admits(Some("b"), &placed(&group, &[("a", 1), ("b", 1), ("c", 0)])));
+        assert!(group.admits(Some("c"), &placed(&group, &[("a", 2), ("b", 1), ("c", 0)])));
+        assert!(group.admits(Some("b"), &placed(&group, &[("a", 2), ("b", 1)])));
+        assert!(!group.admits(Some("a"), &placed(&group, &[("a", 2), ("b", 1)])));
         let group3 = Constraint::new("zone", Operator::GroupBy, Some("3"));
-        assert!(!group3.admits(Some("a"), &placed(&[("a", 1), ("b", 1)])));
-        assert!(group3.admits(Some("c"), &placed(&[("a", 1), ("b", 1)])));
+        assert!(!group3.admits(Some("a"), &placed(&group3, &[("a", 1), ("b", 1)])));
+        assert!(group3.admits(Some("c"), &placed(&group3, &[("a", 1), ("b", 1)])));
 
         let like = Constraint::new("rack", Operator::Like, Some("r[12]"));
         assert!(like.admits_agent(Some("r1")) && !like.admits_agent(Some("r12")));
@@ -222,10 +278,10 @@ mod tests {
             Operator::Is,
         ] {
             let c = Constraint::new("zone", op, Some("1"));
-            assert!(!c.admits(None, &HashMap::new()), "{c}");
+            assert!(!c.admits(None, &Placed::default()), "{c}");
         }
         let c = Constraint::new("zone", Operator::Unlike, Some("a"));
-        assert!(c.admits(None, &HashMap::new()));
+        assert!(c.admits(None, &Placed::default()));
     }
 
     #[test]
@@ -235,5 +291,14 @@ mod tests {
         assert!(c.defect().is_some());
         let c = Constraint::new("rack", Operator::Unlike, Some("("));
         assert!(!c.admits_agent(Some("x")));
+        // The anchors cannot be escaped.
+        let c = Constraint::new("rack", Operator::Like, Some("a)|(b"));
+        assert!(c.defect().is_some() && !c.admits_agent(Some("abc")));
+        // Nor can a short value take megabytes to compile.
+        let c = Constraint::new("rack", Operator::Like, Some(r"\w{1000}"));
+        assert!(c.defect().is_some(), "{c}");
+        // A count too large for the counter is as large as it can be.
+        let c = Constraint::new("rack", Operator::MaxPer, Some("99999999999"));
+        assert!(c.admits(Some("r1"), &placed(&c, &[("r1", 5)])));
     }
 }

@@ -1,7 +1,7 @@
 //! One allocation cycle: guarantees, weighted DRF placement of Builtin tasks,
 //! then offers to External frameworks. See the module docs of [`super`].
 
-use super::constraint::Operator;
+use super::constraint::{Operator, Placed};
 use super::model::{FrameworkKind, Stuck};
 use super::{Allocation, Allocator, Decision, Placement, Recheck, Resources, TaskRequest};
 use std::cmp::Ordering;
@@ -242,6 +242,10 @@ impl Allocator {
             keys.free = keys.free.saturating_sub(&amount);
         }
         if let Some(g) = group {
+            if self.set_aside_any {
+                // The group's counts change: those set aside look again.
+                self.recheck = self.recheck.max(Recheck::Unfit);
+            }
             *self
                 .groups
                 .entry(g.to_string())
@@ -284,7 +288,7 @@ impl Allocator {
             Some((_, b)) if spread => load < b,
             Some((_, b)) => load > b,
         };
-        let placed = self.placed_by_value(task);
+        let placed = self.placed_by_value(task, chain);
         let admits = |i: usize| {
             let ag = &self.agents[i];
             ag.schedulable
@@ -331,65 +335,70 @@ impl Allocator {
     }
 
     /// For each of a task's constraints that depends on where its group
-    /// runs: how many of the group's allocations are on agents with each
-    /// value of the constraint's field (empty for the others). For
-    /// `GROUP_BY`, every value of the agents that could take it is there,
-    /// with zero if none of the group is on it.
-    fn placed_by_value(&self, task: &TaskRequest) -> Vec<HashMap<String, u32>> {
+    /// runs: where the group's allocations are, by the value of the
+    /// constraint's field (empty for the others). For `GROUP_BY`, every
+    /// value of the agents that could take the task now is there, with zero
+    /// if none of the group is on it. Tasks without such constraints cost
+    /// nothing here.
+    fn placed_by_value(&self, task: &TaskRequest, chain: &[usize]) -> Vec<Placed<'_>> {
         let counts = task.group.as_ref().and_then(|g| self.groups.get(g));
         task.constraints
             .iter()
             .map(|c| {
-                let mut by_value = HashMap::new();
+                let mut by_value: HashMap<&str, u32> = HashMap::new();
+                if c.is_static() {
+                    return Placed::default();
+                }
                 if c.operator() == Operator::GroupBy {
-                    for ag in &self.agents {
+                    for (i, ag) in self.agents.iter().enumerate() {
                         if let Some(v) = ag.value(c.field())
                             && ag.schedulable
                             && ag.admits(task)
+                            && task.resources.fits_in(&self.free_for(i, chain))
                         {
-                            by_value.entry(v.to_string()).or_insert(0);
+                            by_value.entry(v).or_insert(0);
                         }
                     }
                 }
-                if let (false, Some(counts)) = (c.is_static(), counts) {
-                    for (&a, &n) in counts {
-                        if let Some(v) = self.agents[a].value(c.field()) {
-                            *by_value.entry(v.to_string()).or_default() += n;
-                        }
+                for (&a, &n) in counts.into_iter().flatten() {
+                    if let Some(v) = self.agents[a].value(c.field()) {
+                        *by_value.entry(v).or_default() += n;
                     }
                 }
-                by_value
+                c.placed(by_value)
             })
             .collect()
     }
 
-    /// Why a task with constraints found no agent although some agent has
-    /// room for it now: the constraints that turned every such agent away,
-    /// or `None` if no agent has room (it waits as any task does).
+    /// Why a task with constraints found no agent although some agent that
+    /// its selector and the constraints on the agent alone admit has room for
+    /// it now: the constraints that count its group turned every such agent
+    /// away. `None` if no such agent has room (it waits as any task does).
     fn constraint_block(&self, task: &TaskRequest, chain: &[usize]) -> Option<String> {
-        if task.constraints.is_empty() {
+        if !task.has_dynamic_constraints() {
             return None;
         }
-        let placed = self.placed_by_value(task);
         let with_room: Vec<usize> = (0..self.agents.len())
             .filter(|&i| {
                 let ag = &self.agents[i];
                 ag.schedulable
-                    && ag.matches(&task.selector)
+                    && ag.admits(task)
                     && task.resources.fits_in(&self.free_for(i, chain))
             })
             .collect();
         if with_room.is_empty() {
             return None;
         }
+        let placed = self.placed_by_value(task, chain);
         let refusing: Vec<String> = task
             .constraints
             .iter()
             .zip(&placed)
             .filter(|(c, p)| {
-                with_room
-                    .iter()
-                    .any(|&i| !c.admits(self.agents[i].value(c.field()), p))
+                !c.is_static()
+                    && with_room
+                        .iter()
+                        .any(|&i| !c.admits(self.agents[i].value(c.field()), p))
             })
             .map(|(c, _)| c.to_string())
             .collect();
@@ -411,9 +420,7 @@ impl Allocator {
         };
         fw.stuck = None; // its first task changed
         fw.woken_for = None;
-        if let Some(g) = &t.group {
-            self.blocked_groups.insert(g.clone());
-        }
+        self.set_aside_any = true;
         out.push(Decision::Unschedulable {
             task: t.id.clone(),
             framework: fw.name.clone(),
@@ -471,6 +478,7 @@ impl Allocator {
     /// module docs of [`super`]).
     pub fn allocate(&mut self, now_ms: u64) -> Vec<Decision> {
         let mut out = Vec::new();
+        let mut blocked_alike: HashMap<String, String> = HashMap::new();
         self.wake();
         let mut keys = self.keys();
         self.check_fit(&mut out);
@@ -534,13 +542,24 @@ impl Allocator {
                         }
                     };
                 let only_grown = self.frameworks[f].woken_for == Some(seq);
-                let chosen = allowed
-                    .then(|| self.choose_agent(f, &task, &chain, only_grown))
-                    .flatten();
+                // Tasks alike in all that placement judges (an App's
+                // instances) are judged once a cycle when none can go.
+                let alike = task.has_dynamic_constraints().then(|| task.likeness());
+                let known = alike.as_ref().and_then(|k| blocked_alike.get(k)).cloned();
+                let chosen = match known {
+                    Some(_) => None,
+                    None => allowed
+                        .then(|| self.choose_agent(f, &task, &chain, only_grown))
+                        .flatten(),
+                };
                 let blocked = match chosen {
+                    None if known.is_some() => known,
                     None if allowed => self.constraint_block(&task, &chain),
                     _ => None,
                 };
+                if let (Some(k), Some(reason)) = (alike, &blocked) {
+                    blocked_alike.insert(k, reason.clone());
+                }
                 match chosen {
                     Some(agent) => {
                         let fw = &mut self.frameworks[f];
@@ -663,7 +682,7 @@ impl Allocator {
         }
         let recheck = std::mem::replace(&mut self.recheck, Recheck::None);
         if recheck != Recheck::None {
-            self.blocked_groups.clear(); // set aside again if still blocked
+            self.set_aside_any = false; // set aside again if still blocked
         }
         let mut todo = std::mem::take(&mut self.unchecked);
         if recheck != Recheck::None {

@@ -178,9 +178,9 @@ pub struct Allocator {
     offer_all: bool,
     /// Per group: how many of its allocations each agent holds (no zeros).
     groups: HashMap<String, HashMap<usize, u32>>,
-    /// Groups with a task set aside for its constraints: while there are
-    /// any, a release brings such tasks back to look again.
-    blocked_groups: std::collections::HashSet<String>,
+    /// Some task is set aside for its constraints: a release, or an
+    /// allocation of a group, brings such tasks back to look again.
+    set_aside_any: bool,
 }
 
 fn unknown(kind: &'static str, name: &str) -> AllocatorError {
@@ -418,6 +418,23 @@ impl Allocator {
     /// Returns an allocation (a finished task, a declined or expired offer,
     /// or the unused part of an offer when `amount` is less than the whole).
     pub fn release(&mut self, alloc: &Allocation, amount: Option<Resources>) {
+        if self.set_aside_any {
+            // Room, or one of their group fewer: the tasks set aside for
+            // their constraints look again.
+            self.recheck = self.recheck.max(Recheck::Unfit);
+        }
+        self.give_back(alloc, amount);
+    }
+
+    /// Returns an allocation held for one cycle only (an outstanding offer,
+    /// held again from the store before the next cycle): as [`Self::release`],
+    /// but the tasks set aside for their constraints are not brought back
+    /// for it, as nothing changes for them.
+    pub fn release_transient(&mut self, alloc: &Allocation) {
+        self.give_back(alloc, None);
+    }
+
+    fn give_back(&mut self, alloc: &Allocation, amount: Option<Resources>) {
         let Some(&a) = self.agent_index.get(&alloc.agent) else {
             return;
         };
@@ -427,11 +444,6 @@ impl Allocator {
         let mut left = amount.unwrap_or_else(|| alloc.total());
         self.grown.insert(a);
         self.released = true;
-        if !self.blocked_groups.is_empty() {
-            // Room, or one of their group fewer: the tasks set aside for
-            // their constraints look again.
-            self.recheck = self.recheck.max(Recheck::Unfit);
-        }
         if amount.is_none()
             && let Some(g) = &alloc.group
         {

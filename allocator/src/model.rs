@@ -127,6 +127,19 @@ impl TaskRequest {
         }
     }
 
+    /// What placement judges of it besides its id, as one key: tasks alike
+    /// in it find the same agents.
+    pub(super) fn likeness(&self) -> String {
+        let cs: Vec<String> = self.constraints.iter().map(|c| c.to_string()).collect();
+        format!(
+            "{:?}|{}|{:?}|{}",
+            self.group,
+            cs.join(","),
+            self.selector,
+            self.resources
+        )
+    }
+
     /// Whether some constraint depends on where its group runs.
     pub(super) fn has_dynamic_constraints(&self) -> bool {
         self.constraints.iter().any(|c| !c.is_static())

@@ -697,3 +697,30 @@ fn max_per_and_cluster_hold_as_allocations_come_and_go() {
     assert!(a.group_placement("g").values().all(|n| *n == 2));
     assert_eq!(unschedulable(&ds).len(), 1);
 }
+
+#[test]
+fn group_by_does_not_wait_for_a_value_whose_agents_have_no_room() {
+    let mut a = cluster(2, cpus(8.0, 32));
+    // An agent too small for any instance: its hostname is no value to fill.
+    a.set_agent(AgentSpec {
+        name: "tiny".into(),
+        total: cpus(0.5, 1),
+        labels: Default::default(),
+    });
+    a.set_framework(FrameworkSpec::builtin("fw", "default"));
+    for i in 0..4 {
+        a.submit(
+            "fw",
+            grouped(
+                &format!("t{i}"),
+                "g",
+                cpus(1.0, 1),
+                vec![Constraint::new(HOSTNAME, Operator::GroupBy, None)],
+            ),
+        )
+        .unwrap();
+    }
+    let ds = a.allocate(0);
+    assert_eq!(placed_by(&ds, "fw"), 4, "{ds:?}");
+    assert!(a.group_placement("g").values().all(|n| *n == 2));
+}

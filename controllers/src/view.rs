@@ -545,7 +545,7 @@ impl View {
     /// Returns the offers held for the last cycle (they are held again from the store).
     pub fn release_transient(&mut self) {
         for a in std::mem::take(&mut self.transient) {
-            self.alloc.release(&a, None);
+            self.alloc.release_transient(&a);
         }
     }
 }

@@ -55,6 +55,9 @@ pub const LAUNCHED_ANNOTATION: &str = "mosaic.dev/launched-at";
     .message("an App's instances are placed by its framework; offers are for External frameworks' own Tasks")
     .reason(Reason::FieldValueForbidden)
     .field_path(".template.spec.offer"))]
+#[x_kube(validation = Rule::new("(has(self.constraints) ? size(self.constraints) : 0) + (has(self.template.spec.constraints) ? size(self.template.spec.constraints) : 0) <= 32")
+    .message("an instance carries at most 32 constraints: spec.constraints and spec.template.spec.constraints together")
+    .field_path(".constraints"))]
 #[serde(rename_all = "camelCase")]
 pub struct AppSpec {
     /// How many instances to keep running (the scale subresource's replicas).

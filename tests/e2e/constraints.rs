@@ -159,9 +159,11 @@ async fn unique_waits_with_the_constraint_named_and_group_by_spreads_over_zones(
     .map_err(|e| e.to_string());
     shown(r, &tasks, "uniq").await;
 
-    // GROUP_BY zone: two small agents in z1, a large one in z2, and the
-    // three without a zone. Spreading by load alone would put all six on the
-    // large one; the constraint puts 3 in each zone and none without one.
+    // GROUP_BY zone over (at least) 2 zones: two small agents in z1, a large
+    // one in z2, and the three without a zone. Spreading by load alone would
+    // put all six on the large one; the constraint puts 3 in each zone and
+    // none without one (the count makes it wait for both zones, however the
+    // agents' registrations interleave).
     let _z1a = s.spawn_agent_with(
         "zone-1a",
         "cpus=1,memory=1Gi",
@@ -193,7 +195,7 @@ async fn unique_waits_with_the_constraint_named_and_group_by_spreads_over_zones(
         &app_yaml(
             "spread",
             6,
-            &format!("[{{field: {ZONE}, operator: GROUP_BY}}]"),
+            &format!("[{{field: {ZONE}, operator: GROUP_BY, value: \"2\"}}]"),
         ),
     );
     s.kubectl_ok(&["apply", "-f", &f]);

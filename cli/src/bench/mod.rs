@@ -5,7 +5,9 @@
 //! create->Running latency (as this process's watch sees them), API write
 //! throughput, the allocator's cycle time (from the server's /metrics) and the
 //! server's peak RSS. It prints a table and, with `--json`, writes the figures.
+//! With `--shape app` it first times an App's phases (see [`apps`]).
 
+mod apps;
 mod procs;
 mod report;
 mod workload;
@@ -25,6 +27,10 @@ pub enum Shape {
     /// Mesos's MultiFrameworkAllocations: 80 agents of 64 cpus; 4 frameworks x 4,000
     /// tasks of 0.07 cpus, 500 x 5 of 0.1, 50 x 20 of 1.
     C,
+    /// Issue 24's App benchmark: an App of 10,000 instances on 1,000 agents
+    /// (apply, rolling upgrade, scale to 20,000), then 10,000 plain Tasks on
+    /// the same cluster for comparison.
+    App,
 }
 
 /// Flags of `mosaic bench`.
@@ -98,12 +104,43 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             rate: args.rate,
             timeout: Duration::from_secs(args.timeout),
         };
+        let app = match args.shape {
+            Some(Shape::App) => {
+                let g = &plan.groups[0];
+                let n = plan.total_tasks();
+                match apps::run(&cluster, n, g.cpus_milli, g.memory, load.timeout).await {
+                    Ok(phases) => Some(phases),
+                    Err(e) => {
+                        let _ = cluster.stop().await;
+                        return Err(e);
+                    }
+                }
+            }
+            _ => None,
+        };
         let result = workload::run(&cluster, &plan, &load).await;
         let end = cluster.stop().await;
         let (mut figures, end) = (result?, end?);
         figures.peak_rss_bytes = end.peak_rss_bytes;
-        Ok::<_, anyhow::Error>(figures)
+        Ok::<_, anyhow::Error>((figures, app))
     })?;
+    let (figures, app) = figures;
+    if let Some(phases) = app {
+        let per_task = figures.cpu_seconds[0] * 1000.0 / plan.total_tasks() as f64;
+        println!("App phases (server CPU per instance against {per_task:.2} ms per plain Task):");
+        for p in &phases {
+            println!(
+                "  {:<16} {:>6} instances  {:>6.1} s  {:>6.0} instances/s  {:>5.2} ms CPU/instance ({:.2}x)",
+                p.name,
+                p.instances,
+                p.elapsed.as_secs_f64(),
+                p.rate(),
+                p.cpu_ms_per_instance(),
+                p.cpu_ms_per_instance() / per_task
+            );
+        }
+        println!("Plain Tasks on the same cluster, after the App:");
+    }
     figures.print(&plan);
     if let Some(path) = &args.json {
         std::fs::write(path, figures.json(&plan))

@@ -84,6 +84,14 @@ impl Plan {
                 "cpus=32,memory=128Gi",
                 "cpus=100m,memory=64Mi",
             ),
+            Some(Shape::App) => (
+                1_000,
+                10_000,
+                10,
+                2,
+                "cpus=32,memory=128Gi",
+                "cpus=100m,memory=64Mi",
+            ),
             Some(Shape::C) => (
                 80,
                 20_500,
