@@ -7,6 +7,7 @@
 //! ones deleted (their agent kills them with their grace period), and the
 //! status applied server-side as field manager `mosaic-apps`.
 
+mod batch;
 mod expect;
 pub mod plan;
 mod revision;
@@ -184,6 +185,12 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
         now,
     });
     if p.start > 0 || !p.kill.is_empty() || !p.clear.is_empty() {
+        tracing::info!(app = %format!("{ns}/{name}"), instances = instances.len(),
+            start = p.start, kill = p.kill.len(), clear = p.clear.len(), "App instances");
+    }
+    if (p.start > 0 || !p.kill.is_empty() || !p.clear.is_empty())
+        && tracing::enabled!(tracing::Level::DEBUG)
+    {
         let view: Vec<String> = instances
             .iter()
             .map(|i| {
@@ -201,8 +208,8 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
                 )
             })
             .collect();
-        tracing::info!(app = %format!("{ns}/{name}"), start = p.start, kill = ?p.kill,
-            clear = ?p.clear, ?view, "App instances");
+        tracing::debug!(app = %format!("{ns}/{name}"), kill = ?p.kill, clear = ?p.clear,
+            ?view, "App instances in detail");
     }
     // The status first: a launch backoff it records holds even if a write
     // below fails (the instances it counts are then being deleted).
@@ -229,46 +236,60 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
     for n in &p.notes {
         crate::events::record(&ctx.client, app.as_ref(), n.type_, n.reason, &n.message).await;
     }
-    for victim in p.clear.iter().chain(&p.kill) {
-        match api.delete(victim, &DeleteParams::default()).await {
-            Ok(_) => ctx.expected.deleted(&uid, victim),
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(source) => {
-                failed(
-                    &ctx.client,
-                    &app,
-                    "FailedDelete",
-                    "instances (delete)",
-                    &source,
-                )
-                .await;
-                return Err(write_error("deleting an instance", &name, source));
+    let victims: Vec<String> = p.clear.iter().chain(&p.kill).cloned().collect();
+    let deleted = batch::slow_start(victims, |victim: String| {
+        let (api, ctx, uid) = (&api, &ctx, &uid);
+        async move {
+            match api.delete(&victim, &DeleteParams::default()).await {
+                Ok(_) => {
+                    ctx.expected.deleted(uid, &victim);
+                    Ok(())
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Err(source) => Err(source),
             }
         }
+    })
+    .await;
+    if let Err(source) = deleted {
+        failed(
+            &ctx.client,
+            &app,
+            "FailedDelete",
+            "instances (delete)",
+            &source,
+        )
+        .await;
+        return Err(write_error("deleting an instance", &name, source));
     }
     if p.start > 0 {
-        let mut task = new_instance(&app, &name, &revision);
-        for _ in 0..p.start {
+        let task = new_instance(&app, &name, &revision);
+        let created = batch::slow_start(0..p.start, |_| {
+            let mut task = task.clone();
             task.annotations_mut().insert(
                 LAUNCHED_ANNOTATION.into(),
                 jiff::Timestamp::now()
                     .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
                     .to_string(),
             );
-            match api.create(&PostParams::default(), &task).await {
-                Ok(made) => ctx.expected.created(&uid, instance(&made)),
-                Err(source) => {
-                    failed(
-                        &ctx.client,
-                        &app,
-                        "FailedCreate",
-                        "instances (create)",
-                        &source,
-                    )
-                    .await;
-                    return Err(write_error("creating an instance", &name, source));
-                }
+            let (api, ctx, uid) = (&api, &ctx, &uid);
+            async move {
+                let made = api.create(&PostParams::default(), &task).await?;
+                ctx.expected.created(uid, instance(&made));
+                Ok(())
             }
+        })
+        .await;
+        if let Err(source) = created {
+            failed(
+                &ctx.client,
+                &app,
+                "FailedCreate",
+                "instances (create)",
+                &source,
+            )
+            .await;
+            return Err(write_error("creating an instance", &name, source));
         }
         crate::events::record(
             &ctx.client,
