@@ -8,6 +8,7 @@
 
 use super::procs;
 use anyhow::{Context, bail};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use mosaic_crds::App;
 use serde_json::json;
@@ -38,22 +39,53 @@ impl Phase {
 }
 
 const NAME: &str = "bench";
+const NAMESPACE: &str = "bench-app";
 
-/// Runs the three phases with `n` instances of `cpus_milli` and `memory` each.
+/// Constraints from `FIELD:OPERATOR[:VALUE]` flags, as the App's spec has them.
+pub fn constraints(flags: &[String]) -> anyhow::Result<Vec<serde_json::Value>> {
+    flags
+        .iter()
+        .map(|f| {
+            let mut parts = f.splitn(3, ':');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(field), Some(op), value) if !field.is_empty() => {
+                    let mut c = json!({"field": field, "operator": op});
+                    if let Some(v) = value {
+                        c["value"] = v.into();
+                    }
+                    Ok(c)
+                }
+                _ => bail!("--constraint {f:?}: not FIELD:OPERATOR[:VALUE]"),
+            }
+        })
+        .collect()
+}
+
+/// Runs the three phases with `n` instances of `cpus_milli` and `memory`
+/// each, under `constraints`.
 pub async fn run(
     cluster: &procs::Cluster,
-    n: usize,
-    cpus_milli: u64,
-    memory: u64,
+    (n, cpus_milli, memory): (usize, u64, u64),
+    constraints: &[serde_json::Value],
     timeout: Duration,
 ) -> anyhow::Result<Vec<Phase>> {
-    let apps: Api<App> = Api::namespaced(cluster.client.clone(), "default");
+    // Its own namespace (and so its own default framework), apart from the
+    // plain Tasks the caller then times in `default`.
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    let ns: Namespace = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}))?;
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .context("creating the App's namespace")?;
+    let apps: Api<App> = Api::namespaced(cluster.client.clone(), NAMESPACE);
     let app: App = serde_json::from_value(json!({
         "apiVersion": "mosaic.dev/v1alpha1", "kind": "App",
         "metadata": {"name": NAME},
         "spec": {
             "replicas": n,
             "upgradeStrategy": {"minimumHealthCapacity": 0.9},
+            "constraints": constraints,
             "template": {"spec": {
                 "command": "sleep infinity",
                 "env": [{"name": "VERSION", "value": "1"}],

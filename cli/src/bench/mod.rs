@@ -73,6 +73,10 @@ pub struct BenchArgs {
     /// Write the figures to this file as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// `--shape app`: a placement constraint on the App, as
+    /// `FIELD:OPERATOR[:VALUE]` (e.g. `hostname:GROUP_BY`); repeatable.
+    #[arg(long = "constraint")]
+    pub constraints: Vec<String>,
 }
 
 /// Runs the benchmark and prints its figures.
@@ -108,7 +112,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             Some(Shape::App) => {
                 let g = &plan.groups[0];
                 let n = plan.total_tasks();
-                match apps::run(&cluster, n, g.cpus_milli, g.memory, load.timeout).await {
+                let constraints = apps::constraints(&args.constraints)?;
+                let sized = (n, g.cpus_milli, g.memory);
+                match apps::run(&cluster, sized, &constraints, load.timeout).await {
                     Ok(phases) => Some(phases),
                     Err(e) => {
                         let _ = cluster.stop().await;
