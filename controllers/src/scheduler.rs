@@ -442,7 +442,7 @@ impl Scheduler {
                             format!("no agent could ever run this task: {reason}")
                         };
                         self.binder.write(async move {
-                            mark_unschedulable(&client, &t, &message, &reason).await
+                            mark_unschedulable(&client, &t, &message, &reason, waits).await
                         });
                     }
                 }
@@ -588,7 +588,10 @@ pub(crate) async fn restart(client: &Client, t: &Task, attempt: u32) {
     .await;
 }
 
-async fn mark_unschedulable(client: &Client, t: &Task, message: &str, reason: &str) {
+/// Marks a task Unschedulable. `waits`: it waits for its group to move (its
+/// constraints), so it is not Stalled (kstatus then waits, as for a Pending
+/// Pod), while one no agent could ever run is.
+async fn mark_unschedulable(client: &Client, t: &Task, message: &str, reason: &str, waits: bool) {
     let st = t.status.as_ref();
     if st.and_then(|s| s.reason.as_deref()) == Some("Unschedulable")
         && st.and_then(|s| s.message.as_deref()) == Some(message)
@@ -606,7 +609,7 @@ async fn mark_unschedulable(client: &Client, t: &Task, message: &str, reason: &s
             "observedGeneration": t.metadata.generation,
             "conditions": [
                 {"type": "Scheduled", "status": "False", "reason": "Unschedulable", "message": reason, "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
-                {"type": "Stalled", "status": "True", "reason": "Unschedulable", "message": reason, "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
+                {"type": "Stalled", "status": if waits { "False" } else { "True" }, "reason": "Unschedulable", "message": reason, "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
                 {"type": "Ready", "status": "False", "reason": "Unschedulable", "message": reason, "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
             ],
         }),

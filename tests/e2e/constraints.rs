@@ -124,10 +124,16 @@ async fn unique_waits_with_the_constraint_named_and_group_by_spreads_over_zones(
         || async {
             let all = instances(&tasks, "uniq").await;
             let on = running_on(&all);
+            // Waiting, not Stalled: kstatus (helm --wait) waits on it as on
+            // a Pending Pod.
             let waiting = all.iter().filter(|t| {
                 field(t, "phase") == "Pending"
                     && field(t, "reason") == "Unschedulable"
                     && field(t, "message").contains("hostname UNIQUE")
+                    && t.data["status"]["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Stalled" && c["status"] == "False")
+                    })
             });
             on.len() == 2 && on.values().all(|n| *n == 1) && waiting.count() == 1
         },
