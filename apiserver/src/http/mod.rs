@@ -11,6 +11,7 @@ mod binding;
 mod body;
 mod budget;
 mod discovery;
+mod generate_name;
 mod guard;
 mod limits;
 mod list;

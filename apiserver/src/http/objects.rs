@@ -337,10 +337,6 @@ pub async fn require_namespace(req: &Request, name: &str) -> Result<(), ApiError
     }
 }
 
-/// How many names a create with `generateName` tries before it reports the
-/// conflict (kube-apiserver's `maxNameGenerationCreateAttempts`).
-const MAX_NAME_GENERATION_TRIES: u32 = 8;
-
 /// POST to a collection.
 pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, ApiError> {
     let obj = meta::decode(&req.content_type, &bytes)?;
@@ -427,26 +423,19 @@ pub async fn create_value(
             &warnings,
         ));
     }
-    // A generated name that is taken is generated again, up to 8 tries in
-    // all, as kube-apiserver does (RetryGenerateName, GA in 1.32): an App of
-    // 20,000 instances would otherwise meet a few collisions of 5 letters.
-    let mut tries = 1;
+    // A generated name that is taken is generated again (see generate_name).
+    let mut names = super::generate_name::Retry::new(generate.as_deref());
     let kv = loop {
-        match req
-            .app
-            .store
-            .create(req.key(&name), meta::store_bytes(&info, &obj))
-            .await
-        {
-            Err(crate::store::StoreError::AlreadyExists(_))
-                if tries < MAX_NAME_GENERATION_TRIES
-                    && let Some(prefix) = &generate =>
-            {
-                tries += 1;
-                name = format!("{prefix}{}", meta::name_suffix());
-                obj["metadata"]["name"] = json!(name);
-            }
-            r => break r.map_err(|e| ApiError::from_store(e, req.subject(&name)))?,
+        let bytes = meta::store_bytes(&info, &obj);
+        match req.app.store.create(req.key(&name), bytes).await {
+            Ok(kv) => break kv,
+            Err(e) => match names.next_after(&e, meta::name_suffix) {
+                Some(next) => {
+                    name = next;
+                    obj["metadata"]["name"] = json!(name);
+                }
+                None => return Err(ApiError::from_store(e, req.subject(&name))),
+            },
         }
     };
     // What was stored is `obj` at the new revision: no need to parse it back.
