@@ -32,10 +32,11 @@
 //! **Constraints.** A task may belong to a group (an App's instances) and
 //! carry Marathon's placement constraints; the allocator counts each group's
 //! allocations per agent, and a task whose constraints no agent with room
-//! meets is set aside as unschedulable (with the constraint named) until one
-//! of its group's allocations is released or the agents change, so it never
-//! holds up the rest of its framework's queue.
+//! meets is set aside as unschedulable (with the constraint named) and looks
+//! again after a release, an allocation of a group, or a change of the
+//! agents, so it never holds up the rest of its framework's queue.
 
+mod constrained;
 mod constraint;
 mod model;
 mod resources;

@@ -188,6 +188,7 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
         tracing::info!(app = %format!("{ns}/{name}"), instances = instances.len(),
             start = p.start, kill = p.kill.len(), clear = p.clear.len(), "App instances");
     }
+    // The whole list only where asked for: an App may have thousands.
     if (p.start > 0 || !p.kill.is_empty() || !p.clear.is_empty())
         && tracing::enabled!(tracing::Level::DEBUG)
     {
@@ -252,15 +253,8 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
     })
     .await;
     if let Err(source) = deleted {
-        failed(
-            &ctx.client,
-            &app,
-            "FailedDelete",
-            "instances (delete)",
-            &source,
-        )
-        .await;
-        return Err(write_error("deleting an instance", &name, source));
+        let what = ("FailedDelete", "instances (delete)", "deleting an instance");
+        return Err(failed(&ctx.client, &app, what, source).await);
     }
     if p.start > 0 {
         let task = new_instance(&app, &name, &revision);
@@ -281,15 +275,8 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
         })
         .await;
         if let Err(source) = created {
-            failed(
-                &ctx.client,
-                &app,
-                "FailedCreate",
-                "instances (create)",
-                &source,
-            )
-            .await;
-            return Err(write_error("creating an instance", &name, source));
+            let what = ("FailedCreate", "instances (create)", "creating an instance");
+            return Err(failed(&ctx.client, &app, what, source).await);
         }
         crate::events::record(
             &ctx.client,
@@ -308,11 +295,19 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
 
 /// Reports a failed write of instances: a refusal as `refused` does, any
 /// other error as a Warning Event on the App (as a ReplicaSet's FailedCreate).
-async fn failed(client: &Client, app: &App, reason: &str, what: &str, e: &kube::Error) {
-    if !crate::refused::report(client, app, what, e).await {
+/// `what`: the Event's reason, what was written (for the report) and what
+/// was being done (for the error). Returns the reconcile's error.
+async fn failed(
+    client: &Client,
+    app: &App,
+    (reason, what, doing): (&str, &str, &'static str),
+    e: kube::Error,
+) -> AppError {
+    if !crate::refused::report(client, app, what, &e).await {
         let message = format!("{what}: {e}");
         crate::events::record(client, app, "Warning", reason, &message).await;
     }
+    write_error(doing, &app.name_any(), e)
 }
 
 fn write_error(what: &'static str, app: &str, source: kube::Error) -> AppError {
@@ -356,7 +351,6 @@ fn instance(t: &Task) -> Instance {
     }
 }
 
-/// A new instance of `app` at `revision`: its template, owned by the App.
 /// What an instance is made from: the template, with the App's
 /// constraints ahead of the template's own (the template itself when the App
 /// has none, so its revision hash is the template's).
@@ -369,6 +363,7 @@ fn instance_template(spec: &AppSpec) -> InstanceTemplate {
     t
 }
 
+/// A new instance of `app` at `revision`: its template, owned by the App.
 fn new_instance(app: &App, name: &str, revision: &str) -> Task {
     let template = instance_template(&app.spec);
     let meta = template.metadata.unwrap_or_default();
