@@ -18,6 +18,7 @@
 
 mod causes;
 mod refs;
+mod scope;
 mod units;
 
 use crate::error::Cause;
@@ -147,10 +148,18 @@ fn check(node: &CompiledSchema) -> Result<(), RuleError> {
     }
     for cr in node.validations.iter().flatten() {
         let rule = &cr.rule.rule;
+        if let Some(var) = scope::unbound(rule) {
+            return Err(RuleError {
+                rule: rule.clone(),
+                message: format!(
+                    "variable '{var}' is not available to a CRD validation rule (it sees self, oldSelf, apiVersion, apiGroup and kind)"
+                ),
+            });
+        }
         let warnings = kube_cel::analyze_rule(rule, node, kube_cel::ScopeContext::CrdValidation);
         if let Some(w) = warnings
             .iter()
-            .find(|w| matches!(w.kind, WarningKind::WrongScope | WarningKind::CostExceeded))
+            .find(|w| matches!(w.kind, WarningKind::CostExceeded))
         {
             return Err(RuleError {
                 rule: rule.clone(),
