@@ -6,7 +6,8 @@
 
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
-use mosaic_crds::task::HealthCheck;
+use mosaic_crds::ports::TaskPort;
+use mosaic_crds::task::{HealthCheck, check_port};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ pub struct Target {
     pub healthy: Box<dyn Fn() + Send + Sync>,
     /// Called once when the failures reach the threshold, with the last one.
     pub failed: Box<dyn Fn(String) + Send + Sync>,
+    /// The host ports the task was given (what a `portName` names).
+    pub ports: Vec<TaskPort>,
 }
 
 /// Checks until the threshold of failures is reached (or the caller aborts it).
@@ -109,37 +112,36 @@ async fn once(hc: &HealthCheck, target: &Target) -> Result<(), String> {
         };
     }
     if let Some(http) = &hc.http {
-        let stream = tokio::net::TcpStream::connect(("127.0.0.1", http.port))
+        let port = check_port(http.port, http.port_name.as_deref(), &target.ports)?;
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
-            .map_err(|e| format!("connecting to port {}: {e}", http.port))?;
+            .map_err(|e| format!("connecting to port {port}: {e}"))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| format!("HTTP to port {}: {e}", http.port))?;
+            .map_err(|e| format!("HTTP to port {port}: {e}"))?;
         tokio::spawn(conn);
         let req = http::Request::get(&http.path)
-            .header(http::header::HOST, format!("127.0.0.1:{}", http.port))
+            .header(http::header::HOST, format!("127.0.0.1:{port}"))
             .header(http::header::USER_AGENT, "mosaic-agent health check")
             .body(Empty::<bytes::Bytes>::new())
             .map_err(|e| format!("bad path {:?}: {e}", http.path))?;
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| format!("GET {} on port {}: {e}", http.path, http.port))?;
+            .map_err(|e| format!("GET {} on port {port}: {e}", http.path))?;
         let code = resp.status().as_u16();
         return if (200..400).contains(&code) {
             Ok(())
         } else {
-            Err(format!(
-                "GET {} on port {} answered {code}",
-                http.path, http.port
-            ))
+            Err(format!("GET {} on port {port} answered {code}", http.path))
         };
     }
     if let Some(tcp) = &hc.tcp {
-        return tokio::net::TcpStream::connect(("127.0.0.1", tcp.port))
+        let port = check_port(tcp.port, tcp.port_name.as_deref(), &target.ports)?;
+        return tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .map(|_| ())
-            .map_err(|e| format!("connecting to port {}: {e}", tcp.port));
+            .map_err(|e| format!("connecting to port {port}: {e}"));
     }
     Err("the health check names no exec, http or tcp check".into())
 }
@@ -171,6 +173,7 @@ mod tests {
                 h.fetch_add(1, Ordering::SeqCst);
             }),
             failed: Box::new(move |m| *f.lock().unwrap() = Some(m)),
+            ports: Vec::new(),
         };
         // A check that keeps passing runs forever: look at it for a while.
         let _ = tokio::time::timeout(Duration::from_secs(4), check(hc, target)).await;
@@ -197,7 +200,10 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         drop(l);
         let (healthy, failed) = run(quick(HealthCheck {
-            tcp: Some(TcpCheck { port }),
+            tcp: Some(TcpCheck {
+                port: Some(port),
+                port_name: None,
+            }),
             ..Default::default()
         }))
         .await;

@@ -85,6 +85,8 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     /// Resources to offer, (millicores, bytes); `None`: what the machine has.
     pub resources: Option<(u64, u64)>,
+    /// Host ports tasks may be given (Mesos's default is `[31000-32000]`).
+    pub ports: mosaic_crds::ports::PortRanges,
     /// Labels for the Agent object.
     pub labels: BTreeMap<String, String>,
     /// The cgroup hierarchy root (normally `/sys/fs/cgroup`).

@@ -4,6 +4,7 @@ use crate::AgentConfig;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use mosaic_crds::agent::AgentResources;
 use mosaic_crds::{Agent, ResourceQuantities};
 use serde_json::json;
 use std::time::Duration;
@@ -65,7 +66,7 @@ pub async fn register(
         Err(e) => return Err(e),
     }
     let (cpus, mem) = cfg.resources.unwrap_or_else(detect_resources);
-    let q = ResourceQuantities::from_units(cpus, mem);
+    let q = AgentResources::new(ResourceQuantities::from_units(cpus, mem), &cfg.ports);
     let current = api.get(&cfg.name).await?;
     let status = json!({"status": {
         "capacity": q, "allocatable": q, "cgroup": mode.name(),

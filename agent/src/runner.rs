@@ -571,7 +571,12 @@ impl Runner {
         if running_now {
             helpers.spawn(sample_usage(run.clone()));
             if let Some(hc) = t.spec.health_check.clone() {
-                let target = run_health_target(&run, self.cfg.executor.clone());
+                let mut target = run_health_target(&run, self.cfg.executor.clone());
+                target.ports = t
+                    .status
+                    .as_ref()
+                    .map(|s| s.ports.clone())
+                    .unwrap_or_default();
                 helpers.spawn(health::check(hc, target));
             }
         }
@@ -647,7 +652,8 @@ enum LaunchError {
 }
 
 /// A task's whole environment: a default PATH, HOME (its sandbox), USER and
-/// LOGNAME when its user has a name, MOSAIC_SANDBOX and MOSAIC_TASK, then
+/// LOGNAME when its user has a name, MOSAIC_SANDBOX and MOSAIC_TASK, the
+/// host ports it was given (`PORT0`.., `PORT`, `PORT_<NAME>`, `PORTS`), then
 /// `spec.env` (which may override any of them). Nothing of the agent's.
 fn task_env(
     t: &Task,
@@ -667,6 +673,9 @@ fn task_env(
     }
     env.push(("MOSAIC_SANDBOX".into(), sandbox.display().to_string()));
     env.push(("MOSAIC_TASK".into(), t.name_any()));
+    if let Some(st) = &t.status {
+        env.extend(mosaic_crds::ports::env(&st.ports));
+    }
     env.extend(t.spec.env.iter().map(|e| (e.name.clone(), e.value.clone())));
     env
 }
@@ -737,6 +746,7 @@ fn run_health_target(run: &Arc<Run>, executor: PathBuf) -> health::Target {
             let _ = run2.events.send(Event::Healthy);
         }),
         failed: Box::new(move |msg| run3.request_kill(KillReason::HealthCheck(msg), run3.grace)),
+        ports: Vec::new(),
     }
 }
 

@@ -28,7 +28,7 @@ impl Allocator {
                         if let Some(v) = ag.value(c.field())
                             && ag.schedulable
                             && ag.admits(task)
-                            && task.resources.fits_in(&self.free_for(i, chain))
+                            && self.has_room(i, task, chain)
                         {
                             by_value.entry(v).or_insert(0);
                         }
@@ -44,15 +44,16 @@ impl Allocator {
             .collect()
     }
 
-    /// Why a task with constraints found no agent although some agent that
-    /// its selector and the constraints on the agent alone admit has room for
-    /// it now: the constraints that count its group turned every such agent
-    /// away. `None` if no such agent has room (it waits as any task does).
-    pub(super) fn constraint_block(&self, task: &TaskRequest, chain: &[usize]) -> Option<String> {
-        if !task.has_dynamic_constraints() {
+    /// Why a task that may be set aside found no agent although some agent
+    /// that its selector and the constraints on the agent alone admit has
+    /// room for its resources now: its host ports are taken on every such
+    /// agent, or the constraints that count its group turned every one away.
+    /// `None` if no such agent has room (it waits as any task does).
+    pub(super) fn block_reason(&self, task: &TaskRequest, chain: &[usize]) -> Option<String> {
+        if !task.may_be_set_aside() {
             return None;
         }
-        let with_room: Vec<usize> = (0..self.agents.len())
+        let mut with_room: Vec<usize> = (0..self.agents.len())
             .filter(|&i| {
                 let ag = &self.agents[i];
                 ag.schedulable
@@ -61,6 +62,19 @@ impl Allocator {
             })
             .collect();
         if with_room.is_empty() {
+            return None;
+        }
+        if !task.ports.is_empty() {
+            with_room.retain(|&i| self.agents[i].ports.fits(&task.ports));
+            if with_room.is_empty() {
+                return Some(format!(
+                    "host ports taken: no agent with room for {} has the host ports it asks for free ({})",
+                    task.resources,
+                    super::ports::describe(&task.ports)
+                ));
+            }
+        }
+        if !task.has_dynamic_constraints() {
             return None;
         }
         let placed = self.placed_by_value(task, chain);
@@ -84,9 +98,9 @@ impl Allocator {
         ))
     }
 
-    /// Sets a waiting task aside (its constraints turned every agent with
-    /// room away) and reports it; a release of its group's allocations or a
-    /// change of the agents brings it back.
+    /// Sets a waiting task aside (its constraints or its host ports turned
+    /// every agent with room away) and reports it; a release, an allocation
+    /// of its group or a change of the agents brings it back.
     pub(super) fn set_aside(
         &mut self,
         f: usize,

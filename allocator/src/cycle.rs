@@ -200,7 +200,16 @@ impl Allocator {
             .fold(ag.unreserved_free(), |t, r| t + ag.reserved_free(*r))
     }
 
-    /// Takes `amount` from an agent for framework `f`: reservations of its chain first, then unreserved.
+    /// Whether an agent has room for a task now: its resources, from what
+    /// the task's role may use there, and its host ports.
+    pub(super) fn has_room(&self, agent: usize, task: &TaskRequest, chain: &[usize]) -> bool {
+        task.resources.fits_in(&self.free_for(agent, chain))
+            && self.agents[agent].ports.fits(&task.ports)
+    }
+
+    /// Takes `amount` from an agent for framework `f`: reservations of its
+    /// chain first, then unreserved. `ports` are held on it already.
+    #[allow(clippy::too_many_arguments)]
     fn take(
         &mut self,
         agent: usize,
@@ -209,6 +218,7 @@ impl Allocator {
         amount: Resources,
         mut keys: Option<&mut Keys>,
         group: Option<&str>,
+        ports: Vec<u16>,
     ) -> Allocation {
         let mut left = amount;
         let mut parts = Vec::new();
@@ -257,6 +267,7 @@ impl Allocator {
             framework: self.frameworks[f].name.clone(),
             parts,
             group: group.map(Into::into),
+            ports,
         }
     }
 
@@ -302,7 +313,7 @@ impl Allocator {
             let mut best = None::<(usize, f64)>;
             for &i in &self.woken_agents {
                 let ag = &self.agents[i];
-                if admits(i) && task.resources.fits_in(&self.free_for(i, chain)) {
+                if admits(i) && self.has_room(i, task, chain) {
                     let load = (ag.used() + task.resources).dominant_share(&ag.total);
                     if better(load, best) {
                         best = Some((i, load));
@@ -317,7 +328,7 @@ impl Allocator {
         for i in (start..n).chain(0..start) {
             looked += 1;
             let ag = &self.agents[i];
-            if !task.resources.fits_in(&self.free_for(i, chain)) || !admits(i) {
+            if !self.has_room(i, task, chain) || !admits(i) {
                 continue;
             }
             found += 1;
@@ -346,6 +357,7 @@ impl Allocator {
                 .fold(Resources::ZERO, |t, (_, a)| t + *a);
             ag.schedulable
                 && ag.admits(task)
+                && ag.ports.could_hold(&task.ports)
                 && task
                     .resources
                     .fits_in(&ag.total.saturating_sub(&others_reserved))
@@ -362,17 +374,26 @@ impl Allocator {
 
     /// Records an allocation made earlier (a task already bound to an agent, an
     /// offer still outstanding), drawing from reservations as a new one would.
+    /// Of `ports` (the host ports the task was given), those another
+    /// allocation holds already are left out of it: only the first to hold a
+    /// port lets it go.
     pub fn assign(
         &mut self,
         framework: &str,
         agent: &str,
         amount: Resources,
         group: Option<&str>,
+        ports: &[u16],
     ) -> Option<Allocation> {
         let &f = self.framework_index.get(framework)?;
         let &a = self.agent_index.get(agent)?;
         let chain = self.chain(self.frameworks[f].role);
-        Some(self.take(a, f, &chain, amount, None, group))
+        let held = ports
+            .iter()
+            .copied()
+            .filter(|p| *p != 0 && self.agents[a].ports.hold(*p))
+            .collect();
+        Some(self.take(a, f, &chain, amount, None, group, held))
     }
 
     /// Runs one cycle and returns what it decided. `now_ms` is for refuse
@@ -446,7 +467,7 @@ impl Allocator {
                 let only_grown = self.frameworks[f].woken_for == Some(seq);
                 // Tasks alike in all that placement judges (an App's
                 // instances) are judged once a cycle when none can go.
-                let alike = task.has_dynamic_constraints().then(|| task.likeness());
+                let alike = task.may_be_set_aside().then(|| task.likeness());
                 let known = alike.as_ref().and_then(|k| blocked_alike.get(k)).cloned();
                 let chosen = match known {
                     Some(_) => None,
@@ -456,7 +477,7 @@ impl Allocator {
                 };
                 let blocked = match chosen {
                     None if known.is_some() => known,
-                    None if allowed => self.constraint_block(&task, &chain),
+                    None if allowed => self.block_reason(&task, &chain),
                     _ => None,
                 };
                 if let (Some(k), Some(reason)) = (alike, &blocked) {
@@ -470,8 +491,17 @@ impl Allocator {
                         fw.stuck = None; // its first task changed
                         fw.woken_for = None;
                         self.refresh(f);
-                        let allocation =
-                            self.take(agent, f, &chain, q, Some(&mut keys), task.group.as_deref());
+                        self.port_seed = self.port_seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                        let ports = self.agents[agent].ports.take(&task.ports, self.port_seed);
+                        let allocation = self.take(
+                            agent,
+                            f,
+                            &chain,
+                            q,
+                            Some(&mut keys),
+                            task.group.as_deref(),
+                            ports,
+                        );
                         if stage == Stage::Fair && self.active.contains(&f) {
                             heap.push(Reverse(keys.snap(self, f)));
                         }
@@ -558,9 +588,7 @@ impl Allocator {
                     let chain = self.chain(fw.role);
                     let fits = grown.iter().any(|&a| {
                         let ag = &self.agents[a];
-                        ag.schedulable
-                            && ag.admits(task)
-                            && task.resources.fits_in(&self.free_for(a, &chain))
+                        ag.schedulable && ag.admits(task) && self.has_room(a, task, &chain)
                     });
                     (fits, Some(seq))
                 }
@@ -637,6 +665,18 @@ impl Allocator {
                     .map(|d| format!("constraint {c} is not a regular expression: {d}"))
             }) {
                 bad
+            } else if let Some(twice) = crate::ports::asked_twice(&t.ports) {
+                format!("it asks for host port {twice} twice")
+            } else if !t.ports.is_empty()
+                && !self
+                    .agents
+                    .iter()
+                    .any(|a| a.schedulable && a.ports.could_hold(&t.ports))
+            {
+                format!(
+                    "no agent offers the host ports it asks for ({})",
+                    crate::ports::describe(&t.ports)
+                )
             } else if !t.constraints.is_empty() {
                 let cs: Vec<String> = t.constraints.iter().map(|c| c.to_string()).collect();
                 format!(
@@ -732,7 +772,7 @@ impl Allocator {
                 {
                     let f = groups[g].1.remove(pos);
                     let chain = groups[g].0.clone();
-                    let allocation = self.take(a, f, &chain, offer, Some(keys), None);
+                    let allocation = self.take(a, f, &chain, offer, Some(keys), None, Vec::new());
                     out.push(Decision::Offer { allocation });
                     // Its share grew: move it to its place in the group again.
                     let fs = share(self, f);

@@ -29,6 +29,12 @@
 //! released); [`Allocator::allocate_full`] looks at everything again, as a
 //! periodic check that the incremental cycles missed nothing.
 //!
+//! **Ports.** Agents offer host ports (ranges, as Mesos agents do); a task
+//! may ask for any free ones or fixed ones, and its allocation records the
+//! ports it got. Ports are not part of shares or quotas (as in Mesos's
+//! sorters, which count scalar resources only). A task whose ports no agent
+//! with room has free is set aside as unschedulable, as for constraints.
+//!
 //! **Constraints.** A task may belong to a group (an App's instances) and
 //! carry Marathon's placement constraints; the allocator counts each group's
 //! allocations per agent, and a task whose constraints no agent with room
@@ -39,11 +45,13 @@
 mod constrained;
 mod constraint;
 mod model;
+mod ports;
 mod resources;
 pub mod units;
 
 pub use constraint::{Constraint, HOSTNAME, Operator};
 pub use model::{AgentSpec, FrameworkKind, FrameworkSpec, Placement, RoleSpec, TaskRequest};
+pub use ports::{PortRanges, PortRangesError};
 pub use resources::Resources;
 
 use model::{Agent, Framework, Role};
@@ -60,6 +68,8 @@ pub struct Allocation {
     pub parts: Vec<(Option<String>, Resources)>,
     /// The group of the task holding it, which constraints count.
     pub group: Option<String>,
+    /// The host ports it holds on the agent, in the order the task asked.
+    pub ports: Vec<u16>,
 }
 
 impl Allocation {
@@ -182,6 +192,9 @@ pub struct Allocator {
     /// Some task is set aside for its constraints: a release, or an
     /// allocation of a group, brings such tasks back to look again.
     set_aside_any: bool,
+    /// Where the next choice of any free host port starts (it moves on with
+    /// each, so a port just let go is not handed out again at once).
+    port_seed: u64,
 }
 
 fn unknown(kind: &'static str, name: &str) -> AllocatorError {
@@ -445,10 +458,13 @@ impl Allocator {
         let mut left = amount.unwrap_or_else(|| alloc.total());
         self.grown.insert(a);
         self.released = true;
-        if amount.is_none()
-            && let Some(g) = &alloc.group
-        {
-            self.ungroup(g, a);
+        if amount.is_none() {
+            if let Some(g) = &alloc.group {
+                self.ungroup(g, a);
+            }
+            for p in &alloc.ports {
+                self.agents[a].ports.free_port(*p);
+            }
         }
         // Unreserved parts go back first, then reservations, the reverse of how they were drawn.
         for (role, part) in alloc.parts.iter().rev() {
@@ -599,3 +615,6 @@ mod cycle;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod ports_tests;

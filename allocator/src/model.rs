@@ -2,6 +2,7 @@
 
 use super::Resources;
 use super::constraint::{Constraint, HOSTNAME};
+use super::ports::{PortPool, PortRanges};
 use std::collections::{BTreeMap, HashMap};
 
 /// A role as declared.
@@ -41,6 +42,20 @@ pub struct AgentSpec {
     pub total: Resources,
     /// Its labels, for task agent selectors.
     pub labels: BTreeMap<String, String>,
+    /// The host ports it offers.
+    pub ports: PortRanges,
+}
+
+impl AgentSpec {
+    /// An agent with `total`, no labels and no ports.
+    pub fn new(name: &str, total: Resources) -> Self {
+        Self {
+            name: name.into(),
+            total,
+            labels: BTreeMap::new(),
+            ports: PortRanges::default(),
+        }
+    }
 }
 
 /// Builtin or External.
@@ -113,6 +128,9 @@ pub struct TaskRequest {
     pub group: Option<String>,
     /// Where it may go, given where its group runs (all must be met).
     pub constraints: Vec<Constraint>,
+    /// Host ports it needs on its agent, in order: `0` for any free one,
+    /// else that port. Its allocation carries the ports it got.
+    pub ports: Vec<u16>,
 }
 
 impl TaskRequest {
@@ -124,6 +142,7 @@ impl TaskRequest {
             selector: BTreeMap::new(),
             group: None,
             constraints: Vec::new(),
+            ports: Vec::new(),
         }
     }
 
@@ -132,17 +151,26 @@ impl TaskRequest {
     pub(super) fn likeness(&self) -> String {
         let cs: Vec<String> = self.constraints.iter().map(|c| c.to_string()).collect();
         format!(
-            "{:?}|{}|{:?}|{}",
+            "{:?}|{}|{:?}|{}|{:?}",
             self.group,
             cs.join(","),
             self.selector,
-            self.resources
+            self.resources,
+            self.ports
         )
     }
 
     /// Whether some constraint depends on where its group runs.
     pub(super) fn has_dynamic_constraints(&self) -> bool {
         self.constraints.iter().any(|c| !c.is_static())
+    }
+
+    /// Whether where it may go depends on more than room for its resources:
+    /// where its group runs, or which host ports are taken. Such a task,
+    /// turned away by every agent with room, is set aside rather than
+    /// holding up its framework's queue.
+    pub(super) fn may_be_set_aside(&self) -> bool {
+        self.has_dynamic_constraints() || !self.ports.is_empty()
     }
 }
 
@@ -173,6 +201,8 @@ pub(super) struct Agent {
     pub name: String,
     pub total: Resources,
     pub labels: BTreeMap<String, String>,
+    /// Its host ports and which of them tasks hold.
+    pub ports: PortPool,
     pub schedulable: bool,
     /// Reserved amounts by role.
     pub reserved: HashMap<usize, Resources>,
@@ -188,6 +218,7 @@ impl Agent {
             name: spec.name,
             total: spec.total,
             labels: spec.labels,
+            ports: PortPool::new(spec.ports),
             schedulable: true,
             reserved: HashMap::new(),
             reserved_used: HashMap::new(),
@@ -195,14 +226,18 @@ impl Agent {
         }
     }
 
-    /// Updates its total and labels. `None` if neither changed, else whether it only grew.
+    /// Updates its total, labels and ports. `None` if none changed, else whether it only grew.
     pub fn update(&mut self, spec: AgentSpec) -> Option<bool> {
-        if self.total == spec.total && self.labels == spec.labels {
+        if self.total == spec.total && self.labels == spec.labels && self.ports.ranges == spec.ports
+        {
             return None;
         }
-        let grew = self.labels == spec.labels && self.total.fits_in(&spec.total);
+        let grew = self.labels == spec.labels
+            && self.total.fits_in(&spec.total)
+            && spec.ports.covers(&self.ports.ranges);
         self.total = spec.total;
         self.labels = spec.labels;
+        self.ports.set_ranges(spec.ports);
         Some(grew)
     }
 

@@ -17,6 +17,7 @@ fn cluster(n: usize, total: Resources) -> Allocator {
             name: format!("agent-{i}"),
             total,
             labels: [("rack".to_string(), format!("r{}", i % 2))].into(),
+            ports: Default::default(),
         });
     }
     a
@@ -303,7 +304,7 @@ proptest! {
     fn accounting_invariants_hold((agents, roles, fws, tasks, reservations) in scenario()) {
         let mut a = Allocator::new();
         for (i, (c, m)) in agents.iter().enumerate() {
-            a.set_agent(AgentSpec { name: format!("a{i}"), total: cpus(*c as f64, *m), labels: Default::default() });
+            a.set_agent(AgentSpec { name: format!("a{i}"), total: cpus(*c as f64, *m), labels: Default::default(), ports: Default::default() });
         }
         for (i, (w, limit, guarantee)) in roles.iter().enumerate() {
             a.set_role(RoleSpec {
@@ -452,7 +453,7 @@ proptest! {
         // An External framework takes offers of what the Builtin ones leave.
         a.set_framework(FrameworkSpec::external("x", "r2"));
         for i in 0..3 {
-            a.set_agent(AgentSpec { name: format!("a{i}"), total: cpus(8.0, 32), labels: [("rack".to_string(), format!("r{}", i % 2))].into() });
+            a.set_agent(AgentSpec { name: format!("a{i}"), total: cpus(8.0, 32), labels: [("rack".to_string(), format!("r{}", i % 2))].into(), ports: Default::default() });
         }
         let mut held: Vec<Allocation> = Vec::new();
         let mut submitted: Vec<(String, String)> = Vec::new();
@@ -485,7 +486,7 @@ proptest! {
                         let used = a.agent_usage().get(&name).map(|u| u.unreserved_used + u.reservations.values().fold(Resources::ZERO, |t, (r, _)| t + *r));
                         let total = cpus(c as f64, m);
                         if used.is_none_or(|u| u.fits_in(&total)) {
-                            a.set_agent(AgentSpec { name, total, labels: [("rack".to_string(), format!("r{}", i % 2))].into() });
+                            a.set_agent(AgentSpec { name, total, labels: [("rack".to_string(), format!("r{}", i % 2))].into(), ports: Default::default() });
                         }
                     }
                     Change::Schedulable(i, s) => { let _ = a.set_schedulable(&format!("a{i}"), s); }
@@ -596,6 +597,7 @@ fn group_by_zone_spreads_evenly_over_the_zones() {
             name: format!("agent-{i}"),
             total: cpus(16.0, 64),
             labels: [("zone".to_string(), format!("z{}", i % 3))].into(),
+            ports: Default::default(),
         });
     }
     // An agent with no zone takes none of them.
@@ -603,6 +605,7 @@ fn group_by_zone_spreads_evenly_over_the_zones() {
         name: "no-zone".into(),
         total: cpus(64.0, 256),
         labels: Default::default(),
+        ports: Default::default(),
     });
     a.set_framework(FrameworkSpec {
         placement: Placement::BinPack,
@@ -706,6 +709,7 @@ fn group_by_does_not_wait_for_a_value_whose_agents_have_no_room() {
         name: "tiny".into(),
         total: cpus(0.5, 1),
         labels: Default::default(),
+        ports: Default::default(),
     });
     a.set_framework(FrameworkSpec::builtin("fw", "default"));
     for i in 0..4 {

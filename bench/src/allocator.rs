@@ -49,6 +49,7 @@ fn decline_offers_agents(n: usize) -> Allocator {
             name: format!("agent-{i}"),
             total: Resources::new(24_000, 4096 * MB),
             labels: Default::default(),
+            ports: Default::default(),
         });
     }
     a
@@ -106,6 +107,7 @@ fn large_and_small_quota() {
             name: format!("agent-{i}"),
             total: Resources::new(2_000, 2048 * MB),
             labels: Default::default(),
+            ports: Default::default(),
         });
     }
     for i in 0..3000 {

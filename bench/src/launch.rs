@@ -120,6 +120,7 @@ async fn main() -> Result<()> {
         name: "bench-agent".into(),
         data_dir: tmp.path().join("agent"),
         resources: Some((1_000_000, 1 << 40)),
+        ports: Default::default(),
         labels: Default::default(),
         cgroup_root: "/sys/fs/cgroup".into(),
         heartbeat: Duration::from_secs(5),

@@ -18,7 +18,8 @@ pub struct AgentArgs {
     /// Where task sandboxes live.
     #[arg(long, default_value = "./mosaic-agent-data")]
     pub data_dir: PathBuf,
-    /// Resources to offer, e.g. `cpus=4,memory=8Gi` (default: what the machine has).
+    /// Resources to offer, e.g. `cpus=4,memory=8Gi,ports=[31000-32000]`
+    /// (default: what the machine has, and ports 31000-32000 as Mesos agents).
     #[arg(long, default_value = "")]
     pub resources: String,
     /// Labels for the Agent, e.g. `topology.mosaic.dev/rack=r1`.
@@ -98,6 +99,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
                 .map(|k| std::path::absolute(k).unwrap_or_else(|_| k.clone()))
                 .collect(),
             resources: Some(cluster::parse_resources(&args.resources)?),
+            ports: cluster::parse_ports(&args.resources)?,
             labels: cluster::parse_labels(&args.labels)?,
             cgroup_root: args.cgroup_root,
             heartbeat: std::time::Duration::from_secs(args.heartbeat_seconds.max(1)),

@@ -127,10 +127,14 @@ pub fn hostname() -> String {
     }
 }
 
-/// Parses `cpus=4,memory=8Gi` into (millicores, bytes).
+/// Parses `cpus=4,memory=8Gi` into (millicores, bytes); what is not given
+/// is what the machine has. Ports are left to [`parse_ports`].
 pub fn parse_resources(s: &str) -> anyhow::Result<(u64, u64)> {
     let (mut cpus, mut memory) = (None, None);
-    for part in s.split(',').filter(|p| !p.is_empty()) {
+    for part in split_resources(s) {
+        if part.starts_with("ports=") {
+            continue;
+        }
         let (k, v) = part
             .split_once('=')
             .with_context(|| format!("--resources: {part:?} is not key=value"))?;
@@ -146,13 +150,43 @@ pub fn parse_resources(s: &str) -> anyhow::Result<(u64, u64)> {
                 memory: q,
                 ..Default::default()
             },
-            other => anyhow::bail!("--resources: unknown resource {other:?} (cpus, memory)"),
+            other => anyhow::bail!("--resources: unknown resource {other:?} (cpus, memory, ports)"),
         };
         cpus = cpus.or(rq.cpus_milli()?);
         memory = memory.or(rq.memory_bytes()?);
     }
     let (dc, dm) = mosaic_agent::detect_resources();
     Ok((cpus.unwrap_or(dc), memory.unwrap_or(dm)))
+}
+
+/// The host ports `--resources` offers (`ports=[31000-32000,40000-40010]`),
+/// or Mesos agents' default, `[31000-32000]`.
+pub fn parse_ports(s: &str) -> anyhow::Result<mosaic_crds::ports::PortRanges> {
+    match split_resources(s).find_map(|p| p.strip_prefix("ports=")) {
+        Some(p) => p.parse().with_context(|| "--resources: ports".to_string()),
+        None => Ok(mosaic_crds::ports::PortRanges::mesos_default()),
+    }
+}
+
+/// `--resources`'s `key=value` parts: split at commas outside brackets (a
+/// port list has its own).
+fn split_resources(s: &str) -> impl Iterator<Item = &str> {
+    let mut depth = 0i32;
+    let mut start = 0;
+    let mut parts = Vec::new();
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts.into_iter().map(str::trim).filter(|p| !p.is_empty())
 }
 
 /// Parses `k=v,k2=v2`.

@@ -107,7 +107,7 @@ pub fn run(args: TopArgs) -> anyhow::Result<()> {
                 .as_ref()
                 .and_then(|s| s.allocatable.as_ref().or(s.capacity.as_ref()))
             {
-                total.add(of(q));
+                total.add(of(&q.quantities()));
             }
         }
         let role_of: BTreeMap<(String, String), String> = frameworks
@@ -221,7 +221,7 @@ pub fn run(args: TopArgs) -> anyhow::Result<()> {
                 .allocatable
                 .as_ref()
                 .or(st.capacity.as_ref())
-                .map(of)
+                .map(|q| of(&q.quantities()))
                 .unwrap_or_default();
             let ready = st
                 .conditions

@@ -25,7 +25,8 @@ pub struct UpArgs {
     /// Local agents to run (the machine's resources are split between them).
     #[arg(long, default_value_t = 1)]
     pub agents: usize,
-    /// What the local agents offer in all, e.g. `cpus=2,memory=4Gi` (default: what the machine has).
+    /// What the local agents offer in all, e.g. `cpus=2,memory=4Gi,ports=[31000-32000]`
+    /// (default: what the machine has, and ports 31000-32000, split between the agents).
     #[arg(long, default_value = "")]
     pub agent_resources: String,
     /// Simulated agents to run besides (no processes; for trying scale), each
@@ -60,6 +61,10 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let (cpus, memory) = cluster::parse_resources(&args.agent_resources)?;
         let n = args.agents.max(1);
+        // Agents on one machine share its ports: each offers its own share.
+        let mut ports = cluster::parse_ports(&args.agent_resources)?
+            .split(n)
+            .into_iter();
         let mut agents = Vec::new();
         let mut agent_dirs = Vec::new();
         for i in 0..n {
@@ -82,6 +87,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 data_dir: dir,
                 serving,
                 resources: Some((cpus / n as u64, memory / n as u64)),
+                ports: ports.next().unwrap_or_default(),
                 labels: Default::default(),
                 cgroup_root: "/sys/fs/cgroup".into(),
                 heartbeat: Duration::from_secs(5),
@@ -108,6 +114,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 name: "sim".into(),
                 data_dir: data_dir.join("agents").join("simulated"),
                 resources: Some((8000, 32 << 30)),
+                ports: mosaic_crds::ports::PortRanges::mesos_default(),
                 labels: Default::default(),
                 cgroup_root: "/sys/fs/cgroup".into(),
                 heartbeat: Duration::from_secs(5),

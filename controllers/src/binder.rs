@@ -22,6 +22,8 @@ pub struct Assumed {
     pub agent: String,
     /// What the task holds.
     pub resources: Resources,
+    /// The host ports it is given.
+    pub ports: Vec<u16>,
 }
 
 /// The background writer of binds and other per-task status writes.
@@ -59,13 +61,22 @@ impl Binder {
         self.assumed.lock().expect("not poisoned").remove(key);
     }
 
-    /// Binds in the background, assuming the placement meanwhile.
-    pub fn bind(&mut self, key: String, t: Arc<Task>, agent: String, resources: Resources) {
+    /// Binds in the background, with the host `ports` given (in the order
+    /// of the task's `spec.ports`), assuming the placement meanwhile.
+    pub fn bind(
+        &mut self,
+        key: String,
+        t: Arc<Task>,
+        agent: String,
+        resources: Resources,
+        ports: Vec<u16>,
+    ) {
         self.assumed.lock().expect("not poisoned").insert(
             key.clone(),
             Assumed {
                 agent: agent.clone(),
                 resources,
+                ports: ports.clone(),
             },
         );
         let (client, path, assumed, failed, permits) = (
@@ -77,7 +88,8 @@ impl Binder {
         );
         self.writes.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            if !crate::binding::bind_to(&client, path, &t, &agent).await {
+            let ports = mosaic_crds::ports::named(&t.spec.ports, &ports);
+            if !crate::binding::bind_to(&client, path, &t, &agent, ports).await {
                 // Placed again by a later cycle, from what the store says then.
                 assumed.lock().expect("not poisoned").remove(&key);
                 failed.lock().expect("not poisoned").push(key);

@@ -10,6 +10,7 @@ use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use mosaic_crds::Task;
 use mosaic_crds::binding::{FINALIZER, SUBRESOURCE, TaskBinding, bound_status};
+use mosaic_crds::ports::TaskPort;
 
 /// How this API server binds Tasks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,11 +38,18 @@ impl Path {
     }
 }
 
-/// Binds `t` to `agent` (resourceVersion-guarded): whether it is bound.
-pub async fn bind_to(client: &Client, path: Path, t: &Task, agent: &str) -> bool {
+/// Binds `t` to `agent` with the host `ports` given there
+/// (resourceVersion-guarded): whether it is bound.
+pub async fn bind_to(
+    client: &Client,
+    path: Path,
+    t: &Task,
+    agent: &str,
+    ports: Vec<TaskPort>,
+) -> bool {
     let bound = match path {
-        Path::Subresource => bind_once(client, t, agent).await,
-        Path::TwoWrites => bind_twice(client, t, agent).await,
+        Path::Subresource => bind_once(client, t, agent, ports).await,
+        Path::TwoWrites => bind_twice(client, t, agent, &ports).await,
     };
     if bound {
         crate::metrics::inc(&crate::metrics::PLACEMENTS);
@@ -52,16 +60,16 @@ pub async fn bind_to(client: &Client, path: Path, t: &Task, agent: &str) -> bool
     bound
 }
 
-async fn bind_once(client: &Client, t: &Task, agent: &str) -> bool {
+async fn bind_once(client: &Client, t: &Task, agent: &str, ports: Vec<TaskPort>) -> bool {
     let api: Api<Task> = Api::namespaced(client.clone(), &t.namespace().unwrap_or_default());
     let name = t.name_any();
-    let body = TaskBinding::new(&name, t.resource_version(), agent);
+    let body = TaskBinding::new(&name, t.resource_version(), agent, ports);
     let pp = PostParams::default();
     let call = api.create_subresource::<_, kube::core::Status>(SUBRESOURCE, &name, &pp, &body);
     task_write(client, t, "binding", call).await.is_some()
 }
 
-async fn bind_twice(client: &Client, t: &Task, agent: &str) -> bool {
+async fn bind_twice(client: &Client, t: &Task, agent: &str, ports: &[TaskPort]) -> bool {
     // The finalizer first, so a bound task is never deleted without being killed.
     let holder;
     let t = if t.finalizers().iter().any(|f| f == FINALIZER) {
@@ -80,7 +88,7 @@ async fn bind_twice(client: &Client, t: &Task, agent: &str) -> bool {
     patch_status(
         client,
         t,
-        bound_status(agent, t.metadata.generation, &now()),
+        bound_status(agent, ports, t.metadata.generation, &now()),
     )
     .await
 }

@@ -204,6 +204,14 @@ pub async fn before_allocation(
                     ),
                 )
                 .await;
+            } else if !t.spec.ports.is_empty() {
+                // Offers carry cpus and memory only so far.
+                invalid(
+                    client,
+                    &t,
+                    "offers carry no host ports: a task launched on an offer cannot ask for spec.ports",
+                )
+                .await;
             } else if !need.fits_in(&room) {
                 invalid(
                     client,
@@ -216,8 +224,8 @@ pub async fn before_allocation(
                 .await;
             } else {
                 room = room.saturating_sub(&need);
-                held.extend(alloc.assign(&fw, &o.spec.agent, need, None));
-                crate::binding::bind_to(client, state.binding, &t, &o.spec.agent).await;
+                held.extend(alloc.assign(&fw, &o.spec.agent, need, None, &[]));
+                crate::binding::bind_to(client, state.binding, &t, &o.spec.agent, Vec::new()).await;
             }
         }
         consumed.insert(k.clone());
@@ -261,7 +269,7 @@ pub async fn before_allocation(
             delete(client, o, state).await;
             continue;
         }
-        held.extend(alloc.assign(&fw, &o.spec.agent, amount(&o.spec.resources), None));
+        held.extend(alloc.assign(&fw, &o.spec.agent, amount(&o.spec.resources), None, &[]));
     }
     for ((fw, agent), until) in &state.refused {
         alloc.decline(fw, agent, now, until.saturating_sub(now));

@@ -424,7 +424,8 @@ impl Scheduler {
                     if let Some(t) = st.tasks.get(&task_ref(&task)) {
                         let total = allocation.total();
                         let agent = allocation.agent.clone();
-                        self.binder.bind(task.clone(), t, agent, total);
+                        let ports = allocation.ports.clone();
+                        self.binder.bind(task.clone(), t, agent, total, ports);
                     }
                     view.placed(&task, allocation);
                 }

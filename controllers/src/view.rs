@@ -51,6 +51,8 @@ enum Want {
         resources: Resources,
         /// The group its constraints count (see [`crate::constraints`]).
         group: Option<String>,
+        /// The host ports it was given.
+        ports: Vec<u16>,
     },
     Queue {
         framework: String,
@@ -305,8 +307,9 @@ impl View {
         };
         self.alloc.set_agent(AgentSpec {
             name: name.to_string(),
-            total: quantities(total),
+            total: quantities(&total.quantities()),
             labels: a.labels().clone(),
+            ports: total.port_ranges(),
         });
         let ok = ready && live && !a.spec.unschedulable;
         self.schedulable.insert(name.to_string(), ok);
@@ -329,9 +332,10 @@ impl View {
                     agent: a,
                     resources: r,
                     group: g,
+                    ports: p,
                     ..
                 },
-            ) => agent == a && resources == r && &allocation.group == g,
+            ) => agent == a && resources == r && &allocation.group == g && &allocation.ports == p,
             (
                 Some(Entry::Queued { framework, req }),
                 Want::Queue {
@@ -352,10 +356,11 @@ impl View {
                 agent,
                 resources,
                 group,
+                ports,
             } => {
                 if let Some(allocation) =
                     self.alloc
-                        .assign(&framework, &agent, resources, group.as_deref())
+                        .assign(&framework, &agent, resources, group.as_deref(), &ports)
                 {
                     self.hold(key, allocation);
                 }
@@ -475,6 +480,7 @@ impl View {
                     agent,
                     resources: task_resources(t),
                     group: crate::constraints::group(t),
+                    ports: given_ports(t),
                 },
                 _ => Want::Nothing,
             };
@@ -516,6 +522,7 @@ impl View {
                     agent,
                     resources: task_resources(t),
                     group: crate::constraints::group(t),
+                    ports: given_ports(t),
                 }
             }
             // An External framework's tasks run on the offers they accept.
@@ -528,6 +535,7 @@ impl View {
                         agent: a.agent,
                         resources: a.resources,
                         group: crate::constraints::group(t),
+                        ports: a.ports,
                     };
                 }
                 let mut req = TaskRequest::new(key, task_resources(t));
@@ -536,6 +544,7 @@ impl View {
                 }
                 req.group = crate::constraints::group(t);
                 req.constraints = crate::constraints::of(t);
+                req.ports = mosaic_crds::ports::request(&t.spec.ports);
                 Want::Queue { framework, req }
             }
             None => Want::Nothing,
@@ -548,4 +557,12 @@ impl View {
             self.alloc.release_transient(&a);
         }
     }
+}
+
+/// The host ports a bound task was given (from its status).
+fn given_ports(t: &Task) -> Vec<u16> {
+    t.status
+        .as_ref()
+        .map(|s| s.ports.iter().map(|p| p.port).collect())
+        .unwrap_or_default()
 }

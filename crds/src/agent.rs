@@ -1,6 +1,8 @@
 //! Agent: one machine that runs tasks. Created and kept up to date by the node agent.
 
 use crate::common::{Condition, ResourceQuantities};
+use crate::ports::PortRanges;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -28,6 +30,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"CPUs","type":"string","jsonPath":".status.capacity.cpus"}"#,
     printcolumn = r#"{"name":"Memory","type":"string","jsonPath":".status.capacity.memory"}"#,
     printcolumn = r#"{"name":"Cgroup","type":"string","jsonPath":".status.cgroup"}"#,
+    printcolumn = r#"{"name":"Ports","type":"string","priority":1,"jsonPath":".status.capacity.ports"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -64,16 +67,66 @@ pub struct MaintenanceWindow {
     pub duration_seconds: i64,
 }
 
+/// What an agent has: quantities, and host port ranges.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentResources {
+    /// CPU cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<Quantity>,
+    /// Memory in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Quantity>,
+    /// Scratch disk in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<Quantity>,
+    /// Host port ranges tasks may be given, in Mesos's notation
+    /// (`[31000-32000,40000-40010]`). Unset: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096), pattern(r"^\[[0-9,\- ]*\]$"))]
+    pub ports: Option<String>,
+}
+
+impl AgentResources {
+    /// Its quantities.
+    pub fn quantities(&self) -> ResourceQuantities {
+        ResourceQuantities {
+            cpus: self.cpus.clone(),
+            memory: self.memory.clone(),
+            disk: self.disk.clone(),
+        }
+    }
+
+    /// Its port ranges (none when unset or unreadable: an agent's word
+    /// that does not parse gives it no ports).
+    pub fn port_ranges(&self) -> PortRanges {
+        self.ports
+            .as_deref()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_default()
+    }
+
+    /// `quantities` with `ports`.
+    pub fn new(quantities: ResourceQuantities, ports: &PortRanges) -> Self {
+        Self {
+            cpus: quantities.cpus,
+            memory: quantities.memory,
+            disk: quantities.disk,
+            ports: Some(ports.to_string()),
+        }
+    }
+}
+
 /// What the node agent and the control plane report about an Agent.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentStatus {
     /// Everything the machine has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capacity: Option<ResourceQuantities>,
+    pub capacity: Option<AgentResources>,
     /// What may be allocated to tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub allocatable: Option<ResourceQuantities>,
+    pub allocatable: Option<AgentResources>,
     /// What is allocated to tasks now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allocated: Option<ResourceQuantities>,

@@ -5,6 +5,7 @@
 
 use crate::common::Condition;
 use crate::constraint::Constraint;
+use crate::ports::PortSpec;
 use crate::task::TaskSpec;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -21,6 +22,16 @@ pub const REVISION_LABEL: &str = "mosaic.dev/revision";
 /// "oldest" mean when scaling down.
 pub const LAUNCHED_ANNOTATION: &str = "mosaic.dev/launched-at";
 
+/// The rule that the template's health check names one of the instances'
+/// ports (in `spec.ports` or the template's own).
+const PORT_NAME_KNOWN: &str = "!has(self.spec.template.spec.healthCheck) \
+     || ((!has(self.spec.template.spec.healthCheck.http) || !has(self.spec.template.spec.healthCheck.http.portName) \
+          || (has(self.spec.ports) && self.spec.ports.exists(p, p.name == self.spec.template.spec.healthCheck.http.portName)) \
+          || (has(self.spec.template.spec.ports) && self.spec.template.spec.ports.exists(p, p.name == self.spec.template.spec.healthCheck.http.portName))) \
+      && (!has(self.spec.template.spec.healthCheck.tcp) || !has(self.spec.template.spec.healthCheck.tcp.portName) \
+          || (has(self.spec.ports) && self.spec.ports.exists(p, p.name == self.spec.template.spec.healthCheck.tcp.portName)) \
+          || (has(self.spec.template.spec.ports) && self.spec.template.spec.ports.exists(p, p.name == self.spec.template.spec.healthCheck.tcp.portName))))";
+
 /// What an App runs and how it changes.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
@@ -36,6 +47,10 @@ pub const LAUNCHED_ANNOTATION: &str = "mosaic.dev/launched-at";
     validation = Rule::new("size(self.metadata.name) <= 63")
         .message("an App's name is at most 63 characters: it is the value of its instances' mosaic.dev/app label")
         .field_path(".metadata.name"),
+    validation = Rule::new(PORT_NAME_KNOWN)
+        .message("the health check's portName names none of spec.ports")
+        .reason(Reason::FieldValueInvalid)
+        .field_path(".spec.template.spec.healthCheck"),
     scale(
         spec_replicas_path = ".spec.replicas",
         status_replicas_path = ".status.replicas",
@@ -55,6 +70,10 @@ pub const LAUNCHED_ANNOTATION: &str = "mosaic.dev/launched-at";
     .message("an App's instances are placed by its framework; offers are for External frameworks' own Tasks")
     .reason(Reason::FieldValueForbidden)
     .field_path(".template.spec.offer"))]
+#[x_kube(validation = Rule::new("!has(self.ports) || size(self.ports) == 0 || !has(self.template.spec.ports) || size(self.template.spec.ports) == 0")
+    .message("set the instances' ports in spec.ports or in spec.template.spec.ports, not both")
+    .reason(Reason::FieldValueForbidden)
+    .field_path(".template.spec.ports"))]
 #[x_kube(validation = Rule::new("(has(self.constraints) ? size(self.constraints) : 0) + (has(self.template.spec.constraints) ? size(self.template.spec.constraints) : 0) <= 32")
     .message("an instance carries at most 32 constraints: spec.constraints and spec.template.spec.constraints together")
     .field_path(".constraints"))]
@@ -73,6 +92,15 @@ pub struct AppSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub constraints: Vec<Constraint>,
+    /// Named host ports each instance gets from its agent (Marathon's
+    /// `portDefinitions`): distinct ports of the agent's `ports` resource,
+    /// or a fixed `hostPort`; exported as `PORT0`.., `PORT_<NAME>` and
+    /// `PORTS`, and listed, for ready instances, in `status.endpoints`. A
+    /// change rolls out as a template change does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub ports: Vec<PortSpec>,
     /// How a template change rolls out.
     #[serde(default)]
     pub upgrade_strategy: UpgradeStrategy,
@@ -206,6 +234,11 @@ pub struct AppStatus {
     /// Replacements wait while instances keep ending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launch_backoff: Option<LaunchBackoff>,
+    /// Where the ready instances serve: for each port name, the
+    /// `host:port` of each ready instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub endpoints: Vec<Endpoints>,
     /// `Available`, `Progressing` and `Ready`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
@@ -216,6 +249,16 @@ pub struct AppStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["revision"]))]
     pub revisions: Vec<Revision>,
+}
+
+/// The addresses of one named port over an App's ready instances.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Endpoints {
+    /// The port's name.
+    pub name: String,
+    /// `host:port` of each ready instance, sorted.
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 /// One template an App has run.

@@ -7,6 +7,7 @@
 //! Mosaic's own API server serves `tasks/binding` (listed in discovery) and
 //! does both at once. Both paths produce the same object, built here.
 
+use crate::ports::TaskPort;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -34,16 +35,24 @@ pub struct TaskBinding {
     pub target: BindingTarget,
 }
 
-/// The agent a Task is bound to.
+/// The agent a Task is bound to, and the host ports it is given there.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BindingTarget {
     /// The Agent's name.
     pub agent: String,
+    /// The host ports given, in the order of the Task's `spec.ports`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<TaskPort>,
 }
 
 impl TaskBinding {
     /// A binding of `task` (at `resource_version`, when given) to `agent`.
-    pub fn new(task: &str, resource_version: Option<String>, agent: &str) -> Self {
+    pub fn new(
+        task: &str,
+        resource_version: Option<String>,
+        agent: &str,
+        ports: Vec<TaskPort>,
+    ) -> Self {
         Self {
             api_version: format!("{}/{}", crate::GROUP, crate::VERSION),
             kind: KIND.into(),
@@ -54,16 +63,19 @@ impl TaskBinding {
             },
             target: BindingTarget {
                 agent: agent.into(),
+                ports,
             },
         }
     }
 }
 
 /// The status a bound Task has (a merge patch of its status): Staging on
-/// `agent`, scheduled at `now` (RFC 3339), for the spec of `generation`.
-pub fn bound_status(agent: &str, generation: Option<i64>, now: &str) -> Value {
+/// `agent` with the host `ports` it is given there, scheduled at `now`
+/// (RFC 3339), for the spec of `generation`.
+pub fn bound_status(agent: &str, ports: &[TaskPort], generation: Option<i64>, now: &str) -> Value {
+    let ports = (!ports.is_empty()).then_some(ports);
     json!({
-        "phase": "Staging", "agent": agent, "reason": null, "message": null,
+        "phase": "Staging", "agent": agent, "ports": ports, "reason": null, "message": null,
         "observedGeneration": generation,
         "conditions": [
             {"type": "Scheduled", "status": "True", "reason": "Scheduled", "message": format!("bound to agent {agent}"), "lastTransitionTime": now, "observedGeneration": generation},

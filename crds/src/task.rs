@@ -2,6 +2,7 @@
 
 use crate::common::{Condition, LabelSelector, ResourceQuantities};
 use crate::constraint::Constraint;
+use crate::ports::{PortSpec, TaskPort};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -10,6 +11,14 @@ use serde::{Deserialize, Serialize};
 /// is `status.agent`, written once by the scheduler.
 pub const SPEC_IMMUTABLE_ONCE_BOUND: &str = "!has(oldSelf.status) || !has(oldSelf.status.agent) \
      || oldSelf.status.agent == '' || self.spec == oldSelf.spec";
+
+/// The rule that a health check's `portName` names one of the task's
+/// ports, over `self.spec` (a Task) or an App's spec with its template.
+pub const PORT_NAME_KNOWN: &str = "!has(self.spec.healthCheck) \
+     || ((!has(self.spec.healthCheck.http) || !has(self.spec.healthCheck.http.portName) \
+          || (has(self.spec.ports) && self.spec.ports.exists(p, p.name == self.spec.healthCheck.http.portName))) \
+      && (!has(self.spec.healthCheck.tcp) || !has(self.spec.healthCheck.tcp.portName) \
+          || (has(self.spec.ports) && self.spec.ports.exists(p, p.name == self.spec.healthCheck.tcp.portName))))";
 
 /// What a refused change of a bound Task's spec says.
 pub const SPEC_IMMUTABLE_MESSAGE: &str = "a Task's spec is immutable once it is bound to an agent \
@@ -46,6 +55,10 @@ pub const TASK_USERS_RESOURCE: &str = "taskusers";
         .message(SPEC_IMMUTABLE_MESSAGE)
         .reason(Reason::FieldValueForbidden)
         .field_path(".spec"),
+    validation = Rule::new(PORT_NAME_KNOWN)
+        .message("the health check's portName names none of spec.ports")
+        .reason(Reason::FieldValueInvalid)
+        .field_path(".spec.healthCheck"),
     selectable = ".spec.framework",
     selectable = ".status.agent",
     selectable = ".status.phase",
@@ -95,6 +108,14 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub constraints: Vec<Constraint>,
+    /// Named host ports from the agent's `ports` resource: each gets a
+    /// distinct port of the agent (or the fixed `hostPort` asked for),
+    /// recorded in `status.ports` and exported as `PORT0`.., `PORT`,
+    /// `PORT_<NAME>` and `PORTS`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub ports: Vec<PortSpec>,
     /// When to run the task again after it ends.
     #[serde(default)]
     pub restart_policy: RestartPolicy,
@@ -203,10 +224,18 @@ pub struct ExecCheck {
 }
 
 /// An HTTP health check.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.port) != has(self.portName)")
+    .message("exactly one of port and portName must be set"))]
+#[serde(rename_all = "camelCase")]
 pub struct HttpCheck {
     /// Port on the agent's host.
-    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The name of one of the task's `spec.ports`: the host port it was
+    /// given (Marathon's `portIndex`, by name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_name: Option<String>,
     /// Request path.
     #[serde(default = "default_path")]
     pub path: String,
@@ -217,10 +246,35 @@ fn default_path() -> String {
 }
 
 /// A TCP health check.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.port) != has(self.portName)")
+    .message("exactly one of port and portName must be set"))]
+#[serde(rename_all = "camelCase")]
 pub struct TcpCheck {
     /// Port on the agent's host.
-    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The name of one of the task's `spec.ports`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_name: Option<String>,
+}
+
+/// The host port a check connects to: its `port`, or the port the task
+/// was given for its `portName`.
+pub fn check_port(
+    port: Option<u16>,
+    port_name: Option<&str>,
+    given: &[TaskPort],
+) -> Result<u16, String> {
+    match (port, port_name) {
+        (Some(p), _) => Ok(p),
+        (None, Some(name)) => given
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.port)
+            .ok_or_else(|| format!("the task was given no port named {name:?}")),
+        (None, None) => Err("the check names no port".into()),
+    }
 }
 
 /// Where a task is in its life.
@@ -276,6 +330,10 @@ pub struct TaskStatus {
     /// Restarts so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
+    /// The host ports it was given on its agent (with its bind), in the
+    /// order of `spec.ports`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<TaskPort>,
     /// Usage sampled while running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<ResourceQuantities>,

@@ -37,6 +37,7 @@ mod machinery;
 mod newcomer;
 mod node_identity;
 mod offers;
+mod ports;
 mod rbac;
 mod recovery;
 mod scheduling;

@@ -10,7 +10,7 @@ use serde_json::json;
 use std::time::Duration;
 
 /// A client with agent `name`'s own identity (from its data dir).
-async fn agent_identity_client(s: &TestServer, name: &str) -> kube::Client {
+pub(crate) async fn agent_identity_client(s: &TestServer, name: &str) -> kube::Client {
     let dir = s.dir.path().join("agents").join(name).join("identity");
     let read =
         |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));

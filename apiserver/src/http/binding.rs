@@ -62,6 +62,24 @@ pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
     if let Some(a) = old["status"]["agent"].as_str().filter(|a| !a.is_empty()) {
         return Err(refuse(format!("the task is already bound to agent {a}")));
     }
+    // The ports given are the ports asked for, by name and in order.
+    let asked: Vec<&str> = old["spec"]["ports"]
+        .as_array()
+        .map(|ps| ps.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
+    let given: Vec<&str> = b.target.ports.iter().map(|p| p.name.as_str()).collect();
+    if asked != given || b.target.ports.iter().any(|p| p.port == 0) {
+        return Err(ApiError::invalid(
+            req.subject(&name),
+            vec![Cause {
+                reason: "FieldValueInvalid",
+                message: format!(
+                    "Invalid value: the ports given ({given:?}) must be the task's spec.ports ({asked:?}), each a port from 1 to 65535"
+                ),
+                field: "target.ports".into(),
+            }],
+        ));
+    }
     // The finalizer, as the main resource's Update would write it...
     let mut held = old.clone();
     let m = held["metadata"]
@@ -82,7 +100,7 @@ pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
     let generation = old["metadata"]["generation"].as_i64();
     json_patch::merge(
         &mut bound["status"],
-        &bound_status(&b.target.agent, generation, &meta::now()),
+        &bound_status(&b.target.agent, &b.target.ports, generation, &meta::now()),
     );
     if let Some(s) = &req.route.info.schema {
         let out = crate::schema::apply(s, &mut bound);

@@ -8,7 +8,8 @@
 //!   its own identity, and change nothing of its Agent's `spec`;
 //! - write only its own Lease in `mosaic-system` (never a reserved one, such
 //!   as the controllers' leader Lease);
-//! - write the status only of Tasks bound to it, and not move them elsewhere;
+//! - write the status only of Tasks bound to it, and not move them elsewhere
+//!   or change the host ports they were given;
 //! - record Events, and ask for token and access reviews (its endpoint's
 //!   delegated authentication).
 //!
@@ -96,6 +97,8 @@ pub fn restrict(
                 refuse("may write the status only of Tasks bound to it".into())
             } else if !bound(Some(new)) {
                 refuse("may not bind a Task to another agent".into())
+            } else if old.map(|o| &o["status"]["ports"]) != Some(&new["status"]["ports"]) {
+                refuse("may not change the host ports a Task was given".into())
             } else {
                 Ok(())
             }

@@ -99,6 +99,8 @@ mod tests {
             ready_since: None,
             terminating: false,
             draining: false,
+            host: None,
+            ports: Vec::new(),
         }
     }
 

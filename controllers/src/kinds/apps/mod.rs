@@ -155,12 +155,15 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
         })
         .map(|t| {
             let mut i = instance(t);
-            i.draining = t
-                .status
-                .as_ref()
-                .and_then(|s| s.agent.as_deref())
-                .and_then(|a| ctx.agents.get(&ObjectRef::new(a)))
-                .is_some_and(|a| a.spec.drain.is_some());
+            let agent_name = t.status.as_ref().and_then(|s| s.agent.as_deref());
+            let agent = agent_name.and_then(|a| ctx.agents.get(&ObjectRef::new(a)));
+            i.draining = agent.as_ref().is_some_and(|a| a.spec.drain.is_some());
+            if !i.ports.is_empty() {
+                i.host = agent
+                    .as_deref()
+                    .and_then(agent_host)
+                    .or_else(|| agent_name.map(String::from));
+            }
             i
         })
         .collect();
@@ -348,14 +351,31 @@ fn instance(t: &Task) -> Instance {
         ready_since,
         terminating: t.metadata.deletion_timestamp.is_some(),
         draining: false,
+        host: None,
+        ports: status.map(|s| s.ports.clone()).unwrap_or_default(),
     }
 }
 
-/// What an instance is made from: the template, with the App's
-/// constraints ahead of the template's own (the template itself when the App
-/// has none, so its revision hash is the template's).
+/// The host an agent is reached at: that of its endpoint's address.
+fn agent_host(a: &Agent) -> Option<String> {
+    let address = a.status.as_ref()?.address.as_deref()?;
+    let rest = address.split_once("://").map_or(address, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    (!host.is_empty()).then(|| host.to_string())
+}
+
+/// What an instance is made from: the template, with the App's ports and
+/// its constraints ahead of the template's own (the template itself when the
+/// App has neither, so its revision hash is the template's).
 fn instance_template(spec: &AppSpec) -> InstanceTemplate {
     let mut t = spec.template.clone();
+    if !spec.ports.is_empty() {
+        t.spec.ports = spec.ports.clone();
+    }
     if !spec.constraints.is_empty() {
         let own = std::mem::take(&mut t.spec.constraints);
         t.spec.constraints = spec.constraints.iter().cloned().chain(own).collect();

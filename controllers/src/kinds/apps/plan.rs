@@ -45,6 +45,10 @@ pub struct Instance {
     pub terminating: bool,
     /// On an agent being drained: replaced as an old revision's instance is.
     pub draining: bool,
+    /// The host its agent is reached at, once it is bound.
+    pub host: Option<String>,
+    /// The host ports it was given.
+    pub ports: Vec<mosaic_crds::ports::TaskPort>,
 }
 
 impl Instance {
@@ -104,6 +108,32 @@ pub struct Plan {
     pub notes: Vec<Note>,
     /// When to look again even if nothing changes.
     pub requeue: Option<Duration>,
+}
+
+/// Where the ready instances serve, by port name (names and addresses sorted).
+fn endpoints(instances: &[Instance]) -> Vec<mosaic_crds::app::Endpoints> {
+    let mut by_name: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for i in instances.iter().filter(|i| i.ready()) {
+        let Some(host) = &i.host else { continue };
+        for p in &i.ports {
+            let addr = if host.contains(':') {
+                format!("[{host}]:{}", p.port)
+            } else {
+                format!("{host}:{}", p.port)
+            };
+            by_name.entry(&p.name).or_default().push(addr);
+        }
+    }
+    by_name
+        .into_iter()
+        .map(|(name, mut addresses)| {
+            addresses.sort();
+            mosaic_crds::app::Endpoints {
+                name: name.into(),
+                addresses,
+            }
+        })
+        .collect()
 }
 
 /// The plan for `v`.
@@ -283,6 +313,7 @@ pub fn plan(v: &View<'_>) -> Plan {
         update_revision: Some(v.revision.to_string()),
         launch_backoff: backoff,
         revisions: history(v),
+        endpoints: endpoints(v.instances),
         conditions: vec![
             cond(
                 conditions::AVAILABLE,

@@ -11,6 +11,7 @@ fn spec(replicas: i32, min: f64, over: f64) -> AppSpec {
         replicas,
         template: InstanceTemplate::default(),
         constraints: Vec::new(),
+        ports: Vec::new(),
         upgrade_strategy: UpgradeStrategy {
             minimum_health_capacity: min,
             maximum_over_capacity: over,
@@ -38,6 +39,8 @@ fn inst(name: &str, rev: &str, created: i64, ready: bool) -> Instance {
         ready_since: ready.then(|| t(created + 1)),
         terminating: false,
         draining: false,
+        host: None,
+        ports: Vec::new(),
     }
 }
 
