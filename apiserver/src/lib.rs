@@ -37,6 +37,8 @@ pub mod private;
 pub mod rbac;
 pub mod registry;
 pub mod schema;
+mod schema_lists;
+mod schema_pattern;
 pub mod serve;
 pub mod serving;
 pub mod ssa;

@@ -1,7 +1,8 @@
 //! Structural-schema handling for custom resources, as kube-apiserver does it:
 //! drop nulls the schema does not allow, prune unknown fields (or report them,
 //! under `fieldValidation=Strict`), apply defaults, then validate types, enums,
-//! required fields and bounds, collecting every failure with its field path.
+//! required fields, bounds and patterns, collecting every failure with its
+//! field path.
 //!
 //! One walk does all four. `apiVersion`, `kind` and `metadata` at the root are
 //! the API machinery's business and are left alone here.
@@ -274,8 +275,30 @@ fn bounds(s: &Value, v: &Value, path: &str, out: &mut Outcome) {
                 short(v)
             ));
         }
+        if let Some(pattern) = s.get("pattern").and_then(Value::as_str)
+            && !crate::schema_pattern::matches(pattern, text)
+        {
+            fail(format!(
+                "Invalid value: {}: {path} in body should match '{pattern}'",
+                short(v)
+            ));
+        }
     }
     if let Some(items) = v.as_array() {
+        if let Some((i, dup)) = crate::schema_lists::duplicate(s, items) {
+            out.causes.push(Cause {
+                reason: "FieldValueDuplicate",
+                message: format!("Duplicate value: {dup}"),
+                field: format!("{path}[{i}]"),
+            });
+        }
+        let mut fail = |message: String| {
+            out.causes.push(Cause {
+                reason: "FieldValueInvalid",
+                message,
+                field: path.to_string(),
+            })
+        };
         if let Some(max) = s.get("maxItems").and_then(Value::as_u64)
             && items.len() as u64 > max
         {
