@@ -374,9 +374,9 @@ impl Allocator {
 
     /// Records an allocation made earlier (a task already bound to an agent, an
     /// offer still outstanding), drawing from reservations as a new one would.
-    /// Of `ports` (the host ports the task was given), those another
-    /// allocation holds already are left out of it: only the first to hold a
-    /// port lets it go.
+    /// `ports` (the host ports the task was given) are held by it; one that
+    /// another allocation holds already (the store says two tasks were given
+    /// it) is held twice and free only when both have let it go.
     pub fn assign(
         &mut self,
         framework: &str,
@@ -388,11 +388,12 @@ impl Allocator {
         let &f = self.framework_index.get(framework)?;
         let &a = self.agent_index.get(agent)?;
         let chain = self.chain(self.frameworks[f].role);
-        let held = ports
-            .iter()
-            .copied()
-            .filter(|p| *p != 0 && self.agents[a].ports.hold(*p))
-            .collect();
+        let held: Vec<u16> = ports.iter().copied().filter(|p| *p != 0).collect();
+        for &p in &held {
+            if !self.agents[a].ports.hold(p) {
+                self.port_conflicts += 1;
+            }
+        }
         Some(self.take(a, f, &chain, amount, None, group, held))
     }
 

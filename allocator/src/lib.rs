@@ -195,6 +195,8 @@ pub struct Allocator {
     /// Where the next choice of any free host port starts (it moves on with
     /// each, so a port just let go is not handed out again at once).
     port_seed: u64,
+    /// Host ports recorded as given to a task while another held them.
+    port_conflicts: u64,
 }
 
 fn unknown(kind: &'static str, name: &str) -> AllocatorError {
@@ -589,6 +591,12 @@ impl Allocator {
                 )
             })
             .collect()
+    }
+
+    /// How many times a host port was recorded as given to a task while
+    /// another task held it (never, unless something else wrote the store).
+    pub fn port_conflicts(&self) -> u64 {
+        self.port_conflicts
     }
 
     /// How many agents it knows.

@@ -3,7 +3,7 @@
 //! (any free one, or a fixed one), and no two tasks on an agent ever hold the
 //! same port.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -26,7 +26,12 @@ pub struct PortRangesError {
 impl PortRanges {
     /// The ranges given, sorted and merged; a range with `begin > end` is empty.
     pub fn new(ranges: impl IntoIterator<Item = (u16, u16)>) -> Self {
-        let mut v: Vec<(u16, u16)> = ranges.into_iter().filter(|(b, e)| b <= e).collect();
+        // Port 0 is no port ("any" in a request): never offered.
+        let mut v: Vec<(u16, u16)> = ranges
+            .into_iter()
+            .map(|(b, e)| (b.max(1), e))
+            .filter(|(b, e)| b <= e)
+            .collect();
         v.sort_unstable();
         let mut merged: Vec<(u16, u16)> = Vec::with_capacity(v.len());
         for (b, e) in v {
@@ -170,8 +175,11 @@ impl FromStr for PortRanges {
 pub(super) struct PortPool {
     /// What it offers.
     pub ranges: PortRanges,
-    /// Held by tasks (some may lie outside `ranges` after the agent shrank them).
-    pub used: BTreeSet<u16>,
+    /// Held by tasks, with how many hold each (more than one only when the
+    /// store says two tasks were given one port, which the allocator never
+    /// does; the port is free again only when all have let it go). Some may
+    /// lie outside `ranges` after the agent shrank them.
+    used: BTreeMap<u16, u32>,
     /// How many of `used` lie inside `ranges`.
     used_inside: u32,
 }
@@ -180,14 +188,14 @@ impl PortPool {
     pub fn new(ranges: PortRanges) -> Self {
         Self {
             ranges,
-            used: BTreeSet::new(),
+            used: BTreeMap::new(),
             used_inside: 0,
         }
     }
 
     /// Offers `ranges` from now on; what tasks hold stays held.
     pub fn set_ranges(&mut self, ranges: PortRanges) {
-        self.used_inside = self.used.iter().filter(|p| ranges.contains(**p)).count() as u32;
+        self.used_inside = self.used.keys().filter(|p| ranges.contains(**p)).count() as u32;
         self.ranges = ranges;
     }
 
@@ -198,7 +206,7 @@ impl PortPool {
 
     /// Whether `port` is offered and free.
     pub fn is_free(&self, port: u16) -> bool {
-        self.ranges.contains(port) && !self.used.contains(&port)
+        self.ranges.contains(port) && !self.used.contains_key(&port)
     }
 
     /// Whether a task asking for `wanted` (0: any port) could have them now.
@@ -238,14 +246,17 @@ impl PortPool {
                 for _ in 0..len {
                     let p = self.ranges.nth(next).expect("within len");
                     next = (next + 1) % len;
-                    if !self.used.contains(&p) && !fixed.contains(&p) {
+                    if !self.used.contains_key(&p) && !fixed.contains(&p) {
                         found = Some(p);
                         break;
                     }
                 }
                 match found {
                     Some(p) => p,
-                    None => continue, // callers check `fits` first
+                    None => {
+                        debug_assert!(false, "take without fits");
+                        continue;
+                    }
                 }
             };
             self.hold(port);
@@ -254,19 +265,30 @@ impl PortPool {
         out
     }
 
-    /// Holds `port` for a task (one already bound); `false` if it is held already.
+    /// Holds `port` for a task (one already bound); `false` if another
+    /// holds it already (it is then held twice, and free only when both
+    /// have let it go).
     pub fn hold(&mut self, port: u16) -> bool {
-        let new = self.used.insert(port);
+        let n = self.used.entry(port).or_insert(0);
+        *n += 1;
+        let new = *n == 1;
         if new && self.ranges.contains(port) {
             self.used_inside += 1;
         }
         new
     }
 
-    /// Lets `port` go.
+    /// Lets one hold of `port` go.
     pub fn free_port(&mut self, port: u16) {
-        if self.used.remove(&port) && self.ranges.contains(port) {
-            self.used_inside -= 1;
+        let Some(n) = self.used.get_mut(&port) else {
+            return;
+        };
+        *n -= 1;
+        if *n == 0 {
+            self.used.remove(&port);
+            if self.ranges.contains(port) {
+                self.used_inside -= 1;
+            }
         }
     }
 }

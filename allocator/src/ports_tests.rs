@@ -156,15 +156,17 @@ fn ports_assigned_from_the_store_are_held_and_given_back_once() {
     let r = Resources::new(100, 1 << 20);
     let bound = a.assign("fw", "a", r, None, &[100]).unwrap();
     assert_eq!(bound.ports, vec![100]);
-    // An agent's own report can repeat a port: only the first holds it.
+    // The store can say two tasks were given one port (a write from
+    // elsewhere): both hold it, and it is free only when both let it go.
     let twin = a.assign("fw", "a", r, None, &[100]).unwrap();
-    assert!(twin.ports.is_empty());
+    assert_eq!(twin.ports, vec![100]);
+    assert_eq!(a.port_conflicts(), 1);
     a.submit("fw", with_ports("wants-100", &[100])).unwrap();
     let ds = a.allocate(0);
     assert!(placed(&ds).is_empty());
-    a.release(&twin, None);
-    assert!(placed(&a.allocate(1)).is_empty(), "the twin held nothing");
     a.release(&bound, None);
+    assert!(placed(&a.allocate(1)).is_empty(), "the twin still holds it");
+    a.release(&twin, None);
     let got = placed(&a.allocate(2));
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].1.ports, vec![100]);

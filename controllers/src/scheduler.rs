@@ -565,7 +565,7 @@ pub(crate) async fn restart(client: &Client, t: &Task, attempt: u32) {
         client,
         t,
         json!({
-            "phase": "Pending", "agent": null, "attempt": attempt, "reason": "Restarting",
+            "phase": "Pending", "agent": null, "ports": null, "attempt": attempt, "reason": "Restarting",
             "message": format!("restart {attempt} after: {prev}"), "startTime": null, "usage": null,
             "observedGeneration": t.metadata.generation,
             "conditions": [

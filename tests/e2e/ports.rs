@@ -152,6 +152,15 @@ async fn instances_get_distinct_host_ports_and_serve_at_their_endpoints() {
         err.contains("spec.template.spec.healthCheck") && err.contains("portName names none"),
         "{err}"
     );
+    let same_name =
+        fixed_task("same-name", base).replace("  resources:", "    - name: fixed\n  resources:");
+    let out = s.kubectl(&["apply", "-f", &write_file(dir, "same.yaml", &same_name)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {err}");
+    assert!(
+        err.contains("spec.ports[1]") && err.contains("Duplicate value"),
+        "{err}"
+    );
     let twice = fixed_task("twice", base).replace(
         "  resources:",
         &format!("    - name: again\n      hostPort: {base}\n  resources:"),

@@ -68,13 +68,17 @@ pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
         .map(|ps| ps.iter().filter_map(|p| p["name"].as_str()).collect())
         .unwrap_or_default();
     let given: Vec<&str> = b.target.ports.iter().map(|p| p.name.as_str()).collect();
-    if asked != given || b.target.ports.iter().any(|p| p.port == 0) {
+    let distinct: std::collections::BTreeSet<u16> = b.target.ports.iter().map(|p| p.port).collect();
+    if asked != given
+        || b.target.ports.iter().any(|p| p.port == 0)
+        || distinct.len() != b.target.ports.len()
+    {
         return Err(ApiError::invalid(
             req.subject(&name),
             vec![Cause {
                 reason: "FieldValueInvalid",
                 message: format!(
-                    "Invalid value: the ports given ({given:?}) must be the task's spec.ports ({asked:?}), each a port from 1 to 65535"
+                    "Invalid value: the ports given ({given:?}) must be the task's spec.ports ({asked:?}), each a distinct port from 1 to 65535"
                 ),
                 field: "target.ports".into(),
             }],
