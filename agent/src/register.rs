@@ -12,6 +12,9 @@ use std::time::Duration;
 /// A Lease lasts this many heartbeats.
 const LEASE_HEARTBEATS: u64 = 4;
 
+/// The field manager of what the agent reports in its Agent's status.
+pub const FIELD_MANAGER: &str = "mosaic-agent";
+
 fn now() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -68,17 +71,27 @@ pub async fn register(
     let (cpus, mem) = cfg.resources.unwrap_or_else(detect_resources);
     let q = AgentResources::new(ResourceQuantities::from_units(cpus, mem), &cfg.ports);
     let current = api.get(&cfg.name).await?;
-    let status = json!({"status": {
+    let mut status = json!({
         "capacity": q, "allocatable": q, "cgroup": mode.name(),
-        "address": endpoint.map(|e| &e.0), "certificate": endpoint.map(|e| &e.1),
         "version": env!("CARGO_PKG_VERSION"),
         "observedGeneration": current.metadata.generation,
         "conditions": [{"type": "Ready", "status": "True", "reason": "Heartbeating",
             "message": "the agent is running and renewing its lease", "lastTransitionTime": now(),
             "observedGeneration": current.metadata.generation}],
-    }});
-    api.patch_status(&cfg.name, &PatchParams::default(), &Patch::Merge(&status))
-        .await?;
+    });
+    if let Some((address, certificate)) = endpoint {
+        status["address"] = json!(address);
+        status["certificate"] = json!(certificate);
+    }
+    // Applied as the agent's own field manager: what it reports is its own,
+    // and the conditions others own (a maintenance window's) stay.
+    let body = json!({"apiVersion": "mosaic.dev/v1alpha1", "kind": "Agent", "status": status});
+    api.patch_status(
+        &cfg.name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
     let simulated = cfg.labels.contains_key(crate::simulate::SIMULATED_LABEL);
     if *mode == crate::cgroup::Mode::None && !simulated {
         tracing::warn!(agent = %cfg.name, root = %cfg.cgroup_root.display(),

@@ -123,11 +123,18 @@ pub async fn reconcile_agents(
                     "the agent stopped renewing its lease",
                 )
             };
-            let body = json!({"status": {"conditions": [{"type": "Ready", "status": status, "reason": reason,
+            // Applied, owning only Ready: the other conditions (the
+            // agent's, a maintenance window's) stay.
+            let body = json!({"apiVersion": "mosaic.dev/v1alpha1", "kind": "Agent",
+                "status": {"conditions": [{"type": "Ready", "status": status, "reason": reason,
                 "message": message, "lastTransitionTime": now(), "observedGeneration": a.metadata.generation}]}});
             let api: Api<Agent> = Api::all(client.clone());
             match api
-                .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+                .patch_status(
+                    name,
+                    &PatchParams::apply("mosaic-liveness").force(),
+                    &Patch::Apply(&body),
+                )
                 .await
             {
                 Ok(_) => tracing::info!(agent = %name, ready = is_live, "agent readiness changed"),

@@ -9,12 +9,6 @@ use serde::{Deserialize, Serialize};
 
 /// What an operator may change on an Agent.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
-// A field the control plane does not act on is refused rather than ignored
-// (a CEL rule in the CRD, so Kubernetes refuses it too).
-#[x_kube(validation = Rule::new("!has(self.maintenance)")
-    .message("maintenance windows are not acted on yet; drain the agent (mosaic drain, or spec.unschedulable: true with spec.drain) instead")
-    .reason(Reason::FieldValueForbidden)
-    .field_path(".maintenance"))]
 #[x_kube(validation = Rule::new("!has(self.drain) || self.unschedulable")
     .message("a draining agent is cordoned too: set spec.unschedulable: true with spec.drain (mosaic drain does both)")
     .field_path(".unschedulable"))]
@@ -43,8 +37,11 @@ pub struct AgentSpec {
     /// other tasks may finish until the deadline, then are killed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain: Option<Drain>,
-    /// A planned maintenance window. Not acted on yet, so refused: drain
-    /// the agent (`mosaic drain`) instead.
+    /// A planned maintenance window: at its start the agent is cordoned
+    /// and drained (as `mosaic drain` with a deadline of 10 minutes, or the
+    /// window's end if sooner); at its end it is uncordoned again, unless it
+    /// was cordoned before the window began. Status shows the window and a
+    /// `Maintenance` condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<MaintenanceWindow>,
 }
@@ -61,20 +58,37 @@ pub struct Drain {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MaintenanceWindow {
-    /// When the window starts (RFC 3339).
+    /// When the window starts (RFC 3339, e.g. `2026-12-24T22:00:00Z`).
+    #[schemars(pattern(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"))]
     pub start: String,
-    /// How long it lasts.
+    /// How long it lasts (at most a year).
+    #[schemars(range(min = 1, max = 31_536_000))]
     pub duration_seconds: i64,
 }
+
+/// The maintenance window the control plane acts on, as it reads it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceStatus {
+    /// When it starts (RFC 3339).
+    pub start: String,
+    /// When it ends (RFC 3339).
+    pub end: String,
+}
+
+/// The condition an Agent with a maintenance window has: True during the
+/// window (reason `InMaintenance`), False before it (`Scheduled`) and after
+/// it (`WindowEnded`).
+pub const MAINTENANCE_CONDITION: &str = "Maintenance";
 
 /// What an agent has: quantities, and host port ranges.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentResources {
-    /// CPU cores.
+    /// CPU cores; `500m` is half a core.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<Quantity>,
-    /// Memory in bytes.
+    /// Memory in bytes, with binary or decimal suffixes (`128Mi`, `1G`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<Quantity>,
     /// Scratch disk in bytes.
@@ -146,7 +160,11 @@ pub struct AgentStatus {
     /// The generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready` is False when heartbeats stop.
+    /// The maintenance window of `spec.maintenance`, as acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<MaintenanceStatus>,
+    /// `Ready` is False when heartbeats stop; `Maintenance` while the
+    /// agent has a maintenance window.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -101,7 +101,8 @@ async fn task_rules_are_cel_in_its_crd_and_enforced() {
     // Metadata still changes.
     s.kubectl_ok(&["label", "task", "t", "team=a"]);
 
-    // An Agent field nothing acts on yet is refused, saying what to do instead.
+    // A maintenance window that is no time, or lasts no time, is refused,
+    // naming the field.
     let out = kubectl_fails(
         &s,
         &[
@@ -110,14 +111,21 @@ async fn task_rules_are_cel_in_its_crd_and_enforced() {
             "cel-node",
             "--type=merge",
             "-p",
-            r#"{"spec":{"maintenance":{"start":"2027-01-01T00:00:00Z","durationSeconds":3600}}}"#,
+            r#"{"spec":{"maintenance":{"start":"next tuesday","durationSeconds":0}}}"#,
         ],
     );
     assert!(
-        out.contains("spec.maintenance: Forbidden: maintenance windows are not acted on yet")
-            && out.contains("spec.unschedulable"),
+        out.contains("spec.maintenance.start") && out.contains("spec.maintenance.durationSeconds"),
         "{out}"
     );
+    s.kubectl_ok(&[
+        "patch",
+        "agent",
+        "cel-node",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"maintenance":{"start":"2099-01-01T00:00:00Z","durationSeconds":3600}}}"#,
+    ]);
     s.kubectl_ok(&[
         "patch",
         "agent",

@@ -292,6 +292,31 @@ async fn the_controllers_and_an_agent_work_with_exactly_the_charts_rbac() {
     )
     .await
     .unwrap();
+    // A maintenance window that has begun: the agent is cordoned and
+    // drained, and uncordoned at the window's end.
+    let start = jiff::Timestamp::now().round(jiff::Unit::Second).unwrap();
+    let window =
+        format!(r#"{{"spec":{{"maintenance":{{"start":"{start}","durationSeconds":3}}}}}}"#);
+    s.kubectl_ok(&[
+        "patch",
+        "agent",
+        "chart-node",
+        "--type=merge",
+        "-p",
+        &window,
+    ]);
+    wait_for(Duration::from_secs(60), "the window to end", || async {
+        let reason = s.kubectl_ok(&[
+            "get",
+            "agent",
+            "chart-node",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Maintenance\")].reason} {.spec.unschedulable}",
+        ]);
+        reason.trim() == "WindowEnded false"
+    })
+    .await
+    .unwrap();
     // A restarted agent finds its Agent and updates it.
     drop(agent);
     let agent = spawn(&agent_args, &agent_kc, dir.join("agent-2.log"));

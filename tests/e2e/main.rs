@@ -34,6 +34,7 @@ mod kubectl;
 mod leader;
 mod logs;
 mod machinery;
+mod maintenance;
 mod newcomer;
 mod node_identity;
 mod offers;

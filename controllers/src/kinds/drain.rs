@@ -100,7 +100,9 @@ async fn reconcile(agent: Arc<Agent>, client: Arc<Client>) -> Result<Action, Dra
         })
         .collect();
     if left.is_empty() {
-        return Ok(Action::requeue(Duration::from_secs(60)));
+        // A task bound in the moment the cordon took effect may still
+        // arrive: look again soon while the drain stands.
+        return Ok(Action::requeue(Duration::from_secs(5)));
     }
     let names: Vec<String> = left.iter().map(|t| t.name_any()).collect();
     crate::events::record(

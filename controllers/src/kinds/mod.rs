@@ -8,6 +8,7 @@ use kube::Client;
 
 pub mod apps;
 pub mod drain;
+pub mod maintenance;
 
 /// A kind's controller: its name (in logs) and how to run it.
 pub struct Registration {
@@ -26,5 +27,9 @@ pub const CONTROLLERS: &[Registration] = &[
     Registration {
         name: "drain",
         run: |c| Box::pin(drain::run(c)),
+    },
+    Registration {
+        name: "maintenance",
+        run: |c| Box::pin(maintenance::run(c)),
     },
 ];
