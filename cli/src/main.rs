@@ -16,6 +16,7 @@ mod kubeconfig;
 mod limits;
 mod logs;
 mod manifest;
+mod marathon;
 mod rollout;
 mod rotate;
 mod server;

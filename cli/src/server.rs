@@ -62,6 +62,8 @@ pub struct ServerArgs {
     /// `mosaic controllers` replicas elect one leader).
     #[arg(long, default_value_t = 15)]
     pub leader_lease_seconds: u64,
+    #[command(flatten)]
+    pub marathon: crate::marathon::MarathonArgs,
 }
 
 /// Log to stderr, `RUST_LOG` style filtering, info by default; colours only
@@ -104,6 +106,13 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             "Point kubectl at it:  export KUBECONFIG={}",
             server.admin_kubeconfig.display()
         );
+        let marathon = crate::marathon::start(
+            &args.marathon,
+            &server,
+            &args.data_dir,
+            args.listener.limits(),
+        )
+        .await?;
         let client = crate::in_process::controllers(&server);
         let opts = mosaic_controllers::scheduler::Options {
             agent_lost_after: std::time::Duration::from_secs(args.agent_lost_after),
@@ -125,6 +134,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         wait_for_signal().await;
         tracing::info!("shutting down");
         controllers.abort();
+        if let Some(m) = marathon {
+            m.abort();
+        }
         server.stop().await;
         Ok(())
     })

@@ -40,6 +40,8 @@ pub struct UpArgs {
     pub users: crate::agent::TaskUserArgs,
     #[command(flatten)]
     pub listener: crate::limits::ListenerArgs,
+    #[command(flatten)]
+    pub marathon: crate::marathon::MarathonArgs,
 }
 
 /// Runs the cluster until a signal.
@@ -52,6 +54,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         let mut server_cfg = mosaic_apiserver::ServerConfig::new(data_dir.clone(), args.listen);
         server_cfg.limits = args.listener.limits();
         let server = crate::cluster::start_server(server_cfg).await?;
+        let marathon =
+            crate::marathon::start(&args.marathon, &server, &data_dir, args.listener.limits())
+                .await?;
         let admin = crate::in_process::admin(&server);
         let controllers = tokio::spawn(mosaic_controllers::manager::run(
             crate::in_process::controllers(&server),
@@ -165,6 +170,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             }
         }
         controllers.abort();
+        if let Some(m) = marathon {
+            m.abort();
+        }
         server.stop().await;
         Ok(())
     })

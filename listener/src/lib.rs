@@ -149,6 +149,19 @@ pub async fn serve<M: MakeService>(
     counters: Arc<Counters>,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_maybe_tls(listener, Some(tls), limits, make, counters, shutdown).await
+}
+
+/// As [`serve`], with TLS only when `tls` is given: plain HTTP is for
+/// listeners on loopback addresses, which the caller checks.
+pub async fn serve_maybe_tls<M: MakeService>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    limits: Limits,
+    make: M,
+    counters: Arc<Counters>,
+    shutdown: impl Future<Output = ()>,
+) {
     let make = Arc::new(make);
     let served = Arc::new(Semaphore::new(limits.max_connections));
     let refusing = Arc::new(Semaphore::new(limits.max_refusals));
@@ -201,11 +214,19 @@ pub async fn serve<M: MakeService>(
 async fn connection<M: MakeService>(
     tcp: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
-    tls: TlsAcceptor,
+    tls: Option<TlsAcceptor>,
     limits: &Limits,
     make: Arc<M>,
     counters: &Counters,
 ) {
+    let Some(tls) = tls else {
+        let info = Arc::new(ConnInfo {
+            client_certificate: None,
+            peer: Some(peer),
+            derived: Default::default(),
+        });
+        return drive(tcp, peer, info, limits, make, counters).await;
+    };
     let stream = match tokio::time::timeout(limits.handshake, tls.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -227,6 +248,21 @@ async fn connection<M: MakeService>(
         peer: Some(peer),
         derived: Default::default(),
     });
+    drive(stream, peer, info, limits, make, counters).await
+}
+
+/// Serves HTTP on one connection (its TLS, if any, set up) until it ends or
+/// idles out.
+async fn drive<M: MakeService, IO>(
+    stream: IO,
+    peer: std::net::SocketAddr,
+    info: Arc<ConnInfo>,
+    limits: &Limits,
+    make: Arc<M>,
+    counters: &Counters,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let tracker = Arc::new(Tracker::new());
     let io = TokioIo::new(Activity::new(stream, tracker.clone()));
     let t = tracker.clone();
@@ -274,18 +310,25 @@ async fn connection<M: MakeService>(
 }
 
 /// Answers every request of a connection past the cap with 503, briefly.
-async fn refuse(tcp: tokio::net::TcpStream, tls: TlsAcceptor, limits: &Limits) {
+async fn refuse(tcp: tokio::net::TcpStream, tls: Option<TlsAcceptor>, limits: &Limits) {
     let budget = limits.handshake.min(Duration::from_secs(5));
     let _ = tokio::time::timeout(budget, async move {
-        let Ok(stream) = tls.accept(tcp).await else {
-            return;
-        };
         let svc = hyper::service::service_fn(|_req: Request| async {
             Ok::<_, Infallible>(too_many_connections())
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().keep_alive(false);
-        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+        match tls {
+            Some(tls) => {
+                let Ok(stream) = tls.accept(tcp).await else {
+                    return;
+                };
+                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+            }
+            None => {
+                let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
+            }
+        }
     })
     .await;
 }

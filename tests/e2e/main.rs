@@ -35,6 +35,7 @@ mod leader;
 mod logs;
 mod machinery;
 mod maintenance;
+mod marathon;
 mod newcomer;
 mod node_identity;
 mod offers;

@@ -1,0 +1,43 @@
+//! A Kubernetes client per caller: the API server's address and CA, with
+//! the caller's token as the only credential. Clients are kept (a bounded
+//! number) so that a caller's calls share connections.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// How many callers' clients are kept.
+const KEPT: usize = 256;
+
+/// Makes and keeps callers' clients.
+pub struct Clients {
+    base: kube::Config,
+    kept: Mutex<HashMap<String, kube::Client>>,
+}
+
+impl Clients {
+    /// Clients of the API server `base` names; whatever credentials `base`
+    /// holds are dropped.
+    pub fn new(mut base: kube::Config) -> Self {
+        base.auth_info = Default::default();
+        Self {
+            base,
+            kept: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client acting as the holder of `token`.
+    pub fn for_token(&self, token: &str) -> Result<kube::Client, kube::Error> {
+        let mut kept = self.kept.lock().expect("clients lock");
+        if let Some(c) = kept.get(token) {
+            return Ok(c.clone());
+        }
+        let mut cfg = self.base.clone();
+        cfg.auth_info.token = Some(token.to_string().into());
+        let client = kube::Client::try_from(cfg)?;
+        if kept.len() >= KEPT {
+            kept.clear();
+        }
+        kept.insert(token.to_string(), client.clone());
+        Ok(client)
+    }
+}

@@ -1,0 +1,219 @@
+//! Marathon's v2 REST API over Mosaic's App kind, for the tooling people
+//! kept from Marathon (its Python client, scripts, deploy tools).
+//!
+//! A gateway: every call is translated to calls on Apps and their instances
+//! (Tasks) in one namespace, made to the API server through a Kubernetes
+//! client **as the caller** (the caller's token is the client's only
+//! credential, [`auth`]), so the API server authenticates it and RBAC
+//! authorizes each call; nothing here trusts the caller otherwise, and it
+//! never imports the API server. It runs beside `mosaic server` (`mosaic
+//! server --marathon-listen ADDR`) or against any cluster with Mosaic's CRDs.
+//!
+//! - [`model`]: Marathon's JSON; [`translate`]: an app definition into an
+//!   App (what cannot be honoured is refused, by path); [`present`]: Apps,
+//!   instances and rollouts as Marathon's apps, tasks and deployments;
+//!   [`routes`]: the calls; [`error`]: Marathon's error answers.
+//! - Served through `mosaic-listener` (timeouts, connection cap): plain HTTP
+//!   only on a loopback address, TLS elsewhere (the caller decides, see
+//!   [`serve`]). Request bodies are limited to [`MAX_BODY`].
+
+pub mod auth;
+pub mod clients;
+pub mod error;
+pub mod model;
+pub mod present;
+pub mod routes;
+pub mod translate;
+
+use bytes::Bytes;
+use error::MarathonError;
+use http_body_util::{BodyExt, Full, Limited};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The largest request body taken (an app definition is a few KiB).
+pub const MAX_BODY: usize = 1 << 20;
+
+/// What the gateway serves from.
+pub struct Gateway {
+    /// Callers' clients of the API server.
+    pub clients: clients::Clients,
+    /// The namespace whose Apps Marathon's apps are.
+    pub namespace: String,
+    /// The port it listens on (for `/v2/info`).
+    pub port: u16,
+}
+
+pub use tokio_rustls::TlsAcceptor;
+
+/// A TLS acceptor serving `cert_pem` (a chain) with `key_pem`.
+pub fn tls_acceptor(cert_pem: &str, key_pem: &str) -> Result<TlsAcceptor, rustls::Error> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |e: rustls::pki_types::pem::Error| rustls::Error::General(e.to_string());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(bad)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(bad)?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Plain HTTP was asked for on an address other than loopback.
+    #[error("the Marathon API serves plain HTTP on loopback addresses only; {0} needs TLS")]
+    PlainOffLoopback(std::net::SocketAddr),
+}
+
+/// Serves the gateway on `listener` until `shutdown`: with TLS when `tls`
+/// is given, else plain HTTP, which only a loopback address may have.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: mosaic_listener::Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServeError> {
+    if tls.is_none()
+        && let Ok(addr) = listener.local_addr()
+        && !addr.ip().is_loopback()
+    {
+        return Err(ServeError::PlainOffLoopback(addr));
+    }
+    let make = move |_conn: &Arc<mosaic_listener::ConnInfo>, req: mosaic_listener::Request| {
+        let gw = gateway.clone();
+        async move { handle(&gw, req).await }
+    };
+    mosaic_listener::serve_maybe_tls(
+        listener,
+        tls,
+        limits,
+        make,
+        Arc::new(Default::default()),
+        shutdown,
+    )
+    .await;
+    Ok(())
+}
+
+/// A path with repeated slashes made one (Marathon's clients send
+/// `/v2/apps//web` for the app `/web`).
+fn normalize(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn query(q: Option<&str>) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.entry(k.to_string()).or_default().push(v.to_string());
+    }
+    out
+}
+
+fn respond(a: routes::Answer) -> http::Response<Full<Bytes>> {
+    let mut r = http::Response::builder().status(a.code).header(
+        http::header::CONTENT_TYPE,
+        if a.text {
+            "text/plain; charset=utf-8"
+        } else {
+            "application/json"
+        },
+    );
+    for (k, v) in a.headers {
+        r = r.header(k, v);
+    }
+    r.body(Full::new(Bytes::from(a.body)))
+        .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new())))
+}
+
+fn failed(e: MarathonError) -> http::Response<Full<Bytes>> {
+    let mut a = routes::Answer::json(e.code(), &e.body());
+    if e.code() == 401 {
+        a.headers.push((
+            "WWW-Authenticate",
+            "Basic realm=\"Mosaic Marathon API\"".into(),
+        ));
+    }
+    respond(a)
+}
+
+/// Answers one request.
+async fn handle(gw: &Gateway, req: mosaic_listener::Request) -> http::Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let path = normalize(parts.uri.path());
+    if path == "/ping" {
+        // As Marathon's: a liveness probe, open to all, saying nothing.
+        return respond(routes::Answer {
+            code: 200,
+            body: b"pong".to_vec(),
+            text: true,
+            headers: Vec::new(),
+        });
+    }
+    let authorization = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(token) = auth::token(authorization) else {
+        return failed(MarathonError::Unauthorized(
+            "credentials are required: Authorization: token=<token>, or HTTP Basic with the token as the password".into(),
+        ));
+    };
+    let client = match gw.clients.for_token(&token) {
+        Ok(c) => c,
+        Err(e) => return failed(MarathonError::Api(500, format!("making a client: {e}"))),
+    };
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return failed(MarathonError::BadRequest(format!(
+                "the request body is over {MAX_BODY} bytes, or was cut off"
+            )));
+        }
+    };
+    let call = routes::Call {
+        client,
+        namespace: &gw.namespace,
+        method: &parts.method,
+        path: &path,
+        query: query(parts.uri.query()),
+        body: &body,
+        port: gw.port,
+    };
+    match routes::route(&call).await {
+        Ok(a) => respond(a),
+        Err(e) => {
+            tracing::debug!(method = %parts.method, path, error = %e, "Marathon call refused");
+            failed(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn paths_and_queries_as_clients_send_them() {
+        assert_eq!(
+            super::normalize("/v2/apps//web//tasks"),
+            "/v2/apps/web/tasks"
+        );
+        let q = super::query(Some("embed=app.tasks&embed=app.counts&force=False"));
+        assert_eq!(q["embed"], ["app.tasks", "app.counts"]);
+        assert_eq!(q["force"], ["False"]);
+    }
+}

@@ -1,0 +1,540 @@
+//! The calls served, each translated to calls on Apps and Tasks in the
+//! gateway's namespace, made as the caller.
+
+use crate::error::MarathonError;
+use crate::model::{AppIn, Apps, DeploymentResult, HttpConfig, Info, OneApp, OneTask, Tasks};
+use crate::{present, translate};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use mosaic_crds::Agent;
+use mosaic_crds::app::{APP_LABEL, App};
+use mosaic_crds::task::Task;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// An answer: status, body (JSON unless `text`), extra headers.
+pub struct Answer {
+    pub code: u16,
+    pub body: Vec<u8>,
+    pub text: bool,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Answer {
+    /// `value` as JSON with `code`.
+    pub fn json(code: u16, value: &impl Serialize) -> Self {
+        Self {
+            code,
+            body: serde_json::to_vec(value).unwrap_or_default(),
+            text: false,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// One call, as the router sees it.
+pub struct Call<'a> {
+    pub client: Client,
+    pub namespace: &'a str,
+    pub method: &'a http::Method,
+    /// The path, with repeated slashes made one.
+    pub path: &'a str,
+    pub query: HashMap<String, Vec<String>>,
+    pub body: &'a [u8],
+    /// The port the gateway listens on (for `/v2/info`).
+    pub port: u16,
+}
+
+impl Call<'_> {
+    fn flag(&self, name: &str) -> bool {
+        self.query
+            .get(name)
+            .and_then(|v| v.last())
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    fn apps(&self) -> Api<App> {
+        Api::namespaced(self.client.clone(), self.namespace)
+    }
+
+    fn tasks(&self) -> Api<Task> {
+        Api::namespaced(self.client.clone(), self.namespace)
+    }
+}
+
+type Result<T> = std::result::Result<T, MarathonError>;
+
+/// Answers a call.
+pub async fn route(c: &Call<'_>) -> Result<Answer> {
+    use http::Method;
+    let path = c.path.trim_end_matches('/');
+    let m = c.method;
+    if path == "/v2/info" && m == Method::GET {
+        return info(c).await;
+    }
+    if path == "/v2/apps" {
+        return match *m {
+            Method::GET => list_apps(c).await,
+            Method::POST => create_app(c).await,
+            _ => Err(MarathonError::NoRoute(format!("{m} {path} is not served"))),
+        };
+    }
+    if path == "/v2/tasks" && m == Method::GET {
+        return list_tasks(c, None).await;
+    }
+    if path == "/v2/deployments" && m == Method::GET {
+        return list_deployments(c).await;
+    }
+    if let Some(id) = path.strip_prefix("/v2/deployments/")
+        && m == Method::DELETE
+    {
+        return delete_deployment(c, id).await;
+    }
+    if let Some(rest) = path.strip_prefix("/v2/apps/") {
+        if let Some(id) = rest.strip_suffix("/restart")
+            && m == Method::POST
+        {
+            return restart(c, id).await;
+        }
+        if let Some(id) = rest.strip_suffix("/tasks")
+            && m == Method::GET
+        {
+            return list_tasks(c, Some(id)).await;
+        }
+        if let Some((id, task)) = rest.rsplit_once("/tasks/")
+            && m == Method::DELETE
+        {
+            return kill_task(c, id, task).await;
+        }
+        return match *m {
+            Method::GET => get_app(c, rest).await,
+            Method::PUT | Method::PATCH => update_app(c, rest).await,
+            Method::DELETE => delete_app(c, rest).await,
+            _ => Err(MarathonError::NoRoute(format!("{m} {path} is not served"))),
+        };
+    }
+    Err(MarathonError::NoRoute(format!("{m} {path} is not served")))
+}
+
+async fn info(c: &Call<'_>) -> Result<Answer> {
+    // One call as the caller, so that credentials are checked here too.
+    c.apps()
+        .list(&ListParams::default().limit(1))
+        .await
+        .map_err(|e| MarathonError::from_kube(e, "the apps"))?;
+    Ok(Answer::json(
+        200,
+        &Info {
+            name: "marathon".into(),
+            version: "1.10.17".into(),
+            buildref: format!("mosaic-{}", env!("CARGO_PKG_VERSION")),
+            elected: true,
+            leader: format!("mosaic:{}", c.port),
+            framework_id: format!("mosaic-{}", c.namespace),
+            marathon_config: Default::default(),
+            zookeeper_config: Default::default(),
+            http_config: HttpConfig {
+                http_port: c.port,
+                https_port: c.port,
+            },
+        },
+    ))
+}
+
+/// The hosts agents serve at, by agent name (none if the caller may not
+/// read Agents: tasks then show their agent's name).
+async fn hosts(c: &Call<'_>) -> BTreeMap<String, String> {
+    let Ok(list) = Api::<Agent>::all(c.client.clone())
+        .list(&ListParams::default())
+        .await
+    else {
+        return BTreeMap::new();
+    };
+    list.items
+        .iter()
+        .filter_map(|a| {
+            let addr = a.status.as_ref()?.address.as_deref()?;
+            let rest = addr.split_once("://").map_or(addr, |(_, r)| r);
+            let authority = rest.split('/').next()?;
+            let host = match authority.strip_prefix('[') {
+                Some(v6) => v6.split(']').next()?,
+                None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+            };
+            Some((a.name_any(), host.to_string()))
+        })
+        .collect()
+}
+
+/// The instances of the Apps in the namespace, by App name.
+async fn instances(c: &Call<'_>, app: Option<&str>) -> Result<HashMap<String, Vec<Task>>> {
+    let selector = match app {
+        Some(name) => format!("{APP_LABEL}={name}"),
+        None => APP_LABEL.to_string(),
+    };
+    let list = c
+        .tasks()
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| MarathonError::from_kube(e, "the tasks"))?;
+    let mut by_app: HashMap<String, Vec<Task>> = HashMap::new();
+    for t in list.items {
+        if let Some(a) = t.labels().get(APP_LABEL).cloned() {
+            by_app.entry(a).or_default().push(t);
+        }
+    }
+    Ok(by_app)
+}
+
+async fn get(c: &Call<'_>, id: &str) -> Result<(String, App)> {
+    let (canonical, name) = translate::name_of(id)?;
+    let app = c
+        .apps()
+        .get(&name)
+        .await
+        .map_err(|e| MarathonError::from_kube(e, &format!("App '{canonical}'")))?;
+    Ok((canonical, app))
+}
+
+async fn list_apps(c: &Call<'_>) -> Result<Answer> {
+    let embed = c.query.get("embed").is_some_and(|e| {
+        e.iter()
+            .any(|v| v.ends_with("apps.tasks") || v.ends_with("app.tasks") || v == "tasks")
+    });
+    let apps = c
+        .apps()
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| MarathonError::from_kube(e, "the apps"))?;
+    let by_app = instances(c, None).await?;
+    let hosts = hosts(c).await;
+    let out = apps
+        .items
+        .iter()
+        .map(|a| {
+            let tasks: Vec<&Task> = by_app.get(&a.name_any()).into_iter().flatten().collect();
+            present::app(a, &tasks, &hosts, embed)
+        })
+        .collect();
+    Ok(Answer::json(200, &Apps { apps: out }))
+}
+
+async fn get_app(c: &Call<'_>, id: &str) -> Result<Answer> {
+    let (_, app) = get(c, id).await?;
+    let by_app = instances(c, Some(&app.name_any())).await?;
+    let tasks: Vec<&Task> = by_app.values().flatten().collect();
+    let hosts = hosts(c).await;
+    Ok(Answer::json(
+        200,
+        &OneApp {
+            app: present::app(&app, &tasks, &hosts, true),
+        },
+    ))
+}
+
+fn parse(body: &[u8]) -> Result<AppIn> {
+    serde_json::from_slice(body)
+        .map_err(|e| MarathonError::Invalid(vec![("/".into(), format!("Invalid JSON: {e}"))]))
+}
+
+/// A new App of Marathon id `id` from `def`.
+fn new_app(id: &str, def: AppIn) -> Result<App> {
+    let (canonical, name) = translate::name_of(id)?;
+    let mut spec = translate::new_spec();
+    translate::apply(&mut spec, def)?;
+    let mut app = App::new(&name, spec);
+    app.annotations_mut()
+        .insert(translate::ID_ANNOTATION.into(), canonical);
+    Ok(app)
+}
+
+fn created(app: &App) -> Answer {
+    let mut a = Answer::json(201, &present::app(app, &[], &BTreeMap::new(), false));
+    a.headers
+        .push(("Location", format!("/v2/apps{}", present::id_of(app))));
+    a.headers
+        .push(("Marathon-Deployment-Id", present::deployment_id(app)));
+    a
+}
+
+async fn create_app(c: &Call<'_>) -> Result<Answer> {
+    let def = parse(c.body)?;
+    let Some(id) = def.id.clone() else {
+        return Err(MarathonError::field("/id", "an app needs an id"));
+    };
+    let app = new_app(&id, def)?;
+    let made = match c.apps().create(&PostParams::default(), &app).await {
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            return Err(MarathonError::Conflict(format!(
+                "An app with id [{}] already exists.",
+                present::id_of(&app)
+            )));
+        }
+        other => other.map_err(|e| MarathonError::from_kube(e, "the app"))?,
+    };
+    Ok(created(&made))
+}
+
+fn result(app: &App) -> Answer {
+    let mut a = Answer::json(
+        200,
+        &DeploymentResult {
+            deployment_id: present::deployment_id(app),
+            version: present::version_of(app),
+        },
+    );
+    a.headers
+        .push(("Marathon-Deployment-Id", present::deployment_id(app)));
+    a
+}
+
+async fn update_app(c: &Call<'_>, id: &str) -> Result<Answer> {
+    let mut def = parse(c.body)?;
+    if let Some(given) = def.id.take()
+        && translate::name_of(&given)?.0 != translate::name_of(id)?.0
+    {
+        return Err(MarathonError::field(
+            "/id",
+            "the id in the body is not the app's in the path",
+        ));
+    }
+    let (canonical, name) = translate::name_of(id)?;
+    match c.apps().get(&name).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 && c.method == http::Method::PUT => {
+            let app = new_app(id, def)?;
+            let made = c
+                .apps()
+                .create(&PostParams::default(), &app)
+                .await
+                .map_err(|e| MarathonError::from_kube(e, "the app"))?;
+            let mut a = result(&made);
+            a.code = 201;
+            return Ok(a);
+        }
+        Err(e) => return Err(MarathonError::from_kube(e, &format!("App '{canonical}'"))),
+    };
+    let partial = c
+        .query
+        .get("partialUpdate")
+        .and_then(|v| v.last())
+        .is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+    let replace = !partial && c.method == http::Method::PUT;
+    let updated = modify(c, &name, &canonical, |app| {
+        if replace {
+            let framework = app.spec.template.spec.framework.clone();
+            app.spec = translate::new_spec();
+            app.spec.template.spec.framework = framework;
+        }
+        translate::apply(&mut app.spec, def.clone())
+    })
+    .await?;
+    Ok(result(&updated))
+}
+
+/// Changes an App by `f` and writes it whole, guarded by the version read;
+/// read again and changed again when it moved meanwhile (its status is
+/// written often), a few times.
+async fn modify(
+    c: &Call<'_>,
+    name: &str,
+    canonical: &str,
+    mut f: impl FnMut(&mut App) -> Result<()>,
+) -> Result<App> {
+    let what = format!("App '{canonical}'");
+    for _ in 0..8 {
+        let mut app = c
+            .apps()
+            .get(name)
+            .await
+            .map_err(|e| MarathonError::from_kube(e, &what))?;
+        f(&mut app)?;
+        app.metadata.managed_fields = None;
+        match c.apps().replace(name, &PostParams::default(), &app).await {
+            Ok(updated) => return Ok(updated),
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return Err(MarathonError::from_kube(e, &what)),
+        }
+    }
+    Err(MarathonError::Conflict(format!(
+        "{what} kept changing while it was being updated; try again"
+    )))
+}
+
+async fn delete_app(c: &Call<'_>, id: &str) -> Result<Answer> {
+    let (canonical, app) = get(c, id).await?;
+    c.apps()
+        .delete(&app.name_any(), &DeleteParams::background())
+        .await
+        .map_err(|e| MarathonError::from_kube(e, &format!("App '{canonical}'")))?;
+    Ok(result(&app))
+}
+
+async fn restart(c: &Call<'_>, id: &str) -> Result<Answer> {
+    let (canonical, app) = get(c, id).await?;
+    let now = present::time(jiff::Timestamp::now());
+    let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {
+        "mosaic.dev/restartedAt": now}}}}});
+    let updated = c
+        .apps()
+        .patch(
+            &app.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|e| MarathonError::from_kube(e, &format!("App '{canonical}'")))?;
+    Ok(result(&updated))
+}
+
+async fn list_tasks(c: &Call<'_>, id: Option<&str>) -> Result<Answer> {
+    let apps: Vec<App> = match id {
+        Some(id) => vec![get(c, id).await?.1],
+        None => {
+            c.apps()
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| MarathonError::from_kube(e, "the apps"))?
+                .items
+        }
+    };
+    let by_app = instances(c, id.map(|_| apps[0].name_any()).as_deref()).await?;
+    let hosts = hosts(c).await;
+    let mut out = Vec::new();
+    for a in &apps {
+        let (app_id, version) = (present::id_of(a), present::version_of(a));
+        for t in by_app.get(&a.name_any()).into_iter().flatten() {
+            if t.status.as_ref().and_then(|s| s.agent.as_ref()).is_some() {
+                out.push(present::task(&app_id, &version, t, &hosts));
+            }
+        }
+    }
+    Ok(Answer::json(200, &Tasks { tasks: out }))
+}
+
+async fn kill_task(c: &Call<'_>, id: &str, task: &str) -> Result<Answer> {
+    let (canonical, app) = get(c, id).await?;
+    let missing = || MarathonError::NotFound(format!("Task '{task}' does not exist"));
+    // A task id is an instance's name; anything else names no task (and
+    // never reaches the API server as a path).
+    let is_name = !task.is_empty()
+        && task.len() <= 253
+        && task
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !is_name {
+        return Err(missing());
+    }
+    let t = match c.tasks().get(task).await {
+        Ok(t) => t,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Err(missing()),
+        Err(e) => return Err(MarathonError::from_kube(e, &format!("Task '{task}'"))),
+    };
+    if t.labels().get(APP_LABEL) != Some(&app.name_any()) {
+        return Err(missing());
+    }
+    c.tasks()
+        .delete(task, &DeleteParams::default())
+        .await
+        .map_err(|e| MarathonError::from_kube(e, &format!("Task '{task}'")))?;
+    if c.flag("scale") {
+        // One fewer, guarded by the version read (status writes move it too:
+        // read again and retry a few times).
+        let mut current = app.clone();
+        for _ in 0..8 {
+            let replicas = (current.spec.replicas - 1).max(0);
+            let patch = serde_json::json!({"metadata": {"resourceVersion": current.resource_version()},
+                "spec": {"replicas": replicas}});
+            match c
+                .apps()
+                .patch(
+                    &app.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+            {
+                Ok(updated) => return Ok(result(&updated)),
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    current = get(c, id).await?.1;
+                }
+                Err(e) => return Err(MarathonError::from_kube(e, &format!("App '{canonical}'"))),
+            }
+        }
+        return Err(MarathonError::Conflict(format!(
+            "App '{canonical}' kept changing; its task was killed but its instances not lowered"
+        )));
+    }
+    let hosts = hosts(c).await;
+    Ok(Answer::json(
+        200,
+        &OneTask {
+            task: present::task(&canonical, &present::version_of(&app), &t, &hosts),
+        },
+    ))
+}
+
+async fn list_deployments(c: &Call<'_>) -> Result<Answer> {
+    let apps = c
+        .apps()
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| MarathonError::from_kube(e, "the apps"))?;
+    let out: Vec<_> = apps
+        .items
+        .iter()
+        .filter_map(|a| present::deployment_of(a).map(|id| present::deployment(a, id)))
+        .collect();
+    Ok(Answer::json(200, &out))
+}
+
+async fn delete_deployment(c: &Call<'_>, id: &str) -> Result<Answer> {
+    let apps = c
+        .apps()
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| MarathonError::from_kube(e, "the apps"))?;
+    let Some(app) = apps
+        .items
+        .into_iter()
+        .find(|a| present::deployment_of(a).as_deref() == Some(id))
+    else {
+        return Err(MarathonError::NotFound(format!(
+            "DeploymentPlan {id} does not exist"
+        )));
+    };
+    let name = app.name_any();
+    if c.flag("force") {
+        // Stopped where it is, as Marathon's forced cancel leaves it.
+        let patch = serde_json::json!({"spec": {"paused": true}});
+        c.apps()
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| MarathonError::from_kube(e, &format!("App '{}'", present::id_of(&app))))?;
+        return Ok(Answer {
+            code: 202,
+            body: Vec::new(),
+            text: false,
+            headers: Vec::new(),
+        });
+    }
+    // Rolled back: the template all instances ran before this rollout (the
+    // current revision), when the spec has moved from it.
+    let st = app.status.clone().unwrap_or_default();
+    let previous = st
+        .revisions
+        .iter()
+        .find(|r| Some(&r.revision) == st.current_revision.as_ref())
+        .filter(|r| r.template != app.spec.template);
+    let Some(previous) = previous else {
+        return Err(MarathonError::Conflict(format!(
+            "deployment {id} scales the app and has no earlier template to roll back to; cancel it with force=true"
+        )));
+    };
+    let template = previous.template.clone();
+    let updated = modify(c, &name, &present::id_of(&app), |a| {
+        a.spec.template = template.clone();
+        Ok(())
+    })
+    .await?;
+    Ok(result(&updated))
+}
