@@ -22,6 +22,11 @@ pub const REVISION_LABEL: &str = "mosaic.dev/revision";
 /// "oldest" mean when scaling down.
 pub const LAUNCHED_ANNOTATION: &str = "mosaic.dev/launched-at";
 
+/// The annotation that ranks an instance for scaling down, as a Pod's
+/// `controller.kubernetes.io/pod-deletion-cost`: an integer, 0 when absent;
+/// lower goes first. (Marathon's "kill this task and scale" sets it lowest.)
+pub const DELETION_COST_ANNOTATION: &str = "mosaic.dev/deletion-cost";
+
 /// The rule that the template's health check names one of the instances'
 /// ports (in `spec.ports` or the template's own).
 const PORT_NAME_KNOWN: &str = "!has(self.spec.template.spec.healthCheck) \

@@ -28,8 +28,10 @@ pub fn token(authorization: Option<&str>) -> Option<String> {
     } else {
         return None;
     };
-    (!token.is_empty() && token.len() <= 16 * 1024 && !token.contains(['\r', '\n']))
-        .then_some(token)
+    // It must make a valid header again (`Authorization: Bearer <token>`):
+    // anything else is no token.
+    let sendable = http::HeaderValue::from_str(&format!("Bearer {token}")).is_ok();
+    (!token.is_empty() && token.len() <= 16 * 1024 && sendable).then_some(token)
 }
 
 #[cfg(test)]
@@ -45,6 +47,8 @@ mod tests {
         assert_eq!(token(Some("Basic !!")), None);
         assert_eq!(token(Some("token=")), None);
         assert_eq!(token(Some("Digest x")), None);
+        // "x:\x01": not a value a header can carry.
+        assert_eq!(token(Some("Basic eDoB")), None);
         assert_eq!(token(None), None);
     }
 }

@@ -25,19 +25,28 @@ impl Clients {
         }
     }
 
-    /// The client acting as the holder of `token`.
+    /// The client acting as the holder of `token` (one [`crate::auth::token`]
+    /// accepted: a valid header value).
     pub fn for_token(&self, token: &str) -> Result<kube::Client, kube::Error> {
-        let mut kept = self.kept.lock().expect("clients lock");
-        if let Some(c) = kept.get(token) {
+        if let Some(c) = self.kept().get(token) {
             return Ok(c.clone());
         }
         let mut cfg = self.base.clone();
         cfg.auth_info.token = Some(token.to_string().into());
         let client = kube::Client::try_from(cfg)?;
-        if kept.len() >= KEPT {
-            kept.clear();
+        let mut kept = self.kept();
+        if kept.len() >= KEPT
+            && let Some(some) = kept.keys().next().cloned()
+        {
+            kept.remove(&some);
         }
         kept.insert(token.to_string(), client.clone());
         Ok(client)
+    }
+
+    /// The kept clients (a panic elsewhere while it was held leaves a map
+    /// that is still whole).
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<String, kube::Client>> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

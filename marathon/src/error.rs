@@ -21,6 +21,9 @@ pub enum MarathonError {
     /// The request is not JSON, or not what the call takes (400).
     #[error("{0}")]
     BadRequest(String),
+    /// The request body is too large (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// Fields that are invalid or that Mosaic cannot honour (422), by path.
     #[error("Object is not valid")]
     Invalid(Vec<(String, String)>),
@@ -46,6 +49,7 @@ impl MarathonError {
             MarathonError::NotFound(_) | MarathonError::NoRoute(_) => 404,
             MarathonError::Conflict(_) => 409,
             MarathonError::BadRequest(_) => 400,
+            MarathonError::TooLarge(_) => 413,
             MarathonError::Invalid(_) => 422,
             MarathonError::Api(code, _) => *code,
         }

@@ -34,6 +34,9 @@ use std::sync::Arc;
 /// The largest request body taken (an app definition is a few KiB).
 pub const MAX_BODY: usize = 1 << 20;
 
+/// How long a request body may take to arrive.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the gateway serves from.
 pub struct Gateway {
     /// Callers' clients of the API server.
@@ -82,11 +85,13 @@ pub async fn serve(
     limits: mosaic_listener::Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    if tls.is_none()
-        && let Ok(addr) = listener.local_addr()
-        && !addr.ip().is_loopback()
-    {
-        return Err(ServeError::PlainOffLoopback(addr));
+    if tls.is_none() {
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        if !addr.ip().is_loopback() {
+            return Err(ServeError::PlainOffLoopback(addr));
+        }
     }
     let make = move |_conn: &Arc<mosaic_listener::ConnInfo>, req: mosaic_listener::Request| {
         let gw = gateway.clone();
@@ -137,8 +142,11 @@ fn respond(a: routes::Answer) -> http::Response<Full<Bytes>> {
     for (k, v) in a.headers {
         r = r.header(k, v);
     }
-    r.body(Full::new(Bytes::from(a.body)))
-        .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new())))
+    r.body(Full::new(Bytes::from(a.body))).unwrap_or_else(|_| {
+        let mut r = http::Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
 }
 
 fn failed(e: MarathonError) -> http::Response<Full<Bytes>> {
@@ -178,11 +186,23 @@ async fn handle(gw: &Gateway, req: mosaic_listener::Request) -> http::Response<F
         Ok(c) => c,
         Err(e) => return failed(MarathonError::Api(500, format!("making a client: {e}"))),
     };
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect());
+    let body = match read.await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return failed(MarathonError::TooLarge(format!(
+                "the request body is over {MAX_BODY} bytes"
+            )));
+        }
+        Ok(Err(_)) => {
+            return failed(MarathonError::BadRequest(
+                "the request body was cut off".into(),
+            ));
+        }
         Err(_) => {
             return failed(MarathonError::BadRequest(format!(
-                "the request body is over {MAX_BODY} bytes, or was cut off"
+                "the request body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
             )));
         }
     };

@@ -53,6 +53,9 @@ pub struct PortDefinition {
     /// Labels (kept by Marathon for service discovery; not translated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
+    /// Keys not translated (refused unless they say nothing).
+    #[serde(flatten, skip_serializing)]
+    pub rest: BTreeMap<String, Value>,
 }
 
 /// A health check.
@@ -79,6 +82,9 @@ pub struct HealthCheck {
     pub max_consecutive_failures: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignore_http1xx: Option<bool>,
+    /// Keys not translated (refused unless they say nothing).
+    #[serde(flatten, skip_serializing)]
+    pub rest: BTreeMap<String, Value>,
 }
 
 /// A COMMAND health check's command: `{"value": ...}` or, from older
@@ -112,6 +118,9 @@ pub struct UpgradeStrategy {
     pub minimum_health_capacity: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maximum_over_capacity: Option<f64>,
+    /// Keys not translated (refused).
+    #[serde(flatten, skip_serializing)]
+    pub rest: BTreeMap<String, Value>,
 }
 
 /// An app as Marathon answers with it.

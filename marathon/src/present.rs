@@ -47,10 +47,12 @@ pub fn version_of(app: &App) -> String {
 pub fn deployment_of(app: &App) -> Option<String> {
     let want = app.spec.replicas;
     let st = app.status.clone().unwrap_or_default();
-    let settled = st.observed_generation == app.metadata.generation
-        && st.replicas == want
-        && st.updated_replicas == want
-        && st.ready_replicas == want;
+    // A forced cancel pauses the App where it is: no deployment then.
+    let settled = app.spec.paused
+        || st.observed_generation == app.metadata.generation
+            && st.replicas == want
+            && st.updated_replicas == want
+            && st.ready_replicas == want;
     (!settled).then(|| deployment_id(app))
 }
 
@@ -245,6 +247,7 @@ pub fn app(a: &App, instances: &[&Task], hosts: &BTreeMap<String, String>, embed
                 protocol: Some("tcp".into()),
                 name: Some(p.name.clone()),
                 labels: None,
+                rest: Default::default(),
             })
             .collect(),
         require_ports: ports.iter().any(|p| p.host_port.is_some_and(|h| h != 0)),
@@ -271,6 +274,7 @@ pub fn app(a: &App, instances: &[&Task], hosts: &BTreeMap<String, String>, embed
         upgrade_strategy: UpgradeStrategy {
             minimum_health_capacity: Some(spec.upgrade_strategy.minimum_health_capacity),
             maximum_over_capacity: Some(spec.upgrade_strategy.maximum_over_capacity),
+            rest: Default::default(),
         },
         backoff_seconds: spec.backoff_seconds,
         backoff_factor: spec.backoff_factor,

@@ -7,7 +7,7 @@ use crate::{present, translate};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use mosaic_crds::Agent;
-use mosaic_crds::app::{APP_LABEL, App};
+use mosaic_crds::app::{APP_LABEL, App, DELETION_COST_ANNOTATION};
 use mosaic_crds::task::Task;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -106,7 +106,13 @@ pub async fn route(c: &Call<'_>) -> Result<Answer> {
         {
             return kill_task(c, id, task).await;
         }
+        // What names a part of an app is never taken for an app's id.
+        let part = rest.ends_with("/tasks")
+            || rest.contains("/tasks/")
+            || rest.ends_with("/restart")
+            || rest.contains("/versions");
         return match *m {
+            _ if part => Err(MarathonError::NoRoute(format!("{m} {path} is not served"))),
             Method::GET => get_app(c, rest).await,
             Method::PUT | Method::PATCH => update_app(c, rest).await,
             Method::DELETE => delete_app(c, rest).await,
@@ -206,16 +212,53 @@ async fn list_apps(c: &Call<'_>) -> Result<Answer> {
         .await
         .map_err(|e| MarathonError::from_kube(e, "the apps"))?;
     let by_app = instances(c, None).await?;
-    let hosts = hosts(c).await;
+    let hosts = if embed {
+        hosts(c).await
+    } else {
+        BTreeMap::new()
+    };
+    let one = |k: &str| c.query.get(k).and_then(|v| v.last()).map(String::as_str);
+    let (id, cmd, label) = (one("id"), one("cmd"), one("label"));
     let out = apps
         .items
         .iter()
+        .filter(|a| id.is_none_or(|id| present::id_of(a).contains(id)))
+        .filter(|a| {
+            cmd.is_none_or(|cmd| {
+                a.spec
+                    .template
+                    .spec
+                    .command
+                    .as_deref()
+                    .is_some_and(|x| x.contains(cmd))
+            })
+        })
+        .filter(|a| label.is_none_or(|l| labelled(a, l)))
         .map(|a| {
             let tasks: Vec<&Task> = by_app.get(&a.name_any()).into_iter().flatten().collect();
             present::app(a, &tasks, &hosts, embed)
         })
         .collect();
     Ok(Answer::json(200, &Apps { apps: out }))
+}
+
+/// Whether an app's labels meet Marathon's `label` filter: `key`,
+/// `key==value` or `key!=value`.
+fn labelled(a: &App, filter: &str) -> bool {
+    let labels = a
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .map(|m| m.labels.clone())
+        .unwrap_or_default();
+    if let Some((k, v)) = filter.split_once("!=") {
+        labels.get(k.trim()).is_some_and(|x| x != v.trim())
+    } else if let Some((k, v)) = filter.split_once("==") {
+        labels.get(k.trim()).is_some_and(|x| x == v.trim())
+    } else {
+        labels.contains_key(filter.trim())
+    }
 }
 
 async fn get_app(c: &Call<'_>, id: &str) -> Result<Answer> {
@@ -325,6 +368,8 @@ async fn update_app(c: &Call<'_>, id: &str) -> Result<Answer> {
             app.spec = translate::new_spec();
             app.spec.template.spec.framework = framework;
         }
+        // A change goes out even after a forced cancel stopped the last.
+        app.spec.paused = false;
         translate::apply(&mut app.spec, def.clone())
     })
     .await?;
@@ -372,7 +417,7 @@ async fn delete_app(c: &Call<'_>, id: &str) -> Result<Answer> {
 async fn restart(c: &Call<'_>, id: &str) -> Result<Answer> {
     let (canonical, app) = get(c, id).await?;
     let now = present::time(jiff::Timestamp::now());
-    let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {
+    let patch = serde_json::json!({"spec": {"paused": false, "template": {"metadata": {"annotations": {
         "mosaic.dev/restartedAt": now}}}}});
     let updated = c
         .apps()
@@ -432,38 +477,27 @@ async fn kill_task(c: &Call<'_>, id: &str, task: &str) -> Result<Answer> {
     if t.labels().get(APP_LABEL) != Some(&app.name_any()) {
         return Err(missing());
     }
+    if c.flag("scale") {
+        // This instance goes first, then the App asks for one fewer: its
+        // controller kills exactly this one (as a Pod's deletion cost ranks
+        // a ReplicaSet's scale-down).
+        let mark = serde_json::json!({"metadata": {"annotations": {
+            DELETION_COST_ANNOTATION: i64::MIN.to_string()}}});
+        c.tasks()
+            .patch(task, &PatchParams::default(), &Patch::Merge(&mark))
+            .await
+            .map_err(|e| MarathonError::from_kube(e, &format!("Task '{task}'")))?;
+        let updated = modify(c, &app.name_any(), &canonical, |a| {
+            a.spec.replicas = (a.spec.replicas - 1).max(0);
+            Ok(())
+        })
+        .await?;
+        return Ok(result(&updated));
+    }
     c.tasks()
         .delete(task, &DeleteParams::default())
         .await
         .map_err(|e| MarathonError::from_kube(e, &format!("Task '{task}'")))?;
-    if c.flag("scale") {
-        // One fewer, guarded by the version read (status writes move it too:
-        // read again and retry a few times).
-        let mut current = app.clone();
-        for _ in 0..8 {
-            let replicas = (current.spec.replicas - 1).max(0);
-            let patch = serde_json::json!({"metadata": {"resourceVersion": current.resource_version()},
-                "spec": {"replicas": replicas}});
-            match c
-                .apps()
-                .patch(
-                    &app.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await
-            {
-                Ok(updated) => return Ok(result(&updated)),
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    current = get(c, id).await?.1;
-                }
-                Err(e) => return Err(MarathonError::from_kube(e, &format!("App '{canonical}'"))),
-            }
-        }
-        return Err(MarathonError::Conflict(format!(
-            "App '{canonical}' kept changing; its task was killed but its instances not lowered"
-        )));
-    }
     let hosts = hosts(c).await;
     Ok(Answer::json(
         200,

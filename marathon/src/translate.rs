@@ -56,7 +56,7 @@ fn says_nothing(key: &str, v: &Value) -> bool {
             "role" => v == "*",
             "gpus" => v == 0,
             "networks" => v == &serde_json::json!([{"mode": "host"}]),
-            "unreachableStrategy" => v == "disabled" || v.get("inactiveAfterSeconds").is_some(),
+            "unreachableStrategy" => v == "disabled",
             _ => false,
         }
 }
@@ -101,10 +101,10 @@ pub fn apply(spec: &mut AppSpec, app: AppIn) -> Result<(), MarathonError> {
     let r = &mut t.resources;
     if let Some(c) = app.cpus {
         match c {
-            c if c.is_finite() && c > 0.0 && c <= 1e6 => {
+            c if c.is_finite() && (0.001..=1e6).contains(&c) => {
                 r.cpus = Some(Quantity(format!("{}m", (c * 1000.0).round() as u64)))
             }
-            _ => refuse("/cpus", "must be a number of cores above 0".into()),
+            _ => refuse("/cpus", "must be a number of cores, at least 0.001".into()),
         }
     }
     for (path, v, slot) in [
@@ -156,6 +156,9 @@ pub fn apply(spec: &mut AppSpec, app: AppIn) -> Result<(), MarathonError> {
         }
     }
     let require = app.require_ports.unwrap_or(false);
+    if app.port_definitions.is_some() && app.ports.as_ref().is_some_and(|p| !p.is_empty()) {
+        refuse("/ports", "give portDefinitions or ports, not both".into());
+    }
     let defs = match (app.port_definitions, app.ports) {
         (Some(d), _) => Some(d),
         (None, Some(ports)) => Some(
@@ -172,12 +175,31 @@ pub fn apply(spec: &mut AppSpec, app: AppIn) -> Result<(), MarathonError> {
     if let Some(defs) = defs {
         let mut ports = Vec::new();
         for (i, d) in defs.iter().enumerate() {
+            let at = format!("/portDefinitions({i})");
             if let Some(p) = d.protocol.as_deref()
-                && !matches!(p, "tcp" | "udp" | "udp,tcp" | "tcp,udp")
+                && p != "tcp"
             {
                 refuse(
-                    &format!("/portDefinitions({i})/protocol"),
-                    "must be tcp, udp or udp,tcp".into(),
+                    &format!("{at}/protocol"),
+                    format!("{p}: Mosaic's host ports are tcp ports"),
+                );
+            }
+            if d.labels.as_ref().is_some_and(|l| !l.is_empty()) {
+                refuse(
+                    &format!("{at}/labels"),
+                    "port labels are not supported by Mosaic".into(),
+                );
+            }
+            if d.port != 0 && !require {
+                refuse(
+                    &format!("{at}/port"),
+                    "service ports are not supported by Mosaic: use 0 for any host port, or requirePorts: true for this host port".into(),
+                );
+            }
+            for k in d.rest.keys() {
+                refuse(
+                    &format!("{at}/{k}"),
+                    format!("{k} is not supported by Mosaic"),
                 );
             }
             ports.push(PortSpec {
@@ -223,6 +245,12 @@ pub fn apply(spec: &mut AppSpec, app: AppIn) -> Result<(), MarathonError> {
         spec.constraints = out;
     }
     if let Some(u) = app.upgrade_strategy {
+        for k in u.rest.keys() {
+            refuse(
+                &format!("/upgradeStrategy/{k}"),
+                format!("{k} is not supported by Mosaic"),
+            );
+        }
         let s = &mut spec.upgrade_strategy;
         for (path, v, slot) in [
             (
@@ -260,9 +288,10 @@ pub fn apply(spec: &mut AppSpec, app: AppIn) -> Result<(), MarathonError> {
             &mut spec.max_launch_delay_seconds,
         ),
     ] {
+        let least = if path == "/backoffFactor" { 1.0 } else { 0.0 };
         match v {
-            Some(x) if x.is_finite() && x >= 0.0 => *slot = x,
-            Some(_) => refuse(path, "must be a number, 0 or more".into()),
+            Some(x) if x.is_finite() && x >= least => *slot = x,
+            Some(_) => refuse(path, format!("must be a number, {least} or more")),
             None => {}
         }
     }
@@ -295,14 +324,44 @@ fn health_check(
             .cloned()
             .ok_or_else(|| ("/portIndex".to_string(), format!("the app has no port {i}")))
     };
+    if let Some(k) = h.rest.keys().next() {
+        return Err((format!("/{k}"), format!("{k} is not supported by Mosaic")));
+    }
+    if h.ignore_http1xx == Some(true) {
+        return Err((
+            "/ignoreHttp1xx".into(),
+            "Mosaic's HTTP checks count 1xx answers as failures".into(),
+        ));
+    }
+    if h.max_consecutive_failures == Some(0) {
+        return Err((
+            "/maxConsecutiveFailures".into(),
+            "0 (never kill) is not supported by Mosaic: an unhealthy instance is killed".into(),
+        ));
+    }
+    if h.port.is_some() && h.port_index.is_some() {
+        return Err(("/port".into(), "give port or portIndex, not both".into()));
+    }
+    // Marathon's defaults.
     let mut out = mosaic_crds::task::HealthCheck {
-        initial_delay_seconds: h.grace_period_seconds.unwrap_or(15),
-        period_seconds: h.interval_seconds.unwrap_or(10),
+        initial_delay_seconds: h.grace_period_seconds.unwrap_or(300),
+        period_seconds: h.interval_seconds.unwrap_or(60),
         timeout_seconds: h.timeout_seconds.unwrap_or(20),
         failure_threshold: h.max_consecutive_failures.unwrap_or(3),
         ..Default::default()
     };
-    match h.protocol.as_deref().unwrap_or("HTTP") {
+    let protocol = h.protocol.as_deref().unwrap_or("HTTP");
+    let http = matches!(protocol, "HTTP" | "MESOS_HTTP");
+    if h.path.is_some() && !http {
+        return Err(("/path".into(), format!("a {protocol} check has no path")));
+    }
+    if h.command.is_some() && protocol != "COMMAND" {
+        return Err((
+            "/command".into(),
+            format!("a {protocol} check has no command"),
+        ));
+    }
+    match protocol {
         "HTTP" | "MESOS_HTTP" => {
             let (port, port_name) = match h.port {
                 Some(p) => (Some(p), None),
@@ -414,6 +473,38 @@ mod tests {
                 "/env/P",
                 "/healthChecks(0)/protocol",
                 "/constraints(0)"
+            ]
+        );
+    }
+
+    #[test]
+    fn nested_fields_are_refused_rather_than_dropped() {
+        let mut spec = new_spec();
+        let err = apply(
+            &mut spec,
+            app(r#"{"cmd":"x","portDefinitions":[{"port":10001,"protocol":"udp","labels":{"vip":"a"},"extra":1}],
+                "healthChecks":[{"protocol":"TCP","path":"/","ignoreHttp1xx":true}],
+                "upgradeStrategy":{"minimumHealthCapacity":1,"drain":true},
+                "unreachableStrategy":{"inactiveAfterSeconds":900,"expungeAfterSeconds":3600},
+                "backoffFactor":0.5,"cpus":0.0001}"#),
+        )
+        .unwrap_err();
+        let MarathonError::Invalid(fields) = err else {
+            panic!("not invalid")
+        };
+        let paths: Vec<&str> = fields.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/unreachableStrategy",
+                "/cpus",
+                "/portDefinitions(0)/protocol",
+                "/portDefinitions(0)/labels",
+                "/portDefinitions(0)/port",
+                "/portDefinitions(0)/extra",
+                "/healthChecks(0)/ignoreHttp1xx",
+                "/upgradeStrategy/drain",
+                "/backoffFactor"
             ]
         );
     }

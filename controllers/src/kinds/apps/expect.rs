@@ -101,6 +101,7 @@ mod tests {
             draining: false,
             host: None,
             ports: Vec::new(),
+            deletion_cost: 0,
         }
     }
 

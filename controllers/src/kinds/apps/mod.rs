@@ -22,7 +22,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use mosaic_crds::Agent;
 use mosaic_crds::app::{
-    APP_LABEL, App, AppSpec, AppStatus, InstanceTemplate, LAUNCHED_ANNOTATION, REVISION_LABEL,
+    APP_LABEL, App, AppSpec, AppStatus, DELETION_COST_ANNOTATION, InstanceTemplate,
+    LAUNCHED_ANNOTATION, REVISION_LABEL,
 };
 use mosaic_crds::status_apply::StatusApply;
 use mosaic_crds::task::{RestartPolicy, Task};
@@ -353,6 +354,11 @@ fn instance(t: &Task) -> Instance {
         draining: false,
         host: None,
         ports: status.map(|s| s.ports.clone()).unwrap_or_default(),
+        deletion_cost: t
+            .annotations()
+            .get(DELETION_COST_ANNOTATION)
+            .and_then(|c| c.trim().parse().ok())
+            .unwrap_or(0),
     }
 }
 

@@ -49,6 +49,8 @@ pub struct Instance {
     pub host: Option<String>,
     /// The host ports it was given.
     pub ports: Vec<mosaic_crds::ports::TaskPort>,
+    /// Its deletion cost: lower goes first when scaling down.
+    pub deletion_cost: i64,
 }
 
 impl Instance {
@@ -391,8 +393,9 @@ fn ordered<'a>(list: &[&'a Instance], by: KillSelection) -> impl Iterator<Item =
             KillSelection::YoungestFirst => b.created.cmp(&a.created),
             KillSelection::OldestFirst => a.created.cmp(&b.created),
         };
-        a.ready()
-            .cmp(&b.ready())
+        a.deletion_cost
+            .cmp(&b.deletion_cost)
+            .then(a.ready().cmp(&b.ready()))
             .then(age)
             .then(a.name.cmp(&b.name))
     });

@@ -41,7 +41,25 @@ fn inst(name: &str, rev: &str, created: i64, ready: bool) -> Instance {
         draining: false,
         host: None,
         ports: Vec::new(),
+        deletion_cost: 0,
     }
+}
+
+#[test]
+fn an_instance_with_the_lowest_deletion_cost_goes_first_when_scaling_down() {
+    let mut list = vec![
+        inst("a", "new", 1, true),
+        inst("b", "new", 2, true),
+        inst("c", "new", 3, false),
+    ];
+    list[0].deletion_cost = i64::MIN;
+    let s = spec(2, 1.0, 1.0);
+    let p = plan(&view(&s, &list, None, 10));
+    assert_eq!(
+        p.kill,
+        vec!["a".to_string()],
+        "the oldest and ready, marked to go, before the one not ready"
+    );
 }
 
 fn view<'a>(
