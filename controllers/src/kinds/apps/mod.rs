@@ -64,7 +64,14 @@ struct Context {
     /// store's copy until the watch brings it back, and this controller is
     /// its only writer.
     written: std::sync::Mutex<std::collections::HashMap<String, AppStatus>>,
+    /// When each App (by uid) was last planned: a busy App (thousands of
+    /// instances changing) is planned at most every [`PLAN_EVERY`], not once
+    /// per change, as each plan reads all its instances.
+    planned: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
+
+/// The shortest time between two plans of one App.
+const PLAN_EVERY: Duration = Duration::from_millis(200);
 
 /// Runs the App controller until the process ends.
 pub async fn run(client: Client) {
@@ -115,6 +122,7 @@ pub async fn run(client: Client) {
         agents,
         expected: expect::Expectations::default(),
         written: Default::default(),
+        planned: Default::default(),
     });
     controller
         .run(reconcile, error_policy, ctx)
@@ -135,7 +143,17 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
     if app.metadata.deletion_timestamp.is_some() {
         ctx.expected.forget(&uid);
         ctx.written.lock().expect("written lock").remove(&uid);
+        ctx.planned.lock().expect("planned lock").remove(&uid);
         return Ok(Action::await_change());
+    }
+    {
+        let mut planned = ctx.planned.lock().expect("planned lock");
+        if let Some(last) = planned.get(&uid)
+            && last.elapsed() < PLAN_EVERY
+        {
+            return Ok(Action::requeue(PLAN_EVERY - last.elapsed()));
+        }
+        planned.insert(uid.clone(), std::time::Instant::now());
     }
     // Never plan from a Task store still being filled (at start, after a
     // failover): every App would start its replicas again.
