@@ -120,17 +120,22 @@ impl Simulator {
             }
             drop(runs);
             if live {
-                let (reason, msg) = describe_kill(&KillReason::User);
-                let status = terminal(
-                    "Killed",
-                    reason,
-                    &msg,
-                    None,
-                    None,
-                    t.metadata.generation,
-                    false,
-                );
-                Reporter::new(&t).report(&self.client, &t, status).await;
+                // Reported on its own, as a real agent's runs report
+                // theirs: the watch goes on to the next task meanwhile.
+                let client = self.client.clone();
+                tokio::spawn(async move {
+                    let (reason, msg) = describe_kill(&KillReason::User);
+                    let status = terminal(
+                        "Killed",
+                        reason,
+                        &msg,
+                        None,
+                        None,
+                        t.metadata.generation,
+                        false,
+                    );
+                    Reporter::new(&t).report(&client, &t, status).await;
+                });
             }
             return;
         }
