@@ -32,6 +32,7 @@ pub mod gc;
 pub mod http;
 pub mod inprocess;
 pub mod namespaces;
+mod paths;
 pub mod pki;
 pub mod private;
 pub mod rbac;

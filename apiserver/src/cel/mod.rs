@@ -13,8 +13,9 @@
 //! not evaluated at all.
 //!
 //! Each node with rules is compiled as a unit of its own ([`units`]) and sees
-//! only the fields its rules select ([`refs`]), so a status write converts
-//! to CEL what the rules read, not the whole object at every level.
+//! only the fields its rules select, down to the last field of each chain
+//! ([`refs`]), so a status write converts to CEL what the rules read, not
+//! the whole object at every level.
 
 mod causes;
 mod refs;
@@ -22,6 +23,7 @@ mod scope;
 mod units;
 
 use crate::error::Cause;
+use crate::paths::Paths;
 use causes::{cause, ratchets};
 use kube_cel::{CompiledSchema, RootContext, ValidationError, WarningKind};
 use serde_json::Value;
@@ -46,8 +48,8 @@ struct Unit {
     compiled: CompiledSchema,
     /// Whether a rule reads `oldSelf` (so an unchanged value is evaluated).
     transition: bool,
-    self_fields: refs::Fields,
-    old_fields: refs::Fields,
+    self_fields: Paths,
+    old_fields: Paths,
 }
 
 impl std::fmt::Debug for Rules {
@@ -188,7 +190,8 @@ pub fn validate(rules: &Rules, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
     let mut errors = Vec::new();
     match &rules.eval {
         Eval::Whole(compiled) => {
-            let (seen, seen_old) = (visible(obj, &None), old.map(|o| visible(o, &None)));
+            let seen = visible(obj, &Paths::Whole);
+            let seen_old = old.map(|o| visible(o, &Paths::Whole));
             errors.extend(evaluate(
                 compiled,
                 &seen,
@@ -206,8 +209,8 @@ pub fn validate(rules: &Rules, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                         let seen_old = o.map(|o| visible(o, &u.old_fields));
                         (visible(v, &u.self_fields), seen_old, Some(&rules.root))
                     } else {
-                        let seen_old = o.map(|o| refs::project(o, &u.old_fields));
-                        (refs::project(v, &u.self_fields), seen_old, None)
+                        let seen_old = o.map(|o| u.old_fields.project(o));
+                        (u.self_fields.project(v), seen_old, None)
                     };
                     for mut e in evaluate(&u.compiled, &seen, seen_old.as_ref(), root) {
                         e.field_path = under(path, &e.field_path);
@@ -267,29 +270,28 @@ fn unchanged(v: &Value, old: &Value, root: bool) -> bool {
     }
 }
 
-/// What a rule at the root sees of `obj`: the `fields` it selects (all
-/// when `None`), and of metadata only `name` and `generateName`, as
-/// kube-apiserver shows it (so managedFields and the rest are never
-/// converted).
-fn visible(obj: &Value, fields: &refs::Fields) -> Value {
+/// What a rule at the root sees of `obj`: the parts `paths` select, and of
+/// metadata only `name` and `generateName`, as kube-apiserver shows it (so
+/// managedFields and the rest are never converted).
+fn visible(obj: &Value, paths: &Paths) -> Value {
     let Some(o) = obj.as_object() else {
         return obj.clone();
     };
     let mut out = serde_json::Map::with_capacity(o.len());
     for (k, v) in o {
-        if fields.as_ref().is_some_and(|f| !f.contains(k)) {
+        let Some(p) = paths.field(k) else {
             continue;
-        }
+        };
         if k == "metadata" {
             let mut m = serde_json::Map::new();
             for key in ["name", "generateName"] {
-                if let Some(x) = v.get(key) {
-                    m.insert(key.into(), x.clone());
+                if let (Some(x), Some(pk)) = (v.get(key), p.field(key)) {
+                    m.insert(key.into(), pk.project(x));
                 }
             }
             out.insert(k.clone(), Value::Object(m));
         } else {
-            out.insert(k.clone(), v.clone());
+            out.insert(k.clone(), p.project(v));
         }
     }
     Value::Object(out)

@@ -106,6 +106,10 @@ fn collect(node: &Value, path: &mut Vec<Step>, out: &mut Vec<UnitSchema>) -> boo
     true
 }
 
+/// The formats that make a string convert to another CEL type (a timestamp,
+/// a duration, bytes); others (`int32`, `uint16`...) convert as plain JSON.
+const CONVERTED_FORMATS: [&str; 3] = ["date-time", "duration", "byte"];
+
 /// The parts of `node` that change how a value converts to CEL, without any
 /// rule; `None` when nothing beneath it does (the value then converts as
 /// plain JSON, which is the same).
@@ -123,7 +127,10 @@ fn prune(node: &Value) -> Option<Value> {
             out.insert(key.into(), v.clone());
         }
     }
-    let marks = m.get("format").is_some()
+    let marks = m
+        .get("format")
+        .and_then(Value::as_str)
+        .is_some_and(|f| CONVERTED_FORMATS.contains(&f))
         || m.get("x-kubernetes-embedded-resource")
             .and_then(Value::as_bool)
             == Some(true);
@@ -225,13 +232,14 @@ mod tests {
                     "x-kubernetes-validations": [{"rule": "has(self.a)"}],
                     "properties": {"a": {"type": "string"},
                         "when": {"type": "string", "format": "date-time"},
+                        "count": {"type": "integer", "format": "int32"},
                         "labels": {"type": "object", "additionalProperties": {"type": "string"}}}},
                 "status": {"type": "object", "properties": {"n": {"type": "integer"}}}}});
         let units = split(&schema).unwrap();
         assert_eq!(units.len(), 2);
         assert!(units[0].path.is_empty());
-        // The root keeps what converts differently (a format, a map), not
-        // the spec's rule nor plain fields.
+        // The root keeps what converts differently (a date-time, a map), not
+        // the spec's rule nor plain fields (an int32 converts as any integer).
         assert_eq!(
             units[0].schema["properties"],
             json!({"spec": {"type": "object", "properties": {

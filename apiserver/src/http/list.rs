@@ -40,6 +40,18 @@ impl Selectors {
         self.labels.matches(obj) && self.fields.matches(obj)
     }
 
+    /// What of an object the selectors read.
+    pub fn paths(&self) -> crate::paths::Paths {
+        let mut p = crate::paths::Paths::none();
+        if !self.labels.is_empty() {
+            p.add(&["metadata", "labels"]);
+        }
+        for k in self.fields.keys() {
+            p.add(&k.split('.').collect::<Vec<_>>());
+        }
+        p
+    }
+
     /// Whether every object matches (no selector was given).
     pub fn is_everything(&self) -> bool {
         self.labels.is_empty() && self.fields.is_empty()

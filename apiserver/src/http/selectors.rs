@@ -170,6 +170,11 @@ impl FieldSelector {
             .map(|(k, _, v)| (k.as_str(), v.as_str()))
     }
 
+    /// The fields the requirements read, dotted (`status.agent`).
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _, _)| k.as_str())
+    }
+
     /// The name an `metadata.name=X` requirement pins, if any.
     pub fn pinned_name(&self) -> Option<&str> {
         self.0

@@ -6,6 +6,8 @@
 //! carries every change after N, or one ERROR event (410 Expired) when N is
 //! older than the kept history. Selectors are applied per event, turning an
 //! object that stops (starts) matching into DELETED (ADDED), as Kubernetes does.
+//! The selectors read only the fields they look at ([`crate::paths`]), and the
+//! object goes out in the bytes every watcher of the change shares.
 //!
 //! A watch holds little of its own, however slowly its client reads: the
 //! initial state is read a page at a time at one revision and each object
@@ -19,6 +21,7 @@ use super::list::{Selectors, collect};
 use super::objects::Request;
 use super::{meta, table};
 use crate::error::ApiError;
+use crate::paths::Paths;
 use crate::store::{Event, EventKind, KeyValue, ListRequest, ListResult};
 use bytes::Bytes;
 use http::{Response, StatusCode};
@@ -139,9 +142,11 @@ pub async fn watch(mut req: Request) -> Result<Response<Body>, ApiError> {
     let timeout = Duration::from_secs(req.params.timeout_seconds.unwrap_or(1800).max(1));
     let app = req.app.clone();
     app.metrics.watches.fetch_add(1, Ordering::Relaxed);
+    let paths = sel.paths();
     let w = Watch {
         req: Arc::new(req),
         sel,
+        paths,
         as_table,
         headers_sent: false,
         last_rev: start,
@@ -164,6 +169,8 @@ pub async fn watch(mut req: Request) -> Result<Response<Body>, ApiError> {
 struct Watch {
     req: Arc<Request>,
     sel: Selectors,
+    /// What of an object the selectors read.
+    paths: Paths,
     as_table: bool,
     headers_sent: bool,
     last_rev: i64,
@@ -221,15 +228,32 @@ impl Watch {
         self.tx.send(Bytes::from(line)).await.map_err(|_| ())
     }
 
+    /// Whether objects go out as the store holds them (no table or conversion).
+    fn stored_form(&self) -> bool {
+        !self.as_table && self.req.route.info.view.is_stored()
+    }
+
     /// Whether events go out as the store holds them (no selector, table or conversion).
     fn as_stored(&self) -> bool {
-        self.sel.is_everything() && !self.as_table && self.req.route.info.view.is_stored()
+        self.sel.is_everything() && self.stored_form()
+    }
+
+    /// Whether the selectors take a stored value, read only as far as they
+    /// look (`None`: it is not JSON). Only for the stored form.
+    fn selects(&self, kv: &KeyValue) -> Option<bool> {
+        Some(self.sel.matches(&self.paths.read(&kv.value)?))
     }
 
     /// One object of the initial state, as ADDED if the selectors take it.
     async fn initial(&mut self, kv: &KeyValue) -> Result<(), ()> {
         if self.as_stored() {
             return self.send_stored("ADDED", &stored_json(kv)).await;
+        }
+        if self.stored_form() {
+            return match self.selects(kv) {
+                Some(true) => self.send_stored("ADDED", &stored_json(kv)).await,
+                _ => Ok(()),
+            };
         }
         match self.req.load(kv) {
             Ok(obj) if self.sel.matches(&obj) => self.send("ADDED", obj).await,
@@ -337,27 +361,51 @@ impl Watch {
         if self.as_stored() {
             return self.send_shared(e).await;
         }
+        // The stored form: the selectors read only what they look at, and
+        // the object goes out as every other watcher of it gets it.
+        if self.stored_form() {
+            let Some(now_matches) = self.selects(&e.kv) else {
+                return Ok(());
+            };
+            let was = e.prev.as_ref().map(|p| self.selects(p) == Some(true));
+            let Some(kind) = change(e, now_matches, was) else {
+                return Ok(());
+            };
+            let object = e.shared.get_or_init(|| stored_json(&e.kv));
+            return self.send_stored(kind, object).await;
+        }
         let Ok(obj) = self.req.load(&e.kv) else {
             return Ok(());
         };
         let now_matches = self.sel.matches(&obj);
-        let created = e.kv.create_revision == e.kv.mod_revision;
-        let was = match &e.prev {
-            Some(p) => self.req.load(p).is_ok_and(|p| self.sel.matches(&p)),
-            // The previous value is compacted away: assume it matched as the new one does.
-            None => !created && now_matches,
-        };
-        let kind = match e.kind {
-            EventKind::Delete if was || now_matches => "DELETED",
-            EventKind::Delete => return Ok(()),
-            EventKind::Put if created && now_matches => "ADDED",
-            EventKind::Put if now_matches && was => "MODIFIED",
-            EventKind::Put if now_matches => "ADDED",
-            EventKind::Put if was => "DELETED",
-            EventKind::Put | EventKind::Progress => return Ok(()),
-        };
-        self.send(kind, obj).await
+        let was = e
+            .prev
+            .as_ref()
+            .map(|p| self.req.load(p).is_ok_and(|p| self.sel.matches(&p)));
+        match change(e, now_matches, was) {
+            Some(kind) => self.send(kind, obj).await,
+            None => Ok(()),
+        }
     }
+}
+
+/// What a change is to a watcher with selectors, given whether the object
+/// matches now and whether it did before (`None`: the previous value is
+/// compacted away); `None` when the watcher is not told.
+fn change(e: &Event, now_matches: bool, was: Option<bool>) -> Option<&'static str> {
+    let created = e.kv.create_revision == e.kv.mod_revision;
+    // The previous value unknown: assume it matched as the new one does.
+    let was = was.unwrap_or(!created && now_matches);
+    let kind = match e.kind {
+        EventKind::Delete if was || now_matches => "DELETED",
+        EventKind::Delete => return None,
+        EventKind::Put if created && now_matches => "ADDED",
+        EventKind::Put if now_matches && was => "MODIFIED",
+        EventKind::Put if now_matches => "ADDED",
+        EventKind::Put if was => "DELETED",
+        EventKind::Put | EventKind::Progress => return None,
+    };
+    Some(kind)
 }
 
 /// A stored object as JSON with its resourceVersion (empty if it is not JSON).
