@@ -16,8 +16,13 @@
 //! only the fields its rules select, down to the last field of each chain
 //! ([`refs`]), so a status write converts to CEL what the rules read, not
 //! the whole object at every level.
+//!
+//! A unit remembers the inputs its rules passed on ([`passed`]), so the
+//! same inputs again (objects sharing a spec, an object's next write) are
+//! not evaluated again.
 
 mod causes;
+mod passed;
 mod refs;
 mod scope;
 mod units;
@@ -50,6 +55,8 @@ struct Unit {
     transition: bool,
     self_fields: Paths,
     old_fields: Paths,
+    /// The inputs its rules passed on.
+    passed: passed::Passed,
 }
 
 impl std::fmt::Debug for Rules {
@@ -136,6 +143,7 @@ fn unit(u: units::UnitSchema) -> Unit {
         transition: exprs.iter().any(|e| e.contains("oldSelf")),
         self_fields,
         old_fields,
+        passed: Default::default(),
     }
 }
 
@@ -212,7 +220,14 @@ pub fn validate(rules: &Rules, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                         let seen_old = o.map(|o| u.old_fields.project(o));
                         (u.self_fields.project(v), seen_old, None)
                     };
-                    for mut e in evaluate(&u.compiled, &seen, seen_old.as_ref(), root) {
+                    if u.passed.contains(&seen, seen_old.as_ref()) {
+                        return;
+                    }
+                    let failed = evaluate(&u.compiled, &seen, seen_old.as_ref(), root);
+                    if failed.is_empty() {
+                        u.passed.insert(seen, seen_old);
+                    }
+                    for mut e in failed {
                         e.field_path = under(path, &e.field_path);
                         errors.push(e);
                     }

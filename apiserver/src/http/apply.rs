@@ -7,6 +7,7 @@
 use super::body::Body;
 use super::meta;
 use super::objects::{Request, check_type_meta};
+use super::ownership::Ownership;
 use super::update::{merge_update, write};
 use crate::error::{ApiError, Cause};
 use crate::ssa::fields::display;
@@ -201,7 +202,7 @@ pub async fn apply(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
         {
             m.insert("managedFields".into(), json!([]));
         }
-        let (result, warnings) = merge_update(&req, &old, result).await?;
+        let (result, warnings) = merge_update(&req, &old, result, Ownership::Set).await?;
         match write(&req, &name, &old, result, current.mod_revision, &warnings).await {
             Err(e) if e.reason == "Conflict" && pinned.is_none() => continue,
             other => return other,

@@ -11,6 +11,37 @@ use crate::ssa::schema::Schema;
 use crate::ssa::update;
 use serde_json::{Value, json};
 
+/// Who sets the managedFields of a write.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Ownership {
+    /// The write's manager takes the fields it changed ([`track`]): a
+    /// create, an update, a patch.
+    Track,
+    /// Already set by the server (a server-side apply, whose `[]` means none).
+    Set,
+}
+
+/// Records ownership of a write from `old` to `new` as `ownership` says.
+pub fn settle(
+    req: &Request,
+    old: &Value,
+    new: &mut Value,
+    subresource: Option<&str>,
+    ownership: Ownership,
+) -> Result<(), ApiError> {
+    match ownership {
+        Ownership::Track => track(req, old, new, subresource),
+        Ownership::Set => {
+            let m = new["metadata"].as_object_mut();
+            if let Some(m) = m.filter(|m| m["managedFields"].as_array().is_some_and(Vec::is_empty))
+            {
+                m.remove("managedFields");
+            }
+            Ok(())
+        }
+    }
+}
+
 /// The manager of a request.
 pub fn manager(req: &Request) -> String {
     if let Some(m) = req

@@ -62,7 +62,8 @@ pub async fn serve(
         }
         let mut new = old.clone();
         set(&mut new, &paths.spec_replicas, Value::from(replicas));
-        let (result, _warnings) = merge_update(&req, &old, new).await?;
+        let (result, _warnings) =
+            merge_update(&req, &old, new, super::ownership::Ownership::Track).await?;
         if req.params.dry_run {
             return Ok(respond(&scale_of(&result, &paths)));
         }

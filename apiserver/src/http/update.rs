@@ -5,6 +5,7 @@
 use super::body::Body;
 use super::meta;
 use super::objects::{Request, Warnings, admit, check_type_meta, with_warnings};
+use super::ownership::Ownership;
 use crate::error::{ApiError, Cause};
 use crate::registry::Builtin;
 use crate::store::{KeyValue, Precondition, StoreError};
@@ -42,7 +43,7 @@ pub async fn update(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
         return Err(ApiError::conflict(req.subject(&name)));
     }
     let old = req.load(&current)?;
-    let (result, warnings) = merge_update(&req, &old, new).await?;
+    let (result, warnings) = merge_update(&req, &old, new, Ownership::Track).await?;
     write(&req, &name, &old, result, current.mod_revision, &warnings).await
 }
 
@@ -109,7 +110,7 @@ pub async fn patch(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
         if pinned.is_some_and(|rv| rv != current.mod_revision) {
             return Err(ApiError::conflict(req.subject(&name)));
         }
-        let (result, warnings) = merge_update(&req, &old, patched).await?;
+        let (result, warnings) = merge_update(&req, &old, patched, Ownership::Track).await?;
         match write(&req, &name, &old, result, current.mod_revision, &warnings).await {
             Err(e) if e.reason == "Conflict" && pinned.is_none() => continue,
             other => return other,
@@ -124,6 +125,7 @@ pub(super) async fn merge_update(
     req: &Request,
     old: &Value,
     mut new: Value,
+    ownership: Ownership,
 ) -> Result<(Value, Warnings), ApiError> {
     let info = &req.route.info;
     let name = req.name();
@@ -139,7 +141,7 @@ pub(super) async fn merge_update(
             }
         }
         super::objects::check_rules(req, &result, Some(old), name)?;
-        super::ownership::track(req, old, &mut result, Some("status"))?;
+        super::ownership::settle(req, old, &mut result, Some("status"), ownership)?;
         return Ok((result, vec![]));
     }
     let warnings = admit(req, &mut new, name, Some(old))?;
@@ -206,7 +208,7 @@ pub(super) async fn merge_update(
         new["metadata"]["generation"] = json!(g + 1);
     }
     super::objects::check_rules(req, &new, Some(old), name)?;
-    super::ownership::track(req, old, &mut new, None)?;
+    super::ownership::settle(req, old, &mut new, None, ownership)?;
     Ok((new, warnings))
 }
 

@@ -49,27 +49,38 @@ pub struct Conflict {
 /// and bookkeeping, and, when status is a subresource, only status (for writes
 /// to it) or everything else (for the rest).
 pub fn owned_part(obj: &Value, subresource: Option<&str>, status_subresource: bool) -> Value {
-    let mut v = obj.clone();
-    let Some(o) = v.as_object_mut() else {
+    let Some(o) = obj.as_object() else {
         return Value::Null;
     };
     if subresource == Some("status") {
-        return json!({"status": o.remove("status").unwrap_or(Value::Null)});
+        return json!({"status": o.get("status").cloned().unwrap_or(Value::Null)});
     }
-    o.remove("apiVersion");
-    o.remove("kind");
-    if status_subresource {
-        o.remove("status");
-    }
-    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-        for k in super::update::IGNORED_METADATA {
-            m.remove(k);
+    // Only what is kept is copied (an object's managedFields, say, never are).
+    let mut out = serde_json::Map::new();
+    for (k, v) in o {
+        match k.as_str() {
+            "apiVersion" | "kind" => {}
+            "status" if status_subresource => {}
+            "metadata" => {
+                let Some(m) = v.as_object() else {
+                    out.insert(k.clone(), v.clone());
+                    continue;
+                };
+                let kept: serde_json::Map<String, Value> = m
+                    .iter()
+                    .filter(|(k, _)| !super::update::IGNORED_METADATA.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if !kept.is_empty() {
+                    out.insert(k.clone(), Value::Object(kept));
+                }
+            }
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
         }
-        if m.is_empty() {
-            o.remove("metadata");
-        }
     }
-    v
+    Value::Object(out)
 }
 
 /// Whether the field at `p` differs between `a` and `b`: for a list item
