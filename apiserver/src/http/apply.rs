@@ -47,14 +47,18 @@ fn conflict_error(req: &Request, name: &str, conflicts: &[Conflict]) -> ApiError
 /// The part of the configuration merged into the object: for the main
 /// resource, all but status when status is a subresource; for `/status`, status.
 fn merge_part(config: &Value, subresource: Option<&str>, status_subresource: bool) -> Value {
-    let mut c = config.clone();
     if subresource == Some("status") {
-        return json!({"status": c.get("status").cloned().unwrap_or(Value::Null)});
+        return json!({"status": config.get("status").cloned().unwrap_or(Value::Null)});
     }
-    if status_subresource && let Some(o) = c.as_object_mut() {
-        o.remove("status");
+    match config.as_object() {
+        Some(o) if status_subresource => Value::Object(
+            o.iter()
+                .filter(|(k, _)| *k != "status")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        _ => config.clone(),
     }
-    c
 }
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -167,10 +171,10 @@ pub async fn apply(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
             return Err(ApiError::conflict(req.subject(&name)));
         }
         let old = req.load(&current)?;
-        let read = Managed::read(&old).unwrap_or_default();
         let live_owned = owned_part(&old, sub, info.status_subresource);
+        // Read for each attempt (a second one is rare), never copied.
         let attempt = |force: bool| {
-            let mut managed = read.clone();
+            let mut managed = Managed::read(&old).unwrap_or_default();
             managed
                 .apply(
                     &manager,

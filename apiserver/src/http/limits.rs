@@ -16,15 +16,35 @@ pub const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
 /// A cause when `obj` nests deeper than [`MAX_DEPTH`], naming where.
 pub fn check_depth(obj: &Value) -> Option<Cause> {
     let mut path = Vec::new();
-    too_deep(obj, 1, &mut path).then(|| Cause {
-        reason: "FieldValueInvalid",
-        message: format!("Invalid value: nested more than {MAX_DEPTH} levels deep"),
-        field: path.join(""),
+    too_deep(obj, 1, &mut path).then(|| {
+        // The steps were found from the innermost out.
+        let field = path
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, step)| match step {
+                Step::Key(k) if i == 0 => k.to_string(),
+                Step::Key(k) => format!(".{k}"),
+                Step::Index(n) => format!("[{n}]"),
+            })
+            .collect();
+        Cause {
+            reason: "FieldValueInvalid",
+            message: format!("Invalid value: nested more than {MAX_DEPTH} levels deep"),
+            field,
+        }
     })
 }
 
-/// Whether `v`, at `depth`, nests past the limit; `path` then leads there.
-fn too_deep(v: &Value, depth: usize, path: &mut Vec<String>) -> bool {
+/// One step into a value.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Whether `v`, at `depth`, nests past the limit; `path` then holds the
+/// steps there, innermost first (nothing is built while nothing is found).
+fn too_deep<'a>(v: &'a Value, depth: usize, path: &mut Vec<Step<'a>>) -> bool {
     let nested = matches!(v, Value::Object(_) | Value::Array(_));
     if !nested {
         return false;
@@ -35,24 +55,18 @@ fn too_deep(v: &Value, depth: usize, path: &mut Vec<String>) -> bool {
     match v {
         Value::Object(m) => {
             for (k, child) in m {
-                path.push(if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!(".{k}")
-                });
                 if too_deep(child, depth + 1, path) {
+                    path.push(Step::Key(k));
                     return true;
                 }
-                path.pop();
             }
         }
         Value::Array(a) => {
             for (i, child) in a.iter().enumerate() {
-                path.push(format!("[{i}]"));
                 if too_deep(child, depth + 1, path) {
+                    path.push(Step::Index(i));
                     return true;
                 }
-                path.pop();
             }
         }
         _ => {}

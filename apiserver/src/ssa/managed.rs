@@ -12,7 +12,7 @@ use super::schema::Schema;
 use serde_json::{Value, json};
 
 /// One `managedFields` entry.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Entry {
     /// The manager's name (`fieldManager`).
     pub manager: String,
@@ -26,6 +26,20 @@ pub struct Entry {
     pub subresource: Option<String>,
     /// What it owns.
     pub fields: FieldSet,
+    /// The entry as it was read, while nothing in it has changed since
+    /// (written back as it is, not rendered again).
+    pub read_as: Option<Value>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.manager == other.manager
+            && self.operation == other.operation
+            && self.api_version == other.api_version
+            && self.time == other.time
+            && self.subresource == other.subresource
+            && self.fields == other.fields
+    }
 }
 
 /// Every entry of an object.
@@ -123,6 +137,7 @@ impl Managed {
                 time: s("time").unwrap_or_default(),
                 subresource: s("subresource").filter(|s| !s.is_empty()),
                 fields,
+                read_as: Some(e.clone()),
             });
         }
         Ok(Managed(out))
@@ -141,6 +156,9 @@ impl Managed {
             .0
             .iter()
             .map(|e| {
+                if let Some(v) = &e.read_as {
+                    return v.clone();
+                }
                 let mut v = json!({"manager": e.manager, "operation": e.operation,
                     "apiVersion": e.api_version, "time": e.time,
                     "fieldsType": "FieldsV1", "fieldsV1": e.fields.to_fields_v1()});
@@ -174,6 +192,7 @@ impl Managed {
                     time: String::new(),
                     subresource: subresource.map(str::to_string),
                     fields: FieldSet::default(),
+                    read_as: None,
                 });
                 self.0.len() - 1
             }
@@ -210,13 +229,18 @@ impl Managed {
             return;
         }
         for e in &mut self.0 {
+            let had = e.fields.0.len();
             e.fields.remove_all(&changed);
             e.fields.remove_all(&removed);
+            if e.fields.0.len() != had {
+                e.read_as = None;
+            }
         }
         let e = self.entry(manager, "Update", subresource, api_version);
         e.fields.add_all(&changed);
         e.api_version = api_version.into();
         e.time = now.into();
+        e.read_as = None;
         self.0.retain(|e| !e.fields.is_empty());
     }
 
@@ -249,6 +273,7 @@ impl Managed {
                     time: now.into(),
                     subresource: subresource.map(str::to_string),
                     fields: all,
+                    read_as: None,
                 });
             }
         }
@@ -276,6 +301,7 @@ impl Managed {
         }
         for (i, p) in taken {
             self.0[i].fields.0.remove(&p);
+            self.0[i].read_as = None;
         }
         let mut result = live.clone();
         merge::merge(&mut result, merge_config, schema);
@@ -323,6 +349,7 @@ impl Managed {
             e.fields = applied;
             e.api_version = api_version.into();
             e.time = now.into();
+            e.read_as = None;
         }
         self.0.retain(|e| !e.fields.is_empty());
         Ok(result)
