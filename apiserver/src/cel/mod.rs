@@ -50,7 +50,12 @@ enum Eval {
 /// One schema node with rules, compiled on its own.
 struct Unit {
     path: Vec<units::Step>,
+    /// Its schema, cut down ([`units`]), and compiled.
+    schema: Value,
     compiled: CompiledSchema,
+    /// Its rules on the node's schema alone, for values that hold nothing
+    /// the rest of `schema` converts otherwise ([`units::touches`]).
+    flat: CompiledSchema,
     /// Whether a rule reads `oldSelf` (so an unchanged value is evaluated).
     transition: bool,
     self_fields: Paths,
@@ -140,6 +145,8 @@ fn unit(u: units::UnitSchema) -> Unit {
     Unit {
         path: u.path,
         compiled: kube_cel::compile_schema(&u.schema),
+        flat: kube_cel::compile_schema(&units::flat(&u.schema)),
+        schema: u.schema,
         transition: exprs.iter().any(|e| e.contains("oldSelf")),
         self_fields,
         old_fields,
@@ -223,7 +230,12 @@ pub fn validate(rules: &Rules, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                     if u.passed.contains(&seen, seen_old.as_ref()) {
                         return;
                     }
-                    let failed = evaluate(&u.compiled, &seen, seen_old.as_ref(), root);
+                    let whole = units::touches(&u.schema, &seen)
+                        || seen_old
+                            .as_ref()
+                            .is_some_and(|o| units::touches(&u.schema, o));
+                    let compiled = if whole { &u.compiled } else { &u.flat };
+                    let failed = evaluate(compiled, &seen, seen_old.as_ref(), root);
                     if failed.is_empty() {
                         u.passed.insert(seen, seen_old);
                     }

@@ -167,6 +167,58 @@ fn prune(node: &Value) -> Option<Value> {
     kept.then_some(Value::Object(out))
 }
 
+/// Whether the node's own schema changes how its value converts.
+fn marks(node: &serde_json::Map<String, Value>) -> bool {
+    node.get("format")
+        .and_then(Value::as_str)
+        .is_some_and(|f| CONVERTED_FORMATS.contains(&f))
+        || node
+            .get("x-kubernetes-embedded-resource")
+            .and_then(Value::as_bool)
+            == Some(true)
+        || matches!(
+            node.get("additionalProperties"),
+            Some(Value::Object(_) | Value::Bool(true))
+        )
+}
+
+/// Whether `v` holds anything that a unit's `schema` converts otherwise
+/// than plain JSON does: when it does not, the unit's rules can be
+/// evaluated on the node's schema alone ([`flat`]), which kube-cel converts
+/// once instead of again at each node beneath it.
+pub fn touches(schema: &Value, v: &Value) -> bool {
+    let Some(node) = schema.as_object() else {
+        return false;
+    };
+    if marks(node) {
+        return true;
+    }
+    let props = node.get("properties").and_then(Value::as_object);
+    let in_props = props.into_iter().flatten().any(|(k, child)| {
+        v.as_object()
+            .and_then(|o| o.get(k))
+            .is_some_and(|x| touches(child, x))
+    });
+    in_props
+        || node.get("items").is_some_and(|items| {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .any(|x| touches(items, x))
+        })
+}
+
+/// A unit's schema with nothing beneath its node: its rules, its type.
+pub fn flat(schema: &Value) -> Value {
+    let mut out = Map::new();
+    for key in ["type", "x-kubernetes-validations"] {
+        if let Some(v) = schema.get(key) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
 /// Calls `f` with each value (and its old value, correlated as kube-cel
 /// correlates them: by key, and by index in arrays) at the end of `steps`,
 /// and the field path to it.
@@ -250,6 +302,30 @@ mod tests {
         assert_eq!(
             units[1].schema["x-kubernetes-validations"][0]["rule"],
             "has(self.a)"
+        );
+    }
+
+    #[test]
+    fn touches_only_what_converts_otherwise() {
+        let schema = json!({"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {
+                "when": {"type": "string", "format": "date-time"},
+                "labels": {"type": "object", "additionalProperties": {}}}},
+            "list": {"type": "array", "items": {"type": "object", "properties": {
+                "at": {"type": "string", "format": "date-time"}}}}}});
+        assert!(!touches(&schema, &json!({"spec": {"a": 1}, "status": {}})));
+        assert!(touches(
+            &schema,
+            &json!({"spec": {"when": "2024-01-01T00:00:00Z"}})
+        ));
+        assert!(touches(&schema, &json!({"spec": {"labels": {}}})));
+        assert!(!touches(&schema, &json!({"list": [{"b": 1}]})));
+        assert!(touches(&schema, &json!({"list": [{"b": 1}, {"at": "x"}]})));
+        let unit = json!({"type": "object", "x-kubernetes-validations": [{"rule": "true"}],
+            "properties": {"when": {"type": "string", "format": "date-time"}}});
+        assert_eq!(
+            flat(&unit),
+            json!({"type": "object", "x-kubernetes-validations": [{"rule": "true"}]})
         );
     }
 
