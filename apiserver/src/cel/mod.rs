@@ -227,9 +227,9 @@ pub fn validate(rules: &Rules, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                         let seen_old = o.map(|o| u.old_fields.project(o));
                         (u.self_fields.project(v), seen_old, None)
                     };
-                    if u.passed.contains(&seen, seen_old.as_ref()) {
+                    let Err(key) = u.passed.check(&seen, seen_old.as_ref()) else {
                         return;
-                    }
+                    };
                     let whole = units::touches(&u.schema, &seen)
                         || seen_old
                             .as_ref()
@@ -237,7 +237,7 @@ pub fn validate(rules: &Rules, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                     let compiled = if whole { &u.compiled } else { &u.flat };
                     let failed = evaluate(compiled, &seen, seen_old.as_ref(), root);
                     if failed.is_empty() {
-                        u.passed.insert(seen, seen_old);
+                        u.passed.insert(key, seen, seen_old);
                     }
                     for mut e in failed {
                         e.field_path = under(path, &e.field_path);

@@ -30,18 +30,20 @@ struct Seen {
 }
 
 impl Passed {
-    /// Whether the rules passed on exactly these inputs before.
-    pub fn contains(&self, v: &Value, old: Option<&Value>) -> bool {
+    /// Whether the rules passed on exactly these inputs before: `Ok`, or
+    /// the key to [`Passed::insert`] them under once they have.
+    pub fn check(&self, v: &Value, old: Option<&Value>) -> Result<(), Key> {
         let key = key(v, old);
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.by_hash
+        let hit = seen
+            .by_hash
             .get(&key)
-            .is_some_and(|list| list.iter().any(|(a, b)| a == v && b.as_ref() == old))
+            .is_some_and(|list| list.iter().any(|(a, b)| a == v && b.as_ref() == old));
+        if hit { Ok(()) } else { Err(Key(key)) }
     }
 
-    /// Remembers that the rules passed on these inputs.
-    pub fn insert(&self, v: Value, old: Option<Value>) {
-        let key = key(&v, old.as_ref());
+    /// Remembers that the rules passed on these inputs (`key` is theirs).
+    pub fn insert(&self, Key(key): Key, v: Value, old: Option<Value>) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if seen.len >= CAPACITY {
             *seen = Seen::default();
@@ -50,6 +52,9 @@ impl Passed {
         seen.len += 1;
     }
 }
+
+/// The hash of some inputs, from [`Passed::check`].
+pub struct Key(u64);
 
 fn key(v: &Value, old: Option<&Value>) -> u64 {
     let mut h = DefaultHasher::new();
@@ -100,12 +105,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    impl Passed {
+        fn contains(&self, v: &Value, old: Option<&Value>) -> bool {
+            self.check(v, old).is_ok()
+        }
+    }
+
     #[test]
     fn remembers_exact_inputs_only() {
         let p = Passed::default();
         let (v, old) = (json!({"spec": {"a": 1}}), json!({"status": {"agent": "n"}}));
-        assert!(!p.contains(&v, Some(&old)));
-        p.insert(v.clone(), Some(old.clone()));
+        let k = p.check(&v, Some(&old)).unwrap_err();
+        p.insert(k, v.clone(), Some(old.clone()));
         assert!(p.contains(&v, Some(&old)));
         assert!(!p.contains(&v, None));
         assert!(!p.contains(&json!({"spec": {"a": 2}}), Some(&old)));
@@ -116,11 +127,12 @@ mod tests {
     #[test]
     fn forgets_all_when_full() {
         let p = Passed::default();
+        let add = |v: Value| p.insert(p.check(&v, None).unwrap_err(), v, None);
         for i in 0..CAPACITY {
-            p.insert(json!(i), None);
+            add(json!(i));
         }
         assert!(p.contains(&json!(0), None));
-        p.insert(json!("one more"), None);
+        add(json!("one more"));
         assert!(!p.contains(&json!(0), None));
         assert!(p.contains(&json!("one more"), None));
     }

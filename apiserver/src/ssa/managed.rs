@@ -97,6 +97,30 @@ pub fn owned_part(obj: &Value, subresource: Option<&str>, status_subresource: bo
     Value::Object(out)
 }
 
+/// A copy of `obj` without `metadata.managedFields`.
+fn without_managed_fields(obj: &Value) -> Value {
+    let Some(o) = obj.as_object() else {
+        return obj.clone();
+    };
+    let copy = |(k, v): (&String, &Value)| (k.clone(), v.clone());
+    Value::Object(
+        o.iter()
+            .map(|(k, v)| match (k.as_str(), v.as_object()) {
+                ("metadata", Some(m)) => (
+                    k.clone(),
+                    Value::Object(
+                        m.iter()
+                            .filter(|(k, _)| *k != "managedFields")
+                            .map(copy)
+                            .collect(),
+                    ),
+                ),
+                _ => copy((k, v)),
+            })
+            .collect(),
+    )
+}
+
 /// Whether the field at `p` differs between `a` and `b`: for a list item
 /// (map-list key or set value), whether it exists in one only; for a leaf, its value.
 fn differs(a: &Value, b: &Value, p: &Path, schema: Schema<'_>) -> bool {
@@ -246,8 +270,8 @@ impl Managed {
 
     /// Applies a configuration for `manager` onto `live` (the whole object;
     /// `live_owned` its owned part): `merge_config` is what is merged in,
-    /// `config` its owned part. Returns the merged object, or the conflicts
-    /// when not forced.
+    /// `config` its owned part. Returns the merged object, without
+    /// managedFields (for [`Managed::write`]), or the conflicts when not forced.
     #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &mut self,
@@ -303,7 +327,9 @@ impl Managed {
             self.0[i].fields.0.remove(&p);
             self.0[i].read_as = None;
         }
-        let mut result = live.clone();
+        // The live object's managedFields are not copied: the caller writes
+        // the entries these become in their place.
+        let mut result = without_managed_fields(live);
         merge::merge(&mut result, merge_config, schema);
         let previous = self
             .0
