@@ -82,6 +82,11 @@ fn server_side_apply_creates_updates_conflicts_and_forces() {
     s.kubectl_ok(&["apply", "--server-side", "-f", &mine]);
     assert_eq!(field(&s, "{.spec.command}"), "echo two");
     assert_eq!(field(&s, "{.spec.env[*].name}"), "A");
+    // A new value of the same fields is still the Apply's: no Update entry.
+    let edited = write_file(dir, "edited.yaml", &task("echo two", &[("A", "2")]));
+    s.kubectl_ok(&["apply", "--server-side", "-f", &edited]);
+    assert_eq!(field(&s, "{.spec.env[0].value}"), "2");
+    assert_eq!(managers(&s), [("kubectl".to_string(), "Apply".to_string())]);
 
     // Another manager: a new env var merges in (env is a map-list keyed by name)...
     let theirs = write_file(dir, "theirs.yaml", &task("echo two", &[("C", "3")]));
