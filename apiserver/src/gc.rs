@@ -16,6 +16,7 @@
 //! only marked with a deletionTimestamp.
 
 use crate::http::App;
+use crate::paths::Paths;
 use crate::registry::Builtin;
 use crate::store::{EventKind, ListRequest, Precondition, Store, StoreError};
 use serde_json::{Value, json};
@@ -85,6 +86,25 @@ impl Index {
 
 fn parse(bytes: &[u8]) -> Option<Value> {
     serde_json::from_slice(bytes).ok()
+}
+
+/// What of a stored object the index and the deletion marks look at: the
+/// metadata fields below, read from the bytes without building the rest.
+fn observed(bytes: &[u8]) -> Option<Value> {
+    static PATHS: std::sync::LazyLock<Paths> = std::sync::LazyLock::new(|| {
+        let mut p = Paths::none();
+        for f in [
+            "uid",
+            "name",
+            "ownerReferences",
+            "deletionTimestamp",
+            "finalizers",
+        ] {
+            p.add(&["metadata", f]);
+        }
+        p
+    });
+    PATHS.read(bytes)
 }
 
 fn finalizers(obj: &Value) -> Vec<String> {
@@ -249,7 +269,7 @@ fn observe_put(st: &mut State, key: &str, value: &[u8]) {
         // The common case: nothing to collect. Only owners that someone names need their uid.
         return;
     }
-    let Some(obj) = parse(value) else { return };
+    let Some(obj) = observed(value) else { return };
     st.index.put(key, &obj);
     if obj["metadata"]["deletionTimestamp"].is_string() {
         let fins = finalizers(&obj);

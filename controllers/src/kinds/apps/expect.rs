@@ -6,7 +6,7 @@
 //! lapses after a minute.
 
 use super::plan::Instance;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -52,20 +52,35 @@ impl Expectations {
         let mut all = self.0.lock().expect("expectations lock");
         let Some(p) = all.get_mut(uid) else { return };
         let now = Instant::now();
-        p.created.retain(|name, (_, at)| {
-            now.duration_since(*at) < LAPSE && !seen.iter().any(|i| &i.name == name)
-        });
+        // Looked up by name, not searched for: an App has thousands of
+        // instances and, in a rollout, hundreds of expectations.
+        {
+            let names: HashSet<&str> = seen.iter().map(|i| i.name.as_str()).collect();
+            p.created.retain(|name, (_, at)| {
+                now.duration_since(*at) < LAPSE && !names.contains(name.as_str())
+            });
+        }
         seen.extend(p.created.values().map(|(i, _)| i.clone()));
+        let index: HashMap<&str, usize> = seen
+            .iter()
+            .enumerate()
+            .map(|(n, i)| (i.name.as_str(), n))
+            .collect();
+        let mut terminating = Vec::new();
         p.deleted.retain(|name, at| {
-            let Some(i) = seen.iter_mut().find(|i| &i.name == name) else {
+            let Some(&n) = index.get(name.as_str()) else {
                 return false;
             };
-            if i.terminating || now.duration_since(*at) >= LAPSE {
+            if seen[n].terminating || now.duration_since(*at) >= LAPSE {
                 return false;
             }
-            i.terminating = true;
+            terminating.push(n);
             true
         });
+        drop(index);
+        for n in terminating {
+            seen[n].terminating = true;
+        }
         if p.created.is_empty() && p.deleted.is_empty() {
             all.remove(uid);
         }
