@@ -171,14 +171,10 @@ pub async fn apply(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
             return Err(ApiError::conflict(req.subject(&name)));
         }
         let old = req.load(&current)?;
+        let live_owned = owned_part(&old, sub, info.status_subresource);
         // Read for each attempt (a second one is rare), never copied.
         let attempt = |force: bool| {
             let mut managed = Managed::read(&old).unwrap_or_default();
-            // The owned part is looked at only when nobody owns anything yet.
-            let live_owned = match managed.0.is_empty() {
-                true => owned_part(&old, sub, info.status_subresource),
-                false => Value::Null,
-            };
             managed
                 .apply(
                     &manager,

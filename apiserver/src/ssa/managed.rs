@@ -269,8 +269,7 @@ impl Managed {
     }
 
     /// Applies a configuration for `manager` onto `live` (the whole object;
-    /// `live_owned` its owned part, read only when no entry owns anything
-    /// yet, so `Null` will do otherwise): `merge_config` is what is merged in,
+    /// `live_owned` its owned part): `merge_config` is what is merged in,
     /// `config` its owned part. Returns the merged object, without
     /// managedFields (for [`Managed::write`]), or the conflicts when not forced.
     #[allow(clippy::too_many_arguments)]
@@ -310,9 +309,7 @@ impl Managed {
                 continue;
             }
             for p in applied.0.intersection(&e.fields.0) {
-                // `p` is an owned path of the configuration, which reads
-                // the same in the live object as in its owned part.
-                if differs(live, config, p, schema) {
+                if differs(live_owned, config, p, schema) {
                     conflicts.push(Conflict {
                         manager: e.manager.clone(),
                         api_version: e.api_version.clone(),
