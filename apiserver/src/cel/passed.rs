@@ -5,15 +5,20 @@
 //! writes find their inputs here and skip the conversion to CEL and the
 //! evaluation. Only passes are kept (a failure is evaluated again, for its
 //! message); a hit is confirmed by comparing the inputs, never by hash alone.
-//! Bounded: forgotten all at once when full.
+//! Bounded by the size of what it holds (inputs too large for it are never
+//! kept): forgotten all at once when full.
 
 use serde_json::Value;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 
-/// How many inputs a unit keeps.
-const CAPACITY: usize = 4096;
+/// How much a unit keeps, in the inputs' own measure (about their size as
+/// JSON; in memory they take a few times that).
+const CAPACITY: usize = 4 << 20;
+
+/// The largest inputs kept.
+const LARGEST: usize = CAPACITY / 256;
 
 type Inputs = (Value, Option<Value>);
 
@@ -26,7 +31,7 @@ pub struct Passed {
 #[derive(Default)]
 struct Seen {
     by_hash: HashMap<u64, Vec<Inputs>>,
-    len: usize,
+    size: usize,
 }
 
 impl Passed {
@@ -37,39 +42,52 @@ impl Passed {
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let hit = seen
             .by_hash
-            .get(&key)
+            .get(&key.hash)
             .is_some_and(|list| list.iter().any(|(a, b)| a == v && b.as_ref() == old));
-        if hit { Ok(()) } else { Err(Key(key)) }
+        if hit { Ok(()) } else { Err(key) }
     }
 
     /// Remembers that the rules passed on these inputs (`key` is theirs).
-    pub fn insert(&self, Key(key): Key, v: Value, old: Option<Value>) {
+    pub fn insert(&self, key: Key, v: Value, old: Option<Value>) {
+        if key.size > LARGEST {
+            return;
+        }
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len >= CAPACITY {
+        if seen.size + key.size > CAPACITY {
             *seen = Seen::default();
         }
-        seen.by_hash.entry(key).or_default().push((v, old));
-        seen.len += 1;
+        seen.by_hash.entry(key.hash).or_default().push((v, old));
+        seen.size += key.size;
     }
 }
 
-/// The hash of some inputs, from [`Passed::check`].
-pub struct Key(u64);
+/// The hash of some inputs and their size, from [`Passed::check`].
+pub struct Key {
+    hash: u64,
+    size: usize,
+}
 
-fn key(v: &Value, old: Option<&Value>) -> u64 {
+fn key(v: &Value, old: Option<&Value>) -> Key {
     let mut h = DefaultHasher::new();
-    hash(v, &mut h);
+    let mut size = 0;
+    hash(v, &mut h, &mut size);
     match old {
         Some(o) => {
             1u8.hash(&mut h);
-            hash(o, &mut h);
+            hash(o, &mut h, &mut size);
         }
         None => 0u8.hash(&mut h),
     }
-    h.finish()
+    Key {
+        hash: h.finish(),
+        size,
+    }
 }
 
-fn hash(v: &Value, h: &mut DefaultHasher) {
+/// Hashes `v` into `h` and adds its size (a node's few bytes, a string's
+/// or key's length) to `size`.
+fn hash(v: &Value, h: &mut DefaultHasher, size: &mut usize) {
+    *size += 8;
     match v {
         Value::Null => 0u8.hash(h),
         Value::Bool(b) => (1u8, b).hash(h),
@@ -83,18 +101,22 @@ fn hash(v: &Value, h: &mut DefaultHasher) {
                 n.as_f64().map(f64::to_bits).hash(h);
             }
         }
-        Value::String(s) => (3u8, s).hash(h),
+        Value::String(s) => {
+            *size += s.len();
+            (3u8, s).hash(h);
+        }
         Value::Array(a) => {
             (4u8, a.len()).hash(h);
             for x in a {
-                hash(x, h);
+                hash(x, h, size);
             }
         }
         Value::Object(o) => {
             (5u8, o.len()).hash(h);
             for (k, x) in o {
+                *size += k.len();
                 k.hash(h);
-                hash(x, h);
+                hash(x, h, size);
             }
         }
     }
@@ -125,15 +147,20 @@ mod tests {
     }
 
     #[test]
-    fn forgets_all_when_full() {
+    fn forgets_all_when_full_and_never_keeps_the_largest() {
         let p = Passed::default();
         let add = |v: Value| p.insert(p.check(&v, None).unwrap_err(), v, None);
-        for i in 0..CAPACITY {
-            add(json!(i));
+        // Each of these measures 8 + 1,000.
+        let n = CAPACITY / 1008;
+        for i in 0..n {
+            add(json!(format!("{i:01000}")));
         }
-        assert!(p.contains(&json!(0), None));
-        add(json!("one more"));
-        assert!(!p.contains(&json!(0), None));
-        assert!(p.contains(&json!("one more"), None));
+        assert!(p.contains(&json!(format!("{:01000}", 0)), None));
+        add(json!(format!("{:01000}", n)));
+        assert!(!p.contains(&json!(format!("{:01000}", 0)), None));
+        assert!(p.contains(&json!(format!("{:01000}", n)), None));
+        let large = json!("x".repeat(LARGEST));
+        add(large.clone());
+        assert!(!p.contains(&large, None));
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! The scan is over the text, so an occurrence inside a string literal
 //! counts too; that only ever widens what is converted, never narrows it.
+//! Rules with a comment (`//`) see the whole value.
 
 use crate::paths::Paths;
 
@@ -19,6 +20,11 @@ pub fn fields<'a>(exprs: impl IntoIterator<Item = &'a str> + Clone) -> (Paths, P
 fn selected<'a>(exprs: impl IntoIterator<Item = &'a str>, var: &str) -> Paths {
     let mut out = Paths::none();
     for e in exprs {
+        // A comment could hide what surrounds a use (`has(` on the line
+        // before, say): the text is not read further.
+        if e.contains("//") {
+            return Paths::Whole;
+        }
         let b = e.as_bytes();
         let mut from = 0;
         while let Some(i) = e[from..].find(var).map(|i| i + from) {
@@ -127,6 +133,7 @@ mod tests {
             "self.?a.orValue(1) == 1",
             "self.a__dash__b == 1",
             "self.size() > 1",
+            "size(// has(\nself.spec.template) > 0",
         ] {
             assert_eq!(fields([rule]).0, Paths::Whole, "{rule}");
         }

@@ -33,8 +33,12 @@ pub fn settle(
         Ownership::Track => track(req, old, new, subresource),
         Ownership::Set => {
             let m = new["metadata"].as_object_mut();
-            if let Some(m) = m.filter(|m| m["managedFields"].as_array().is_some_and(Vec::is_empty))
-            {
+            let empty = |m: &&mut serde_json::Map<String, Value>| {
+                m.get("managedFields")
+                    .and_then(Value::as_array)
+                    .is_some_and(Vec::is_empty)
+            };
+            if let Some(m) = m.filter(empty) {
                 m.remove("managedFields");
             }
             Ok(())

@@ -228,9 +228,17 @@ impl Watch {
         self.tx.send(Bytes::from(line)).await.map_err(|_| ())
     }
 
-    /// Whether objects go out as the store holds them (no table or conversion).
+    /// Whether objects go out as the store holds them (no table or
+    /// conversion), and the selectors can be decided on the stored bytes
+    /// (which carry no resourceVersion: the revision is it).
     fn stored_form(&self) -> bool {
-        !self.as_table && self.req.route.info.view.is_stored()
+        !self.as_table
+            && self.req.route.info.view.is_stored()
+            && !self
+                .sel
+                .fields
+                .keys()
+                .any(|k| k == "metadata.resourceVersion")
     }
 
     /// Whether events go out as the store holds them (no selector, table or conversion).
