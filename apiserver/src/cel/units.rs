@@ -127,14 +127,7 @@ fn prune(node: &Value) -> Option<Value> {
             out.insert(key.into(), v.clone());
         }
     }
-    let marks = m
-        .get("format")
-        .and_then(Value::as_str)
-        .is_some_and(|f| CONVERTED_FORMATS.contains(&f))
-        || m.get("x-kubernetes-embedded-resource")
-            .and_then(Value::as_bool)
-            == Some(true);
-    let mut kept = marks;
+    let mut kept = converts(m);
     if let Some(props) = m.get("properties").and_then(Value::as_object) {
         let pruned: Map<String, Value> = props
             .iter()
@@ -167,8 +160,8 @@ fn prune(node: &Value) -> Option<Value> {
     kept.then_some(Value::Object(out))
 }
 
-/// Whether the node's own schema changes how its value converts.
-fn marks(node: &serde_json::Map<String, Value>) -> bool {
+/// Whether a node's format or embedding changes how its own value converts.
+fn converts(node: &Map<String, Value>) -> bool {
     node.get("format")
         .and_then(Value::as_str)
         .is_some_and(|f| CONVERTED_FORMATS.contains(&f))
@@ -176,6 +169,12 @@ fn marks(node: &serde_json::Map<String, Value>) -> bool {
             .get("x-kubernetes-embedded-resource")
             .and_then(Value::as_bool)
             == Some(true)
+}
+
+/// Whether a node's own schema changes how its value converts: its format,
+/// its embedding, or its being a map (whose keys are not escaped).
+fn marks(node: &Map<String, Value>) -> bool {
+    converts(node)
         || matches!(
             node.get("additionalProperties"),
             Some(Value::Object(_) | Value::Bool(true))

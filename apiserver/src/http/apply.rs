@@ -11,7 +11,7 @@ use super::ownership::Ownership;
 use super::update::{merge_update, write};
 use crate::error::{ApiError, Cause};
 use crate::ssa::fields::display;
-use crate::ssa::managed::{Conflict, Managed, owned_part};
+use crate::ssa::managed::{Conflict, Managed, copy_except, owned_part};
 use crate::ssa::merge::check_lists;
 use crate::ssa::schema::Schema;
 use http::Response;
@@ -51,12 +51,7 @@ fn merge_part(config: &Value, subresource: Option<&str>, status_subresource: boo
         return json!({"status": config.get("status").cloned().unwrap_or(Value::Null)});
     }
     match config.as_object() {
-        Some(o) if status_subresource => Value::Object(
-            o.iter()
-                .filter(|(k, _)| *k != "status")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
+        Some(o) if status_subresource => Value::Object(copy_except(o, &["status"])),
         _ => config.clone(),
     }
 }

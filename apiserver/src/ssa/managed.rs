@@ -9,7 +9,7 @@
 use super::fields::{self, Element, FieldSet, Path};
 use super::merge;
 use super::schema::Schema;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// One `managedFields` entry.
 #[derive(Clone, Debug)]
@@ -70,29 +70,23 @@ pub fn owned_part(obj: &Value, subresource: Option<&str>, status_subresource: bo
         return json!({"status": o.get("status").cloned().unwrap_or(Value::Null)});
     }
     // Only what is kept is copied (an object's managedFields, say, never are).
-    let mut out = serde_json::Map::new();
-    for (k, v) in o {
-        match k.as_str() {
-            "apiVersion" | "kind" => {}
-            "status" if status_subresource => {}
-            "metadata" => {
-                let Some(m) = v.as_object() else {
-                    out.insert(k.clone(), v.clone());
-                    continue;
-                };
-                let kept: serde_json::Map<String, Value> = m
-                    .iter()
-                    .filter(|(k, _)| !super::update::IGNORED_METADATA.contains(&k.as_str()))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                if !kept.is_empty() {
-                    out.insert(k.clone(), Value::Object(kept));
-                }
-            }
-            _ => {
-                out.insert(k.clone(), v.clone());
+    let skip: &[&str] = if status_subresource {
+        &["apiVersion", "kind", "metadata", "status"]
+    } else {
+        &["apiVersion", "kind", "metadata"]
+    };
+    let mut out = copy_except(o, skip);
+    match o.get("metadata") {
+        Some(Value::Object(m)) => {
+            let kept = copy_except(m, &super::update::IGNORED_METADATA);
+            if !kept.is_empty() {
+                out.insert("metadata".into(), Value::Object(kept));
             }
         }
+        Some(other) => {
+            out.insert("metadata".into(), other.clone());
+        }
+        None => {}
     }
     Value::Object(out)
 }
@@ -102,23 +96,23 @@ fn without_managed_fields(obj: &Value) -> Value {
     let Some(o) = obj.as_object() else {
         return obj.clone();
     };
-    let copy = |(k, v): (&String, &Value)| (k.clone(), v.clone());
-    Value::Object(
-        o.iter()
-            .map(|(k, v)| match (k.as_str(), v.as_object()) {
-                ("metadata", Some(m)) => (
-                    k.clone(),
-                    Value::Object(
-                        m.iter()
-                            .filter(|(k, _)| *k != "managedFields")
-                            .map(copy)
-                            .collect(),
-                    ),
-                ),
-                _ => copy((k, v)),
-            })
-            .collect(),
-    )
+    let mut out = copy_except(o, &["metadata"]);
+    if let Some(m) = o.get("metadata") {
+        let m = match m.as_object() {
+            Some(m) => Value::Object(copy_except(m, &["managedFields"])),
+            None => m.clone(),
+        };
+        out.insert("metadata".into(), m);
+    }
+    Value::Object(out)
+}
+
+/// A copy of the object `m` without the fields in `skip` (not copied at all).
+pub fn copy_except(m: &Map<String, Value>, skip: &[&str]) -> Map<String, Value> {
+    m.iter()
+        .filter(|(k, _)| !skip.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Whether the field at `p` differs between `a` and `b`: for a list item
