@@ -11,7 +11,7 @@ use super::ownership::Ownership;
 use super::update::{merge_update, write};
 use crate::error::{ApiError, Cause};
 use crate::ssa::fields::display;
-use crate::ssa::managed::{Conflict, Managed, copy_except, owned_part};
+use crate::ssa::managed::{Applied, Conflict, Managed, copy_except, owned_part};
 use crate::ssa::merge::check_lists;
 use crate::ssa::schema::Schema;
 use http::Response;
@@ -28,7 +28,9 @@ fn conflict_error(req: &Request, name: &str, conflicts: &[Conflict]) -> ApiError
         .map(|c| {
             format!(
                 "conflict with \"{}\" using {}: {}",
-                c.manager, c.api_version, c.field
+                c.manager,
+                c.api_version,
+                c.field()
             )
         })
         .collect();
@@ -36,7 +38,7 @@ fn conflict_error(req: &Request, name: &str, conflicts: &[Conflict]) -> ApiError
     let causes: Vec<Value> = conflicts
         .iter()
         .zip(&lines)
-        .map(|(c, l)| json!({"reason": "FieldManagerConflict", "message": l, "field": c.field}))
+        .map(|(c, l)| json!({"reason": "FieldManagerConflict", "message": l, "field": c.field()}))
         .collect();
     let mut e = ApiError::new(409, "Conflict", message);
     e.details = Some(json!({"name": name, "group": req.route.info.group,
@@ -135,7 +137,7 @@ pub async fn apply(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
     let sub = req.route.subresource.clone();
     let sub = sub.as_deref();
     let merge_config = merge_part(&config, sub, info.status_subresource);
-    let owned_config = owned_part(&config, sub, info.status_subresource);
+    let applied = Applied::of(owned_part(&config, sub, info.status_subresource), schema);
     let pinned = meta::resource_version(&config)?;
     let api_version = info.api_version();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -154,7 +156,7 @@ pub async fn apply(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
                     &json!({}),
                     &Value::Null,
                     &merge_config,
-                    &owned_config,
+                    &applied,
                     schema,
                     req.params.force,
                     &super::now(),
@@ -169,7 +171,7 @@ pub async fn apply(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
         let live_owned = owned_part(&old, sub, info.status_subresource);
         // Read for each attempt (a second one is rare), never copied.
         let attempt = |force: bool| {
-            let mut managed = Managed::read(&old).unwrap_or_default();
+            let mut managed = Managed::read_for(&old, sub).unwrap_or_default();
             managed
                 .apply(
                     &manager,
@@ -178,7 +180,7 @@ pub async fn apply(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
                     &old,
                     &live_owned,
                     &merge_config,
-                    &owned_config,
+                    &applied,
                     schema,
                     force,
                     &super::now(),

@@ -84,9 +84,9 @@ pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
             }],
         ));
     }
-    // The finalizer, as the main resource's Update would write it...
-    let mut held = old.clone();
-    let m = held["metadata"]
+    // The finalizer and the bound status, in one copy of the object.
+    let mut bound = old.clone();
+    let m = bound["metadata"]
         .as_object_mut()
         .ok_or_else(|| ApiError::internal("a stored Task without metadata"))?;
     let fins = m.entry("finalizers").or_insert_with(|| json!([]));
@@ -95,9 +95,6 @@ pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
     {
         list.push(json!(FINALIZER));
     }
-    ownership::track(&req, &old, &mut held, None)?;
-    // ...then the status, as the status subresource's Update would.
-    let mut bound = held.clone();
     if !bound["status"].is_object() {
         bound["status"] = json!({});
     }
@@ -112,7 +109,7 @@ pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
             return Err(ApiError::invalid(req.subject(&name), out.causes));
         }
     }
-    ownership::track(&req, &held, &mut bound, Some("status"))?;
+    ownership::track_both(&req, &old, &mut bound);
     if !req.params.dry_run {
         update::store(&req, &name, &old, bound, current.mod_revision).await?;
     }

@@ -136,3 +136,31 @@ pub fn track(
     }
     Ok(())
 }
+
+/// Records a write the server made of the main resource and status at once
+/// (a binding), as the two writes it stands for would have: the main
+/// resource's Update first, then the status subresource's. `new` holds the
+/// managedFields it was copied with.
+pub fn track_both(req: &Request, old: &Value, new: &mut Value) {
+    let info = &req.route.info;
+    let schema = Schema::root(info.schema.as_ref());
+    let main = update::diff(old, new, None, info.status_subresource, schema);
+    let status = if info.status_subresource {
+        update::diff(old, new, Some("status"), true, schema)
+    } else {
+        update::Changes::default()
+    };
+    let Some(m) = new["metadata"].as_object_mut() else {
+        return;
+    };
+    let mut list = match m.remove("managedFields") {
+        Some(Value::Array(list)) => list,
+        _ => Vec::new(),
+    };
+    let (who, version, now) = (manager(req), info.api_version(), super::now());
+    update::record(&mut list, &main, &who, &version, None, &now);
+    update::record(&mut list, &status, &who, &version, Some("status"), &now);
+    if !list.is_empty() {
+        m.insert("managedFields".into(), Value::Array(list));
+    }
+}

@@ -24,11 +24,32 @@ pub struct Entry {
     pub time: String,
     /// `status` for writes to that subresource.
     pub subresource: Option<String>,
-    /// What it owns.
+    /// What it owns (empty while `unread`).
     pub fields: FieldSet,
+    /// Whether `fields` is still to be read from `read_as`: an entry of
+    /// another subresource, which an apply rarely needs ([`Managed::read_for`]).
+    pub unread: bool,
     /// The entry as it was read, while nothing in it has changed since
     /// (written back as it is, not rendered again).
     pub read_as: Option<Value>,
+}
+
+impl Entry {
+    /// The entry's `managedFields` item, with `fields_v1` as its fields.
+    fn render(&self, fields_v1: Value) -> Value {
+        let text = |s: &str| Value::String(s.to_string());
+        let mut m = Map::new();
+        m.insert("apiVersion".into(), text(&self.api_version));
+        m.insert("fieldsType".into(), text("FieldsV1"));
+        m.insert("fieldsV1".into(), fields_v1);
+        m.insert("manager".into(), text(&self.manager));
+        m.insert("operation".into(), text(&self.operation));
+        if let Some(s) = &self.subresource {
+            m.insert("subresource".into(), text(s));
+        }
+        m.insert("time".into(), text(&self.time));
+        Value::Object(m)
+    }
 }
 
 impl PartialEq for Entry {
@@ -53,10 +74,37 @@ pub struct Conflict {
     pub manager: String,
     /// The API version it used.
     pub api_version: String,
-    /// The field, as Kubernetes prints it (`.spec.command`).
-    pub field: String,
     /// The field's path.
     pub path: Path,
+}
+
+impl Conflict {
+    /// The field, as Kubernetes prints it (`.spec.command`).
+    pub fn field(&self) -> String {
+        fields::display(&self.path)
+    }
+}
+
+/// What an apply configuration owns: its owned part, that part's field set
+/// and, when it could be built in one pass, the set's `fieldsV1` form.
+pub struct Applied {
+    /// The configuration's [`owned_part`].
+    pub config: Value,
+    /// Its fields.
+    pub set: FieldSet,
+    /// Their `fieldsV1`.
+    pub fields_v1: Option<Value>,
+}
+
+impl Applied {
+    /// What `config` (an [`owned_part`]) owns.
+    pub fn of(config: Value, schema: Schema<'_>) -> Applied {
+        Applied {
+            set: fields::set_of(&config, schema),
+            fields_v1: super::update::tree_of(&config, schema).map(Value::Object),
+            config,
+        }
+    }
 }
 
 /// The fields that count for ownership: not the type, not the object's identity
@@ -128,6 +176,16 @@ fn differs(a: &Value, b: &Value, p: &Path, schema: Schema<'_>) -> bool {
 impl Managed {
     /// Reads `metadata.managedFields`; a message naming the problem when malformed.
     pub fn read(obj: &Value) -> Result<Managed, String> {
+        Managed::read_some(obj, |_| true)
+    }
+
+    /// Reads `metadata.managedFields`, the field sets of the entries of
+    /// `subresource` only; the others are read when needed ([`Managed::read_rest`]).
+    pub fn read_for(obj: &Value, subresource: Option<&str>) -> Result<Managed, String> {
+        Managed::read_some(obj, |s| s == subresource)
+    }
+
+    fn read_some(obj: &Value, wanted: impl Fn(Option<&str>) -> bool) -> Result<Managed, String> {
         let Some(list) = obj["metadata"].get("managedFields") else {
             return Ok(Managed::default());
         };
@@ -146,23 +204,43 @@ impl Managed {
             if e["fieldsType"] != "FieldsV1" {
                 return Err(format!("{at}.fieldsType: must be FieldsV1"));
             }
-            let fields = FieldSet::from_fields_v1(&e["fieldsV1"])
-                .ok_or_else(|| format!("{at}.fieldsV1: not a valid field set"))?;
+            let subresource = s("subresource").filter(|s| !s.is_empty());
+            let unread = !wanted(subresource.as_deref());
+            let fields = if unread {
+                FieldSet::default()
+            } else {
+                FieldSet::from_fields_v1(&e["fieldsV1"])
+                    .ok_or_else(|| format!("{at}.fieldsV1: not a valid field set"))?
+            };
             out.push(Entry {
                 manager,
                 operation,
                 api_version: s("apiVersion").unwrap_or_default(),
                 time: s("time").unwrap_or_default(),
-                subresource: s("subresource").filter(|s| !s.is_empty()),
+                subresource,
                 fields,
+                unread,
                 read_as: Some(e.clone()),
             });
         }
         Ok(Managed(out))
     }
 
+    /// Reads the field sets [`Managed::read_for`] left unread (one that
+    /// is malformed owns nothing, and goes).
+    pub fn read_rest(&mut self) {
+        for e in self.0.iter_mut().filter(|e| e.unread) {
+            e.unread = false;
+            e.fields = e
+                .read_as
+                .as_ref()
+                .and_then(|v| FieldSet::from_fields_v1(&v["fieldsV1"]))
+                .unwrap_or_default();
+        }
+    }
+
     /// Writes the entries into `obj` (removing the list when there are none).
-    pub fn write(&self, obj: &mut Value) {
+    pub fn write(self, obj: &mut Value) {
         let Some(m) = obj["metadata"].as_object_mut() else {
             return;
         };
@@ -172,18 +250,13 @@ impl Managed {
         }
         let list: Vec<Value> = self
             .0
-            .iter()
-            .map(|e| {
-                if let Some(v) = &e.read_as {
-                    return v.clone();
+            .into_iter()
+            .map(|e| match e.read_as {
+                Some(v) => v,
+                None => {
+                    let v1 = e.fields.to_fields_v1();
+                    e.render(v1)
                 }
-                let mut v = json!({"manager": e.manager, "operation": e.operation,
-                    "apiVersion": e.api_version, "time": e.time,
-                    "fieldsType": "FieldsV1", "fieldsV1": e.fields.to_fields_v1()});
-                if let Some(s) = &e.subresource {
-                    v["subresource"] = json!(s);
-                }
-                v
             })
             .collect();
         m.insert("managedFields".into(), Value::Array(list));
@@ -210,6 +283,7 @@ impl Managed {
                     time: String::new(),
                     subresource: subresource.map(str::to_string),
                     fields: FieldSet::default(),
+                    unread: false,
                     read_as: None,
                 });
                 self.0.len() - 1
@@ -232,6 +306,7 @@ impl Managed {
         schema: Schema<'_>,
         now: &str,
     ) {
+        self.read_rest();
         let before = fields::set_of(old, schema);
         let after = fields::set_of(new, schema);
         let changed = FieldSet(
@@ -264,7 +339,7 @@ impl Managed {
 
     /// Applies a configuration for `manager` onto `live` (the whole object;
     /// `live_owned` its owned part): `merge_config` is what is merged in,
-    /// `config` its owned part. Returns the merged object, without
+    /// `applied` what its owned part owns. Returns the merged object, without
     /// managedFields (for [`Managed::write`]), or the conflicts when not forced.
     #[allow(clippy::too_many_arguments)]
     pub fn apply(
@@ -275,7 +350,7 @@ impl Managed {
         live: &Value,
         live_owned: &Value,
         merge_config: &Value,
-        config: &Value,
+        applied: &Applied,
         schema: Schema<'_>,
         force: bool,
         now: &str,
@@ -291,61 +366,68 @@ impl Managed {
                     time: now.into(),
                     subresource: subresource.map(str::to_string),
                     fields: all,
+                    unread: false,
                     read_as: None,
                 });
             }
         }
-        let applied = fields::set_of(config, schema);
         let mut conflicts = Vec::new();
-        let mut taken: Vec<(usize, Path)> = Vec::new();
+        let mut taken: Vec<usize> = Vec::new();
+        // Only entries of the same subresource conflict (the others are unread).
         for (i, e) in self.0.iter().enumerate() {
             if e.manager == manager || e.subresource.as_deref() != subresource {
                 continue;
             }
-            for p in applied.0.intersection(&e.fields.0) {
-                if differs(live_owned, config, p, schema) {
+            for p in applied.set.0.intersection(&e.fields.0) {
+                if differs(live_owned, &applied.config, p, schema) {
                     conflicts.push(Conflict {
                         manager: e.manager.clone(),
                         api_version: e.api_version.clone(),
-                        field: fields::display(p),
                         path: p.clone(),
                     });
-                    taken.push((i, p.clone()));
+                    taken.push(i);
                 }
             }
         }
         if !conflicts.is_empty() && !force {
             return Err(conflicts);
         }
-        for (i, p) in taken {
-            self.0[i].fields.0.remove(&p);
-            self.0[i].read_as = None;
+        for (i, c) in taken.into_iter().zip(&conflicts) {
+            let e = &mut self.0[i];
+            e.fields.0.remove(&c.path);
+            // The entry as read loses the field too (not rendered again).
+            match e
+                .read_as
+                .as_mut()
+                .and_then(|v| v["fieldsV1"].as_object_mut())
+            {
+                Some(tree) => super::update::tree_remove(tree, &c.path),
+                None => e.read_as = None,
+            }
         }
         // The live object's managedFields are not copied: the caller writes
         // the entries these become in their place.
         let mut result = without_managed_fields(live);
         merge::merge(&mut result, merge_config, schema);
-        let previous = self
+        let is_own = |e: &Entry| {
+            e.manager == manager
+                && e.operation == "Apply"
+                && e.subresource.as_deref() == subresource
+        };
+        let gone = self
             .0
             .iter()
-            .find(|e| {
-                e.manager == manager
-                    && e.operation == "Apply"
-                    && e.subresource.as_deref() == subresource
-            })
-            .map(|e| e.fields.clone())
+            .find(|e| is_own(e))
+            .map(|e| e.fields.difference(&applied.set))
             .unwrap_or_default();
-        let mut others = FieldSet::default();
-        for e in self.0.iter().filter(|e| {
-            !(e.manager == manager
-                && e.operation == "Apply"
-                && e.subresource.as_deref() == subresource)
-        }) {
-            others.add_all(&e.fields);
-        }
-        // In order, so a list item goes before its fields are looked for.
-        for p in previous.difference(&applied).0.iter() {
-            if !others.contains(p) {
+        if !gone.is_empty() {
+            self.read_rest();
+            let mut others = FieldSet::default();
+            for e in self.0.iter().filter(|e| !is_own(e)) {
+                others.add_all(&e.fields);
+            }
+            // In order, so a list item goes before its fields are looked for.
+            for p in gone.0.iter().filter(|p| !others.contains(p)) {
                 fields::remove(&mut result, p, schema);
                 // A map the removal leaves empty goes too, as on Kubernetes
                 // (whose field sets own a map itself, `.`), unless someone
@@ -356,7 +438,7 @@ impl Managed {
                     let empty = fields::get(&result, &parent, schema)
                         .and_then(Value::as_object)
                         .is_some_and(|o| o.is_empty());
-                    if !empty || others.contains(&parent) || applied.contains(&parent) {
+                    if !empty || others.contains(&parent) || applied.set.contains(&parent) {
                         break;
                     }
                     fields::remove(&mut result, &parent, schema);
@@ -365,13 +447,13 @@ impl Managed {
         }
         let e = self.entry(manager, "Apply", subresource, api_version);
         // An apply that changes nothing it owns leaves the entry (and so the object) as it was.
-        if e.fields != applied || e.api_version != api_version || e.time.is_empty() {
-            e.fields = applied;
+        if e.fields != applied.set || e.api_version != api_version || e.time.is_empty() {
+            e.fields = applied.set.clone();
             e.api_version = api_version.into();
             e.time = now.into();
-            e.read_as = None;
+            e.read_as = applied.fields_v1.clone().map(|v1| e.render(v1));
         }
-        self.0.retain(|e| !e.fields.is_empty());
+        self.0.retain(|e| e.unread || !e.fields.is_empty());
         Ok(result)
     }
 }

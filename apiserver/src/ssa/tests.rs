@@ -47,7 +47,7 @@ fn apply(
         live,
         &owned,
         config,
-        &owned_part(config, None, true),
+        &super::managed::Applied::of(owned_part(config, None, true), Schema::root(Some(&s))),
         Schema::root(Some(&s)),
         force,
         "2026-11-26T00:00:00Z",
@@ -71,7 +71,7 @@ fn apply_merges_owns_conflicts_and_removes_what_it_stopped_applying() {
     let err = apply(&mut m, "bob", &v, &b2, false).unwrap_err();
     assert_eq!(err.len(), 1);
     assert_eq!(err[0].manager, "alice");
-    assert_eq!(err[0].field, ".spec.command");
+    assert_eq!(err[0].field(), ".spec.command");
     // Forced, bob takes it over.
     let v = apply(&mut m, "bob", &v, &b2, true).unwrap();
     assert_eq!(v["spec"]["command"], "two");
@@ -188,7 +188,7 @@ fn the_write_path_records_updates_as_the_set_arithmetic_does() {
         }
         let mut list = {
             let mut v = json!({"metadata": {}});
-            by_sets.write(&mut v);
+            by_sets.clone().write(&mut v);
             v["metadata"]["managedFields"]
                 .as_array()
                 .cloned()
@@ -343,4 +343,105 @@ mod one_pass {
             }
         }
     }
+}
+
+#[test]
+fn an_applied_configuration_s_fields_v1_is_its_field_set_s() {
+    let s = schema();
+    let sc = Schema::root(Some(&s));
+    for config in [
+        json!({}),
+        json!({"status": null}),
+        json!({"metadata": {"labels": {"a": "1"}, "finalizers": ["x", "y"]}, "spec": {}}),
+        json!({"spec": {"command": "true", "args": [], "env": [],
+            "resources": {"cpus": "1"}}}),
+        json!({"spec": {"args": ["a", "b"], "env": [{"name": "A"}, {"name": "B", "value": "2"}, {"value": "no key"}]}}),
+    ] {
+        let owned = owned_part(&config, None, true);
+        let applied = super::managed::Applied::of(owned.clone(), sc);
+        assert_eq!(
+            applied.fields_v1,
+            Some(set_of(&owned, sc).to_fields_v1()),
+            "{config}"
+        );
+    }
+    // A map-list item given twice is for the general path.
+    let twice = json!({"spec": {"env": [{"name": "A"}, {"name": "A"}]}});
+    assert_eq!(super::managed::Applied::of(twice, sc).fields_v1, None);
+}
+
+#[test]
+fn an_apply_reads_other_subresources_field_sets_only_to_remove_a_field() {
+    let obj = json!({"metadata": {"managedFields": [
+        {"manager": "a", "operation": "Update", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:spec": {"f:command": {}}}},
+        {"manager": "b", "operation": "Apply", "subresource": "status", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:status": {"f:x": {}}}}]}});
+    let mut m = Managed::read_for(&obj, Some("status")).unwrap();
+    assert!(m.0[0].unread && m.0[0].fields.is_empty());
+    assert!(!m.0[1].unread && !m.0[1].fields.is_empty());
+    m.read_rest();
+    assert_eq!(m, Managed::read(&obj).unwrap());
+    // Entries left unread are written back as they were.
+    let m = Managed::read_for(&obj, Some("status")).unwrap();
+    let mut out = json!({"metadata": {}});
+    m.write(&mut out);
+    assert_eq!(out, obj);
+    // b stops applying status.x, which the main resource's "a" also owns
+    // (as a client may have written it): x stays.
+    let live = json!({"metadata": {"managedFields": [
+        {"manager": "a", "operation": "Update", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:status": {"f:x": {}}}},
+        {"manager": "b", "operation": "Apply", "subresource": "status", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:status": {"f:x": {}, "f:y": {}}}}]},
+        "status": {"x": 1, "y": 2}});
+    let config = json!({"status": {"y": 3}});
+    let mut m = Managed::read_for(&live, Some("status")).unwrap();
+    let v = m
+        .apply(
+            "b",
+            "v1",
+            Some("status"),
+            &live,
+            &owned_part(&live, Some("status"), true),
+            &config,
+            &super::managed::Applied::of(config.clone(), Schema::root(None)),
+            Schema::root(None),
+            false,
+            "t",
+        )
+        .unwrap();
+    assert_eq!(v["status"], json!({"x": 1, "y": 3}));
+    // c takes y by force: b's entry as read loses it, as its set does.
+    let live = json!({"metadata": {"managedFields": [
+        {"manager": "b", "operation": "Apply", "subresource": "status", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:status": {"f:x": {}, "f:y": {}}}}]},
+        "status": {"x": 1, "y": 2}});
+    let config = json!({"status": {"y": 4}});
+    let mut m = Managed::read_for(&live, Some("status")).unwrap();
+    let take = |m: &mut Managed, force| {
+        m.apply(
+            "c",
+            "v1",
+            Some("status"),
+            &live,
+            &owned_part(&live, Some("status"), true),
+            &config,
+            &super::managed::Applied::of(config.clone(), Schema::root(None)),
+            Schema::root(None),
+            force,
+            "t",
+        )
+    };
+    assert_eq!(
+        take(&mut m.clone(), false).unwrap_err()[0].field(),
+        ".status.y"
+    );
+    take(&mut m, true).unwrap();
+    let b = m.0.iter().find(|e| e.manager == "b").unwrap();
+    assert_eq!(
+        b.read_as.as_ref().unwrap()["fieldsV1"],
+        b.fields.to_fields_v1()
+    );
+    assert_eq!(b.fields.to_fields_v1(), json!({"f:status": {"f:x": {}}}));
 }

@@ -203,7 +203,7 @@ fn walk_item(a: &Value, b: &Value, schema: Schema<'_>, path: &mut Path, out: &mu
 }
 
 /// Takes `path` out of a `fieldsV1` tree.
-fn tree_remove(node: &mut Map<String, Value>, path: &[Element]) {
+pub(crate) fn tree_remove(node: &mut Map<String, Value>, path: &[Element]) {
     let Some((first, rest)) = path.split_first() else {
         return;
     };
@@ -329,6 +329,17 @@ pub fn created(
             }
             _ => node(&mut out, format!("f:{k}"), v, schema.property(k))?,
         }
+    }
+    Some(out)
+}
+
+/// The `fieldsV1` of every field of `owned` (an owned part, as
+/// [`super::managed::owned_part`] makes), in one pass: what
+/// `set_of(owned).to_fields_v1()` gives. `None` when a list holds an item twice.
+pub fn tree_of(owned: &Value, schema: Schema<'_>) -> Option<Map<String, Value>> {
+    let mut out = Map::new();
+    for (k, v) in owned.as_object()? {
+        node(&mut out, format!("f:{k}"), v, schema.property(k))?;
     }
     Some(out)
 }

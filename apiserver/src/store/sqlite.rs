@@ -31,6 +31,12 @@ use tokio::sync::{mpsc, oneshot};
 /// The most writes one commit takes.
 const MAX_BATCH: usize = 2048;
 
+/// How long a batch that found other writes queued behind its first waits
+/// for more before it commits (group commit, as PostgreSQL's `commit_delay`
+/// with `commit_siblings`): under concurrent writers one fsync then covers
+/// many writes; a lone write never waits.
+const COMMIT_DELAY: std::time::Duration = std::time::Duration::from_micros(3000);
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
     id INTEGER PRIMARY KEY,
@@ -267,6 +273,16 @@ fn writer_loop(
             match rx.try_recv() {
                 Ok(op) => batch.push(op),
                 Err(_) => break,
+            }
+        }
+        if batch.len() > 1 {
+            let until = std::time::Instant::now() + COMMIT_DELAY;
+            while batch.len() < MAX_BATCH {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
             }
         }
         let (writes, compactions): (Vec<_>, Vec<_>) = batch
