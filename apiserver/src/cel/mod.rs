@@ -12,18 +12,22 @@
 //! so a node whose rules do not read `oldSelf` and whose value is unchanged is
 //! not evaluated at all.
 //!
-//! Each node with rules is compiled as a unit of its own ([`units`]) and sees
-//! only the fields its rules select, down to the last field of each chain
-//! ([`refs`]), so a status write converts to CEL what the rules read, not
+//! Each rule is compiled as a unit of its own at its node ([`units`]) and
+//! sees only the fields it selects, down to the last field of each chain
+//! ([`refs`]), so a status write converts to CEL what the rule reads, not
 //! the whole object at every level.
 //!
-//! A unit remembers the inputs its rules passed on ([`passed`]), so the
+//! A transition rule that holds when a field is as it was (`self.spec ==
+//! oldSelf.spec` among its `||`s) is not evaluated when it is ([`same`]).
+//! A unit remembers the inputs its rule passed on ([`passed`]), so the
 //! same inputs again (objects sharing a spec, an object's next write) are
-//! not evaluated again.
+//! not evaluated again; a rule that does not read what a write changed
+//! (a Task's spec rules on a status write) is answered from that memory.
 
 mod causes;
 mod passed;
 mod refs;
+mod same;
 mod scope;
 mod units;
 
@@ -58,6 +62,8 @@ struct Unit {
     flat: CompiledSchema,
     /// Whether a rule reads `oldSelf` (so an unchanged value is evaluated).
     transition: bool,
+    /// The fields whose equality with `oldSelf`'s makes the rule hold.
+    same: same::Same,
     self_fields: Paths,
     old_fields: Paths,
     /// The inputs its rules passed on.
@@ -142,7 +148,13 @@ fn unit(u: units::UnitSchema) -> Unit {
         .filter_map(Value::as_str)
         .collect();
     let (self_fields, old_fields) = refs::fields(exprs.iter().copied());
+    // Under optionalOldSelf, `oldSelf` is an optional: not compared so.
+    let same = match rules.as_slice() {
+        [r] if r["optionalOldSelf"] != true => same::Same::of(r["rule"].as_str().unwrap_or("")),
+        _ => same::Same::default(),
+    };
     Unit {
+        same,
         path: u.path,
         compiled: kube_cel::compile_schema(&u.schema),
         flat: kube_cel::compile_schema(&units::flat(&u.schema)),
@@ -218,6 +230,9 @@ pub fn validate(rules: &Rules, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             for u in list {
                 units::visit(&u.path, obj, old, &mut String::new(), &mut |v, o, path| {
                     if !u.transition && o.is_some_and(|o| unchanged(v, o, path.is_empty())) {
+                        return;
+                    }
+                    if o.is_some_and(|o| u.same.holds(v, o)) {
                         return;
                     }
                     let (seen, seen_old, root) = if path.is_empty() {

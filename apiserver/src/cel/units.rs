@@ -1,5 +1,5 @@
-//! A CRD schema cut into units: one per schema node that holds rules, each
-//! compiled on its own with only that node's rules and only the parts of the
+//! A CRD schema cut into units: one per rule, each compiled on its own with
+//! only that rule at its node and only the parts of the
 //! schema beneath it that change how a value converts to CEL (a `format`, a
 //! map, an embedded resource). A write then converts and evaluates only the
 //! values under nodes with rules, not the whole object at every level, which
@@ -18,16 +18,16 @@ pub enum Step {
     Additional(Vec<String>),
 }
 
-/// One node with rules: where it is and its schema, cut down.
+/// One rule: where its node is and the node's schema, cut down.
 #[derive(Debug)]
 pub struct UnitSchema {
     /// The steps from the root to the node.
     pub path: Vec<Step>,
-    /// The node's schema, its own rules kept, its descendants' rules gone.
+    /// The node's schema with that rule alone, its descendants' rules gone.
     pub schema: Value,
 }
 
-/// The nodes of `schema` that hold rules; `None` when a rule sits where
+/// The rules of `schema`, node by node; `None` when a rule sits where
 /// only the whole-schema walk evaluates it (under `allOf`, `anyOf`, `oneOf`
 /// or `not`).
 pub fn split(schema: &Value) -> Option<Vec<UnitSchema>> {
@@ -57,17 +57,26 @@ fn collect(node: &Value, path: &mut Vec<Step>, out: &mut Vec<UnitSchema>) -> boo
         return false;
     }
     if has_rules_at(node) {
-        let mut schema = prune(node).unwrap_or_else(|| Value::Object(Map::new()));
-        if let Some(m) = schema.as_object_mut() {
-            m.insert(
-                "x-kubernetes-validations".into(),
-                node["x-kubernetes-validations"].clone(),
-            );
+        let pruned = prune(node).unwrap_or_else(|| Value::Object(Map::new()));
+        // A unit per rule, in order: each sees (and remembers passing on)
+        // only what its own rule reads.
+        for rule in node["x-kubernetes-validations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let mut schema = pruned.clone();
+            if let Some(m) = schema.as_object_mut() {
+                m.insert(
+                    "x-kubernetes-validations".into(),
+                    Value::Array(vec![rule.clone()]),
+                );
+            }
+            out.push(UnitSchema {
+                path: path.clone(),
+                schema,
+            });
         }
-        out.push(UnitSchema {
-            path: path.clone(),
-            schema,
-        });
     }
     let props = node.get("properties").and_then(Value::as_object);
     for (name, child) in props.into_iter().flatten() {
