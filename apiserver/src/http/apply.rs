@@ -11,7 +11,7 @@ use super::ownership::Ownership;
 use super::update::{merge_update, write};
 use crate::error::{ApiError, Cause};
 use crate::ssa::fields::display;
-use crate::ssa::managed::{Applied, Conflict, Managed, copy_except, owned_part};
+use crate::ssa::managed::{Applied, Conflict, Managed, copy_except, owned_part, status_only};
 use crate::ssa::merge::check_lists;
 use crate::ssa::schema::Schema;
 use http::Response;
@@ -49,10 +49,8 @@ fn conflict_error(req: &Request, name: &str, conflicts: &[Conflict]) -> ApiError
 /// The part of the configuration merged into the object: for the main
 /// resource, all but status when status is a subresource; for `/status`, status.
 fn merge_part(config: &Value, subresource: Option<&str>, status_subresource: bool) -> Value {
-    if subresource == Some("status") {
-        return json!({"status": config.get("status").cloned().unwrap_or(Value::Null)});
-    }
     match config.as_object() {
+        Some(o) if subresource == Some("status") => status_only(o),
         Some(o) if status_subresource => Value::Object(copy_except(o, &["status"])),
         _ => config.clone(),
     }

@@ -167,6 +167,11 @@ impl FieldSet {
 
 /// The key element of a map-list item (its key fields as a canonical object).
 pub fn item_key(item: &Value, keys: &[String]) -> Option<String> {
+    if let [key] = keys {
+        // The usual single key, written out as the one-entry object would be.
+        let v = item.get(key)?;
+        return Some(format!("{{{}:{v}}}", Value::String(key.clone())));
+    }
     let mut k = Map::new();
     for name in keys {
         k.insert(name.clone(), item.get(name)?.clone());

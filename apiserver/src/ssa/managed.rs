@@ -9,7 +9,7 @@
 use super::fields::{self, Element, FieldSet, Path};
 use super::merge;
 use super::schema::Schema;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// One `managedFields` entry.
 #[derive(Clone, Debug)]
@@ -115,7 +115,7 @@ pub fn owned_part(obj: &Value, subresource: Option<&str>, status_subresource: bo
         return Value::Null;
     };
     if subresource == Some("status") {
-        return json!({"status": o.get("status").cloned().unwrap_or(Value::Null)});
+        return status_only(o);
     }
     // Only what is kept is copied (an object's managedFields, say, never are).
     let skip: &[&str] = if status_subresource {
@@ -137,6 +137,13 @@ pub fn owned_part(obj: &Value, subresource: Option<&str>, status_subresource: bo
         None => {}
     }
     Value::Object(out)
+}
+
+/// `{"status": ...}` with the status of `o` (`null` when it has none). Built,
+/// not through `json!`, which would copy the status twice.
+pub fn status_only(o: &Map<String, Value>) -> Value {
+    let status = o.get("status").cloned().unwrap_or(Value::Null);
+    Value::Object(Map::from_iter([("status".to_string(), status)]))
 }
 
 /// A copy of `obj` without `metadata.managedFields`.

@@ -445,3 +445,18 @@ fn an_apply_reads_other_subresources_field_sets_only_to_remove_a_field() {
     );
     assert_eq!(b.fields.to_fields_v1(), json!({"f:status": {"f:x": {}}}));
 }
+
+#[test]
+fn a_single_key_is_written_as_its_one_entry_object() {
+    use super::fields::{canonical, item_key};
+    for item in [
+        json!({"type": "Ready", "status": "True"}),
+        json!({"type": "a\"b\\c", "x": 1}),
+        json!({"type": {"n": [1, 2.5, null]}}),
+        json!({"type": 7}),
+    ] {
+        let one = json!({"type": item["type"].clone()});
+        assert_eq!(item_key(&item, &["type".into()]), Some(canonical(&one)));
+    }
+    assert_eq!(item_key(&json!({"name": "x"}), &["type".into()]), None);
+}

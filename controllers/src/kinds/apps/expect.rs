@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 /// How long an unmet expectation is kept.
 const LAPSE: Duration = Duration::from_secs(60);
 
+/// How often lapsed expectations of Apps no reconcile looks at are dropped
+/// (not at every write: a rollout records thousands).
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
 #[derive(Default)]
 struct Pending {
     created: HashMap<String, (Instance, Instant)>,
@@ -21,14 +25,20 @@ struct Pending {
 
 /// Expectations of every App, by uid.
 #[derive(Default)]
-pub struct Expectations(Mutex<HashMap<String, Pending>>);
+pub struct Expectations(Mutex<All>);
+
+#[derive(Default)]
+struct All {
+    apps: HashMap<String, Pending>,
+    swept: Option<Instant>,
+}
 
 impl Expectations {
     /// Records an instance created for App `uid`.
     pub fn created(&self, uid: &str, instance: Instance) {
         let mut all = self.0.lock().expect("expectations lock");
         sweep(&mut all);
-        let p = all.entry(uid.to_string()).or_default();
+        let p = all.apps.entry(uid.to_string()).or_default();
         p.created
             .insert(instance.name.clone(), (instance, Instant::now()));
     }
@@ -37,20 +47,22 @@ impl Expectations {
     pub fn deleted(&self, uid: &str, name: &str) {
         let mut all = self.0.lock().expect("expectations lock");
         sweep(&mut all);
-        let p = all.entry(uid.to_string()).or_default();
+        let p = all.apps.entry(uid.to_string()).or_default();
         p.deleted.insert(name.to_string(), Instant::now());
     }
 
     /// Forgets an App.
     pub fn forget(&self, uid: &str) {
-        self.0.lock().expect("expectations lock").remove(uid);
+        self.0.lock().expect("expectations lock").apps.remove(uid);
     }
 
     /// `seen` (App `uid`'s instances as the store has them) with what the
     /// store has not caught up with yet; met expectations are dropped.
     pub fn apply(&self, uid: &str, seen: &mut Vec<Instance>) {
         let mut all = self.0.lock().expect("expectations lock");
-        let Some(p) = all.get_mut(uid) else { return };
+        let Some(p) = all.apps.get_mut(uid) else {
+            return;
+        };
         let now = Instant::now();
         // Looked up by name, not searched for: an App has thousands of
         // instances and, in a rollout, hundreds of expectations.
@@ -82,16 +94,23 @@ impl Expectations {
             seen[n].terminating = true;
         }
         if p.created.is_empty() && p.deleted.is_empty() {
-            all.remove(uid);
+            all.apps.remove(uid);
         }
     }
 }
 
 /// Drops what has lapsed, for Apps no reconcile will look at again
-/// (deleted ones).
-fn sweep(all: &mut HashMap<String, Pending>) {
+/// (deleted ones), every [`SWEEP_EVERY`] at most.
+fn sweep(all: &mut All) {
     let now = Instant::now();
-    all.retain(|_, p| {
+    if all
+        .swept
+        .is_some_and(|at| now.duration_since(at) < SWEEP_EVERY)
+    {
+        return;
+    }
+    all.swept = Some(now);
+    all.apps.retain(|_, p| {
         p.created
             .retain(|_, (_, at)| now.duration_since(*at) < LAPSE);
         p.deleted.retain(|_, at| now.duration_since(*at) < LAPSE);
@@ -142,6 +161,6 @@ mod tests {
         let mut seen = vec![old, inst("new")];
         e.apply("app", &mut seen);
         assert_eq!(seen.len(), 2);
-        assert!(e.0.lock().unwrap().is_empty());
+        assert!(e.0.lock().unwrap().apps.is_empty());
     }
 }
