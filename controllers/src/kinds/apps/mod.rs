@@ -85,6 +85,7 @@ pub async fn run(client: Client) {
         watcher::Config::default().labels(APP_LABEL).any_semantic(),
     )
     .default_backoff()
+    .modify(crate::watches::drop_managed_fields)
     .reflect(writer)
     .touched_objects();
     // Agents: a drain (a spec change) wakes the Apps with instances there.
