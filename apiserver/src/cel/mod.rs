@@ -227,38 +227,20 @@ pub fn validate(rules: &Rules, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             ));
         }
         Eval::Units(list) => {
-            for u in list {
-                units::visit(&u.path, obj, old, &mut String::new(), &mut |v, o, path| {
-                    if !u.transition && o.is_some_and(|o| unchanged(v, o, path.is_empty())) {
-                        return;
-                    }
-                    if o.is_some_and(|o| u.same.holds(v, o)) {
-                        return;
-                    }
-                    let (seen, seen_old, root) = if path.is_empty() {
-                        let seen_old = o.map(|o| visible(o, &u.old_fields));
-                        (visible(v, &u.self_fields), seen_old, Some(&rules.root))
-                    } else {
-                        let seen_old = o.map(|o| u.old_fields.project(o));
-                        (u.self_fields.project(v), seen_old, None)
-                    };
-                    let Err(key) = u.passed.check(&seen, seen_old.as_ref()) else {
-                        return;
-                    };
-                    let whole = units::touches(&u.schema, &seen)
-                        || seen_old
-                            .as_ref()
-                            .is_some_and(|o| units::touches(&u.schema, o));
-                    let compiled = if whole { &u.compiled } else { &u.flat };
-                    let failed = evaluate(compiled, &seen, seen_old.as_ref(), root);
-                    if failed.is_empty() {
-                        u.passed.insert(key, seen, seen_old);
-                    }
-                    for mut e in failed {
-                        e.field_path = under(path, &e.field_path);
-                        errors.push(e);
-                    }
-                });
+            // The rules of one node are visited together, so its causes come
+            // value by value, each value's in rule order, as kube-apiserver's.
+            for node in list.chunk_by(|a, b| a.path == b.path) {
+                units::visit(
+                    &node[0].path,
+                    obj,
+                    old,
+                    &mut String::new(),
+                    &mut |v, o, path| {
+                        for u in node {
+                            check_unit(u, &rules.root, v, o, path, &mut errors);
+                        }
+                    },
+                );
             }
         }
     }
@@ -267,6 +249,47 @@ pub fn validate(rules: &Rules, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         .filter(|e| !ratchets(e, obj, old))
         .map(|e| cause(&e, obj))
         .collect()
+}
+
+/// Evaluates one unit's rule on a value `v` at `path` (`o`: its old value),
+/// unless the rule's answer is known without it.
+fn check_unit(
+    u: &Unit,
+    root: &RootContext,
+    v: &Value,
+    o: Option<&Value>,
+    path: &str,
+    errors: &mut Vec<ValidationError>,
+) {
+    if !u.transition && o.is_some_and(|o| unchanged(v, o, path.is_empty())) {
+        return;
+    }
+    if o.is_some_and(|o| u.same.holds(v, o)) {
+        return;
+    }
+    let (seen, seen_old, root) = if path.is_empty() {
+        let seen_old = o.map(|o| visible(o, &u.old_fields));
+        (visible(v, &u.self_fields), seen_old, Some(root))
+    } else {
+        let seen_old = o.map(|o| u.old_fields.project(o));
+        (u.self_fields.project(v), seen_old, None)
+    };
+    let Err(key) = u.passed.check(&seen, seen_old.as_ref()) else {
+        return;
+    };
+    let whole = units::touches(&u.schema, &seen)
+        || seen_old
+            .as_ref()
+            .is_some_and(|o| units::touches(&u.schema, o));
+    let compiled = if whole { &u.compiled } else { &u.flat };
+    let failed = evaluate(compiled, &seen, seen_old.as_ref(), root);
+    if failed.is_empty() {
+        u.passed.insert(key, seen, seen_old);
+    }
+    for mut e in failed {
+        e.field_path = under(path, &e.field_path);
+        errors.push(e);
+    }
 }
 
 fn evaluate(
@@ -473,6 +496,53 @@ mod tests {
         // And the cases say something: the bad object fails each rule.
         assert_eq!(validate(&by_units, &bad, None).len(), 5);
         assert_eq!(validate(&by_units, &bad, Some(&good)).len(), 6);
+    }
+
+    #[test]
+    fn a_nodes_rules_report_value_by_value_as_the_whole_walk_does() {
+        let schema = json!({"type": "object", "properties": {"items": {"type": "array",
+            "items": {"type": "object",
+                "x-kubernetes-validations": [
+                    {"rule": "self.a > 0", "message": "a"}, {"rule": "self.b > 0", "message": "b"}],
+                "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}}}});
+        let by_units = compile(&schema, "g.io", "v1", "K").unwrap().unwrap();
+        let whole = Rules {
+            eval: Eval::Whole(Box::new(kube_cel::compile_schema(&schema))),
+            root: by_units.root.clone(),
+        };
+        let obj = json!({"items": [{"a": 0, "b": 0}, {"a": 0, "b": 0}]});
+        let said = |c: Vec<Cause>| -> Vec<String> {
+            c.into_iter()
+                .map(|c| format!("{} {}", c.field, c.message))
+                .collect()
+        };
+        let got = said(validate(&by_units, &obj, None));
+        assert_eq!(got, said(validate(&whole, &obj, None)));
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert!(
+            got[0].starts_with("items[0]") && got[1].starts_with("items[0]"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_transition_rule_holding_by_equality_answers_as_evaluating_it_would() {
+        // Answered by equality (unchanged x) or evaluated (x moved): the same answers.
+        let rule = |optional: bool| {
+            json!({"type": "object", "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}},
+                "x-kubernetes-validations": [{"rule": "self.x == oldSelf.x || self.y / 0 == 1",
+                    "optionalOldSelf": optional, "message": "m"}]})
+        };
+        let (old, new) = (json!({"x": 1, "y": 1}), json!({"x": 1, "y": 2}));
+        let plain = compile(&rule(false), "g.io", "v1", "K").unwrap().unwrap();
+        assert!(validate(&plain, &new, Some(&old)).is_empty());
+        let moved = json!({"x": 2, "y": 2});
+        assert_eq!(validate(&plain, &moved, Some(&old)).len(), 1);
+        // Under optionalOldSelf the rule is evaluated as written (kube-cel
+        // gives the old value itself when there is one: the same answer).
+        let optional = compile(&rule(true), "g.io", "v1", "K").unwrap().unwrap();
+        assert!(validate(&optional, &new, Some(&old)).is_empty());
+        assert_eq!(validate(&optional, &moved, Some(&old)).len(), 1);
     }
 
     #[test]

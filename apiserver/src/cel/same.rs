@@ -14,13 +14,28 @@ use serde_json::Value;
 pub struct Same(Vec<Vec<String>>);
 
 impl Same {
-    /// What decides `rule` (nothing when it cannot be parsed or has no such operand).
+    /// What decides `rule` (nothing when it cannot be parsed or has no such
+    /// operand). Only fields whose CEL names are their JSON names count (plain
+    /// letters and digits: kube-cel escapes others), and of `metadata` only
+    /// what CEL sees of it at the root and in embedded resources.
     pub fn of(rule: &str) -> Same {
         let Ok(e) = cel::parser::Parser::new().parse(rule) else {
             return Same::default();
         };
         let mut out = Vec::new();
         disjuncts(&e, &mut out);
+        out.retain(|path| {
+            let plain = path.iter().all(|f| {
+                f.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && f.chars().all(|c| c.is_ascii_alphanumeric())
+            });
+            // At the root (and in an embedded resource) CEL sees only these
+            // of metadata; a field called so elsewhere is left out too.
+            let seen = path
+                .windows(2)
+                .all(|w| w[0] != "metadata" || ["name", "generateName"].contains(&w[1].as_str()));
+            plain && seen
+        });
         Same(out)
     }
 

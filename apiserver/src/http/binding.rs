@@ -95,6 +95,9 @@ pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
     {
         list.push(json!(FINALIZER));
     }
+    // The finalizer is the main resource's change; the schema's defaults
+    // below are nobody's, as they were not when these were two writes.
+    let main = ownership::main_changes(&req, &old, &bound);
     if !bound["status"].is_object() {
         bound["status"] = json!({});
     }
@@ -109,7 +112,7 @@ pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
             return Err(ApiError::invalid(req.subject(&name), out.causes));
         }
     }
-    ownership::track_both(&req, &old, &mut bound);
+    ownership::track_both(&req, &old, &mut bound, main);
     if !req.params.dry_run {
         update::store(&req, &name, &old, bound, current.mod_revision).await?;
     }

@@ -137,19 +137,28 @@ pub fn track(
     Ok(())
 }
 
+/// What a write from `old` to `new` changed of the main resource (for
+/// [`track_both`]).
+pub fn main_changes(req: &Request, old: &Value, new: &Value) -> update::Changes {
+    let info = &req.route.info;
+    update::diff(
+        old,
+        new,
+        None,
+        info.status_subresource,
+        Schema::root(info.schema.as_ref()),
+    )
+}
+
 /// Records a write the server made of the main resource and status at once
-/// (a binding), as the two writes it stands for would have: the main
-/// resource's Update first, then the status subresource's. `new` holds the
-/// managedFields it was copied with.
-pub fn track_both(req: &Request, old: &Value, new: &mut Value) {
+/// (a binding, of a kind with the status subresource), as the two writes it
+/// stands for would have: `main` (the main resource's change, found before
+/// the status was set) under its Update, then the status's under the status
+/// subresource's. `new` holds the managedFields it was copied with.
+pub fn track_both(req: &Request, old: &Value, new: &mut Value, main: update::Changes) {
     let info = &req.route.info;
     let schema = Schema::root(info.schema.as_ref());
-    let main = update::diff(old, new, None, info.status_subresource, schema);
-    let status = if info.status_subresource {
-        update::diff(old, new, Some("status"), true, schema)
-    } else {
-        update::Changes::default()
-    };
+    let status = update::diff(old, new, Some("status"), true, schema);
     let Some(m) = new["metadata"].as_object_mut() else {
         return;
     };

@@ -212,7 +212,9 @@ impl Managed {
                 return Err(format!("{at}.fieldsType: must be FieldsV1"));
             }
             let subresource = s("subresource").filter(|s| !s.is_empty());
-            let unread = !wanted(subresource.as_deref());
+            // One that owns nothing is read (and so dropped) as before.
+            let owns = e["fieldsV1"].as_object().is_some_and(|o| !o.is_empty());
+            let unread = owns && !wanted(subresource.as_deref());
             let fields = if unread {
                 FieldSet::default()
             } else {
@@ -402,14 +404,15 @@ impl Managed {
         for (i, c) in taken.into_iter().zip(&conflicts) {
             let e = &mut self.0[i];
             e.fields.0.remove(&c.path);
-            // The entry as read loses the field too (not rendered again).
-            match e
+            // The entry as read loses the field too (not rendered again),
+            // unless it spells the field otherwise than canonically.
+            let removed = e
                 .read_as
                 .as_mut()
                 .and_then(|v| v["fieldsV1"].as_object_mut())
-            {
-                Some(tree) => super::update::tree_remove(tree, &c.path),
-                None => e.read_as = None,
+                .is_some_and(|tree| super::update::tree_remove(tree, &c.path));
+            if !removed {
+                e.read_as = None;
             }
         }
         // The live object's managedFields are not copied: the caller writes

@@ -444,6 +444,57 @@ fn an_apply_reads_other_subresources_field_sets_only_to_remove_a_field() {
         b.fields.to_fields_v1()
     );
     assert_eq!(b.fields.to_fields_v1(), json!({"f:status": {"f:x": {}}}));
+    // An entry a client wrote with a key spelled otherwise (a space) loses
+    // the field all the same: it is written again from its set.
+    let odd = json!({"metadata": {"managedFields": [
+        {"manager": "b", "operation": "Apply", "subresource": "status", "fieldsType": "FieldsV1",
+         "fieldsV1": {"f:status": {"f:l": {"k:{\"name\": \"a\"}": {"f:v": {}}}, "f:x": {}}}}]},
+        "status": {"x": 1, "l": [{"name": "a", "v": "0"}]}});
+    let s = json!({"type": "object", "properties": {"status": {"type": "object", "properties": {
+        "l": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+            "items": {"type": "object", "properties": {"name": {"type": "string"}, "v": {"type": "string"}}}}}}}});
+    let sc = Schema::root(Some(&s));
+    let config = json!({"status": {"l": [{"name": "a", "v": "1"}]}});
+    let mut m = Managed::read_for(&odd, Some("status")).unwrap();
+    m.apply(
+        "c",
+        "v1",
+        Some("status"),
+        &odd,
+        &owned_part(&odd, Some("status"), true),
+        &config,
+        &super::managed::Applied::of(config.clone(), sc),
+        sc,
+        true,
+        "t",
+    )
+    .unwrap();
+    let b = m.0.iter().find(|e| e.manager == "b").unwrap();
+    assert_eq!(b.fields.to_fields_v1(), json!({"f:status": {"f:x": {}}}));
+    let mut out = json!({"metadata": {}});
+    m.clone().write(&mut out);
+    let written = &out["metadata"]["managedFields"][0];
+    assert_eq!(written["manager"], "b");
+    assert_eq!(written["fieldsV1"], json!({"f:status": {"f:x": {}}}));
+    // An entry of another subresource that owns nothing goes, as it did.
+    let empty = json!({"metadata": {"managedFields": [
+        {"manager": "a", "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": {}}]}});
+    let mut m = Managed::read_for(&empty, Some("status")).unwrap();
+    let config = json!({"status": {"y": 1}});
+    m.apply(
+        "c",
+        "v1",
+        Some("status"),
+        &empty,
+        &owned_part(&empty, Some("status"), true),
+        &config,
+        &super::managed::Applied::of(config.clone(), Schema::root(None)),
+        Schema::root(None),
+        false,
+        "t",
+    )
+    .unwrap();
+    assert!(m.0.iter().all(|e| e.manager != "a"), "{:?}", m.0);
 }
 
 #[test]

@@ -202,14 +202,15 @@ fn walk_item(a: &Value, b: &Value, schema: Schema<'_>, path: &mut Path, out: &mu
     }
 }
 
-/// Takes `path` out of a `fieldsV1` tree.
-pub(crate) fn tree_remove(node: &mut Map<String, Value>, path: &[Element]) {
+/// Takes `path` out of a `fieldsV1` tree; whether it was there (under its
+/// canonical key).
+pub(crate) fn tree_remove(node: &mut Map<String, Value>, path: &[Element]) -> bool {
     let Some((first, rest)) = path.split_first() else {
-        return;
+        return false;
     };
     let key = first.to_key();
     let Some(child) = node.get_mut(&key).and_then(Value::as_object_mut) else {
-        return;
+        return false;
     };
     if rest.is_empty() {
         if child.len() > 1 || (child.len() == 1 && !child.contains_key(".")) {
@@ -217,15 +218,16 @@ pub(crate) fn tree_remove(node: &mut Map<String, Value>, path: &[Element]) {
         } else {
             node.remove(&key);
         }
-        return;
+        return true;
     }
-    tree_remove(child, rest);
+    let found = tree_remove(child, rest);
     if child.is_empty() {
         node.remove(&key);
     } else if child.len() == 1 && child.contains_key(".") {
         // Only its own membership is left: a plain owned leaf.
         child.remove(".");
     }
+    found
 }
 
 /// Puts `path` into a `fieldsV1` tree.

@@ -31,11 +31,15 @@ use tokio::sync::{mpsc, oneshot};
 /// The most writes one commit takes.
 const MAX_BATCH: usize = 2048;
 
-/// How long a batch that found other writes queued behind its first waits
+/// How long a batch that found other writes queued behind its first may wait
 /// for more before it commits (group commit, as PostgreSQL's `commit_delay`
 /// with `commit_siblings`): under concurrent writers one fsync then covers
 /// many writes; a lone write never waits.
 const COMMIT_DELAY: std::time::Duration = std::time::Duration::from_micros(3000);
+
+/// A waiting batch commits as soon as no write came for this long (writers
+/// that wait for their answer are all in the batch already).
+const COMMIT_GAP: std::time::Duration = std::time::Duration::from_micros(1000);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
@@ -279,7 +283,10 @@ fn writer_loop(
             let until = std::time::Instant::now() + COMMIT_DELAY;
             while batch.len() < MAX_BATCH {
                 let left = until.saturating_duration_since(std::time::Instant::now());
-                match rx.recv_timeout(left) {
+                if left.is_zero() {
+                    break;
+                }
+                match rx.recv_timeout(left.min(COMMIT_GAP)) {
                     Ok(op) => batch.push(op),
                     Err(_) => break,
                 }
