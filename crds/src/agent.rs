@@ -169,3 +169,41 @@ pub struct AgentStatus {
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
+
+impl AgentStatus {
+    /// The host the agent is reached at: that of its endpoint's `address`
+    /// (`https://10.0.0.5:5051` gives `10.0.0.5`, `https://[::1]:5051` gives
+    /// `::1`); `None` without one.
+    pub fn host(&self) -> Option<&str> {
+        let address = self.address.as_deref()?;
+        let rest = address.split_once("://").map_or(address, |(_, r)| r);
+        let authority = rest.split('/').next()?;
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next()?,
+            None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+        };
+        (!host.is_empty()).then_some(host)
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::AgentStatus;
+
+    #[test]
+    fn the_host_is_that_of_the_address() {
+        let host = |a: &str| {
+            AgentStatus {
+                address: Some(a.into()),
+                ..Default::default()
+            }
+            .host()
+            .map(str::to_string)
+        };
+        assert_eq!(host("https://10.0.0.5:5051").as_deref(), Some("10.0.0.5"));
+        assert_eq!(host("https://[::1]:5051/x").as_deref(), Some("::1"));
+        assert_eq!(host("node-1:5051").as_deref(), Some("node-1"));
+        assert_eq!(host("https://:5051"), None);
+        assert_eq!(AgentStatus::default().host(), None);
+    }
+}

@@ -158,16 +158,7 @@ async fn hosts(c: &Call<'_>) -> BTreeMap<String, String> {
     };
     list.items
         .iter()
-        .filter_map(|a| {
-            let addr = a.status.as_ref()?.address.as_deref()?;
-            let rest = addr.split_once("://").map_or(addr, |(_, r)| r);
-            let authority = rest.split('/').next()?;
-            let host = match authority.strip_prefix('[') {
-                Some(v6) => v6.split(']').next()?,
-                None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-            };
-            Some((a.name_any(), host.to_string()))
-        })
+        .filter_map(|a| Some((a.name_any(), a.status.as_ref()?.host()?.to_string())))
         .collect()
 }
 

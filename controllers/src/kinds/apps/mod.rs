@@ -181,7 +181,7 @@ async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError>
             if !i.ports.is_empty() {
                 i.host = agent
                     .as_deref()
-                    .and_then(agent_host)
+                    .and_then(|a| a.status.as_ref()?.host().map(String::from))
                     .or_else(|| agent_name.map(String::from));
             }
             i
@@ -379,18 +379,6 @@ fn instance(t: &Task) -> Instance {
             .and_then(|c| c.trim().parse().ok())
             .unwrap_or(0),
     }
-}
-
-/// The host an agent is reached at: that of its endpoint's address.
-fn agent_host(a: &Agent) -> Option<String> {
-    let address = a.status.as_ref()?.address.as_deref()?;
-    let rest = address.split_once("://").map_or(address, |(_, r)| r);
-    let authority = rest.split('/').next()?;
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next()?,
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    (!host.is_empty()).then(|| host.to_string())
 }
 
 /// What an instance is made from: the template, with the App's ports and
