@@ -4,11 +4,8 @@
 //! still on it at the drain's deadline (deleting a Task kills it with its
 //! grace period), and says so in a Warning Event on the Agent.
 
-use futures::StreamExt;
 use kube::api::{Api, DeleteParams, ListParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector;
-use kube::runtime::{PredicateConfig, WatchStreamExt, predicates, watcher};
+use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use mosaic_crds::Agent;
 use mosaic_crds::task::Task;
@@ -41,21 +38,7 @@ pub enum DrainError {
 
 /// Runs the drain controller until the process ends.
 pub async fn run(client: Client) {
-    // Only spec changes (a drain set or cleared) wake it, not the agents'
-    // own status writes; the deadline comes back as a requeue.
-    let (store, writer) = reflector::store();
-    let agents = watcher::watcher(
-        Api::<Agent>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(writer)
-    .applied_objects()
-    .predicate_filter(predicates::generation, PredicateConfig::default());
-    Controller::for_stream(agents, store)
-        .run(reconcile, error_policy, Arc::new(client))
-        .for_each(|_| async {})
-        .await;
+    super::agent_specs::run(client, reconcile, error_policy).await;
 }
 
 async fn reconcile(agent: Arc<Agent>, client: Arc<Client>) -> Result<Action, DrainError> {

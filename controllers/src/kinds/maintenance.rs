@@ -10,11 +10,8 @@
 //! (Mesos marks machines DRAINING before a window and DOWN during it;
 //! here the drain begins at the start, as the App issue asks.)
 
-use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector;
-use kube::runtime::{PredicateConfig, WatchStreamExt, predicates, watcher};
+use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use mosaic_crds::Agent;
 use mosaic_crds::agent::{MAINTENANCE_CONDITION, MaintenanceStatus};
@@ -192,21 +189,7 @@ fn plan(agent: &Agent, now: jiff::Timestamp) -> Plan {
 
 /// Runs the maintenance controller until the process ends.
 pub async fn run(client: Client) {
-    // Spec changes (a window set, moved or cleared) wake it; the window's
-    // start and end come back as requeues.
-    let (store, writer) = reflector::store();
-    let agents = watcher::watcher(
-        Api::<Agent>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(writer)
-    .applied_objects()
-    .predicate_filter(predicates::generation, PredicateConfig::default());
-    Controller::for_stream(agents, store)
-        .run(reconcile, error_policy, Arc::new(client))
-        .for_each(|_| async {})
-        .await;
+    super::agent_specs::run(client, reconcile, error_policy).await;
 }
 
 async fn reconcile(agent: Arc<Agent>, client: Arc<Client>) -> Result<Action, MaintenanceError> {

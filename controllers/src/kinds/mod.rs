@@ -6,6 +6,7 @@
 use futures::future::BoxFuture;
 use kube::Client;
 
+pub mod agent_specs;
 pub mod apps;
 pub mod drain;
 pub mod maintenance;
