@@ -21,6 +21,7 @@ pub mod constraints;
 pub mod events;
 pub mod kinds;
 pub mod leader;
+pub mod lean;
 pub mod liveness;
 pub mod manager;
 pub mod metrics;

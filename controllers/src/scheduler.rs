@@ -120,12 +120,8 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
         None,
         &mut bg,
     );
-    let (tasks, task_changes) = reflect(
-        Api::<Task>::all(client.clone()),
-        notify.clone(),
-        None,
-        &mut bg,
-    );
+    let (tasks, task_changes) =
+        crate::watches::reflect_tasks(&client, notify.clone(), None, &mut bg);
     let (agents, agent_changes) = reflect(
         Api::<Agent>::all(client.clone()),
         notify.clone(),

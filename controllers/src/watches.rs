@@ -2,10 +2,12 @@
 //! change, and for the kinds the scheduler follows by delta (Tasks, Agents,
 //! Leases) the set of objects that changed since it last looked.
 
-use futures::StreamExt;
+use crate::lean::LeanTask;
+use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
+use mosaic_crds::task::Task;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -67,15 +69,44 @@ where
         + Sync
         + 'static,
 {
+    let events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(drop_managed_fields);
+    reflect_events(events, notify, deleted, bg)
+}
+
+/// [`reflect`] for Tasks, decoded without their managedFields ([`crate::lean`]).
+pub fn reflect_tasks(
+    client: &kube::Client,
+    notify: Arc<Notify>,
+    deleted: Option<tokio::sync::mpsc::UnboundedSender<Task>>,
+    bg: &mut Vec<tokio::task::AbortHandle>,
+) -> (Store<Task>, Changes<Task>) {
+    let events = watcher(
+        Api::<LeanTask>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .map_ok(crate::lean::task_event);
+    reflect_events(events, notify, deleted, bg)
+}
+
+fn reflect_events<K, S>(
+    events: S,
+    notify: Arc<Notify>,
+    deleted: Option<tokio::sync::mpsc::UnboundedSender<K>>,
+    bg: &mut Vec<tokio::task::AbortHandle>,
+) -> (Store<K>, Changes<K>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + Sync + 'static,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
     let (reader, writer) = reflector::store();
     let changes = Changes {
         inner: Arc::new(Mutex::new((HashSet::new(), false))),
     };
     let inner = changes.inner.clone();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(drop_managed_fields)
-        .reflect(writer);
+    let stream = events.reflect(writer);
     let task = tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(ev) = stream.next().await {

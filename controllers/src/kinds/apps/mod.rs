@@ -12,7 +12,8 @@ mod expect;
 pub mod plan;
 mod revision;
 
-use futures::StreamExt;
+use crate::lean::LeanTask;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
@@ -76,7 +77,7 @@ const PLAN_EVERY: Duration = Duration::from_millis(200);
 /// Runs the App controller until the process ends.
 pub async fn run(client: Client) {
     let apps = Api::<App>::all(client.clone());
-    let tasks = Api::<Task>::all(client.clone());
+    let tasks = Api::<LeanTask>::all(client.clone());
     // The instances, in a store the reconciles read and a stream that
     // wakes the App that owns a changed one.
     let (store, writer) = reflector::store();
@@ -85,7 +86,7 @@ pub async fn run(client: Client) {
         watcher::Config::default().labels(APP_LABEL).any_semantic(),
     )
     .default_backoff()
-    .modify(crate::watches::drop_managed_fields)
+    .map_ok(crate::lean::task_event)
     .reflect(writer)
     .touched_objects();
     // Agents: a drain (a spec change) wakes the Apps with instances there.
