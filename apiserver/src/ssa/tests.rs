@@ -370,6 +370,31 @@ fn an_applied_configuration_s_fields_v1_is_its_field_set_s() {
     assert_eq!(super::managed::Applied::of(twice, sc).fields_v1, None);
 }
 
+/// `manager`'s apply of `config` to `live`'s status, on the managedFields
+/// `live` holds as an apply reads them; the entries after it, and its result.
+fn status_apply(
+    live: &Value,
+    manager: &str,
+    config: &Value,
+    schema: Schema<'_>,
+    force: bool,
+) -> (Managed, Result<Value, Vec<super::managed::Conflict>>) {
+    let mut m = Managed::read_for(live, Some("status")).unwrap();
+    let v = m.apply(
+        manager,
+        "v1",
+        Some("status"),
+        live,
+        &owned_part(live, Some("status"), true),
+        config,
+        &super::managed::Applied::of(config.clone(), schema),
+        schema,
+        force,
+        "t",
+    );
+    (m, v)
+}
+
 #[test]
 fn an_apply_reads_other_subresources_field_sets_only_to_remove_a_field() {
     let obj = json!({"metadata": {"managedFields": [
@@ -396,20 +421,8 @@ fn an_apply_reads_other_subresources_field_sets_only_to_remove_a_field() {
          "fieldsV1": {"f:status": {"f:x": {}, "f:y": {}}}}]},
         "status": {"x": 1, "y": 2}});
     let config = json!({"status": {"y": 3}});
-    let mut m = Managed::read_for(&live, Some("status")).unwrap();
-    let v = m
-        .apply(
-            "b",
-            "v1",
-            Some("status"),
-            &live,
-            &owned_part(&live, Some("status"), true),
-            &config,
-            &super::managed::Applied::of(config.clone(), Schema::root(None)),
-            Schema::root(None),
-            false,
-            "t",
-        )
+    let v = status_apply(&live, "b", &config, Schema::root(None), false)
+        .1
         .unwrap();
     assert_eq!(v["status"], json!({"x": 1, "y": 3}));
     // c takes y by force: b's entry as read loses it, as its set does.
@@ -418,26 +431,10 @@ fn an_apply_reads_other_subresources_field_sets_only_to_remove_a_field() {
          "fieldsV1": {"f:status": {"f:x": {}, "f:y": {}}}}]},
         "status": {"x": 1, "y": 2}});
     let config = json!({"status": {"y": 4}});
-    let mut m = Managed::read_for(&live, Some("status")).unwrap();
-    let take = |m: &mut Managed, force| {
-        m.apply(
-            "c",
-            "v1",
-            Some("status"),
-            &live,
-            &owned_part(&live, Some("status"), true),
-            &config,
-            &super::managed::Applied::of(config.clone(), Schema::root(None)),
-            Schema::root(None),
-            force,
-            "t",
-        )
-    };
-    assert_eq!(
-        take(&mut m.clone(), false).unwrap_err()[0].field(),
-        ".status.y"
-    );
-    take(&mut m, true).unwrap();
+    let refused = status_apply(&live, "c", &config, Schema::root(None), false).1;
+    assert_eq!(refused.unwrap_err()[0].field(), ".status.y");
+    let (m, forced) = status_apply(&live, "c", &config, Schema::root(None), true);
+    forced.unwrap();
     let b = m.0.iter().find(|e| e.manager == "b").unwrap();
     assert_eq!(
         b.read_as.as_ref().unwrap()["fieldsV1"],
@@ -455,45 +452,21 @@ fn an_apply_reads_other_subresources_field_sets_only_to_remove_a_field() {
             "items": {"type": "object", "properties": {"name": {"type": "string"}, "v": {"type": "string"}}}}}}}});
     let sc = Schema::root(Some(&s));
     let config = json!({"status": {"l": [{"name": "a", "v": "1"}]}});
-    let mut m = Managed::read_for(&odd, Some("status")).unwrap();
-    m.apply(
-        "c",
-        "v1",
-        Some("status"),
-        &odd,
-        &owned_part(&odd, Some("status"), true),
-        &config,
-        &super::managed::Applied::of(config.clone(), sc),
-        sc,
-        true,
-        "t",
-    )
-    .unwrap();
+    let (m, forced) = status_apply(&odd, "c", &config, sc, true);
+    forced.unwrap();
     let b = m.0.iter().find(|e| e.manager == "b").unwrap();
     assert_eq!(b.fields.to_fields_v1(), json!({"f:status": {"f:x": {}}}));
     let mut out = json!({"metadata": {}});
-    m.clone().write(&mut out);
+    m.write(&mut out);
     let written = &out["metadata"]["managedFields"][0];
     assert_eq!(written["manager"], "b");
     assert_eq!(written["fieldsV1"], json!({"f:status": {"f:x": {}}}));
     // An entry of another subresource that owns nothing goes, as it did.
     let empty = json!({"metadata": {"managedFields": [
         {"manager": "a", "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": {}}]}});
-    let mut m = Managed::read_for(&empty, Some("status")).unwrap();
     let config = json!({"status": {"y": 1}});
-    m.apply(
-        "c",
-        "v1",
-        Some("status"),
-        &empty,
-        &owned_part(&empty, Some("status"), true),
-        &config,
-        &super::managed::Applied::of(config.clone(), Schema::root(None)),
-        Schema::root(None),
-        false,
-        "t",
-    )
-    .unwrap();
+    let (m, applied) = status_apply(&empty, "c", &config, Schema::root(None), false);
+    applied.unwrap();
     assert!(m.0.iter().all(|e| e.manager != "a"), "{:?}", m.0);
 }
 
