@@ -47,7 +47,7 @@ use futures::StreamExt;
 use kube::Client;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
-use mosaic_crds::Task;
+use mosaic_crds::lean::LeanTask;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -213,20 +213,18 @@ pub async fn run(
             cfg.limits.clone(),
         ))
     });
-    let tasks: Api<Task> = Api::all(client.clone());
+    let tasks: Api<LeanTask> = Api::all(client.clone());
     let wc = watcher::Config::default().fields(&format!("status.agent={}", cfg.name));
-    // Field ownership is no business of the agent: its cache leaves it out.
-    let stream = watcher(tasks, wc)
-        .default_backoff()
-        .modify(|t: &mut Task| t.metadata.managed_fields = None);
+    // Field ownership is no business of the agent: its watch skips it unparsed.
+    let stream = watcher(tasks, wc).default_backoff();
     futures::pin_mut!(stream);
     tracing::info!(agent = %cfg.name, "agent started");
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             ev = stream.next() => match ev {
-                Some(Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t))) => runner.observe(t).await,
-                Some(Ok(watcher::Event::Delete(t))) => runner.forget(&t).await,
+                Some(Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t))) => runner.observe(t.0).await,
+                Some(Ok(watcher::Event::Delete(t))) => runner.forget(&t.0).await,
                 Some(Ok(watcher::Event::InitDone)) => runner.reap_orphans().await,
                 Some(Ok(_)) => {}
                 Some(Err(e)) => tracing::debug!(error = %e, "task watch error (retrying)"),

@@ -12,11 +12,12 @@ use crate::AgentConfig;
 use crate::executor::now;
 use crate::runner::KillReason;
 use crate::status::{Reporter, describe_kill, running, terminal};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use mosaic_crds::Task;
+use mosaic_crds::lean::LeanTask;
 use mosaic_crds::task::TaskPhase;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -76,10 +77,10 @@ pub async fn run(
         names,
         runs: Mutex::new(HashMap::new()),
     });
-    let stream = watcher(Api::<Task>::all(client), watcher::Config::default())
+    let stream = watcher(Api::<LeanTask>::all(client), watcher::Config::default())
         .default_backoff()
-        .modify(|t: &mut Task| t.metadata.managed_fields = None)
-        .applied_objects();
+        .applied_objects()
+        .map_ok(|t| t.0);
     futures::pin_mut!(stream);
     loop {
         tokio::select! {

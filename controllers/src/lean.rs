@@ -1,86 +1,9 @@
-//! Tasks as the controllers' watches decode them: without managedFields,
-//! which are skipped unparsed (the caches drop them anyway, as
-//! controller-runtime's default transform does), so a watch event of a Task
-//! builds no `FieldsV1` trees only to throw them away.
+//! The controllers' Task watches decode [`LeanTask`]s (Tasks without their
+//! managedFields, skipped unparsed) and hand on Tasks.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
 use kube::runtime::watcher;
-use mosaic_crds::task::{Task, TaskSpec, TaskStatus};
-use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-use std::borrow::Cow;
-
-/// A Task decoded without its managedFields.
-#[derive(Clone, Debug)]
-pub struct LeanTask(pub Task);
-
-impl<'de> Deserialize<'de> for LeanTask {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Raw {
-            #[serde(default, deserialize_with = "lean_meta")]
-            metadata: ObjectMeta,
-            spec: TaskSpec,
-            #[serde(default)]
-            status: Option<TaskStatus>,
-        }
-        let r = Raw::deserialize(d)?;
-        Ok(LeanTask(Task {
-            metadata: r.metadata,
-            spec: r.spec,
-            status: r.status,
-        }))
-    }
-}
-
-/// ObjectMeta with `managedFields` skipped unparsed.
-fn lean_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
-    struct Meta;
-    impl<'de> Visitor<'de> for Meta {
-        type Value = serde_json::Map<String, serde_json::Value>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("object metadata")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-            let mut out = serde_json::Map::new();
-            while let Some(k) = m.next_key::<String>()? {
-                if k == "managedFields" {
-                    m.next_value::<IgnoredAny>()?;
-                } else {
-                    out.insert(k, m.next_value()?);
-                }
-            }
-            Ok(out)
-        }
-    }
-    let fields = d.deserialize_map(Meta)?;
-    ObjectMeta::deserialize(serde_json::Value::Object(fields)).map_err(serde::de::Error::custom)
-}
-
-impl Resource for LeanTask {
-    type DynamicType = ();
-    type Scope = <Task as Resource>::Scope;
-
-    fn kind(dt: &()) -> Cow<'_, str> {
-        Task::kind(dt)
-    }
-    fn group(dt: &()) -> Cow<'_, str> {
-        Task::group(dt)
-    }
-    fn version(dt: &()) -> Cow<'_, str> {
-        Task::version(dt)
-    }
-    fn plural(dt: &()) -> Cow<'_, str> {
-        Task::plural(dt)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.0.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.0.metadata
-    }
-}
+pub use mosaic_crds::lean::LeanTask;
+use mosaic_crds::task::Task;
 
 /// A watch event of lean Tasks as one of Tasks.
 pub fn task_event(e: watcher::Event<LeanTask>) -> watcher::Event<Task> {
@@ -90,35 +13,5 @@ pub fn task_event(e: watcher::Event<LeanTask>) -> watcher::Event<Task> {
         watcher::Event::Init => watcher::Event::Init,
         watcher::Event::InitApply(t) => watcher::Event::InitApply(t.0),
         watcher::Event::InitDone => watcher::Event::InitDone,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::LeanTask;
-    use mosaic_crds::task::Task;
-    use serde_json::json;
-
-    #[test]
-    fn a_lean_task_is_the_task_without_its_managed_fields() {
-        let v = json!({"apiVersion": "mosaic.dev/v1alpha1", "kind": "Task",
-            "metadata": {"name": "t", "namespace": "n", "uid": "u", "resourceVersion": "7",
-                "labels": {"a": "b"}, "finalizers": ["f"],
-                "ownerReferences": [{"apiVersion": "mosaic.dev/v1alpha1", "kind": "App", "name": "a", "uid": "x"}],
-                "managedFields": [{"manager": "m", "operation": "Update", "fieldsType": "FieldsV1",
-                    "fieldsV1": {"f:spec": {"f:command": {}}}}]},
-            "spec": {"command": "true", "framework": "fw", "resources": {"cpus": "1", "memory": "1Mi"}},
-            "status": {"phase": "Running", "agent": "a1"}});
-        let lean: LeanTask = serde_json::from_value(v.clone()).unwrap();
-        let mut full: Task = serde_json::from_value(v).unwrap();
-        assert!(full.metadata.managed_fields.is_some());
-        full.metadata.managed_fields = None;
-        assert_eq!(
-            serde_json::to_value(&lean.0).unwrap(),
-            serde_json::to_value(&full).unwrap()
-        );
-        // Bad metadata is an error, not a panic or a default.
-        let bad = json!({"metadata": {"labels": 3}, "spec": {"command": "x"}});
-        assert!(serde_json::from_value::<LeanTask>(bad).is_err());
     }
 }

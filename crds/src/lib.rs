@@ -16,6 +16,7 @@ pub mod conditions;
 pub mod constraint;
 pub mod framework;
 pub mod join;
+pub mod lean;
 pub mod offer;
 pub mod ports;
 pub mod reference;
