@@ -198,6 +198,67 @@ fn client_side_apply_moves_to_server_side_without_conflicts() {
 }
 
 #[test]
+fn managed_fields_a_client_writes_are_kept_canonical_and_give_way_to_later_writes() {
+    let s = TestServer::start().unwrap();
+    let f = write_file(s.dir.path(), "t.yaml", &task("echo one", &[("A", "1")]));
+    s.kubectl_ok(&["apply", "--server-side", "-f", &f]);
+    // A tool writes managedFields itself, a key spelled with spaces.
+    let written = serde_json::json!({"metadata": {"managedFields": [{
+        "manager": "tool", "operation": "Update", "apiVersion": "mosaic.dev/v1alpha1",
+        "fieldsType": "FieldsV1", "time": "2026-01-01T00:00:00Z",
+        "fieldsV1": {"f:spec": {"f:env": {"k:{ \"name\" : \"A\" }": {".": {}, "f:name": {}, "f:value": {}}}}}}]}});
+    s.kubectl_ok(&[
+        "patch",
+        "task",
+        "report",
+        "--type=merge",
+        "-p",
+        &written.to_string(),
+    ]);
+    let tool = || {
+        let out = s.kubectl_ok(&[
+            "get",
+            "task",
+            "report",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["manager"] == "tool")
+            .map(|e| e["fieldsV1"].clone())
+    };
+    // Stored as kube-apiserver stores it: the key in canonical form.
+    assert_eq!(
+        tool(),
+        Some(
+            serde_json::json!({"f:spec": {"f:env": {"k:{\"name\":\"A\"}": {".": {}, "f:name": {}, "f:value": {}}}}})
+        )
+    );
+    // So another manager's write of the value takes it from the tool.
+    s.kubectl_ok(&[
+        "patch",
+        "task",
+        "report",
+        "--type=merge",
+        "--field-manager=editor",
+        "-p",
+        r#"{"spec": {"env": [{"name": "A", "value": "2"}]}}"#,
+    ]);
+    assert_eq!(field(&s, "{.spec.env[0].value}"), "2");
+    assert_eq!(
+        tool(),
+        Some(
+            serde_json::json!({"f:spec": {"f:env": {"k:{\"name\":\"A\"}": {".": {}, "f:name": {}}}}})
+        )
+    );
+}
+
+#[test]
 fn kubectl_diff_shows_nothing_after_apply_and_the_edit_after_an_edit() {
     let s = TestServer::start().unwrap();
     let f = write_file(s.dir.path(), "t.yaml", &task("echo one", &[("A", "1")]));

@@ -75,17 +75,13 @@ pub fn track(
     let had = old["metadata"].get("managedFields");
     let given = new["metadata"].get("managedFields");
     let unchanged = given.is_some() && given == had;
-    if let Some(g) = given
-        && given != had
-    {
-        // Set by the client: kept as given (an empty list clears them).
+    if given.is_some() && given != had {
+        // Set by the client: kept once checked, in canonical form (an empty
+        // list clears them).
         Managed::read(new)
-            .map_err(|m| ApiError::bad_request(format!("invalid managedFields: {m}")))?;
-        if g.as_array().is_some_and(|a| a.is_empty())
-            && let Some(m) = new["metadata"].as_object_mut()
-        {
-            m.remove("managedFields");
-        }
+            .map_err(|m| ApiError::bad_request(format!("invalid managedFields: {m}")))?
+            .canonical()
+            .write(new);
         return Ok(());
     }
     let schema = Schema::root(info.schema.as_ref());

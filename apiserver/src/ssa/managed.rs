@@ -39,7 +39,9 @@ impl Entry {
     fn render(&self, fields_v1: Value) -> Value {
         let text = |s: &str| Value::String(s.to_string());
         let mut m = Map::new();
-        m.insert("apiVersion".into(), text(&self.api_version));
+        if !self.api_version.is_empty() {
+            m.insert("apiVersion".into(), text(&self.api_version));
+        }
         m.insert("fieldsType".into(), text("FieldsV1"));
         m.insert("fieldsV1".into(), fields_v1);
         m.insert("manager".into(), text(&self.manager));
@@ -47,7 +49,9 @@ impl Entry {
         if let Some(s) = &self.subresource {
             m.insert("subresource".into(), text(s));
         }
-        m.insert("time".into(), text(&self.time));
+        if !self.time.is_empty() {
+            m.insert("time".into(), text(&self.time));
+        }
         Value::Object(m)
     }
 }
@@ -246,6 +250,16 @@ impl Managed {
                 .and_then(|v| FieldSet::from_fields_v1(&v["fieldsV1"]))
                 .unwrap_or_default();
         }
+    }
+
+    /// The entries written again from their field sets, as kube-apiserver
+    /// decodes and encodes a client's: keys spelled canonically (so later
+    /// writes find the fields they take), nothing but an entry's own fields.
+    pub fn canonical(mut self) -> Self {
+        for e in &mut self.0 {
+            e.read_as = None;
+        }
+        self
     }
 
     /// Writes the entries into `obj` (removing the list when there are none).

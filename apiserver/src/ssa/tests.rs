@@ -484,3 +484,44 @@ fn a_single_key_is_written_as_its_one_entry_object() {
     }
     assert_eq!(item_key(&json!({"name": "x"}), &["type".into()]), None);
 }
+
+#[test]
+fn client_written_entries_are_kept_in_canonical_form() {
+    use super::fields::Element;
+    use super::update::{Changes, record};
+    // A client spells a key with spaces and adds a field of its own.
+    let mut obj = json!({"metadata": {"managedFields": [
+        {"manager": "a", "operation": "Update", "fieldsType": "FieldsV1", "extra": 1,
+         "fieldsV1": {"f:status": {"f:conditions": {"k:{ \"type\" : \"Ready\" }": {".": {}, "f:status": {}}}}}}]}});
+    Managed::read(&obj).unwrap().canonical().write(&mut obj);
+    assert_eq!(
+        obj["metadata"]["managedFields"],
+        json!([{"manager": "a", "operation": "Update", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:status": {"f:conditions": {"k:{\"type\":\"Ready\"}": {".": {}, "f:status": {}}}}}}])
+    );
+    // So another manager's update of that condition's status takes it.
+    let mut list = obj["metadata"]["managedFields"].as_array().unwrap().clone();
+    let path = vec![
+        Element::Field("status".into()),
+        Element::Field("conditions".into()),
+        Element::Key(r#"{"type":"Ready"}"#.into()),
+        Element::Field("status".into()),
+    ];
+    let changes = Changes {
+        set: vec![path],
+        removed: vec![],
+    };
+    record(&mut list, &changes, "b", "v1", None, "2026-01-01T00:00:00Z");
+    let a = list.iter().find(|e| e["manager"] == "a").unwrap();
+    assert_eq!(
+        a["fieldsV1"],
+        json!({"f:status": {"f:conditions": {"k:{\"type\":\"Ready\"}": {}}}})
+    );
+    // An empty list clears them.
+    let mut cleared = json!({"metadata": {"managedFields": []}});
+    Managed::read(&cleared)
+        .unwrap()
+        .canonical()
+        .write(&mut cleared);
+    assert!(cleared["metadata"].get("managedFields").is_none());
+}
