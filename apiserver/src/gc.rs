@@ -104,7 +104,7 @@ fn observed(bytes: &[u8]) -> Option<Value> {
         }
         p
     });
-    PATHS.read(bytes)
+    PATHS.read_stored(bytes)
 }
 
 fn finalizers(obj: &Value) -> Vec<String> {

@@ -84,6 +84,59 @@ impl Paths {
         de.end().ok()?;
         Some(v)
     }
+
+    /// [`Paths::read`] of bytes this server stored (a JSON object, each key
+    /// once): the reading stops at the last top-level field wanted, so a
+    /// watch's label selector or the garbage collector's look at metadata
+    /// skips the spec and status. What follows is not checked.
+    pub fn read_stored(&self, bytes: &[u8]) -> Option<Value> {
+        let Self::Fields(fields) = self else {
+            return self.read(bytes);
+        };
+        let mut out = None;
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        // Stopping early leaves the object unfinished, an error to serde_json:
+        // what was read is in `out` all the same.
+        let _ = de.deserialize_map(Prefix {
+            fields,
+            out: &mut out,
+        });
+        out
+    }
+}
+
+/// Reads an object's wanted fields into `out`, stopping once it has them all.
+struct Prefix<'a, 'o> {
+    fields: &'a BTreeMap<String, Paths>,
+    out: &'o mut Option<Value>,
+}
+
+impl<'de> Visitor<'de> for Prefix<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut got = Map::new();
+        while got.len() < self.fields.len() {
+            let Some(Key(key)) = map.next_key()? else {
+                break;
+            };
+            match self.fields.get(key.as_ref()) {
+                Some(sub) => {
+                    let v = map.next_value_seed(sub)?;
+                    got.insert(key.into_owned(), v);
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        *self.out = Some(Value::Object(got));
+        Ok(())
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for &Paths {
@@ -236,6 +289,36 @@ mod tests {
         }
         assert_eq!(Paths::Whole.read(&bytes).unwrap(), obj());
         assert_eq!(Paths::Whole.project(&obj()), obj());
+    }
+
+    #[test]
+    fn reading_stored_bytes_stops_after_the_last_wanted_field() {
+        let bytes = serde_json::to_vec(&obj()).unwrap();
+        let mut p = Paths::none();
+        p.add(&["metadata", "labels"]);
+        p.add(&["metadata", "name"]);
+        let want = json!({"metadata": {"name": "a", "labels": {"x": "1"}}});
+        assert_eq!(p.read_stored(&bytes).unwrap(), want);
+        // What follows the wanted fields is not read.
+        let cut = br#"{"apiVersion": "v1", "metadata": {"name": "a"}, "spec": [1,"#;
+        assert_eq!(
+            p.read_stored(cut).unwrap(),
+            json!({"metadata": {"name": "a"}})
+        );
+        // Otherwise the answers are `read`'s (a wanted field that is
+        // missing reads the whole object).
+        let mut q = Paths::none();
+        q.add(&["status", "agent"]);
+        q.add(&["spec", "n"]);
+        assert_eq!(q.read_stored(&bytes), q.read(&bytes));
+        assert_eq!(p.read_stored(&bytes), p.read(&bytes));
+        assert_eq!(Paths::Whole.read_stored(&bytes).unwrap(), obj());
+        let mut r = Paths::none();
+        r.add(&["missing"]);
+        assert_eq!(r.read_stored(&bytes).unwrap(), json!({}));
+        // Broken before the last wanted field: nothing.
+        assert!(q.read_stored(br#"{"spec": {"n": 1}, "status": "#).is_none());
+        assert!(p.read_stored(b"[1, 2]").is_none());
     }
 
     #[test]

@@ -249,7 +249,7 @@ impl Watch {
     /// Whether the selectors take a stored value, read only as far as they
     /// look (`None`: it is not JSON). Only for the stored form.
     fn selects(&self, kv: &KeyValue) -> Option<bool> {
-        Some(self.sel.matches(&self.paths.read(&kv.value)?))
+        Some(self.sel.matches(&self.paths.read_stored(&kv.value)?))
     }
 
     /// One object of the initial state, as ADDED if the selectors take it.
