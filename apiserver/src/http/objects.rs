@@ -561,6 +561,12 @@ pub async fn delete(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
             } else {
                 obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
             }
+            // Stored without its resourceVersion (the revision is it), so
+            // encoded as it is, not copied first.
+            if let Some(m) = obj["metadata"].as_object_mut() {
+                m.remove("resourceVersion");
+                m.remove("selfLink");
+            }
             match req
                 .app
                 .store

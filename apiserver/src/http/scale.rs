@@ -68,7 +68,8 @@ pub async fn serve(
             return Ok(respond(&scale_of(&result, &paths)));
         }
         match store(&req, &name, &old, result, current.mod_revision).await {
-            Ok(Some((stored, _))) => return Ok(respond(&scale_of(&stored, &paths))),
+            Ok(Some((Some(stored), _))) => return Ok(respond(&scale_of(&stored, &paths))),
+            Ok(Some((None, kv))) => return Ok(respond(&scale_of(&req.load(&kv)?, &paths))),
             Ok(None) => return Ok(respond(&scale_of(&old, &paths))),
             Err(e) if e.reason == "Conflict" && pinned.is_none() => continue,
             Err(e) => return Err(e),

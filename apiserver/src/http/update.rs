@@ -232,23 +232,24 @@ pub(super) async fn write(
         ));
     }
     let response = match store(req, name, old, result, rev).await? {
-        Some((stored, kv)) => req.respond_stored(StatusCode::OK, &kv, &stored),
+        Some((Some(stored), kv)) => req.respond_stored(StatusCode::OK, &kv, &stored),
+        Some((None, kv)) => req.respond_kv(StatusCode::OK, &kv)?,
         None => req.respond(StatusCode::OK, old),
     };
     Ok(with_warnings(response, warnings))
 }
 
 /// Writes `result` over `old` (at revision `rev`), or deletes the object when
-/// it is being deleted and its last finalizer went. The object as stored and
-/// its key-value, or `None` when nothing changed (no write, no new revision,
-/// no watch event).
+/// it is being deleted and its last finalizer went. The object as stored (not
+/// decoded when deleted: the key-value serves as it is) and its key-value, or
+/// `None` when nothing changed (no write, no new revision, no watch event).
 pub(super) async fn store(
     req: &Request,
     name: &str,
     old: &Value,
     mut result: Value,
     rev: i64,
-) -> Result<Option<(Value, Arc<KeyValue>)>, ApiError> {
+) -> Result<Option<(Option<Value>, Arc<KeyValue>)>, ApiError> {
     let deleting = result["metadata"]["deletionTimestamp"].is_string();
     let finalizers_left = result["metadata"]["finalizers"]
         .as_array()
@@ -263,7 +264,8 @@ pub(super) async fn store(
             .delete(req.key(name), Precondition::ModRevision(rev))
             .await
             .map_err(not_found)?;
-        (req.load(&kv)?, kv)
+        let crd = req.route.info.builtin == Builtin::Crd;
+        (if crd { Some(req.load(&kv)?) } else { None }, kv)
     } else {
         if same_but_resource_version(old, &result) {
             return Ok(None);
@@ -283,10 +285,10 @@ pub(super) async fn store(
             .await
             .map_err(not_found)?;
         result["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
-        (result, kv)
+        (Some(result), kv)
     };
-    if req.route.info.builtin == Builtin::Crd
-        && let Err(e) = req.app.registry.apply_crd(&stored.0)
+    if let (Builtin::Crd, Some(crd)) = (req.route.info.builtin, &stored.0)
+        && let Err(e) = req.app.registry.apply_crd(crd)
     {
         tracing::warn!(error = %e, "updated CRD cannot be served");
     }
