@@ -31,14 +31,16 @@ use tokio::sync::{mpsc, oneshot};
 /// The most writes one commit takes.
 const MAX_BATCH: usize = 2048;
 
-/// How long a batch that found other writes queued behind its first may wait
-/// for more before it commits (group commit, as PostgreSQL's `commit_delay`
-/// with `commit_siblings`): under concurrent writers one fsync then covers
-/// many writes; a lone write never waits.
+/// About how long a batch that found other writes queued behind its first
+/// may wait for more before it commits (group commit, as PostgreSQL's
+/// `commit_delay` with `commit_siblings`): under concurrent writers one fsync
+/// then covers many writes; a lone write never waits. The wait is whole
+/// [`COMMIT_GAP`]s, the last one ending at most half a gap past this.
 const COMMIT_DELAY: std::time::Duration = std::time::Duration::from_micros(3000);
 
-/// A waiting batch commits as soon as no write came for this long (writers
-/// that wait for their answer are all in the batch already).
+/// A waiting batch looks for more writes this often, and commits as soon as
+/// none came since it last looked (writers that wait for their answer are all
+/// in the batch already).
 const COMMIT_GAP: std::time::Duration = std::time::Duration::from_micros(1000);
 
 const SCHEMA: &str = "
@@ -279,16 +281,25 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        if batch.len() > 1 {
-            let until = std::time::Instant::now() + COMMIT_DELAY;
-            while batch.len() < MAX_BATCH {
-                let left = until.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    break;
+        if batch.len() > 1 && batch.len() < MAX_BATCH {
+            // Asleep, not blocked on the channel: a write arriving meanwhile
+            // wakes nobody (a blocked receiver costs each sender a futex wake
+            // and this thread a switch); what came is taken each gap.
+            let start = std::time::Instant::now();
+            loop {
+                std::thread::sleep(COMMIT_GAP);
+                let before = batch.len();
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(op) => batch.push(op),
+                        Err(_) => break,
+                    }
                 }
-                match rx.recv_timeout(left.min(COMMIT_GAP)) {
-                    Ok(op) => batch.push(op),
-                    Err(_) => break,
+                if batch.len() == before
+                    || batch.len() >= MAX_BATCH
+                    || start.elapsed() + COMMIT_GAP / 2 >= COMMIT_DELAY
+                {
+                    break;
                 }
             }
         }
