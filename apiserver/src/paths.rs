@@ -85,10 +85,11 @@ impl Paths {
         Some(v)
     }
 
-    /// [`Paths::read`] of bytes this server stored (a JSON object, each key
-    /// once): the reading stops at the last top-level field wanted, so a
-    /// watch's label selector or the garbage collector's look at metadata
-    /// skips the spec and status. What follows is not checked.
+    /// [`Paths::read`] of an object this server stored (its own encoding of
+    /// a JSON object, so each key once): the reading stops at the last
+    /// top-level field wanted, so a watch's label selector or the garbage
+    /// collector's look at metadata skips the spec and status. What follows
+    /// is not checked; bytes that are not an object give `None`.
     pub fn read_stored(&self, bytes: &[u8]) -> Option<Value> {
         let Self::Fields(fields) = self else {
             return self.read(bytes);

@@ -115,13 +115,37 @@ mod tests {
             "spec": {"command": "true", "framework": "fw", "resources": {"cpus": "1", "memory": "1Mi"}},
             "status": {"phase": "Running", "agent": "a1"}});
         let lean: LeanTask = serde_json::from_value(v.clone()).unwrap();
-        let mut full: Task = serde_json::from_value(v).unwrap();
+        let mut full: Task = serde_json::from_value(v.clone()).unwrap();
         assert!(full.metadata.managed_fields.is_some());
         full.metadata.managed_fields = None;
         assert_eq!(
             serde_json::to_value(&lean.0).unwrap(),
             serde_json::to_value(&full).unwrap()
         );
+        // The managedFields are not parsed at all: a value that is not a
+        // list, which a Task would refuse, is skipped; and so through a watch
+        // event, whichever of its fields comes first.
+        let mut odd = v.clone();
+        odd["metadata"]["managedFields"] = json!(5);
+        assert!(serde_json::from_value::<Task>(odd.clone()).is_err());
+        let skipped: LeanTask = serde_json::from_value(odd.clone()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&skipped.0).unwrap(),
+            serde_json::to_value(&full).unwrap()
+        );
+        let object = odd.to_string();
+        for text in [
+            format!(r#"{{"type": "MODIFIED", "object": {object}}}"#),
+            format!(r#"{{"object": {object}, "type": "MODIFIED"}}"#),
+        ] {
+            match serde_json::from_str::<kube::core::WatchEvent<LeanTask>>(&text).unwrap() {
+                kube::core::WatchEvent::Modified(t) => assert_eq!(
+                    serde_json::to_value(&t.0).unwrap(),
+                    serde_json::to_value(&full).unwrap()
+                ),
+                other => panic!("not a MODIFIED event: {other:?}"),
+            }
+        }
         // Bad metadata is an error, not a panic or a default.
         let bad = json!({"metadata": {"labels": 3}, "spec": {"command": "x"}});
         assert!(serde_json::from_value::<LeanTask>(bad).is_err());

@@ -2,7 +2,8 @@
 //! (its `fieldManager`, else the User-Agent's first word, as kube-apiserver
 //! does) takes the fields it changed in `metadata.managedFields`. A client that
 //! writes `managedFields` itself (kubectl moving an object from client-side to
-//! server-side apply) has them kept, once checked; `[]` clears them.
+//! server-side apply) has them kept, once checked, in canonical form; `[]`
+//! clears them.
 
 use super::objects::Request;
 use crate::error::ApiError;
@@ -79,8 +80,8 @@ pub fn track(
         // Set by the client: kept once checked, in canonical form (an empty
         // list clears them).
         Managed::read(new)
+            .and_then(Managed::canonical)
             .map_err(|m| ApiError::bad_request(format!("invalid managedFields: {m}")))?
-            .canonical()
             .write(new);
         return Ok(());
     }

@@ -252,14 +252,24 @@ impl Managed {
         }
     }
 
-    /// The entries written again from their field sets, as kube-apiserver
-    /// decodes and encodes a client's: keys spelled canonically (so later
-    /// writes find the fields they take), nothing but an entry's own fields.
-    pub fn canonical(mut self) -> Self {
-        for e in &mut self.0 {
+    /// The entries a client wrote, written again from their field sets: keys
+    /// spelled canonically (so later writes find and take the fields however
+    /// the client spelled them), nothing but an entry's own fields, the time
+    /// in UTC to the second (as `metav1.Time` encodes it; one that is not a
+    /// time is refused, as kube-apiserver refuses it), and entries owning
+    /// nothing dropped.
+    pub fn canonical(mut self) -> Result<Self, String> {
+        for (i, e) in self.0.iter_mut().enumerate() {
             e.read_as = None;
+            if !e.time.is_empty() {
+                let t: jiff::Timestamp = e.time.parse().map_err(|err| {
+                    format!("metadata.managedFields[{i}].time: {:?}: {err}", e.time)
+                })?;
+                e.time = t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+            }
         }
-        self
+        self.0.retain(|e| !e.fields.is_empty());
+        Ok(self)
     }
 
     /// Writes the entries into `obj` (removing the list when there are none).

@@ -493,7 +493,10 @@ fn client_written_entries_are_kept_in_canonical_form() {
     let mut obj = json!({"metadata": {"managedFields": [
         {"manager": "a", "operation": "Update", "fieldsType": "FieldsV1", "extra": 1,
          "fieldsV1": {"f:status": {"f:conditions": {"k:{ \"type\" : \"Ready\" }": {".": {}, "f:status": {}}}}}}]}});
-    Managed::read(&obj).unwrap().canonical().write(&mut obj);
+    Managed::read(&obj)
+        .and_then(Managed::canonical)
+        .unwrap()
+        .write(&mut obj);
     assert_eq!(
         obj["metadata"]["managedFields"],
         json!([{"manager": "a", "operation": "Update", "fieldsType": "FieldsV1",
@@ -517,11 +520,34 @@ fn client_written_entries_are_kept_in_canonical_form() {
         a["fieldsV1"],
         json!({"f:status": {"f:conditions": {"k:{\"type\":\"Ready\"}": {}}}})
     );
-    // An empty list clears them.
-    let mut cleared = json!({"metadata": {"managedFields": []}});
-    Managed::read(&cleared)
+    // An empty list clears them; an entry owning nothing goes.
+    for list in [
+        json!([]),
+        json!([{"manager": "c", "operation": "Update",
+        "fieldsType": "FieldsV1", "fieldsV1": {}}]),
+    ] {
+        let mut cleared = json!({"metadata": {"managedFields": list}});
+        Managed::read(&cleared)
+            .and_then(Managed::canonical)
+            .unwrap()
+            .write(&mut cleared);
+        assert!(cleared["metadata"].get("managedFields").is_none());
+    }
+    // A time is kept in UTC to the second; one that is not a time is refused.
+    let timed = |t: &str| {
+        json!({"metadata": {"managedFields": [{"manager": "a",
+        "operation": "Update", "fieldsType": "FieldsV1", "time": t,
+        "fieldsV1": {"f:spec": {"f:x": {}}}}]}})
+    };
+    let mut obj = timed("2026-01-01T01:30:00.5+01:00");
+    Managed::read(&obj)
+        .and_then(Managed::canonical)
         .unwrap()
-        .canonical()
-        .write(&mut cleared);
-    assert!(cleared["metadata"].get("managedFields").is_none());
+        .write(&mut obj);
+    assert_eq!(
+        obj["metadata"]["managedFields"][0]["time"],
+        "2026-01-01T00:30:00Z"
+    );
+    let bad = Managed::read(&timed("yesterday")).and_then(Managed::canonical);
+    assert!(bad.unwrap_err().contains("managedFields[0].time"));
 }
