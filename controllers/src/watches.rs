@@ -27,7 +27,7 @@ impl Drop for AbortOnDrop {
 /// Field ownership is no business of the controllers: their caches leave it
 /// out (as controller-runtime's default transform does), which keeps every
 /// cached object, and every copy a cycle makes, small.
-fn drop_managed_fields<K: kube::Resource>(o: &mut K) {
+pub(crate) fn drop_managed_fields<K: kube::Resource>(o: &mut K) {
     o.meta_mut().managed_fields = None;
 }
 

@@ -28,6 +28,7 @@ pub async fn run<Fut, E>(
         watcher::Config::default(),
     )
     .default_backoff()
+    .modify(crate::watches::drop_managed_fields)
     .reflect(writer)
     .applied_objects()
     .predicate_filter(predicates::generation, PredicateConfig::default());

@@ -96,6 +96,7 @@ pub async fn run(client: Client) {
         watcher::Config::default(),
     )
     .default_backoff()
+    .modify(crate::watches::drop_managed_fields)
     .reflect(agent_writer)
     .touched_objects()
     .predicate_filter(predicates::generation, PredicateConfig::default());
