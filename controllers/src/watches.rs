@@ -27,8 +27,18 @@ impl Drop for AbortOnDrop {
 /// Field ownership is no business of the controllers: their caches leave it
 /// out (as controller-runtime's default transform does), which keeps every
 /// cached object, and every copy a cycle makes, small.
-pub(crate) fn drop_managed_fields<K: kube::Resource>(o: &mut K) {
+fn drop_managed_fields<K: kube::Resource>(o: &mut K) {
     o.meta_mut().managed_fields = None;
+}
+
+/// The watch of all Agents that the drain, maintenance and App controllers
+/// cache, without managedFields (as [`reflect`] leaves them out).
+pub fn agents(
+    client: kube::Client,
+) -> impl futures::Stream<Item = Result<watcher::Event<mosaic_crds::Agent>, watcher::Error>> {
+    watcher(Api::all(client), watcher::Config::default())
+        .default_backoff()
+        .modify(drop_managed_fields)
 }
 
 /// The objects of one kind that changed since the scheduler last looked.

@@ -28,7 +28,8 @@ fn task(command: &str, env: &[(&str, &str)]) -> String {
     y
 }
 
-fn managers(s: &TestServer) -> Vec<(String, String)> {
+/// The managedFields of task `report`.
+fn managed_fields(s: &TestServer) -> Vec<serde_json::Value> {
     let out = s.kubectl_ok(&[
         "get",
         "task",
@@ -38,9 +39,11 @@ fn managers(s: &TestServer) -> Vec<(String, String)> {
         "--show-managed-fields",
     ]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let mut m: Vec<(String, String)> = v["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
+    v["metadata"]["managedFields"].as_array().unwrap().clone()
+}
+
+fn managers(s: &TestServer) -> Vec<(String, String)> {
+    let mut m: Vec<(String, String)> = managed_fields(s)
         .iter()
         .map(|e| {
             (
@@ -216,19 +219,8 @@ fn managed_fields_a_client_writes_are_kept_canonical_and_give_way_to_later_write
         &written.to_string(),
     ]);
     let tool = || {
-        let out = s.kubectl_ok(&[
-            "get",
-            "task",
-            "report",
-            "-o",
-            "json",
-            "--show-managed-fields",
-        ]);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        v["metadata"]["managedFields"]
-            .as_array()
-            .unwrap()
-            .iter()
+        managed_fields(&s)
+            .into_iter()
             .find(|e| e["manager"] == "tool")
             .map(|e| e["fieldsV1"].clone())
     };

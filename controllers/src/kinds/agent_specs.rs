@@ -4,10 +4,9 @@
 
 use futures::StreamExt;
 use kube::Client;
-use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector;
-use kube::runtime::{PredicateConfig, WatchStreamExt, predicates, watcher};
+use kube::runtime::{PredicateConfig, WatchStreamExt, predicates};
 use mosaic_crds::Agent;
 use std::future::Future;
 use std::sync::Arc;
@@ -23,15 +22,10 @@ pub async fn run<Fut, E>(
     E: std::error::Error + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let agents = watcher::watcher(
-        Api::<Agent>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(crate::watches::drop_managed_fields)
-    .reflect(writer)
-    .applied_objects()
-    .predicate_filter(predicates::generation, PredicateConfig::default());
+    let agents = crate::watches::agents(client.clone())
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(predicates::generation, PredicateConfig::default());
     Controller::for_stream(agents, store)
         .run(reconcile, error_policy, Arc::new(client))
         .for_each(|_| async {})

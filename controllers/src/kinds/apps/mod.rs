@@ -91,15 +91,10 @@ pub async fn run(client: Client) {
     .touched_objects();
     // Agents: a drain (a spec change) wakes the Apps with instances there.
     let (agents, agent_writer) = reflector::store();
-    let drains = watcher::watcher(
-        Api::<Agent>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .modify(crate::watches::drop_managed_fields)
-    .reflect(agent_writer)
-    .touched_objects()
-    .predicate_filter(predicates::generation, PredicateConfig::default());
+    let drains = crate::watches::agents(client.clone())
+        .reflect(agent_writer)
+        .touched_objects()
+        .predicate_filter(predicates::generation, PredicateConfig::default());
     let on_agent = store.clone();
     let controller = Controller::new(apps, watcher::Config::default().any_semantic())
         .owns_stream(owned)
