@@ -152,7 +152,7 @@ pub async fn apply(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
                     &api_version,
                     None,
                     &json!({}),
-                    &Value::Null,
+                    &|| Value::Null,
                     &merge_config,
                     &applied,
                     schema,
@@ -166,7 +166,7 @@ pub async fn apply(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>, 
             return Err(ApiError::conflict(req.subject(&name)));
         }
         let old = req.load(&current)?;
-        let live_owned = owned_part(&old, sub, info.status_subresource);
+        let live_owned = || owned_part(&old, sub, info.status_subresource);
         // Read for each attempt (a second one is rare), never copied.
         let attempt = |force: bool| {
             let mut managed = Managed::read_for(&old, sub).unwrap_or_default();

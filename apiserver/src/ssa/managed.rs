@@ -371,9 +371,10 @@ impl Managed {
     }
 
     /// Applies a configuration for `manager` onto `live` (the whole object;
-    /// `live_owned` its owned part): `merge_config` is what is merged in,
-    /// `applied` what its owned part owns. Returns the merged object, without
-    /// managedFields (for [`Managed::write`]), or the conflicts when not forced.
+    /// `live_owned` makes its owned part, needed only by an object's first
+    /// apply): `merge_config` is what is merged in, `applied` what its owned
+    /// part owns. Returns the merged object, without managedFields (for
+    /// [`Managed::write`]), or the conflicts when not forced.
     #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &mut self,
@@ -381,16 +382,16 @@ impl Managed {
         api_version: &str,
         subresource: Option<&str>,
         live: &Value,
-        live_owned: &Value,
+        live_owned: &dyn Fn() -> Value,
         merge_config: &Value,
         applied: &Applied,
         schema: Schema<'_>,
         force: bool,
         now: &str,
     ) -> Result<Value, Vec<Conflict>> {
-        if self.0.is_empty() && !live_owned.is_null() {
+        if self.0.is_empty() {
             // As Kubernetes: what was there before the first apply is someone's.
-            let all = fields::set_of(live_owned, schema);
+            let all = fields::set_of(&live_owned(), schema);
             if !all.is_empty() {
                 self.0.push(Entry {
                     manager: "before-first-apply".into(),
@@ -406,13 +407,15 @@ impl Managed {
         }
         let mut conflicts = Vec::new();
         let mut taken: Vec<usize> = Vec::new();
-        // Only entries of the same subresource conflict (the others are unread).
+        // Only entries of the same subresource conflict (the others are
+        // unread). The paths of `applied` are all in the owned part, where
+        // `live` holds what its owned part holds: no need to copy that out.
         for (i, e) in self.0.iter().enumerate() {
             if e.manager == manager || e.subresource.as_deref() != subresource {
                 continue;
             }
             for p in applied.set.0.intersection(&e.fields.0) {
-                if differs(live_owned, &applied.config, p, schema) {
+                if differs(live, &applied.config, p, schema) {
                     conflicts.push(Conflict {
                         manager: e.manager.clone(),
                         api_version: e.api_version.clone(),

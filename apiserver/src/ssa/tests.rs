@@ -39,7 +39,7 @@ fn apply(
     force: bool,
 ) -> Result<Value, Vec<super::managed::Conflict>> {
     let s = schema();
-    let owned = owned_part(live, None, true);
+    let owned = || owned_part(live, None, true);
     m.apply(
         manager,
         "mosaic.dev/v1alpha1",
@@ -385,7 +385,7 @@ fn status_apply(
         "v1",
         Some("status"),
         live,
-        &owned_part(live, Some("status"), true),
+        &|| owned_part(live, Some("status"), true),
         config,
         &super::managed::Applied::of(config.clone(), schema),
         schema,
