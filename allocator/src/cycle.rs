@@ -611,6 +611,12 @@ impl Allocator {
         if !self.agents.iter().any(|a| a.schedulable) {
             return;
         }
+        // An offer's ports that nothing holds again were let go.
+        for (a, ports) in std::mem::take(&mut self.offer_ports) {
+            if ports.iter().any(|p| self.agents[a].ports.is_free(*p)) {
+                self.recheck = self.recheck.max(Recheck::Unfit);
+            }
+        }
         let recheck = std::mem::replace(&mut self.recheck, Recheck::None);
         if recheck != Recheck::None {
             self.set_aside_any = false; // set aside again if still blocked
@@ -773,7 +779,9 @@ impl Allocator {
                 {
                     let f = groups[g].1.remove(pos);
                     let chain = groups[g].0.clone();
-                    let allocation = self.take(a, f, &chain, offer, Some(keys), None, Vec::new());
+                    // The agent's free ports go with its first offer.
+                    let ports = self.agents[a].ports.take_free();
+                    let allocation = self.take(a, f, &chain, offer, Some(keys), None, ports);
                     out.push(Decision::Offer { allocation });
                     // Its share grew: move it to its place in the group again.
                     let fs = share(self, f);

@@ -33,7 +33,9 @@
 //! may ask for any free ones or fixed ones, and its allocation records the
 //! ports it got. Ports are not part of shares or quotas (as in Mesos's
 //! sorters, which count scalar resources only). A task whose ports no agent
-//! with room has free is set aside as unschedulable, as for constraints.
+//! with room has free is set aside as unschedulable, as for constraints. An
+//! offer carries (and holds) all the free ports of its agent, as a Mesos
+//! offer does; the agent's other offers in the same cycle carry none.
 //!
 //! **Constraints.** A task may belong to a group (an App's instances) and
 //! carry Marathon's placement constraints; the allocator counts each group's
@@ -68,7 +70,8 @@ pub struct Allocation {
     pub parts: Vec<(Option<String>, Resources)>,
     /// The group of the task holding it, which constraints count.
     pub group: Option<String>,
-    /// The host ports it holds on the agent, in the order the task asked.
+    /// The host ports it holds on the agent: a task's, in the order it
+    /// asked; an offer's, all it carries, in order.
     pub ports: Vec<u16>,
 }
 
@@ -192,6 +195,10 @@ pub struct Allocator {
     /// Some task is set aside for its constraints: a release, or an
     /// allocation of a group, brings such tasks back to look again.
     set_aside_any: bool,
+    /// Ports outstanding offers held until they were returned for the cycle
+    /// (by agent), kept while tasks are set aside: those of an offer not
+    /// held again (declined, rescinded, accepted) bring such tasks back.
+    offer_ports: Vec<(usize, Vec<u16>)>,
     /// Where the next choice of any free host port starts (it moves on with
     /// each, so a port just let go is not handed out again at once).
     port_seed: u64,
@@ -447,6 +454,12 @@ impl Allocator {
     /// but the tasks set aside for their constraints are not brought back
     /// for it, as nothing changes for them.
     pub fn release_transient(&mut self, alloc: &Allocation) {
+        if self.set_aside_any
+            && !alloc.ports.is_empty()
+            && let Some(&a) = self.agent_index.get(&alloc.agent)
+        {
+            self.offer_ports.push((a, alloc.ports.clone()));
+        }
         self.give_back(alloc, None);
     }
 

@@ -265,6 +265,22 @@ impl PortPool {
         out
     }
 
+    /// Takes every port it offers that no task holds, in order: what an
+    /// offer of the agent carries (a Mesos offer carries all its free ports).
+    pub fn take_free(&mut self) -> Vec<u16> {
+        let free: Vec<u16> = self
+            .ranges
+            .0
+            .iter()
+            .flat_map(|&(b, e)| b..=e)
+            .filter(|p| !self.used.contains_key(p))
+            .collect();
+        for &p in &free {
+            self.hold(p);
+        }
+        free
+    }
+
     /// Holds `port` for a task (one already bound); `false` if another
     /// holds it already (it is then held twice, and free only when both
     /// have let it go).

@@ -194,3 +194,69 @@ fn shrinking_an_agents_ports_keeps_what_tasks_hold() {
     let aside = set_aside(&a.allocate(2));
     assert_eq!(aside.len(), 1, "two ports offered now, not three");
 }
+
+fn offered(ds: &[Decision]) -> Vec<Allocation> {
+    ds.iter()
+        .filter_map(|d| match d {
+            Decision::Offer { allocation } => Some(allocation.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_offer_carries_and_holds_the_free_ports_of_its_agent() {
+    let mut a = Allocator::new();
+    a.set_agent(agent("a", "[100-105]"));
+    a.set_framework(FrameworkSpec::builtin("fw", "default"));
+    a.set_framework(FrameworkSpec::external("x", "default"));
+    a.submit(
+        "fw",
+        TaskRequest {
+            ports: vec![102],
+            ..TaskRequest::new("t", Resources::new(32_000, 1 << 30))
+        },
+    )
+    .unwrap();
+    let ds = a.allocate(0);
+    assert_eq!(placed(&ds)[0].1.ports, vec![102]);
+    let offers = offered(&ds);
+    assert_eq!(offers.len(), 1, "{ds:?}");
+    assert_eq!(offers[0].ports, vec![100, 101, 103, 104, 105]);
+    // While the offer holds them, no task gets those ports.
+    a.submit(
+        "fw",
+        TaskRequest {
+            ports: vec![104],
+            ..TaskRequest::new("u", Resources::new(1, 1))
+        },
+    )
+    .unwrap();
+    assert!(placed(&a.allocate(1)).is_empty());
+    // Declined or rescinded, the offer gives them back.
+    a.release_transient(&offers[0]);
+    let got = placed(&a.allocate(2));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.ports, vec![104]);
+}
+
+#[test]
+fn an_outstanding_offer_held_again_holds_the_ports_it_carries() {
+    let mut a = Allocator::new();
+    a.set_agent(agent("a", "[100-103]"));
+    a.set_framework(FrameworkSpec::builtin("fw", "default"));
+    a.set_framework(FrameworkSpec::external("x", "default"));
+    let r = Resources::new(1_000, 1 << 20);
+    let offer = a.assign("x", "a", r, None, &[100, 101, 102, 103]).unwrap();
+    assert_eq!(a.port_conflicts(), 0);
+    a.submit("fw", with_ports("t", &[0])).unwrap();
+    let ds = a.allocate(0);
+    assert!(placed(&ds).is_empty(), "{ds:?}");
+    assert!(
+        offered(&ds).iter().all(|o| o.ports.is_empty()),
+        "an offer of an agent with no free port carries none: {ds:?}"
+    );
+    a.release_transient(&offer);
+    let got = placed(&a.allocate(1));
+    assert_eq!(got.len(), 1);
+}

@@ -19,14 +19,18 @@
 
 use crate::allocator::{Allocation, Allocator, Resources};
 use crate::scheduler::now;
+use kube::api::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
+use mosaic_crds::agent::AgentResources;
 use mosaic_crds::framework::SchedulerKind;
+use mosaic_crds::offer::OfferSpec;
+use mosaic_crds::ports::{PortRanges, PortSpec};
 use mosaic_crds::task::TaskPhase;
 use mosaic_crds::{Framework, Offer, Task};
 use serde_json::json;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 /// What is remembered between cycles.
@@ -189,7 +193,8 @@ pub async fn before_allocation(
         };
         let ns = o.namespace().unwrap_or_default();
         let fw = fw_key(&ns, &o.spec.framework);
-        let mut room = amount(&o.spec.resources);
+        let mut room = amount(&o.spec.resources.quantities());
+        let mut ports = offered_ports(o);
         for t in accepting {
             let need = amount(&t.spec.resources);
             if t.spec.framework != o.spec.framework {
@@ -204,14 +209,6 @@ pub async fn before_allocation(
                     ),
                 )
                 .await;
-            } else if !t.spec.ports.is_empty() {
-                // Offers carry cpus and memory only so far.
-                invalid(
-                    client,
-                    &t,
-                    "offers carry no host ports: a task launched on an offer cannot ask for spec.ports",
-                )
-                .await;
             } else if !need.fits_in(&room) {
                 invalid(
                     client,
@@ -223,9 +220,18 @@ pub async fn before_allocation(
                 )
                 .await;
             } else {
-                room = room.saturating_sub(&need);
-                held.extend(alloc.assign(&fw, &o.spec.agent, need, None, &[]));
-                crate::binding::bind_to(client, state.binding, &t, &o.spec.agent, Vec::new()).await;
+                match take_ports(&t.spec.ports, &mut ports) {
+                    Err(why) => {
+                        invalid(client, &t, &format!("offer {}: {why}", o.name_any())).await
+                    }
+                    Ok(given) => {
+                        room = room.saturating_sub(&need);
+                        held.extend(alloc.assign(&fw, &o.spec.agent, need, None, &given));
+                        let named = mosaic_crds::ports::named(&t.spec.ports, &given);
+                        crate::binding::bind_to(client, state.binding, &t, &o.spec.agent, named)
+                            .await;
+                    }
+                }
             }
         }
         consumed.insert(k.clone());
@@ -269,7 +275,14 @@ pub async fn before_allocation(
             delete(client, o, state).await;
             continue;
         }
-        held.extend(alloc.assign(&fw, &o.spec.agent, amount(&o.spec.resources), None, &[]));
+        let ports: Vec<u16> = offered_ports(o).into_iter().collect();
+        held.extend(alloc.assign(
+            &fw,
+            &o.spec.agent,
+            amount(&o.spec.resources.quantities()),
+            None,
+            &ports,
+        ));
     }
     for ((fw, agent), until) in &state.refused {
         alloc.decline(fw, agent, now, until.saturating_sub(now));
@@ -297,13 +310,27 @@ pub async fn create(
             .checked_add(jiff::SignedDuration::from_secs(s.into()))
             .ok()
     });
-    let offer: Offer = serde_json::from_value(json!({
-        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Offer",
-        "metadata": {"generateName": format!("{name}-{}-", allocation.agent)},
-        "spec": {"framework": name, "agent": allocation.agent,
-                 "resources": mosaic_crds::ResourceQuantities::from_units(total.cpus_milli, total.memory),
-                 "expiresAt": expires.map(|e| e.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())}}))
-    .expect("a valid Offer");
+    let ports = PortRanges::new(allocation.ports.iter().map(|p| (*p, *p)));
+    let resources = AgentResources {
+        ports: (!ports.is_empty()).then(|| ports.to_string()),
+        ..AgentResources::new(
+            mosaic_crds::ResourceQuantities::from_units(total.cpus_milli, total.memory),
+            &ports,
+        )
+    };
+    let offer = Offer {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{name}-{}-", allocation.agent)),
+            ..Default::default()
+        },
+        spec: OfferSpec {
+            framework: name.to_string(),
+            agent: allocation.agent.clone(),
+            resources,
+            expires_at: expires.map(|e| e.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        },
+        status: None,
+    };
     match Api::<Offer>::namespaced(client.clone(), ns)
         .create(&PostParams::default(), &offer)
         .await
@@ -322,6 +349,51 @@ pub async fn create(
         }
         Err(e) => tracing::warn!(framework = name, error = %e, "creating an offer"),
     }
+}
+
+/// The host ports an offer carries.
+fn offered_ports(o: &Offer) -> BTreeSet<u16> {
+    o.spec
+        .resources
+        .port_ranges()
+        .ranges()
+        .iter()
+        .flat_map(|&(b, e)| b..=e)
+        .collect()
+}
+
+/// Gives a task launched on an offer its `spec.ports` from the offer's
+/// ports left (`left`, which lose them): each fixed port as asked, each other
+/// the lowest left. Why not, when they are not all there (`left` unchanged).
+fn take_ports(asked: &[PortSpec], left: &mut BTreeSet<u16>) -> Result<Vec<u16>, String> {
+    let wanted = mosaic_crds::ports::request(asked);
+    let mut free = left.clone();
+    for &p in wanted.iter().filter(|p| **p != 0) {
+        if !free.remove(&p) {
+            return Err(format!(
+                "host port {p} is not among the ports it has left ({})",
+                PortRanges::new(left.iter().map(|p| (*p, *p)))
+            ));
+        }
+    }
+    let mut given = Vec::with_capacity(wanted.len());
+    for &p in &wanted {
+        if p != 0 {
+            given.push(p);
+        } else if let Some(any) = free.pop_first() {
+            given.push(any);
+        } else {
+            return Err(format!(
+                "the task asks for {} host ports and the offer has {} left",
+                wanted.len(),
+                left.len()
+            ));
+        }
+    }
+    for p in &given {
+        left.remove(p);
+    }
+    Ok(given)
 }
 
 async fn delete(client: &Client, o: &Offer, state: &mut OfferState) {
@@ -347,5 +419,38 @@ async fn invalid(client: &Client, t: &Task, why: &str) {
         && !crate::refused::report(client, t, "status", &e).await
     {
         tracing::debug!(task = %t.name_any(), error = %e, "marking a task's offer invalid");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(name: &str, fixed: Option<u16>) -> PortSpec {
+        PortSpec {
+            name: name.into(),
+            host_port: fixed,
+        }
+    }
+
+    #[test]
+    fn a_task_on_an_offer_gets_fixed_ports_as_asked_and_the_lowest_others() {
+        let mut left: BTreeSet<u16> = [100, 101, 102, 103].into();
+        let got = take_ports(&[port("a", None), port("b", Some(100))], &mut left).unwrap();
+        assert_eq!(got, vec![101, 100]);
+        assert_eq!(left, [102, 103].into());
+        let err = take_ports(&[port("c", Some(101))], &mut left).unwrap_err();
+        assert!(err.contains("host port 101 is not among"), "{err}");
+        let err = take_ports(
+            &[port("c", None), port("d", None), port("e", None)],
+            &mut left,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("asks for 3 host ports and the offer has 2 left"),
+            "{err}"
+        );
+        assert_eq!(left, [102, 103].into(), "nothing taken on a refusal");
+        assert_eq!(take_ports(&[], &mut left).unwrap(), Vec::<u16>::new());
     }
 }

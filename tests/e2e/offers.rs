@@ -143,3 +143,127 @@ async fn an_external_framework_accepts_declines_and_lets_offers_expire() {
     .unwrap();
     assert_eq!(st["reason"], "InvalidOffer", "{st}");
 }
+
+/// The offer an External framework has of `agent` (none of `not`), once there is one.
+async fn offer_of(api: &kube::Api<DynamicObject>, agent: &str, not: &[String]) -> DynamicObject {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = api
+            .list(&ListParams::default().fields("spec.framework=ext"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|o| {
+                o.data["spec"]["agent"] == agent && !not.contains(o.metadata.name.as_ref().unwrap())
+            });
+        if let Some(o) = found {
+            return o;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no offer of {agent} (other than {not:?}) within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_offer_carries_the_agents_free_ports_and_its_tasks_get_theirs_from_it() {
+    let s = TestServer::start().unwrap();
+    let _agents = s.spawn_agent_with(
+        "sim",
+        "cpus=2,memory=4Gi,ports=[31000-31009]",
+        &["--simulate", "--count", "1"],
+    );
+    let client = s.client().await.unwrap();
+    let fw: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Framework", "metadata": {"name": "ext"},
+        "spec": {"scheduler": "External", "refuseSeconds": 1}}))
+    .unwrap();
+    kube::Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "default",
+        &mosaic("Framework", "frameworks"),
+    )
+    .create(&PostParams::default(), &fw)
+    .await
+    .unwrap();
+    let api = kube::Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        "default",
+        &mosaic("Offer", "offers"),
+    );
+    let first = offer_of(&api, "sim", &[]).await;
+    let first_name = first.metadata.name.clone().unwrap();
+    assert_eq!(
+        first.data["spec"]["resources"]["ports"], "[31000-31009]",
+        "the offer carries all the agent's ports: {:?}",
+        first.data
+    );
+
+    // What the control plane offered cannot be edited into more.
+    let grab = json!({"spec": {"resources": {"cpus": "64", "ports": "[1-65535]"}}});
+    let err = api
+        .patch(
+            &first_name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&grab),
+        )
+        .await
+        .expect_err("an Offer's spec is immutable");
+    assert!(
+        err.to_string().contains("an Offer's spec is immutable"),
+        "{err}"
+    );
+
+    // Accept with a task asking for one port of the offer's choosing and one fixed.
+    let tasks = tasks_api(client.clone());
+    let t: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task", "metadata": {"name": "web"},
+        "spec": {"framework": "ext", "offer": first_name, "command": "simulated",
+                 "resources": {"cpus": "1", "memory": "1Gi"},
+                 "ports": [{"name": "http"}, {"name": "admin", "hostPort": 31005}]}}))
+    .unwrap();
+    tasks.create(&PostParams::default(), &t).await.unwrap();
+    let st = wait_task(&tasks, "web", Duration::from_secs(30), |s| {
+        s["phase"] == "Running"
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        st["ports"],
+        json!([{"name": "http", "port": 31000}, {"name": "admin", "port": 31005}]),
+        "{st}"
+    );
+
+    // The rest of the agent comes back as a new offer, without the task's ports.
+    let rest = offer_of(&api, "sim", std::slice::from_ref(&first_name)).await;
+    assert_eq!(
+        rest.data["spec"]["resources"]["ports"], "[31001-31004,31006-31009]",
+        "{:?}",
+        rest.data
+    );
+
+    // A port the offer does not carry is refused with a reason naming it.
+    let t: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task", "metadata": {"name": "taken"},
+        "spec": {"framework": "ext", "offer": rest.metadata.name, "command": "simulated",
+                 "resources": {"cpus": "500m", "memory": "1Gi"},
+                 "ports": [{"name": "admin", "hostPort": 31005}]}}))
+    .unwrap();
+    tasks.create(&PostParams::default(), &t).await.unwrap();
+    let st = wait_task(&tasks, "taken", Duration::from_secs(30), |s| {
+        s["phase"] == "Error"
+    })
+    .await
+    .unwrap();
+    assert_eq!(st["reason"], "InvalidOffer", "{st}");
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("host port 31005 is not among the ports it has left"),
+        "{st}"
+    );
+}
