@@ -191,14 +191,19 @@ pub fn certificate_der(pem: &str) -> Option<Vec<u8>> {
 fn text(code: StatusCode, s: impl Into<String>) -> Response<Body> {
     let s: String = s.into();
     if !code.is_success() {
-        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": s.trim_end(), "reason": code.canonical_reason().unwrap_or("").replace(' ', ""),
-            "code": code.as_u16()});
+        let status = k8s_openapi::apimachinery::pkg::apis::meta::v1::Status {
+            status: Some("Failure".into()),
+            message: Some(s.trim_end().into()),
+            reason: Some(code.canonical_reason().unwrap_or("").replace(' ', "")),
+            code: Some(code.as_u16().into()),
+            ..Default::default()
+        };
+        let status = serde_json::to_string(&status).expect("a Status is JSON");
         return Response::builder()
             .status(code)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(
-                Full::new(Bytes::from(status.to_string()))
+                Full::new(Bytes::from(status))
                     .map_err(|never| match never {})
                     .boxed_unsync(),
             )

@@ -112,11 +112,9 @@ pub const STATE: &str = "state.json";
 /// See [`Exited`].
 pub const EXIT: &str = "exit.json";
 
-/// RFC 3339 now, to the second.
+/// RFC 3339 now, to the second (on the one clock, [`mosaic_crds::lifecycle::now`]).
 pub fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    mosaic_crds::lifecycle::text(mosaic_crds::lifecycle::now())
 }
 
 /// Writes `value` to `dir/name` so that after a crash of the machine the file

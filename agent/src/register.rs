@@ -4,8 +4,9 @@ use crate::AgentConfig;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use mosaic_crds::agent::AgentResources;
-use mosaic_crds::{Agent, ResourceQuantities};
+use mosaic_crds::agent::{AgentResources, AgentStatus};
+use mosaic_crds::status_apply::StatusApply;
+use mosaic_crds::{Agent, ResourceQuantities, lifecycle};
 use serde_json::json;
 use std::time::Duration;
 
@@ -14,12 +15,6 @@ const LEASE_HEARTBEATS: u64 = 4;
 
 /// The field manager of what the agent reports in its Agent's status.
 pub const FIELD_MANAGER: &str = "mosaic-agent";
-
-fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
 
 fn now_micro() -> String {
     jiff::Timestamp::now()
@@ -71,21 +66,17 @@ pub async fn register(
     let (cpus, mem) = cfg.resources.unwrap_or_else(detect_resources);
     let q = AgentResources::new(ResourceQuantities::from_units(cpus, mem), &cfg.ports);
     let current = api.get(&cfg.name).await?;
-    let mut status = json!({
-        "capacity": q, "allocatable": q, "cgroup": mode.name(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "observedGeneration": current.metadata.generation,
-        "conditions": [{"type": "Ready", "status": "True", "reason": "Heartbeating",
-            "message": "the agent is running and renewing its lease", "lastTransitionTime": now(),
-            "observedGeneration": current.metadata.generation}],
-    });
-    if let Some((address, certificate)) = endpoint {
-        status["address"] = json!(address);
-        status["certificate"] = json!(certificate);
-    }
+    let status = AgentStatus::registered(
+        q,
+        mode.name(),
+        env!("CARGO_PKG_VERSION"),
+        endpoint.cloned(),
+        current.metadata.generation,
+        lifecycle::now(),
+    );
     // Applied as the agent's own field manager: what it reports is its own,
     // and the conditions others own (a maintenance window's) stay.
-    let body = json!({"apiVersion": "mosaic.dev/v1alpha1", "kind": "Agent", "status": status});
+    let body = StatusApply::of::<Agent>(&status);
     api.patch_status(
         &cfg.name,
         &PatchParams::apply(FIELD_MANAGER).force(),

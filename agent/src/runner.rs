@@ -13,13 +13,11 @@ use crate::cgroup::{Limits, Mode, TaskCgroup};
 use crate::executor::{self, ExecSpec, Exited, Started};
 use crate::health;
 use crate::status::{
-    Reporter, describe_kill, launch_failed, outcome, ready_running, running, terminal,
-    user_not_allowed,
+    Reporter, describe_kill, killed, launch_failed, outcome, running, user_not_allowed,
 };
 use kube::{Client, ResourceExt};
-use mosaic_crds::Task;
 use mosaic_crds::task::TaskPhase;
-use serde_json::json;
+use mosaic_crds::{Task, lifecycle};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -226,8 +224,7 @@ impl Runner {
             Some(TaskPhase::Staging) if !started && deleted => {
                 // Deleted before it ever ran: nothing to kill, and it may go.
                 drop(runs);
-                let (r, m) = describe_kill(&KillReason::User);
-                let status = terminal("Killed", r, &m, None, None, t.metadata.generation, false);
+                let status = killed(&KillReason::User, t.metadata.generation);
                 Reporter::new(&t).report(&self.client, &t, status).await;
                 return;
             }
@@ -587,14 +584,14 @@ impl Runner {
             tokio::select! {
                 e = &mut ended => break e,
                 Some(ev) = events.recv() => match ev {
-                    Event::Usage(q) => reporter.report(&self.client, &t, json!({"usage": q})).await,
+                    Event::Usage(q) => reporter.report(&self.client, &t, lifecycle::usage(q)).await,
                     Event::Healthy => {
-                        let now = now();
-                        reporter.report(&self.client, &t, json!({"conditions": [ready_running(&now, true, generation)]})).await;
+                        let healthy = lifecycle::healthy(generation, lifecycle::now());
+                        reporter.report(&self.client, &t, healthy).await;
                     }
                     Event::Killing(reason) => {
                         let (r, m) = describe_kill(&reason);
-                        reporter.report(&self.client, &t, json!({"phase": "Killing", "reason": r, "message": m})).await;
+                        reporter.report(&self.client, &t, lifecycle::killing(r, &m)).await;
                     }
                 },
             }
@@ -611,14 +608,13 @@ impl Runner {
         let kill = run.kill.lock().expect("kill lock").clone();
         let mut status = outcome(&exited, kill.as_ref(), run.cgroup().oom_killed(), &t);
         // A failure that will be retried is not Stalled (kstatus would call it failed for good).
-        let phase: Option<TaskPhase> = serde_json::from_value(status["phase"].clone()).ok();
+        let phase = status.set.phase;
         let attempt = t.status.as_ref().and_then(|s| s.attempt).unwrap_or(0);
         if t.metadata.deletion_timestamp.is_none()
             && kill != Some(KillReason::User)
             && phase.is_some_and(|p| t.spec.restarts_after(p, attempt))
         {
-            status["conditions"][1]["status"] = json!("False");
-            status["conditions"][1]["message"] = json!("the task will be restarted");
+            status = status.will_restart();
         }
         if started.is_some() {
             self.metrics.ended.fetch_add(1, Ordering::Relaxed);
@@ -629,8 +625,8 @@ impl Runner {
             _ => &self.metrics.failed,
         };
         by_phase.fetch_add(1, Ordering::Relaxed);
-        let reason = status["reason"].as_str().unwrap_or_default().to_string();
-        let message = status["message"].as_str().unwrap_or_default().to_string();
+        let reason = status.set.reason.clone().unwrap_or_default();
+        let message = status.set.message.clone().unwrap_or_default();
         reporter.report(&self.client, &t, status).await;
         let (kind, event) = match reason.as_str() {
             "Completed" => ("Normal", "Finished"),

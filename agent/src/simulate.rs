@@ -11,13 +11,14 @@
 use crate::AgentConfig;
 use crate::executor::now;
 use crate::runner::KillReason;
-use crate::status::{Reporter, describe_kill, running, terminal};
+use crate::status::{Reporter, killed, running};
 use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use mosaic_crds::Task;
 use mosaic_crds::lean::LeanTask;
+use mosaic_crds::lifecycle;
 use mosaic_crds::task::TaskPhase;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -125,16 +126,7 @@ impl Simulator {
                 // theirs: the watch goes on to the next task meanwhile.
                 let client = self.client.clone();
                 tokio::spawn(async move {
-                    let (reason, msg) = describe_kill(&KillReason::User);
-                    let status = terminal(
-                        "Killed",
-                        reason,
-                        &msg,
-                        None,
-                        None,
-                        t.metadata.generation,
-                        false,
-                    );
+                    let status = killed(&KillReason::User, t.metadata.generation);
                     Reporter::new(&t).report(&client, &t, status).await;
                 });
             }
@@ -174,14 +166,15 @@ impl Simulator {
             let Some(d) = remaining else { return };
             tokio::time::sleep(d).await;
             let msg = "the simulated task finished";
-            let status = terminal(
-                "Finished",
+            let status = lifecycle::ended(
+                TaskPhase::Finished,
                 "Completed",
                 msg,
                 Some(0),
                 None,
-                t.metadata.generation,
                 true,
+                t.metadata.generation,
+                lifecycle::now(),
             );
             reporter.report(&this.client, &t, status).await;
             this.runs.lock().await.remove(&task_uid);

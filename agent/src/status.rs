@@ -4,12 +4,14 @@
 //! agent's field manager), retrying until stored.
 //! Real runs ([`crate::runner`]) and simulated ones ([`crate::simulate`]) share both.
 
-use crate::executor::{Exited, now};
+use crate::executor::Exited;
 use crate::runner::KillReason;
 use kube::api::{Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
-use mosaic_crds::{Condition, Task, conditions};
-use serde_json::{Map, Value, json};
+use mosaic_crds::Task;
+use mosaic_crds::lifecycle::{self, TaskStatusPatch};
+use mosaic_crds::status_apply::{Guard, StatusApply};
+use mosaic_crds::task::TaskStatus;
 use std::time::Duration;
 
 /// The field manager of the agent's writes of a Task's status.
@@ -17,82 +19,44 @@ pub(crate) const MANAGER: &str = "mosaic-agent";
 
 /// What one run's supervisor reports: the agent's whole view of the run's
 /// status, applied server-side (field manager [`MANAGER`]) each time it
-/// changes. Each report is merged into that view first (a null removes a
-/// field; conditions merge by type and keep their transition time while
-/// their status holds), so the apply names every field the agent owns and
-/// none it does not: the `Scheduled` condition the binder wrote stays, and
-/// what the agent no longer reports (usage, once the run ended) goes.
+/// changes. Each report is merged into that view first (what it clears goes;
+/// conditions merge by type and keep their transition time while their
+/// status holds), so the apply names every field the agent owns and none it
+/// does not: the `Scheduled` condition the binder wrote stays, and what the
+/// agent no longer reports (usage, once the run ended) goes.
 pub(crate) struct Reporter {
-    mine: Map<String, Value>,
+    mine: TaskStatus,
 }
 
 impl Reporter {
     /// A reporter for a run of `t`; a run picked up again keeps its start time.
     pub(crate) fn new(t: &Task) -> Self {
-        let mut mine = Map::new();
-        if let Some(s) = t.status.as_ref().and_then(|s| s.start_time.clone()) {
-            mine.insert("startTime".into(), Value::String(s));
+        Reporter {
+            mine: TaskStatus {
+                start_time: t.status.as_ref().and_then(|s| s.start_time.clone()),
+                ..TaskStatus::default()
+            },
         }
-        Reporter { mine }
     }
 
     /// Merges `update` into the agent's view and applies it.
-    pub(crate) async fn report(&mut self, client: &Client, t: &Task, update: Value) {
-        self.merge(t, update);
-        apply(client, t, &self.mine).await;
-    }
-
-    fn merge(&mut self, t: &Task, update: Value) {
-        let Value::Object(update) = update else {
-            return;
-        };
-        for (k, v) in update {
-            if k == "conditions" {
-                self.merge_conditions(t, v);
-            } else if v.is_null() {
-                self.mine.remove(&k);
-            } else {
-                self.mine.insert(k, v);
-            }
-        }
-    }
-
-    fn merge_conditions(&mut self, t: &Task, new: Value) {
+    pub(crate) async fn report(&mut self, client: &Client, t: &Task, update: TaskStatusPatch) {
         let seen = t
             .status
             .as_ref()
             .map(|s| s.conditions.as_slice())
             .unwrap_or_default();
-        let mut list: Vec<Condition> = self
-            .mine
-            .get("conditions")
-            .and_then(|c| serde_json::from_value(c.clone()).ok())
-            .unwrap_or_default();
-        let new: Vec<Condition> = serde_json::from_value(new).unwrap_or_default();
-        for mut c in new {
-            if !list.iter().any(|o| o.type_ == c.type_) {
-                conditions::keep_transition(seen, &mut c);
-            }
-            conditions::set(&mut list, c);
-        }
-        self.mine.insert(
-            "conditions".into(),
-            serde_json::to_value(list).expect("conditions are JSON"),
-        );
+        update.merge_into(&mut self.mine, seen);
+        apply(client, t, &self.mine).await;
     }
 }
 
 /// Applies `status` as the agent's, retrying with backoff until it is stored
 /// (or the task is gone): an agent's reports are never dropped. The answer
 /// (the whole Task) is not decoded: the agent's watch brings the Task anyway.
-async fn apply(client: &Client, t: &Task, status: &Map<String, Value>) {
+async fn apply(client: &Client, t: &Task, status: &TaskStatus) {
     let url = Task::url_path(&(), t.namespace().as_deref());
-    let body = json!({
-        "apiVersion": Task::api_version(&()),
-        "kind": Task::kind(&()),
-        "metadata": {"name": t.name_any(), "namespace": t.namespace()},
-        "status": status,
-    });
+    let body = StatusApply::with::<Task>(Guard::named(t), status);
     let patch = Patch::Apply(&body);
     let params = PatchParams::apply(MANAGER).force();
     let mut wait = Duration::from_millis(100);
@@ -132,19 +96,24 @@ pub(crate) fn describe_kill(reason: &KillReason) -> (&'static str, String) {
 }
 
 /// The status of a run that ended.
-pub(crate) fn outcome(e: &Exited, kill: Option<&KillReason>, oom_now: bool, t: &Task) -> Value {
+pub(crate) fn outcome(
+    e: &Exited,
+    kill: Option<&KillReason>,
+    oom_now: bool,
+    t: &Task,
+) -> TaskStatusPatch {
     let generation = t.metadata.generation;
+    let now = lifecycle::now();
     let (code, signal) = (e.exit_code, e.signal);
     if let Some(msg) = &e.launch_error {
         return launch_failed(msg, generation);
     }
     if let Some(reason) = kill {
         let (r, m) = describe_kill(reason);
-        let phase = match reason {
-            KillReason::HealthCheck(_) => "Failed",
-            _ => "Killed",
+        return match reason {
+            KillReason::HealthCheck(_) => lifecycle::failed(r, &m, code, signal, generation, now),
+            _ => lifecycle::killed(r, &m, code, signal, generation, now),
         };
-        return terminal(phase, r, &m, code, signal, generation, false);
     }
     if e.oom_killed || oom_now {
         let mem = t
@@ -155,101 +124,65 @@ pub(crate) fn outcome(e: &Exited, kill: Option<&KillReason>, oom_now: bool, t: &
             .flatten()
             .unwrap_or(128 << 20);
         let m = format!("the task used more than its memory limit of {mem} bytes and was killed");
-        return terminal(
-            "Failed",
-            "MemoryLimitExceeded",
-            &m,
-            code,
-            signal,
-            generation,
-            false,
-        );
+        return lifecycle::failed("MemoryLimitExceeded", &m, code, signal, generation, now);
     }
     match (code, signal) {
-        (Some(0), _) => terminal(
-            "Finished",
-            "Completed",
-            "the task exited 0",
-            Some(0),
-            None,
-            generation,
-            true,
-        ),
-        (Some(c), _) => terminal(
-            "Failed",
+        (Some(0), _) => lifecycle::finished(generation, now),
+        (Some(c), _) => lifecycle::failed(
             "NonZeroExit",
             &format!("the task exited {c}"),
             Some(c),
             None,
             generation,
-            false,
+            now,
         ),
-        (None, s) => terminal(
-            "Failed",
+        (None, s) => lifecycle::failed(
             "NonZeroExit",
             &format!("the task was killed by signal {}", s.unwrap_or(0)),
             None,
             s,
             generation,
-            false,
+            now,
         ),
     }
 }
 
-/// The Ready condition of a running task.
-pub(crate) fn ready_running(now: &str, healthy: bool, generation: Option<i64>) -> Value {
-    if healthy {
-        json!({"type": "Ready", "status": "True", "reason": "Running", "message": "the task is running", "lastTransitionTime": now, "observedGeneration": generation})
-    } else {
-        json!({"type": "Ready", "status": "False", "reason": "HealthCheckPending", "message": "the task runs; its health check has not passed yet", "lastTransitionTime": now, "observedGeneration": generation})
-    }
-}
-
 /// The status of a task that started running.
-pub(crate) fn running(start: &str, msg: &str, healthy: bool, generation: Option<i64>) -> Value {
-    let now = now();
-    json!({"phase": "Running", "startTime": start, "reason": "Started", "message": msg,
-           "observedGeneration": generation,
-           "conditions": [ready_running(&now, healthy, generation)]})
+pub(crate) fn running(
+    start: &str,
+    msg: &str,
+    healthy: bool,
+    generation: Option<i64>,
+) -> TaskStatusPatch {
+    lifecycle::running(start, msg, healthy, generation, lifecycle::now())
 }
 
 /// The status of a task that could not be started.
-pub(crate) fn launch_failed(msg: &str, generation: Option<i64>) -> Value {
-    terminal("Failed", "LaunchFailed", msg, None, None, generation, false)
+pub(crate) fn launch_failed(msg: &str, generation: Option<i64>) -> TaskStatusPatch {
+    lifecycle::failed(
+        "LaunchFailed",
+        msg,
+        None,
+        None,
+        generation,
+        lifecycle::now(),
+    )
 }
 
 /// The status of a task whose user this agent may not run it as.
-pub(crate) fn user_not_allowed(msg: &str, generation: Option<i64>) -> Value {
-    terminal(
-        "Failed",
+pub(crate) fn user_not_allowed(msg: &str, generation: Option<i64>) -> TaskStatusPatch {
+    lifecycle::failed(
         "UserNotAllowed",
         msg,
         None,
         None,
         generation,
-        false,
+        lifecycle::now(),
     )
 }
 
-/// The status of a task that ended.
-pub(crate) fn terminal(
-    phase: &str,
-    reason: &str,
-    message: &str,
-    code: Option<i32>,
-    signal: Option<i32>,
-    generation: Option<i64>,
-    ok: bool,
-) -> Value {
-    let now = now();
-    let (ready, stalled) = if ok {
-        ("True", "False")
-    } else {
-        ("False", "True")
-    };
-    json!({"phase": phase, "reason": reason, "message": message, "exitCode": code, "signal": signal,
-           "finishTime": now, "observedGeneration": generation, "usage": null,
-           "conditions": [
-               {"type": "Ready", "status": ready, "reason": reason, "message": message, "lastTransitionTime": now, "observedGeneration": generation},
-               {"type": "Stalled", "status": stalled, "reason": reason, "message": message, "lastTransitionTime": now, "observedGeneration": generation}]})
+/// The status of a task killed on request (`reason`) before or after it ran.
+pub(crate) fn killed(reason: &KillReason, generation: Option<i64>) -> TaskStatusPatch {
+    let (r, m) = describe_kill(reason);
+    lifecycle::killed(r, &m, None, None, generation, lifecycle::now())
 }

@@ -5,11 +5,12 @@
 //! the status (each resourceVersion-guarded). Either way the Task ends the same,
 //! and a `Scheduled` event is recorded.
 
-use crate::scheduler::{now, patch_status, set_finalizers, task_write};
+use crate::scheduler::{patch_status, set_finalizers, task_write};
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use mosaic_crds::Task;
-use mosaic_crds::binding::{FINALIZER, SUBRESOURCE, TaskBinding, bound_status};
+use mosaic_crds::binding::{FINALIZER, SUBRESOURCE, TaskBinding};
+use mosaic_crds::lifecycle;
 use mosaic_crds::ports::TaskPort;
 
 /// How this API server binds Tasks.
@@ -88,7 +89,7 @@ async fn bind_twice(client: &Client, t: &Task, agent: &str, ports: &[TaskPort]) 
     patch_status(
         client,
         t,
-        bound_status(agent, ports, t.metadata.generation, &now()),
+        &lifecycle::bound(agent, ports, t.metadata.generation, lifecycle::now()),
     )
     .await
 }

@@ -4,15 +4,16 @@
 //! policy decides whether they run again elsewhere. An agent that heartbeats
 //! again is Ready again, and its Unreachable tasks are Running again.
 
-use crate::scheduler::now;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::Store;
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
+use mosaic_crds::agent::AgentStatus;
+use mosaic_crds::common::condition_types::READY;
+use mosaic_crds::status_apply::{Guard, StatusApply};
 use mosaic_crds::task::TaskPhase;
-use mosaic_crds::{Agent, Task};
-use serde_json::json;
+use mosaic_crds::{Agent, Task, conditions, lifecycle};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::time::Duration;
@@ -114,20 +115,25 @@ pub async fn reconcile_agents(
                 .any(|c| c.type_ == "Ready" && c.status == "True")
         });
         if ready != is_live {
-            let (status, reason, message) = if is_live {
-                ("True", "Heartbeating", "the agent renews its lease again")
+            let (reason, message) = if is_live {
+                ("Heartbeating", "the agent renews its lease again")
             } else {
-                (
-                    "False",
-                    "LeaseExpired",
-                    "the agent stopped renewing its lease",
-                )
+                ("LeaseExpired", "the agent stopped renewing its lease")
             };
             // Applied, owning only Ready: the other conditions (the
             // agent's, a maintenance window's) stay.
-            let body = json!({"apiVersion": "mosaic.dev/v1alpha1", "kind": "Agent",
-                "status": {"conditions": [{"type": "Ready", "status": status, "reason": reason,
-                "message": message, "lastTransitionTime": now(), "observedGeneration": a.metadata.generation}]}});
+            let ready = AgentStatus {
+                conditions: vec![conditions::new(
+                    READY,
+                    is_live,
+                    reason,
+                    message,
+                    a.metadata.generation,
+                    lifecycle::now(),
+                )],
+                ..AgentStatus::default()
+            };
+            let body = StatusApply::of::<Agent>(&ready);
             let api: Api<Agent> = Api::all(client.clone());
             match api
                 .patch_status(
@@ -182,21 +188,16 @@ async fn reconcile_task(client: &Client, t: &Task, liveness: &Liveness, lost_aft
             .map(|c| c.last_transition_time.0)
             .unwrap_or(now_ts);
         let gen_ = t.metadata.generation;
-        let cond = |status: &str, reason: &str, message: &str| json!([{"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": now(), "observedGeneration": gen_}]);
         let update = match st.phase {
             Some(
                 TaskPhase::Staging | TaskPhase::Starting | TaskPhase::Running | TaskPhase::Killing,
             ) if !is_live => {
                 let msg = format!("agent {agent} stopped heartbeating");
-                Some(
-                    json!({"phase": "Unreachable", "reason": "AgentUnreachable", "message": msg, "conditions": cond("False", "AgentUnreachable", &msg)}),
-                )
+                Some(lifecycle::unreachable(&msg, gen_, now_ts))
             }
             Some(TaskPhase::Unreachable) if is_live => {
                 let msg = format!("agent {agent} heartbeats again");
-                Some(
-                    json!({"phase": "Running", "reason": "AgentReturned", "message": msg, "conditions": cond("True", "Running", &msg)}),
-                )
+                Some(lifecycle::returned(&msg, gen_, now_ts))
             }
             Some(TaskPhase::Unreachable)
                 if now_ts.duration_since(since).as_secs_f64() >= lost_after.as_secs_f64() =>
@@ -208,12 +209,7 @@ async fn reconcile_task(client: &Client, t: &Task, liveness: &Liveness, lost_aft
                 let restarts = t
                     .spec
                     .restarts_after(TaskPhase::Lost, st.attempt.unwrap_or(0));
-                let mut conds = cond("False", "AgentLost", &msg);
-                conds.as_array_mut().expect("an array").push(json!({"type": "Stalled", "status": if restarts { "False" } else { "True" },
-                    "reason": "AgentLost", "message": msg, "lastTransitionTime": now(), "observedGeneration": gen_}));
-                Some(
-                    json!({"phase": "Lost", "reason": "AgentLost", "message": msg, "finishTime": now(), "conditions": conds}),
-                )
+                Some(lifecycle::lost(&msg, restarts, gen_, now_ts))
             }
             _ => None,
         };
@@ -222,9 +218,7 @@ async fn reconcile_task(client: &Client, t: &Task, liveness: &Liveness, lost_aft
                 Api::namespaced(client.clone(), &t.namespace().unwrap_or_default());
             // Applied as the liveness controller's own fields (the agent's and
             // the binder's conditions stay), guarded by the resourceVersion read.
-            let body = json!({"apiVersion": Task::api_version(&()), "kind": Task::kind(&()),
-                "metadata": {"name": t.name_any(), "namespace": t.namespace(), "resourceVersion": t.resource_version()},
-                "status": status});
+            let body = StatusApply::with::<Task>(Guard::read(t), &status.set);
             match api
                 .patch_status(
                     &t.name_any(),
@@ -234,9 +228,10 @@ async fn reconcile_task(client: &Client, t: &Task, liveness: &Liveness, lost_aft
                 .await
             {
                 Ok(_) => {
-                    tracing::info!(task = %t.name_any(), agent, phase = %status["phase"], "agent liveness changed the task");
-                    let reason = status["reason"].as_str().unwrap_or("AgentLiveness");
-                    let message = status["message"].as_str().unwrap_or("");
+                    let phase = status.set.phase.unwrap_or_default();
+                    tracing::info!(task = %t.name_any(), agent, ?phase, "agent liveness changed the task");
+                    let reason = status.set.reason.as_deref().unwrap_or("AgentLiveness");
+                    let message = status.set.message.as_deref().unwrap_or("");
                     crate::events::record(client, t, "Warning", reason, message).await;
                 }
                 Err(e) => {

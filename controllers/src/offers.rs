@@ -18,18 +18,16 @@
 //! they are not taken for declines) and the refusals under way.
 
 use crate::allocator::{Allocation, Allocator, Resources};
-use crate::scheduler::now;
-use kube::api::ObjectMeta;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 use mosaic_crds::agent::AgentResources;
 use mosaic_crds::framework::SchedulerKind;
+use mosaic_crds::lifecycle;
 use mosaic_crds::offer::OfferSpec;
 use mosaic_crds::ports::{PortRanges, PortSpec};
 use mosaic_crds::task::TaskPhase;
 use mosaic_crds::{Framework, Offer, Task};
-use serde_json::json;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -406,20 +404,9 @@ async fn delete(client: &Client, o: &Offer, state: &mut OfferState) {
 
 /// A task that names an offer it cannot have: phase Error.
 async fn invalid(client: &Client, t: &Task, why: &str) {
-    let api: Api<Task> = Api::namespaced(client.clone(), &t.namespace().unwrap_or_default());
     let message = format!("cannot launch on the offer: {why}");
-    let body = json!({"metadata": {"resourceVersion": t.resource_version()}, "status": {
-        "phase": "Error", "reason": "InvalidOffer", "message": message, "observedGeneration": t.metadata.generation,
-        "conditions": [
-            {"type": "Ready", "status": "False", "reason": "InvalidOffer", "message": message, "lastTransitionTime": now(), "observedGeneration": t.metadata.generation},
-            {"type": "Stalled", "status": "True", "reason": "InvalidOffer", "message": message, "lastTransitionTime": now(), "observedGeneration": t.metadata.generation}]}});
-    if let Err(e) = api
-        .patch_status(&t.name_any(), &PatchParams::default(), &Patch::Merge(&body))
-        .await
-        && !crate::refused::report(client, t, "status", &e).await
-    {
-        tracing::debug!(task = %t.name_any(), error = %e, "marking a task's offer invalid");
-    }
+    let status = lifecycle::invalid_offer(&message, t.metadata.generation, lifecycle::now());
+    crate::scheduler::patch_status(client, t, &status).await;
 }
 
 #[cfg(test)]

@@ -7,13 +7,13 @@
 //! its resources at the next cycle.
 
 use crate::allocator::{Allocator, Resources, RoleSpec};
-use crate::scheduler::now;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
-use mosaic_crds::reservation::ReservationPhase;
+use mosaic_crds::lifecycle;
+use mosaic_crds::reservation::{ReservationPhase, ReservationStatusPatch};
+use mosaic_crds::status_apply::GuardedStatus;
 use mosaic_crds::{Agent, Reservation};
-use serde_json::json;
 use std::sync::Arc;
 
 fn amount(r: &Reservation) -> Resources {
@@ -99,10 +99,12 @@ pub async fn bind_pending(
         let status = match &chosen {
             Some(agent) => {
                 tracing::info!(reservation = %r.name_any(), agent, "reservation bound");
-                json!({"phase": "Bound", "agent": agent, "observedGeneration": generation,
-                       "conditions": [{"type": "Ready", "status": "True", "reason": "Bound",
-                                       "message": format!("{} reserved for role {} on agent {agent}", describe(&r), r.spec.role),
-                                       "lastTransitionTime": now(), "observedGeneration": generation}]})
+                let message = format!(
+                    "{} reserved for role {} on agent {agent}",
+                    describe(&r),
+                    r.spec.role
+                );
+                ReservationStatusPatch::bound(agent, &message, generation, lifecycle::now())
             }
             None => {
                 let why = match (&last_err, candidates.is_empty()) {
@@ -121,16 +123,11 @@ pub async fn bind_pending(
                     continue; // Already says so.
                 }
                 left.push(r.clone());
-                json!({"phase": "Unsatisfiable", "agent": null, "observedGeneration": generation,
-                       "conditions": [
-                           {"type": "Ready", "status": "False", "reason": "Unsatisfiable", "message": why,
-                            "lastTransitionTime": now(), "observedGeneration": generation},
-                           {"type": "Stalled", "status": "True", "reason": "Unsatisfiable", "message": why,
-                            "lastTransitionTime": now(), "observedGeneration": generation}]})
+                ReservationStatusPatch::unsatisfiable(&why, generation, lifecycle::now())
             }
         };
         let api: Api<Reservation> = Api::all(client.clone());
-        let body = json!({"metadata": {"resourceVersion": r.resource_version()}, "status": status});
+        let body = GuardedStatus::of(&*r, &status);
         if let Err(e) = api
             .patch_status(&r.name_any(), &PatchParams::default(), &Patch::Merge(&body))
             .await

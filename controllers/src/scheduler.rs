@@ -17,6 +17,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
+use mosaic_crds::lifecycle::{self, TaskStatusPatch};
+use mosaic_crds::status_apply::GuardedStatus;
 use mosaic_crds::task::TaskPhase;
 use mosaic_crds::{Agent, Framework, Offer, Reservation, Role, Task};
 use serde_json::json;
@@ -41,11 +43,9 @@ pub enum SchedulerError {
     NotReady(&'static str),
 }
 
-/// Now, as Kubernetes writes timestamps.
+/// Now, as Kubernetes writes timestamps (on the one clock, [`lifecycle::now`]).
 pub fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    lifecycle::text(lifecycle::now())
 }
 
 /// Whether a task no longer holds resources.
@@ -484,11 +484,11 @@ async fn create_default_framework(client: &Client, ns: &str) {
 }
 
 /// Writes a Task's status (resourceVersion-guarded); whether it was stored.
-pub(crate) async fn patch_status(client: &Client, t: &Task, status: serde_json::Value) -> bool {
+pub(crate) async fn patch_status(client: &Client, t: &Task, status: &TaskStatusPatch) -> bool {
     let api: Api<Task> = Api::namespaced(client.clone(), &t.namespace().unwrap_or_default());
     // The resourceVersion makes this a compare-and-swap: a task changed since
     // this view was taken is left for the next cycle.
-    let body = json!({"metadata": {"resourceVersion": t.resource_version()}, "status": status});
+    let body = GuardedStatus::of(t, status);
     let (name, pp, patch) = (t.name_any(), PatchParams::default(), Patch::Merge(&body));
     task_write(client, t, "status", api.patch_status(&name, &pp, &patch))
         .await
@@ -551,26 +551,14 @@ pub(crate) async fn release(client: &Client, t: &Task) {
 
 /// Puts a task that ended back in the queue for its next attempt.
 pub(crate) async fn restart(client: &Client, t: &Task, attempt: u32) {
-    let now = now();
     let prev = t
         .status
         .as_ref()
         .and_then(|s| s.message.clone())
         .unwrap_or_default();
-    let stored = patch_status(
-        client,
-        t,
-        json!({
-            "phase": "Pending", "agent": null, "ports": null, "attempt": attempt, "reason": "Restarting",
-            "message": format!("restart {attempt} after: {prev}"), "startTime": null, "usage": null,
-            "observedGeneration": t.metadata.generation,
-            "conditions": [
-                {"type": "Scheduled", "status": "False", "reason": "Restarting", "message": "waiting to be placed again", "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
-                {"type": "Ready", "status": "False", "reason": "Restarting", "message": "waiting to be placed again", "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
-            ],
-        }),
-    )
-    .await;
+    let message = format!("restart {attempt} after: {prev}");
+    let status = lifecycle::restarting(attempt, &message, t.metadata.generation, lifecycle::now());
+    let stored = patch_status(client, t, &status).await;
     if !stored {
         return;
     }
@@ -597,19 +585,12 @@ async fn mark_unschedulable(client: &Client, t: &Task, message: &str, reason: &s
         return; // Already says so; it is looked at again every cycle, and bound once an agent fits.
     }
     crate::events::record(client, t, "Warning", "Unschedulable", message).await;
-    let now = now();
-    patch_status(
-        client,
-        t,
-        json!({
-            "phase": "Pending", "reason": "Unschedulable", "message": message,
-            "observedGeneration": t.metadata.generation,
-            "conditions": [
-                {"type": "Scheduled", "status": "False", "reason": "Unschedulable", "message": reason, "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
-                {"type": "Stalled", "status": if waits { "False" } else { "True" }, "reason": "Unschedulable", "message": reason, "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
-                {"type": "Ready", "status": "False", "reason": "Unschedulable", "message": reason, "lastTransitionTime": now, "observedGeneration": t.metadata.generation},
-            ],
-        }),
-    )
-    .await;
+    let status = lifecycle::unschedulable(
+        message,
+        reason,
+        waits,
+        t.metadata.generation,
+        lifecycle::now(),
+    );
+    patch_status(client, t, &status).await;
 }

@@ -5,39 +5,40 @@
 //! allocator uses. A status is written only when it changed.
 
 use crate::allocator::{Allocator, Resources};
-use crate::scheduler::now;
 use crate::view::Caches;
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
+use mosaic_crds::agent::AgentStatus;
+use mosaic_crds::common::condition_types::READY;
+use mosaic_crds::framework::{FrameworkStatus, FrameworkStatusPatch};
+use mosaic_crds::role::RoleStatus;
+use mosaic_crds::status_apply::StatusMerge;
 use mosaic_crds::task::TaskPhase;
-use mosaic_crds::{Agent, Framework, ResourceQuantities, Role};
-use serde_json::{Value, json};
+use mosaic_crds::{Agent, Condition, Framework, ResourceQuantities, Role, conditions, lifecycle};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-fn quantities(r: Resources) -> Value {
-    serde_json::to_value(ResourceQuantities::from_units(r.cpus_milli, r.memory)).unwrap_or_default()
+fn quantities(r: Resources) -> Option<ResourceQuantities> {
+    Some(ResourceQuantities::from_units(r.cpus_milli, r.memory))
 }
 
-fn share(x: f64) -> String {
-    format!("{x:.4}")
+fn share(x: f64) -> Option<String> {
+    Some(format!("{x:.4}"))
 }
 
 /// The Ready condition, keeping the old transition time when nothing changed.
-fn ready(
-    old: Option<&mosaic_crds::Condition>,
-    generation: Option<i64>,
-    reason: &str,
-    message: &str,
-) -> Value {
-    let since = old
-        .filter(|c| c.status == "True" && c.reason == reason)
-        .map(|c| serde_json::to_value(&c.last_transition_time).unwrap_or_default())
-        .unwrap_or_else(|| json!(now()));
-    json!({"type": "Ready", "status": "True", "reason": reason, "message": message,
-           "lastTransitionTime": since, "observedGeneration": generation})
+fn ready(old: &[Condition], generation: Option<i64>, reason: &str, message: &str) -> Condition {
+    let mut c = conditions::new(READY, true, reason, message, generation, lifecycle::now());
+    if let Some(o) = old
+        .iter()
+        .find(|c| c.type_ == READY && c.status == "True" && c.reason == reason)
+    {
+        c.last_transition_time = o.last_transition_time.clone();
+    }
+    c
 }
 
 /// How many status writes are in flight at once.
@@ -46,8 +47,8 @@ const CONCURRENT_WRITES: usize = 32;
 /// A status write, not yet sent.
 type Write = futures::future::BoxFuture<'static, ()>;
 
-/// The write of `status` onto the object, when it differs from what is there now.
-fn write<K>(client: &Client, api: Api<K>, obj: &K, current: Value, status: Value) -> Option<Write>
+/// The write of `status` (a merge patch of it) onto the object.
+fn write<K, S>(client: &Client, api: Api<K>, obj: &K, status: S) -> Write
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -56,14 +57,12 @@ where
         + Send
         + Sync
         + 'static,
+    S: Serialize + std::fmt::Debug + Send + Sync + 'static,
 {
-    if current == status {
-        return None;
-    }
     let name = obj.name_any();
     let (client, obj) = (client.clone(), obj.clone());
-    Some(Box::pin(async move {
-        let body = json!({"status": status});
+    Box::pin(async move {
+        let body = StatusMerge { status: &status };
         if let Err(e) = api
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
             .await
@@ -71,18 +70,7 @@ where
         {
             tracing::debug!(object = %name, error = %e, "status not written (will retry)");
         }
-    }))
-}
-
-/// Only the fields this module writes, from an object's current status.
-fn pick(status: &Value, fields: &[&str]) -> Value {
-    let mut out = serde_json::Map::new();
-    for f in fields {
-        if let Some(v) = status.get(*f).filter(|v| !v.is_null()) {
-            out.insert((*f).to_string(), v.clone());
-        }
-    }
-    Value::Object(out)
+    })
 }
 
 /// Status is written at most this often...
@@ -155,29 +143,21 @@ fn writes(
     for r in roles.state() {
         let name = r.name_any();
         let st = r.status.clone().unwrap_or_default();
-        let status = json!({
-            "allocated": quantities(alloc.role_allocated(&name)),
-            "dominantShare": share(alloc.role_share(&name)),
-            "observedGeneration": r.metadata.generation,
-            "conditions": [ready(st.conditions.iter().find(|c| c.type_ == "Ready"), r.metadata.generation,
-                                 "Active", "the role is known to the allocator")],
-        });
-        let current = pick(
-            &serde_json::to_value(&st).unwrap_or_default(),
-            &[
-                "allocated",
-                "dominantShare",
-                "observedGeneration",
-                "conditions",
-            ],
-        );
-        writes.extend(write(
-            client,
-            Api::<Role>::all(client.clone()),
-            &r,
-            current,
-            status,
-        ));
+        let generation = r.metadata.generation;
+        let want = RoleStatus {
+            allocated: quantities(alloc.role_allocated(&name)),
+            dominant_share: share(alloc.role_share(&name)),
+            observed_generation: generation,
+            conditions: vec![ready(
+                &st.conditions,
+                generation,
+                "Active",
+                "the role is known to the allocator",
+            )],
+        };
+        if want != st {
+            writes.push(write(client, Api::<Role>::all(client.clone()), &r, want));
+        }
     }
     // Counted without an allocation per task (this runs every round over every Task).
     let all_tasks = tasks.state();
@@ -207,51 +187,22 @@ fn writes(
     for f in frameworks.state() {
         let ns = f.namespace().unwrap_or_default();
         let key = format!("{ns}/{}", f.name_any());
-        let st = f.status.clone().unwrap_or_default();
-        let status = json!({
-            "tasks": counts.get(&key).cloned().unwrap_or_default(),
-            "allocated": quantities(alloc.framework_allocated(&key)),
-            "dominantShare": share(alloc.framework_share(&key)),
-            "outstandingOffers": outstanding.get(&key).copied().unwrap_or(0),
-            "observedGeneration": f.metadata.generation,
-            "conditions": [ready(st.conditions.iter().find(|c| c.type_ == "Ready"), f.metadata.generation,
-                                 "Registered", &format!("the framework receives resources in role {}", f.spec.role))],
-        });
-        let current = pick(
-            &serde_json::to_value(&st).unwrap_or_default(),
-            &[
-                "tasks",
-                "allocated",
-                "dominantShare",
-                "outstandingOffers",
-                "observedGeneration",
-                "conditions",
-            ],
-        );
-        let mut status = status;
-        if current.get("tasks") == status.get("tasks")
-            || current.get("tasks").is_none() && status["tasks"] == json!({})
-        {
-            // Unchanged counts (an empty map is stored as none).
-            status["tasks"] = current.get("tasks").cloned().unwrap_or(Value::Null);
-            if status["tasks"].is_null() {
-                status.as_object_mut().expect("an object").remove("tasks");
-            }
-        } else if let Some(old) = current.get("tasks").and_then(|t| t.as_object()) {
-            // A merge patch keeps keys it does not name: phases no task is in any more go as null.
-            for k in old.keys() {
-                if status["tasks"].get(k).is_none() {
-                    status["tasks"][k] = Value::Null;
-                }
-            }
+        let have = f.status.clone().unwrap_or_default();
+        let generation = f.metadata.generation;
+        let message = format!("the framework receives resources in role {}", f.spec.role);
+        let want = FrameworkStatus {
+            tasks: counts.get(&key).cloned().unwrap_or_default(),
+            allocated: quantities(alloc.framework_allocated(&key)),
+            dominant_share: share(alloc.framework_share(&key)),
+            outstanding_offers: Some(outstanding.get(&key).copied().unwrap_or(0)),
+            observed_generation: generation,
+            conditions: vec![ready(&have.conditions, generation, "Registered", &message)],
+        };
+        if want != have {
+            let patch = FrameworkStatusPatch::between(&have, want);
+            let api = Api::<Framework>::namespaced(client.clone(), &ns);
+            writes.push(write(client, api, &f, patch));
         }
-        writes.extend(write(
-            client,
-            Api::<Framework>::namespaced(client.clone(), &ns),
-            &f,
-            current,
-            status,
-        ));
     }
     let n = alloc.agent_count();
     let mut agent_writes = 0;
@@ -265,22 +216,17 @@ fn writes(
             continue;
         };
         let allocated = quantities(used);
-        let current = a
-            .status
-            .as_ref()
-            .and_then(|s| s.allocated.as_ref())
-            .map(|q| serde_json::to_value(q).unwrap_or_default())
-            .unwrap_or(Value::Null);
-        let current = json!({"allocated": current});
-        let status = json!({"allocated": allocated});
-        if let Some(w) = write(
-            client,
-            Api::<Agent>::all(client.clone()),
-            &*a,
-            current,
-            status,
-        ) {
-            writes.push(w);
+        if a.status.as_ref().and_then(|s| s.allocated.as_ref()) != allocated.as_ref() {
+            let status = AgentStatus {
+                allocated,
+                ..AgentStatus::default()
+            };
+            writes.push(write(
+                client,
+                Api::<Agent>::all(client.clone()),
+                &*a,
+                status,
+            ));
             agent_writes += 1;
         }
     }

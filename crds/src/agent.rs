@@ -171,6 +171,38 @@ pub struct AgentStatus {
 }
 
 impl AgentStatus {
+    /// What a node agent reports of itself when it registers: what it
+    /// offers (`resources`, all allocatable), its cgroup mode, its version,
+    /// where its endpoint listens (address and certificate), and Ready.
+    pub fn registered(
+        resources: AgentResources,
+        cgroup: &str,
+        version: &str,
+        endpoint: Option<(String, String)>,
+        generation: Option<i64>,
+        now: k8s_openapi::jiff::Timestamp,
+    ) -> AgentStatus {
+        let (address, certificate) = endpoint.unzip();
+        AgentStatus {
+            capacity: Some(resources.clone()),
+            allocatable: Some(resources),
+            cgroup: Some(cgroup.into()),
+            version: Some(version.into()),
+            address,
+            certificate,
+            observed_generation: generation,
+            conditions: vec![crate::conditions::new(
+                crate::common::condition_types::READY,
+                true,
+                "Heartbeating",
+                "the agent is running and renewing its lease",
+                generation,
+                now,
+            )],
+            ..AgentStatus::default()
+        }
+    }
+
     /// The host the agent is reached at: that of its endpoint's `address`
     /// (`https://10.0.0.5:5051` gives `10.0.0.5`, `https://[::1]:5051` gives
     /// `::1`); `None` without one.

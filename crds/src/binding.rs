@@ -10,7 +10,7 @@
 use crate::ports::TaskPort;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The subresource's name.
 pub const SUBRESOURCE: &str = "binding";
@@ -70,16 +70,14 @@ impl TaskBinding {
 }
 
 /// The status a bound Task has (a merge patch of its status): Staging on
-/// `agent` with the host `ports` it is given there, scheduled at `now`
-/// (RFC 3339), for the spec of `generation`.
-pub fn bound_status(agent: &str, ports: &[TaskPort], generation: Option<i64>, now: &str) -> Value {
-    let ports = (!ports.is_empty()).then_some(ports);
-    json!({
-        "phase": "Staging", "agent": agent, "ports": ports, "reason": null, "message": null,
-        "observedGeneration": generation,
-        "conditions": [
-            {"type": "Scheduled", "status": "True", "reason": "Scheduled", "message": format!("bound to agent {agent}"), "lastTransitionTime": now, "observedGeneration": generation},
-            {"type": "Ready", "status": "False", "reason": "Staging", "message": "waiting for the agent to start it", "lastTransitionTime": now, "observedGeneration": generation},
-        ],
-    })
+/// `agent` with the host `ports` it is given there, scheduled at `now`, for
+/// the spec of `generation` ([`crate::lifecycle::bound`], as JSON).
+pub fn bound_status(
+    agent: &str,
+    ports: &[TaskPort],
+    generation: Option<i64>,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Value {
+    serde_json::to_value(crate::lifecycle::bound(agent, ports, generation, now))
+        .expect("a status is JSON")
 }

@@ -98,3 +98,30 @@ pub struct FrameworkStatus {
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
+
+/// A merge patch of a Framework's status, as the scheduler writes it: what
+/// it reports, with the task counts of phases no task is in any more written
+/// as null (a merge patch keeps the keys it does not name).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrameworkStatusPatch {
+    /// Task counts per phase; `None` removes a phase's count.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tasks: BTreeMap<String, Option<u32>>,
+    /// The rest of what it reports (its `tasks` unused).
+    #[serde(flatten)]
+    pub rest: FrameworkStatus,
+}
+
+impl FrameworkStatusPatch {
+    /// The patch that takes the status from `have` to `want`.
+    pub fn between(have: &FrameworkStatus, mut want: FrameworkStatus) -> Self {
+        let mut tasks: BTreeMap<String, Option<u32>> = BTreeMap::new();
+        if have.tasks != want.tasks {
+            tasks.extend(have.tasks.keys().map(|k| (k.clone(), None)));
+            tasks.extend(want.tasks.iter().map(|(k, n)| (k.clone(), Some(*n))));
+        }
+        want.tasks.clear();
+        FrameworkStatusPatch { tasks, rest: want }
+    }
+}

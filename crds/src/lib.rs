@@ -17,6 +17,7 @@ pub mod constraint;
 pub mod framework;
 pub mod join;
 pub mod lean;
+pub mod lifecycle;
 pub mod offer;
 pub mod ports;
 pub mod reference;

@@ -1,5 +1,6 @@
 //! Reservation: resources on an agent set aside for a role.
 
+use crate::common::condition_types::{READY, STALLED};
 use crate::common::{Condition, LabelSelector, ResourceQuantities};
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -62,4 +63,63 @@ pub struct ReservationStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+}
+
+/// A merge patch of a Reservation's status, as the reservation controller
+/// writes it: bound to an agent, or unsatisfiable (its agent cleared).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ReservationStatusPatch {
+    /// What it sets.
+    #[serde(flatten)]
+    pub set: ReservationStatus,
+    /// Clears `agent` (written as null).
+    #[serde(
+        rename = "agent",
+        skip_serializing_if = "crate::lifecycle::not",
+        serialize_with = "crate::lifecycle::null"
+    )]
+    pub clear_agent: bool,
+}
+
+impl ReservationStatusPatch {
+    /// Bound to `agent` (`message` says what is reserved there).
+    pub fn bound(
+        agent: &str,
+        message: &str,
+        generation: Option<i64>,
+        now: k8s_openapi::jiff::Timestamp,
+    ) -> Self {
+        ReservationStatusPatch {
+            set: ReservationStatus {
+                phase: Some(ReservationPhase::Bound),
+                agent: Some(agent.into()),
+                observed_generation: generation,
+                conditions: vec![crate::conditions::new(
+                    READY, true, "Bound", message, generation, now,
+                )],
+            },
+            clear_agent: false,
+        }
+    }
+
+    /// No agent can hold it (`why`): not bound, Stalled.
+    pub fn unsatisfiable(
+        why: &str,
+        generation: Option<i64>,
+        now: k8s_openapi::jiff::Timestamp,
+    ) -> Self {
+        let r = "Unsatisfiable";
+        ReservationStatusPatch {
+            set: ReservationStatus {
+                phase: Some(ReservationPhase::Unsatisfiable),
+                agent: None,
+                observed_generation: generation,
+                conditions: vec![
+                    crate::conditions::new(READY, false, r, why, generation, now),
+                    crate::conditions::new(STALLED, true, r, why, generation, now),
+                ],
+            },
+            clear_agent: true,
+        }
+    }
 }

@@ -32,6 +32,7 @@ mod hostile;
 mod isolation;
 mod kubectl;
 mod leader;
+mod lint;
 mod logs;
 mod machinery;
 mod maintenance;

@@ -104,7 +104,12 @@ pub async fn create(req: Request, bytes: bytes::Bytes) -> Result<Response<Body>,
     let generation = old["metadata"]["generation"].as_i64();
     json_patch::merge(
         &mut bound["status"],
-        &bound_status(&b.target.agent, &b.target.ports, generation, &meta::now()),
+        &bound_status(
+            &b.target.agent,
+            &b.target.ports,
+            generation,
+            mosaic_crds::lifecycle::now(),
+        ),
     );
     if let Some(s) = &req.route.info.schema {
         let out = crate::schema::apply(s, &mut bound);
