@@ -348,10 +348,9 @@ impl Runner {
         ),
         LaunchError,
     > {
-        let r = &t.spec.resources;
         let limits = Limits {
-            cpus_milli: r.cpus_milli().ok().flatten().unwrap_or(1000),
-            memory_bytes: r.memory_bytes().ok().flatten().unwrap_or(128 << 20),
+            cpus_milli: t.spec.cpus_milli(),
+            memory_bytes: t.spec.memory_bytes(),
             pids_max: PIDS_MAX,
         };
         let attempt = t.status.as_ref().and_then(|s| s.attempt).unwrap_or(0);

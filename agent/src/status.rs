@@ -116,13 +116,7 @@ pub(crate) fn outcome(
         };
     }
     if e.oom_killed || oom_now {
-        let mem = t
-            .spec
-            .resources
-            .memory_bytes()
-            .ok()
-            .flatten()
-            .unwrap_or(128 << 20);
+        let mem = t.spec.memory_bytes();
         let m = format!("the task used more than its memory limit of {mem} bytes and was killed");
         return lifecycle::failed("MemoryLimitExceeded", &m, code, signal, generation, now);
     }

@@ -63,11 +63,7 @@ pub fn is_terminal(phase: Option<TaskPhase>) -> bool {
 }
 
 pub(crate) fn task_resources(t: &Task) -> Resources {
-    let r = &t.spec.resources;
-    Resources::new(
-        r.cpus_milli().ok().flatten().unwrap_or(1000),
-        r.memory_bytes().ok().flatten().unwrap_or(128 << 20),
-    )
+    Resources::new(t.spec.cpus_milli(), t.spec.memory_bytes())
 }
 
 pub(crate) fn framework_key(ns: &str, name: &str) -> String {

@@ -137,13 +137,16 @@ fn default_framework() -> String {
     "default".into()
 }
 
+/// The cpus (millicores) a task gets when its spec leaves them out.
+pub const DEFAULT_CPUS_MILLI: u64 = 1000;
+/// The memory (bytes) a task gets when its spec leaves it out.
+pub const DEFAULT_MEMORY_BYTES: u64 = 128 << 20;
+
+/// The defaults of `spec.resources`, applied here only: the schema's default
+/// when a Task leaves the field out, and [`TaskSpec::cpus_milli`] /
+/// [`TaskSpec::memory_bytes`] when it leaves out one resource.
 fn default_resources() -> ResourceQuantities {
-    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-    ResourceQuantities {
-        cpus: Some(Quantity("1".into())),
-        memory: Some(Quantity("128Mi".into())),
-        disk: None,
-    }
+    ResourceQuantities::from_units(DEFAULT_CPUS_MILLI, DEFAULT_MEMORY_BYTES)
 }
 
 fn default_backoff_limit() -> u32 {
@@ -403,6 +406,20 @@ impl TaskPhase {
 }
 
 impl TaskSpec {
+    /// The cpus (millicores) the task is allocated and limited to:
+    /// [`DEFAULT_CPUS_MILLI`] when left out (or unreadable: the API refuses those).
+    pub fn cpus_milli(&self) -> u64 {
+        let q = self.resources.cpus_milli().ok().flatten();
+        q.unwrap_or(DEFAULT_CPUS_MILLI)
+    }
+
+    /// The memory (bytes) the task is allocated and limited to:
+    /// [`DEFAULT_MEMORY_BYTES`] when left out.
+    pub fn memory_bytes(&self) -> u64 {
+        let q = self.resources.memory_bytes().ok().flatten();
+        q.unwrap_or(DEFAULT_MEMORY_BYTES)
+    }
+
     /// Whether a run that ended in `phase` is followed by another, with
     /// `attempt` restarts so far: `Always` runs again after any end but a
     /// kill, `OnFailure` after a failure; failures count against `backoffLimit`.
