@@ -219,6 +219,21 @@ fn text(code: StatusCode, s: impl Into<String>) -> Response<Body> {
         .expect("a valid response")
 }
 
+/// Metrics, in the OpenMetrics text format.
+fn metrics(text: String) -> Response<Body> {
+    Response::builder()
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+        .body(
+            Full::new(Bytes::from(text))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .expect("a valid response")
+}
+
 use mosaic_crds::join::APISERVER_USER;
 
 /// Whether the connection presented the API server's client certificate
@@ -275,7 +290,7 @@ async fn handle(
         return resp;
     }
     match parts[..] {
-        ["metrics"] => text(StatusCode::OK, ctx.runner.metrics_text()),
+        ["metrics"] => metrics(ctx.runner.metrics_text()),
         ["tasks", ns, name, stream] => logs(ctx, ns, name, stream, &query).await,
         _ => text(StatusCode::NOT_FOUND, format!("no such path: {path}\n")),
     }

@@ -33,6 +33,7 @@ pub mod gc;
 mod health;
 pub mod join;
 pub mod launch;
+mod metrics;
 mod register;
 mod runner;
 mod seccomp;

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::{Mutex, mpsc};
@@ -132,22 +132,11 @@ pub struct Runner {
     ended: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
     /// The supervisors under way, so shutdown can let each finish.
     supervisors: Mutex<tokio::task::JoinSet<()>>,
-    metrics: Metrics,
+    metrics: crate::metrics::Metrics,
     /// Executors started ahead, waiting for the next runs.
     spare: std::sync::Mutex<Vec<tokio::process::Child>>,
     /// Whether tasks run isolated (the agent is root).
     isolate: bool,
-}
-
-/// Counters for `/metrics`.
-#[derive(Default)]
-struct Metrics {
-    launched: AtomicU64,
-    adopted: AtomicU64,
-    ended: AtomicU64,
-    finished: AtomicU64,
-    failed: AtomicU64,
-    killed: AtomicU64,
 }
 
 impl Runner {
@@ -159,7 +148,7 @@ impl Runner {
             runs: Mutex::new(HashMap::new()),
             ended: Default::default(),
             supervisors: Mutex::new(tokio::task::JoinSet::new()),
-            metrics: Metrics::default(),
+            metrics: crate::metrics::Metrics::default(),
             spare: std::sync::Mutex::new(Vec::new()),
             isolate: rustix::process::geteuid().is_root(),
         }
@@ -170,28 +159,9 @@ impl Runner {
         self.run_dir(uid, attempt).join(executor::EXIT)
     }
 
-    /// Prometheus text exposition of the agent's counters.
+    /// The agent's metrics in the OpenMetrics text format.
     pub fn metrics_text(&self) -> String {
-        let m = &self.metrics;
-        let running = m.launched.load(Ordering::Relaxed) + m.adopted.load(Ordering::Relaxed)
-            - m.ended.load(Ordering::Relaxed);
-        format!(
-            "# HELP mosaic_agent_tasks_running Task runs under way on this agent.\n# TYPE mosaic_agent_tasks_running gauge\n\
-             mosaic_agent_tasks_running {running}\n\
-             # HELP mosaic_agent_launches_total Task runs started.\n# TYPE mosaic_agent_launches_total counter\n\
-             mosaic_agent_launches_total {}\n\
-             # HELP mosaic_agent_adopted_total Task runs adopted after an agent restart.\n# TYPE mosaic_agent_adopted_total counter\n\
-             mosaic_agent_adopted_total {}\n\
-             # HELP mosaic_agent_runs_ended_total Task runs that ended, by phase.\n# TYPE mosaic_agent_runs_ended_total counter\n\
-             mosaic_agent_runs_ended_total{{phase=\"Finished\"}} {}\n\
-             mosaic_agent_runs_ended_total{{phase=\"Failed\"}} {}\n\
-             mosaic_agent_runs_ended_total{{phase=\"Killed\"}} {}\n",
-            m.launched.load(Ordering::Relaxed),
-            m.adopted.load(Ordering::Relaxed),
-            m.finished.load(Ordering::Relaxed),
-            m.failed.load(Ordering::Relaxed),
-            m.killed.load(Ordering::Relaxed),
-        )
+        self.metrics.text()
     }
 
     fn run_dir(&self, uid: &str, attempt: u32) -> PathBuf {
@@ -497,6 +467,7 @@ impl Runner {
         let generation = t.metadata.generation;
         let mut reporter = Reporter::new(&t);
         let mut proc = None;
+        let began = std::time::Instant::now();
         let started: Option<Started> = match action {
             Start::Launch => match self.start_executor(&t, &run) {
                 Ok((mut p, handed)) => {
@@ -539,6 +510,8 @@ impl Runner {
                 if action == Start::Adopt {
                     tracing::info!(task = %t.name_any(), pid = s.pid, "adopted a task that ran on while the agent was away");
                 } else {
+                    let took = began.elapsed().as_secs_f64();
+                    self.metrics.launch_seconds.observe(took);
                     let msg = format!("started as process {} on agent {}", s.pid, self.cfg.name);
                     crate::events::record(
                         &self.client,
@@ -557,11 +530,11 @@ impl Runner {
             self.refill();
         }
         if started.is_some() {
-            let counter = match action {
-                Start::Launch => &self.metrics.launched,
-                Start::Adopt => &self.metrics.adopted,
+            match action {
+                Start::Launch => self.metrics.launched.inc(),
+                Start::Adopt => self.metrics.adopted.inc(),
             };
-            counter.fetch_add(1, Ordering::Relaxed);
+            self.metrics.running.inc();
         }
         let mut helpers = tokio::task::JoinSet::new();
         if running_now {
@@ -616,14 +589,13 @@ impl Runner {
             status = status.will_restart();
         }
         if started.is_some() {
-            self.metrics.ended.fetch_add(1, Ordering::Relaxed);
+            self.metrics.running.dec();
         }
-        let by_phase = match phase {
-            Some(TaskPhase::Finished) => &self.metrics.finished,
-            Some(TaskPhase::Killed) => &self.metrics.killed,
-            _ => &self.metrics.failed,
-        };
-        by_phase.fetch_add(1, Ordering::Relaxed);
+        self.metrics.ended(match phase {
+            Some(TaskPhase::Finished) => "Finished",
+            Some(TaskPhase::Killed) => "Killed",
+            _ => "Failed",
+        });
         let reason = status.set.reason.clone().unwrap_or_default();
         let message = status.set.message.clone().unwrap_or_default();
         reporter.report(&self.client, &t, status).await;

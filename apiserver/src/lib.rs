@@ -65,7 +65,7 @@ pub struct ServerConfig {
     /// How long an Event is kept after it was last seen (kube-apiserver's `--event-ttl`).
     pub event_ttl: std::time::Duration,
     /// More Prometheus text for `/metrics` (the in-process controllers' metrics).
-    pub extra_metrics: Option<fn() -> String>,
+    pub extra_metrics: Option<fn(&mut prometheus_client::registry::Registry)>,
     /// The listener's limits (timeouts, connection cap).
     pub limits: mosaic_listener::Limits,
     /// Concurrent requests per user and in all.

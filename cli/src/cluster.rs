@@ -93,7 +93,7 @@ pub async fn user_client(path: Option<&Path>) -> anyhow::Result<(kube::Client, k
 pub async fn start_server(
     mut cfg: mosaic_apiserver::ServerConfig,
 ) -> anyhow::Result<mosaic_apiserver::RunningServer> {
-    cfg.extra_metrics = Some(mosaic_controllers::metrics::text);
+    cfg.extra_metrics = Some(mosaic_controllers::metrics::register);
     let (listen, data_dir) = (cfg.listen, cfg.data_dir.clone());
     mosaic_apiserver::start(cfg).await.with_context(|| {
         format!(

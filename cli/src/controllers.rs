@@ -100,7 +100,10 @@ async fn serve_metrics(listener: tokio::net::TcpListener) {
                     };
                     http::Response::builder()
                         .status(code)
-                        .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")
+                        .header(
+                            http::header::CONTENT_TYPE,
+                            mosaic_apiserver::http::metrics::CONTENT_TYPE,
+                        )
                         .body(http_body_util::Full::new(bytes::Bytes::from(body)))
                 },
             );

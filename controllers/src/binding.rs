@@ -48,12 +48,15 @@ pub async fn bind_to(
     agent: &str,
     ports: Vec<TaskPort>,
 ) -> bool {
+    let started = std::time::Instant::now();
     let bound = match path {
         Path::Subresource => bind_once(client, t, agent, ports).await,
         Path::TwoWrites => bind_twice(client, t, agent, &ports).await,
     };
     if bound {
-        crate::metrics::inc(&crate::metrics::PLACEMENTS);
+        let m = &crate::metrics::METRICS;
+        m.bind_seconds.observe(started.elapsed().as_secs_f64());
+        m.placements.inc();
         tracing::info!(task = %t.name_any(), agent, "scheduled");
         let message = format!("bound to agent {agent}");
         crate::events::record(client, t, "Normal", "Scheduled", &message).await;

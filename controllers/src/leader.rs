@@ -138,7 +138,7 @@ where
             if leading.is_none() {
                 tracing::info!(identity = %e.identity, "became the leader; starting the controllers");
                 leading = Some(tokio::spawn(start()));
-                crate::metrics::LEADER.store(1, std::sync::atomic::Ordering::Relaxed);
+                crate::metrics::METRICS.leader.set(1);
             }
         } else if let Some(work) = &leading
             && last_renewed.elapsed() >= e.renew_deadline.min(e.lease_duration)
@@ -146,7 +146,7 @@ where
             tracing::warn!(identity = %e.identity, "lost the leadership; stopping the controllers");
             work.abort();
             leading = None;
-            crate::metrics::LEADER.store(0, std::sync::atomic::Ordering::Relaxed);
+            crate::metrics::METRICS.leader.set(0);
         }
         tokio::time::sleep(e.retry).await;
     }

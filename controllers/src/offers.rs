@@ -147,7 +147,7 @@ pub async fn before_allocation(
         }
         let refuse = externals.get(&fw).map_or(5, |f| f.spec.refuse_seconds) as u64 * 1000;
         tracing::info!(offer = %k, framework = %fw, agent, "offer declined");
-        crate::metrics::inc(&crate::metrics::OFFERS_DECLINED);
+        crate::metrics::METRICS.offers_declined.inc();
         state.refused.insert((fw, agent), now + refuse);
     }
     state.refused.retain(|_, until| *until > now);
@@ -261,7 +261,7 @@ pub async fn before_allocation(
                 "its agent is not schedulable"
             };
             tracing::info!(offer = %k, "rescinding the offer: {why}");
-            crate::metrics::inc(&crate::metrics::OFFERS_RESCINDED);
+            crate::metrics::METRICS.offers_rescinded.inc();
             crate::events::record(
                 client,
                 o.as_ref(),
@@ -335,7 +335,7 @@ pub async fn create(
     {
         Ok(o) => {
             tracing::info!(offer = %o.name_any(), framework = name, agent = %allocation.agent, "offered");
-            crate::metrics::inc(&crate::metrics::OFFERS_MADE);
+            crate::metrics::METRICS.offers_made.inc();
             state.outstanding.insert(
                 key(&o),
                 (

@@ -217,10 +217,11 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
         let started = std::time::Instant::now();
         sched.cycle().await;
         last_took = started.elapsed();
-        let took = last_took.as_micros() as u64;
-        crate::metrics::inc(&crate::metrics::CYCLES);
-        crate::metrics::CYCLE_MICROS.fetch_add(took, std::sync::atomic::Ordering::Relaxed);
-        crate::metrics::LAST_CYCLE_MICROS.store(took, std::sync::atomic::Ordering::Relaxed);
+        let m = &crate::metrics::METRICS;
+        m.cycles.inc();
+        m.cycle_seconds.inc_by(last_took.as_secs_f64());
+        m.last_cycle_seconds.set(last_took.as_secs_f64());
+        crate::metrics::reconciled("scheduler", started);
     }
 }
 
@@ -401,13 +402,11 @@ impl Scheduler {
         let unbound = std::mem::take(&mut view.unbound);
         view.unbound =
             crate::reservations::bind_pending(&client, &mut view.alloc, &st.agents, unbound).await;
-        crate::metrics::PENDING.store(view.queued() as u64, std::sync::atomic::Ordering::Relaxed);
+        let m = &crate::metrics::METRICS;
+        m.pending.set(view.queued() as i64);
         let deciding = std::time::Instant::now();
         let decisions = view.alloc.allocate(now_ms);
-        crate::metrics::ALLOCATE_MICROS.fetch_add(
-            deciding.elapsed().as_micros() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        m.allocate_seconds.inc_by(deciding.elapsed().as_secs_f64());
         // Binds and marks are written in the background, many at once (the
         // server group-commits them); the placements count as made meanwhile.
         for d in decisions {
@@ -451,10 +450,7 @@ impl Scheduler {
                 }
             }
         }
-        crate::metrics::BINDS_IN_FLIGHT.store(
-            self.binder.in_flight() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        m.writes_in_flight.set(self.binder.in_flight() as i64);
         self.status.maybe_start(&client, &view.alloc, &st.caches());
     }
 }

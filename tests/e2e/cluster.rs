@@ -84,6 +84,30 @@ async fn an_agent_runs_tasks_and_reports_their_exit_codes() {
         metrics.contains("mosaic_controllers_leader 1\n"),
         "{metrics}"
     );
+    // Latency histograms: the API server's by verb and resource, the
+    // scheduler's binds, and each controller's reconciles.
+    let count = |prefix: &str| -> f64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{metrics}"));
+        line.rsplit_once(' ').unwrap().1.parse().unwrap()
+    };
+    let created = "mosaic_apiserver_request_duration_seconds_count{verb=\"create\",resource=\"tasks\",subresource=\"\"}";
+    assert!(count(created) >= 1.0, "{metrics}");
+    assert!(
+        count("mosaic_apiserver_request_duration_seconds_bucket{le=\"+Inf\",verb=\"create\",resource=\"tasks\",subresource=\"\"}") >= 1.0,
+        "{metrics}"
+    );
+    assert!(count("mosaic_scheduler_bind_duration_seconds_count") >= 1.0, "{metrics}");
+    assert!(
+        count("mosaic_controller_reconcile_duration_seconds_count{controller=\"scheduler\"}") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("verb=\"watch\""),
+        "watches last as long as their clients want: not a latency"
+    );
     // `mosaic logs` fetches the output from the agent.
     let out = Command::new(mosaic_bin())
         .args(["logs", "ok", "--kubeconfig"])

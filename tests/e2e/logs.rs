@@ -139,6 +139,10 @@ async fn logs_follow_a_task_to_its_end_and_refuse_whoever_may_not_read_them() {
         metrics.contains("mosaic_agent_runs_ended_total{phase=\"Finished\"} 1\n"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("mosaic_agent_launch_duration_seconds_count 1\n"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ mod guard;
 mod limits;
 mod list;
 mod meta;
+pub mod metrics;
 mod objects;
 mod openapi;
 mod openapi_v2;
@@ -50,17 +51,15 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Request counters for /metrics.
+pub use metrics::Metrics;
+
+/// What a request was: its audit record (when there is an audit log) and
+/// what its latency is counted under (none for a watch or a log stream).
 #[derive(Default)]
-pub struct Metrics {
-    /// Requests served.
-    pub requests: AtomicU64,
-    /// Requests that ended in an error status.
-    pub errors: AtomicU64,
-    /// Watches currently open.
-    pub watches: AtomicU64,
+pub struct Served {
+    audit: Option<Record>,
+    labels: Option<metrics::RequestLabels>,
 }
 
 /// Shared state of every request.
@@ -81,8 +80,9 @@ pub struct App {
     pub metrics: Metrics,
     /// `https://host:port` clients should use (for discovery's server address).
     pub external_url: String,
-    /// More Prometheus text for `/metrics`.
-    pub extra_metrics: Option<fn() -> String>,
+    /// Registers more of the process's metrics (the in-process
+    /// controllers') for `/metrics`.
+    pub extra_metrics: Option<fn(&mut prometheus_client::registry::Registry)>,
     /// The listener's connection figures.
     pub connections: Arc<mosaic_listener::Counters>,
     /// Concurrent requests per user and in all.
@@ -101,9 +101,10 @@ impl App {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        self.metrics.requests.fetch_add(1, Ordering::Relaxed);
+        self.metrics.requests.inc();
+        let started = std::time::Instant::now();
         let (parts, body) = req.into_parts();
-        let mut record = None;
+        let mut record = Served::default();
         let resp = match self.route(&parts, body, &mut record).await {
             Ok(r) => r,
             Err(e) => {
@@ -112,9 +113,13 @@ impl App {
             }
         };
         if resp.status().as_u16() >= 400 {
-            self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+            self.metrics.errors.inc();
         }
-        if let (Some(log), Some(r)) = (&self.audit, &record) {
+        if let Some(labels) = &record.labels {
+            let took = started.elapsed().as_secs_f64();
+            self.metrics.latency.get_or_create(labels).observe(took);
+        }
+        if let (Some(log), Some(r)) = (&self.audit, &record.audit) {
             let uri = parts.uri.path_and_query().map_or("", |p| p.as_str());
             log.write(r, uri, resp.status().as_u16());
         }
@@ -161,10 +166,17 @@ impl App {
         &self,
         user: &User,
         a: Attributes<'_>,
-        record: &mut Option<Record>,
+        record: &mut Served,
     ) -> Result<(), ApiError> {
         if self.audit.is_some() {
-            *record = Some(Record::new(user, &a));
+            record.audit = Some(Record::new(user, &a));
+        }
+        if a.verb != "watch" && a.subresource != "log" {
+            record.labels = Some(metrics::RequestLabels {
+                verb: a.verb.into(),
+                resource: a.resource.into(),
+                subresource: a.subresource.into(),
+            });
         }
         self.authorize(user, &a).await
     }
@@ -173,7 +185,7 @@ impl App {
         self: &Arc<Self>,
         parts: &http::request::Parts,
         body: B,
-        record: &mut Option<Record>,
+        record: &mut Served,
     ) -> Result<Response<Body>, ApiError>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -227,7 +239,7 @@ impl App {
         self: &Arc<Self>,
         parts: &http::request::Parts,
         body: B,
-        record: &mut Option<Record>,
+        record: &mut Served,
         user: User,
         params: Params,
     ) -> Result<Response<Body>, ApiError>
@@ -249,11 +261,25 @@ impl App {
         };
         if path == "/metrics" {
             self.allow(&user, non_resource, record).await?;
-            let mut text = self.metrics_text();
+            let mut reg = prometheus_client::registry::Registry::default();
+            self.metrics.register(
+                &mut reg,
+                metrics::Snapshot {
+                    revision: self.store.revision(),
+                    connections: self.connections.open_connections(),
+                    refused: self.connections.refused_connections(),
+                    idle_closed: self.connections.idle_closed_connections(),
+                },
+            );
             if let Some(extra) = self.extra_metrics {
-                text.push_str(&extra());
+                extra(&mut reg);
             }
-            return Ok(body::text(StatusCode::OK, &text));
+            let text = metrics::encode(&reg);
+            return Ok(body::encoded(
+                StatusCode::OK,
+                text.into_bytes(),
+                metrics::CONTENT_TYPE,
+            ));
         }
         if path == "/openapi/v2" {
             self.allow(&user, non_resource, record).await?;
@@ -364,33 +390,6 @@ impl App {
                 }
             }
         }
-    }
-
-    fn metrics_text(&self) -> String {
-        let m = &self.metrics;
-        format!(
-            "# HELP mosaic_apiserver_requests_total Requests served.\n# TYPE mosaic_apiserver_requests_total counter\n\
-             mosaic_apiserver_requests_total {}\n\
-             # HELP mosaic_apiserver_request_errors_total Requests answered with an error status.\n# TYPE mosaic_apiserver_request_errors_total counter\n\
-             mosaic_apiserver_request_errors_total {}\n\
-             # HELP mosaic_apiserver_watches Open watches.\n# TYPE mosaic_apiserver_watches gauge\n\
-             mosaic_apiserver_watches {}\n\
-             # HELP mosaic_store_revision The store's current revision.\n# TYPE mosaic_store_revision gauge\n\
-             mosaic_store_revision {}\n\
-             # HELP mosaic_apiserver_connections Connections being served.\n# TYPE mosaic_apiserver_connections gauge\n\
-             mosaic_apiserver_connections {}\n\
-             # HELP mosaic_apiserver_connections_refused_total Connections refused for the connection cap.\n# TYPE mosaic_apiserver_connections_refused_total counter\n\
-             mosaic_apiserver_connections_refused_total {}\n\
-             # HELP mosaic_apiserver_connections_idle_closed_total Connections closed for idling.\n# TYPE mosaic_apiserver_connections_idle_closed_total counter\n\
-             mosaic_apiserver_connections_idle_closed_total {}\n",
-            m.requests.load(Ordering::Relaxed),
-            m.errors.load(Ordering::Relaxed),
-            m.watches.load(Ordering::Relaxed),
-            self.store.revision(),
-            self.connections.open_connections(),
-            self.connections.refused_connections(),
-            self.connections.idle_closed_connections(),
-        )
     }
 }
 

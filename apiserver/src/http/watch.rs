@@ -27,7 +27,7 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -141,7 +141,7 @@ pub async fn watch(mut req: Request) -> Result<Response<Body>, ApiError> {
     };
     let timeout = Duration::from_secs(req.params.timeout_seconds.unwrap_or(1800).max(1));
     let app = req.app.clone();
-    app.metrics.watches.fetch_add(1, Ordering::Relaxed);
+    app.metrics.watches.inc();
     let paths = sel.paths();
     let w = Watch {
         req: Arc::new(req),
@@ -157,7 +157,7 @@ pub async fn watch(mut req: Request) -> Result<Response<Body>, ApiError> {
         if let Some(events) = events {
             let _ = tokio::time::timeout(timeout, w.run(initial_objects, initial, events)).await;
         }
-        app.metrics.watches.fetch_sub(1, Ordering::Relaxed);
+        app.metrics.watches.dec();
     });
     Ok(Response::builder()
         .status(StatusCode::OK)

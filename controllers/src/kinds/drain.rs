@@ -42,6 +42,13 @@ pub async fn run(client: Client) {
 }
 
 async fn reconcile(agent: Arc<Agent>, client: Arc<Client>) -> Result<Action, DrainError> {
+    let started = std::time::Instant::now();
+    let done = reconcile_once(agent, client).await;
+    crate::metrics::reconciled("drain", started);
+    done
+}
+
+async fn reconcile_once(agent: Arc<Agent>, client: Arc<Client>) -> Result<Action, DrainError> {
     let Some(drain) = &agent.spec.drain else {
         return Ok(Action::await_change());
     };

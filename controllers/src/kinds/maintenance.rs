@@ -193,6 +193,16 @@ pub async fn run(client: Client) {
 }
 
 async fn reconcile(agent: Arc<Agent>, client: Arc<Client>) -> Result<Action, MaintenanceError> {
+    let started = std::time::Instant::now();
+    let done = reconcile_once(agent, client).await;
+    crate::metrics::reconciled("maintenance", started);
+    done
+}
+
+async fn reconcile_once(
+    agent: Arc<Agent>,
+    client: Arc<Client>,
+) -> Result<Action, MaintenanceError> {
     let name = agent.name_any();
     let mut p = plan(&agent, jiff::Timestamp::now());
     let api = Api::<Agent>::all((*client).clone());

@@ -134,6 +134,13 @@ pub async fn run(client: Client) {
 
 /// Brings one App's instances one step closer to its spec.
 async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError> {
+    let started = std::time::Instant::now();
+    let done = reconcile_once(app, ctx).await;
+    crate::metrics::reconciled("apps", started);
+    done
+}
+
+async fn reconcile_once(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppError> {
     let (Some(ns), Some(name)) = (app.namespace(), app.metadata.name.clone()) else {
         return Err(AppError::Unnamed);
     };
