@@ -68,7 +68,10 @@ async fn bind_once(client: &Client, t: &Task, agent: &str, ports: Vec<TaskPort>)
     let api: Api<Task> = Api::namespaced(client.clone(), &t.namespace().unwrap_or_default());
     let name = t.name_any();
     let body = TaskBinding::new(&name, t.resource_version(), agent, ports);
-    let pp = PostParams::default();
+    let pp = PostParams {
+        field_manager: Some(crate::scheduler::MANAGER.into()),
+        ..PostParams::default()
+    };
     let call = api.create_subresource::<_, kube::core::Status>(SUBRESOURCE, &name, &pp, &body);
     task_write(client, t, "binding", call).await.is_some()
 }

@@ -7,7 +7,7 @@
 //! its resources at the next cycle.
 
 use crate::allocator::{Allocator, Resources, RoleSpec};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
 use mosaic_crds::lifecycle;
@@ -129,7 +129,11 @@ pub async fn bind_pending(
         let api: Api<Reservation> = Api::all(client.clone());
         let body = GuardedStatus::of(&*r, &status);
         if let Err(e) = api
-            .patch_status(&r.name_any(), &PatchParams::default(), &Patch::Merge(&body))
+            .patch_status(
+                &r.name_any(),
+                &crate::scheduler::patch_params(),
+                &Patch::Merge(&body),
+            )
             .await
             && !crate::refused::report(client, &*r, "status", &e).await
         {

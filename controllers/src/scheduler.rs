@@ -43,6 +43,21 @@ pub enum SchedulerError {
     NotReady(&'static str),
 }
 
+/// The field manager of the scheduler's writes (binds and their finalizers,
+/// task phases it sets, the status of Roles, Frameworks, Agents and
+/// Reservations): named explicitly, the name its User-Agent gave them before
+/// (so objects written by earlier versions keep one owner for these fields).
+pub const MANAGER: &str = "mosaic-controllers";
+
+/// The parameters of the scheduler's merge patches: its own field manager,
+/// so `managedFields` shows what it wrote.
+pub fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..PatchParams::default()
+    }
+}
+
 /// Now, as Kubernetes writes timestamps (on the one clock, [`lifecycle::now`]).
 pub fn now() -> String {
     lifecycle::text(lifecycle::now())
@@ -481,7 +496,7 @@ pub(crate) async fn patch_status(client: &Client, t: &Task, status: &TaskStatusP
     // The resourceVersion makes this a compare-and-swap: a task changed since
     // this view was taken is left for the next cycle.
     let body = GuardedStatus::of(t, status);
-    let (name, pp, patch) = (t.name_any(), PatchParams::default(), Patch::Merge(&body));
+    let (name, pp, patch) = (t.name_any(), patch_params(), Patch::Merge(&body));
     task_write(client, t, "status", api.patch_status(&name, &pp, &patch))
         .await
         .is_some()
@@ -524,7 +539,7 @@ pub(crate) async fn set_finalizers(
     let api: Api<Task> = Api::namespaced(client.clone(), &t.namespace().unwrap_or_default());
     let body =
         json!({"metadata": {"resourceVersion": t.resource_version(), "finalizers": finalizers}});
-    let (name, pp, patch) = (t.name_any(), PatchParams::default(), Patch::Merge(&body));
+    let (name, pp, patch) = (t.name_any(), patch_params(), Patch::Merge(&body));
     task_write(client, t, "finalizers", api.patch(&name, &pp, &patch)).await
 }
 

@@ -7,7 +7,7 @@
 use crate::allocator::{Allocator, Resources};
 use crate::view::Caches;
 use futures::StreamExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use mosaic_crds::agent::AgentStatus;
@@ -64,7 +64,11 @@ where
     Box::pin(async move {
         let body = StatusMerge { status: &status };
         if let Err(e) = api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+            .patch_status(
+                &name,
+                &crate::scheduler::patch_params(),
+                &Patch::Merge(&body),
+            )
             .await
             && !crate::refused::report(&client, &obj, "status", &e).await
         {

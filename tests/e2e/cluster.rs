@@ -96,12 +96,18 @@ async fn an_agent_runs_tasks_and_reports_their_exit_codes() {
     let created = "mosaic_apiserver_request_duration_seconds_count{verb=\"create\",resource=\"tasks\",subresource=\"\"}";
     assert!(count(created) >= 1.0, "{metrics}");
     assert!(
-        count("mosaic_apiserver_request_duration_seconds_bucket{le=\"+Inf\",verb=\"create\",resource=\"tasks\",subresource=\"\"}") >= 1.0,
+        count(
+            "mosaic_apiserver_request_duration_seconds_bucket{le=\"+Inf\",verb=\"create\",resource=\"tasks\",subresource=\"\"}"
+        ) >= 1.0,
         "{metrics}"
     );
-    assert!(count("mosaic_scheduler_bind_duration_seconds_count") >= 1.0, "{metrics}");
     assert!(
-        count("mosaic_controller_reconcile_duration_seconds_count{controller=\"scheduler\"}") >= 1.0,
+        count("mosaic_scheduler_bind_duration_seconds_count") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        count("mosaic_controller_reconcile_duration_seconds_count{controller=\"scheduler\"}")
+            >= 1.0,
         "{metrics}"
     );
     assert!(

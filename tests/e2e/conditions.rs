@@ -75,6 +75,10 @@ async fn a_healthy_task_keeps_its_scheduled_condition_and_its_transition_times()
         "jsonpath={range .metadata.managedFields[*]}{.manager}/{.operation}/{.subresource} {end}",
     ]);
     assert!(managed.contains("mosaic-agent/Apply/status"), "{managed}");
+    assert!(
+        managed.contains("mosaic-controllers/Update/status"),
+        "the bind is the scheduler's: {managed}"
+    );
     // The usage samples (every few seconds) do not move Ready's transition time.
     let ready_since = condition(&healthy, "Ready").unwrap()["lastTransitionTime"].clone();
     let later = wait_task(&api, "served", Duration::from_secs(30), |st| {

@@ -215,9 +215,16 @@ async fn reconcile_once(
         }
     };
     if let Some(patch) = &p.patch {
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
-            .await
-            .map_err(err("cordoning or uncordoning for maintenance"))?;
+        api.patch(
+            &name,
+            &PatchParams {
+                field_manager: Some(MANAGER.into()),
+                ..PatchParams::default()
+            },
+            &Patch::Merge(patch),
+        )
+        .await
+        .map_err(err("cordoning or uncordoning for maintenance"))?;
         tracing::info!(agent = %name, "maintenance: {patch}");
     }
     let seen = agent.status.clone().unwrap_or_default();
