@@ -32,3 +32,8 @@ pub mod scheduler;
 pub mod status;
 pub mod view;
 pub mod watches;
+
+#[cfg(test)]
+mod fake_api;
+#[cfg(test)]
+mod writers_tests;

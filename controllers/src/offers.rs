@@ -403,7 +403,7 @@ async fn delete(client: &Client, o: &Offer, state: &mut OfferState) {
 }
 
 /// A task that names an offer it cannot have: phase Error.
-async fn invalid(client: &Client, t: &Task, why: &str) {
+pub(crate) async fn invalid(client: &Client, t: &Task, why: &str) {
     let message = format!("cannot launch on the offer: {why}");
     let status = lifecycle::invalid_offer(&message, t.metadata.generation, lifecycle::now());
     crate::scheduler::patch_status(client, t, &status).await;

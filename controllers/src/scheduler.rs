@@ -583,7 +583,13 @@ pub(crate) async fn restart(client: &Client, t: &Task, attempt: u32) {
 /// Marks a task Unschedulable. `waits`: it waits for its group to move (its
 /// constraints), so it is not Stalled (kstatus then waits, as for a Pending
 /// Pod), while one no agent could ever run is.
-async fn mark_unschedulable(client: &Client, t: &Task, message: &str, reason: &str, waits: bool) {
+pub(crate) async fn mark_unschedulable(
+    client: &Client,
+    t: &Task,
+    message: &str,
+    reason: &str,
+    waits: bool,
+) {
     let st = t.status.as_ref();
     if st.and_then(|s| s.reason.as_deref()) == Some("Unschedulable")
         && st.and_then(|s| s.message.as_deref()) == Some(message)

@@ -125,3 +125,30 @@ impl FrameworkStatusPatch {
         FrameworkStatusPatch { tasks, rest: want }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_framework_patch_removes_the_counts_of_phases_no_task_is_in() {
+        let have = FrameworkStatus {
+            tasks: [("Pending".to_string(), 2), ("Running".to_string(), 1)].into(),
+            ..FrameworkStatus::default()
+        };
+        let want = FrameworkStatus {
+            tasks: [("Running".to_string(), 3)].into(),
+            outstanding_offers: Some(0),
+            ..FrameworkStatus::default()
+        };
+        let v = serde_json::to_value(FrameworkStatusPatch::between(&have, want)).unwrap();
+        assert_eq!(
+            v,
+            json!({"tasks": {"Pending": null, "Running": 3}, "outstandingOffers": 0})
+        );
+        // Counts that did not change are not written.
+        let same = FrameworkStatusPatch::between(&have, have.clone());
+        assert!(serde_json::to_value(same).unwrap().get("tasks").is_none());
+    }
+}

@@ -123,3 +123,30 @@ impl ReservationStatusPatch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unsatisfiable_reservation_loses_its_agent_and_stalls() {
+        let now = k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).unwrap();
+        let v = serde_json::to_value(ReservationStatusPatch::unsatisfiable(
+            "no room",
+            Some(3),
+            now,
+        ))
+        .unwrap();
+        assert_eq!(v["phase"], "Unsatisfiable");
+        assert!(v.get("agent").is_some_and(|a| a.is_null()), "{v}");
+        assert_eq!(v["conditions"][1]["type"], "Stalled");
+        assert_eq!(v["conditions"][1]["status"], "True");
+        let v = serde_json::to_value(ReservationStatusPatch::bound("a1", "4 cpus", Some(3), now))
+            .unwrap();
+        assert_eq!(
+            (v["phase"].as_str(), v["agent"].as_str()),
+            (Some("Bound"), Some("a1"))
+        );
+        assert_eq!(v["observedGeneration"], 3);
+    }
+}
