@@ -780,7 +780,7 @@ impl Allocator {
                     let f = groups[g].1.remove(pos);
                     let chain = groups[g].0.clone();
                     // The agent's free ports go with its first offer.
-                    let ports = self.agents[a].ports.take_free();
+                    let ports = self.agents[a].ports.take_free(crate::ports::OFFER_MAX_RUNS);
                     let allocation = self.take(a, f, &chain, offer, Some(keys), None, ports);
                     out.push(Decision::Offer { allocation });
                     // Its share grew: move it to its place in the group again.

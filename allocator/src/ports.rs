@@ -170,6 +170,10 @@ impl FromStr for PortRanges {
     }
 }
 
+/// The most runs of consecutive ports one offer carries (an Offer's
+/// `ports` text stays within its schema's 4,096 characters).
+pub(crate) const OFFER_MAX_RUNS: usize = 256;
+
 /// What an agent's ports are and which of them tasks hold.
 #[derive(Clone, Debug, Default)]
 pub(super) struct PortPool {
@@ -265,16 +269,28 @@ impl PortPool {
         out
     }
 
-    /// Takes every port it offers that no task holds, in order: what an
-    /// offer of the agent carries (a Mesos offer carries all its free ports).
-    pub fn take_free(&mut self) -> Vec<u16> {
-        let free: Vec<u16> = self
-            .ranges
-            .0
-            .iter()
-            .flat_map(|&(b, e)| b..=e)
-            .filter(|p| !self.used.contains_key(p))
-            .collect();
+    /// Takes every port it offers that no task holds, in order, in at most
+    /// `max_runs` runs of consecutive ports: what an offer of the agent
+    /// carries (a Mesos offer carries all its free ports; the cap keeps an
+    /// Offer's text of them bounded however scattered the ports held are).
+    pub fn take_free(&mut self, max_runs: usize) -> Vec<u16> {
+        let mut free: Vec<u16> = Vec::new();
+        let mut runs = 0;
+        for p in self.ranges.0.iter().flat_map(|&(b, e)| b..=e) {
+            if self.used.contains_key(&p) {
+                continue;
+            }
+            if free
+                .last()
+                .is_none_or(|&last| u32::from(last) + 1 != u32::from(p))
+            {
+                if runs == max_runs {
+                    break;
+                }
+                runs += 1;
+            }
+            free.push(p);
+        }
         for &p in &free {
             self.hold(p);
         }

@@ -260,3 +260,17 @@ fn an_outstanding_offer_held_again_holds_the_ports_it_carries() {
     let got = placed(&a.allocate(1));
     assert_eq!(got.len(), 1);
 }
+
+#[test]
+fn an_offer_carries_at_most_so_many_runs_of_ports() {
+    let mut pool = super::ports::PortPool::new("[1000-1999]".parse().unwrap());
+    // Every other port held: 500 runs of one port free.
+    for p in (1000..2000).step_by(2) {
+        pool.hold(p);
+    }
+    let got = pool.take_free(super::ports::OFFER_MAX_RUNS);
+    assert_eq!(got.len(), super::ports::OFFER_MAX_RUNS);
+    let text = PortRanges::new(got.iter().map(|p| (*p, *p))).to_string();
+    assert!(text.len() <= 4096, "{} characters", text.len());
+    assert_eq!(pool.free(), 500 - super::ports::OFFER_MAX_RUNS as u32);
+}

@@ -17,7 +17,7 @@
 //! here across cycles is only which deletions were the controller's own (so
 //! they are not taken for declines) and the refusals under way.
 
-use crate::allocator::{Allocation, Allocator, Resources};
+use crate::allocator::{Allocation, Allocator};
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use kube::runtime::reflector::Store;
 use kube::{Client, ResourceExt};
@@ -37,12 +37,29 @@ pub struct OfferState {
     deleted: tokio::sync::mpsc::UnboundedReceiver<Offer>,
     /// Offers this controller deleted (accepted or rescinded), until their deletion is seen.
     ours: HashSet<String>,
-    /// Offers made and not yet seen gone: key -> (framework key, agent, seen in the store).
-    outstanding: HashMap<String, (String, String, bool)>,
+    /// Offers made and not yet seen gone, by key.
+    outstanding: HashMap<String, Made>,
     /// Refusals: (framework key, agent) -> until (ms since the epoch).
     refused: HashMap<(String, String), u64>,
     /// How accepted tasks are bound.
     binding: crate::binding::Path,
+}
+
+/// An offer this controller made, until it is seen gone. Only such an offer
+/// is held and accepted, and by what was offered, never by what the object
+/// says: an Offer made by anyone else (or made again under the name of one
+/// that went) is rescinded.
+struct Made {
+    /// Its framework's key.
+    framework: String,
+    /// Its agent.
+    agent: String,
+    /// Whether the store has shown it.
+    seen: bool,
+    /// The uid it was made with.
+    uid: Option<String>,
+    /// What it holds: the resources and host ports the allocator offered.
+    allocation: Allocation,
 }
 
 impl OfferState {
@@ -74,13 +91,6 @@ fn fw_key(ns: &str, name: &str) -> String {
     format!("{ns}/{name}")
 }
 
-fn amount(q: &mosaic_crds::ResourceQuantities) -> Resources {
-    Resources::new(
-        q.cpus_milli().ok().flatten().unwrap_or(0),
-        q.memory_bytes().ok().flatten().unwrap_or(0),
-    )
-}
-
 /// The External frameworks that may hold offers, by key, with their specs.
 fn external(frameworks: &Store<Framework>) -> HashMap<String, Arc<Framework>> {
     frameworks
@@ -98,7 +108,9 @@ fn external(frameworks: &Store<Framework>) -> HashMap<String, Arc<Framework>> {
 /// allocator (adding what it holds to `held`, to be returned before the next
 /// cycle holds them again) and applies the refusals. `tasks` are those that
 /// name an offer. (The caller submits no task that names an offer or belongs
-/// to an External framework.)
+/// to an External framework.) Returns the tasks bound on offers, by key,
+/// with what each holds: the caller counts them as placed (as the binder's
+/// placements) until the store shows them bound.
 #[allow(clippy::too_many_arguments)]
 pub async fn before_allocation(
     client: &Client,
@@ -110,7 +122,7 @@ pub async fn before_allocation(
     tasks: &[Arc<Task>],
     schedulable: &HashMap<String, bool>,
     now: u64,
-) {
+) -> Vec<(String, Allocation)> {
     let externals = external(frameworks);
     let current: HashMap<String, Arc<Offer>> =
         offers.state().into_iter().map(|o| (key(&o), o)).collect();
@@ -119,22 +131,22 @@ pub async fn before_allocation(
     let mut gone = Vec::new();
     while let Ok(o) = state.deleted.try_recv() {
         let k = key(&o);
-        if state.outstanding.remove(&k).is_some() {
-            gone.push((
-                k,
-                fw_key(&o.namespace().unwrap_or_default(), &o.spec.framework),
-                o.spec.agent.clone(),
-            ));
+        let made = state
+            .outstanding
+            .get(&k)
+            .is_some_and(|m| m.uid == o.metadata.uid);
+        if let Some(m) = state.outstanding.remove(&k).filter(|_| made) {
+            gone.push((k, m.framework, m.agent));
         } else {
             state.ours.remove(&k);
         }
     }
     let mut vanished = Vec::new();
-    for (k, (fw, agent, seen)) in state.outstanding.iter_mut() {
+    for (k, m) in state.outstanding.iter_mut() {
         if current.contains_key(k) {
-            *seen = true;
-        } else if *seen {
-            vanished.push((k.clone(), fw.clone(), agent.clone()));
+            m.seen = true;
+        } else if m.seen {
+            vanished.push((k.clone(), m.framework.clone(), m.agent.clone()));
         }
     }
     for (k, fw, agent) in vanished {
@@ -170,31 +182,38 @@ pub async fn before_allocation(
         }
     }
     let mut consumed = HashSet::new();
+    let mut placed = Vec::new();
     for (k, mut accepting) in by_offer {
         accepting.sort_by_key(|t| t.name_any());
-        let Some(o) = current.get(&k).filter(|_| !state.ours.contains(&k)) else {
-            if state.outstanding.get(&k).is_some_and(|o| !o.2) {
+        let found = current.get(&k).filter(|_| !state.ours.contains(&k));
+        let made = found.and_then(|o| {
+            state
+                .outstanding
+                .get(&k)
+                .filter(|m| m.uid.is_some() && m.uid == o.metadata.uid)
+        });
+        let (Some(o), Some(m)) = (found, made) else {
+            if found.is_none() && state.outstanding.get(&k).is_some_and(|m| !m.seen) {
                 continue; // Made this cycle or the last; the store will show it.
             }
-            for t in accepting {
-                invalid(
-                    client,
-                    &t,
-                    &format!(
-                        "offer {} does not exist: declined, rescinded, or already used (create all the tasks for one offer together)",
-                        t.spec.offer.clone().unwrap_or_default()
-                    ),
+            let offer = k.split_once('/').map_or(k.as_str(), |(_, n)| n);
+            let why = if found.is_some() {
+                format!("offer {offer} was not made by Mosaic's control plane")
+            } else {
+                format!(
+                    "offer {offer} does not exist: declined, rescinded, or already used (create all the tasks for one offer together)"
                 )
-                .await;
+            };
+            for t in accepting {
+                invalid(client, &t, &why).await;
             }
             continue;
         };
-        let ns = o.namespace().unwrap_or_default();
-        let fw = fw_key(&ns, &o.spec.framework);
-        let mut room = amount(&o.spec.resources.quantities());
-        let mut ports = offered_ports(o);
+        let (fw, agent) = (m.framework.clone(), m.agent.clone());
+        let mut room = m.allocation.total();
+        let mut ports: BTreeSet<u16> = m.allocation.ports.iter().copied().collect();
         for t in accepting {
-            let need = amount(&t.spec.resources);
+            let need = crate::scheduler::task_resources(&t);
             if t.spec.framework != o.spec.framework {
                 invalid(
                     client,
@@ -224,10 +243,19 @@ pub async fn before_allocation(
                     }
                     Ok(given) => {
                         room = room.saturating_sub(&need);
-                        held.extend(alloc.assign(&fw, &o.spec.agent, need, None, &given));
+                        let Some(a) = alloc.assign(&fw, &agent, need, None, &given) else {
+                            continue;
+                        };
                         let named = mosaic_crds::ports::named(&t.spec.ports, &given);
-                        crate::binding::bind_to(client, state.binding, &t, &o.spec.agent, named)
-                            .await;
+                        let path = state.binding;
+                        if crate::binding::bind_to(client, path, &t, &agent, named).await {
+                            // Held as the binder's placements are, until the store shows it.
+                            let task =
+                                format!("{}/{}", t.namespace().unwrap_or_default(), t.name_any());
+                            placed.push((task, a));
+                        } else {
+                            alloc.release(&a, None);
+                        }
                     }
                 }
             }
@@ -237,54 +265,67 @@ pub async fn before_allocation(
         tracing::info!(offer = %k, "offer accepted; the rest returns to the pool");
     }
 
-    // Hold the outstanding offers; rescind what must go.
+    // Hold the outstanding offers (by what was offered; those the store does
+    // not show yet too); rescind what must go, and any Offer not made here.
     let now_ts = jiff::Timestamp::now();
+    let mut rescind: Vec<(Arc<Offer>, &str)> = Vec::new();
     for (k, o) in &current {
         if consumed.contains(k) || state.ours.contains(k) {
             continue;
         }
-        let fw = fw_key(&o.namespace().unwrap_or_default(), &o.spec.framework);
+        let Some(m) = state
+            .outstanding
+            .get(k)
+            .filter(|m| m.uid.is_some() && m.uid == o.metadata.uid)
+        else {
+            rescind.push((o.clone(), "it was not made by this control plane"));
+            continue;
+        };
         let expired = o
             .spec
             .expires_at
             .as_deref()
             .and_then(|e| e.parse::<jiff::Timestamp>().ok())
             .is_some_and(|e| e <= now_ts);
-        let framework_ok = externals.get(&fw).is_some_and(|f| !f.spec.suppressed);
-        let agent_ok = schedulable.get(&o.spec.agent).copied().unwrap_or(false);
-        if expired || !framework_ok || !agent_ok {
-            let why = if expired {
-                "it was not answered in time"
-            } else if !framework_ok {
-                "its framework is gone or suppressed"
-            } else {
-                "its agent is not schedulable"
-            };
-            tracing::info!(offer = %k, "rescinding the offer: {why}");
-            crate::metrics::METRICS.offers_rescinded.inc();
-            crate::events::record(
-                client,
-                o.as_ref(),
-                "Normal",
-                "Rescinded",
-                &format!("offer rescinded: {why}"),
-            )
-            .await;
-            delete(client, o, state).await;
-            continue;
+        let framework_ok = externals
+            .get(&m.framework)
+            .is_some_and(|f| !f.spec.suppressed);
+        let agent_ok = schedulable.get(&m.agent).copied().unwrap_or(false);
+        if expired {
+            rescind.push((o.clone(), "it was not answered in time"));
+        } else if !framework_ok {
+            rescind.push((o.clone(), "its framework is gone or suppressed"));
+        } else if !agent_ok {
+            rescind.push((o.clone(), "its agent is not schedulable"));
+        } else {
+            let a = &m.allocation;
+            held.extend(alloc.assign(&m.framework, &m.agent, a.total(), None, &a.ports));
         }
-        let ports: Vec<u16> = offered_ports(o).into_iter().collect();
-        held.extend(alloc.assign(
-            &fw,
-            &o.spec.agent,
-            amount(&o.spec.resources.quantities()),
-            None,
-            &ports,
-        ));
+    }
+    for (k, m) in &state.outstanding {
+        if !m.seen && !current.contains_key(k) {
+            let a = &m.allocation;
+            held.extend(alloc.assign(&m.framework, &m.agent, a.total(), None, &a.ports));
+        }
+    }
+    for (o, why) in rescind {
+        let k = key(&o);
+        tracing::info!(offer = %k, "rescinding the offer: {why}");
+        crate::metrics::METRICS.offers_rescinded.inc();
+        crate::events::record(
+            client,
+            o.as_ref(),
+            "Normal",
+            "Rescinded",
+            &format!("offer rescinded: {why}"),
+        )
+        .await;
+        delete(client, &o, state).await;
     }
     for ((fw, agent), until) in &state.refused {
         alloc.decline(fw, agent, now, until.saturating_sub(now));
     }
+    placed
 }
 
 /// Makes an Offer object for an allocation the cycle offered.
@@ -338,26 +379,17 @@ pub async fn create(
             crate::metrics::METRICS.offers_made.inc();
             state.outstanding.insert(
                 key(&o),
-                (
-                    allocation.framework.clone(),
-                    allocation.agent.clone(),
-                    false,
-                ),
+                Made {
+                    framework: allocation.framework.clone(),
+                    agent: allocation.agent.clone(),
+                    seen: false,
+                    uid: o.metadata.uid.clone(),
+                    allocation: allocation.clone(),
+                },
             );
         }
         Err(e) => tracing::warn!(framework = name, error = %e, "creating an offer"),
     }
-}
-
-/// The host ports an offer carries.
-fn offered_ports(o: &Offer) -> BTreeSet<u16> {
-    o.spec
-        .resources
-        .port_ranges()
-        .ranges()
-        .iter()
-        .flat_map(|&(b, e)| b..=e)
-        .collect()
 }
 
 /// Gives a task launched on an offer its `spec.ports` from the offer's

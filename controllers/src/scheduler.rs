@@ -402,7 +402,7 @@ impl Scheduler {
         let view = self.view.as_mut().expect("built");
         view.release_transient();
         let accepting = view.accepting(&st.tasks);
-        crate::offers::before_allocation(
+        let on_offers = crate::offers::before_allocation(
             &client,
             &mut view.alloc,
             &mut view.transient,
@@ -414,6 +414,9 @@ impl Scheduler {
             now_ms,
         )
         .await;
+        for (task, allocation) in on_offers {
+            view.placed(&task, allocation);
+        }
         let unbound = std::mem::take(&mut view.unbound);
         view.unbound =
             crate::reservations::bind_pending(&client, &mut view.alloc, &st.agents, unbound).await;

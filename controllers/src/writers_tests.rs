@@ -193,7 +193,15 @@ async fn a_bind_is_one_post_of_the_binding_subresource_as_the_scheduler() {
         }
     });
     let sent = api
-        .next(201, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
+        .next(
+            201,
+            serde_json::to_value(k8s_openapi::apimachinery::pkg::apis::meta::v1::Status {
+                status: Some("Success".into()),
+                code: Some(201),
+                ..Default::default()
+            })
+            .unwrap(),
+        )
         .await;
     assert_eq!(sent.method, http::Method::POST);
     assert!(

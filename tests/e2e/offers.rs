@@ -217,8 +217,38 @@ async fn an_offer_carries_the_agents_free_ports_and_its_tasks_get_theirs_from_it
         "{err}"
     );
 
-    // Accept with a task asking for one port of the offer's choosing and one fixed.
+    // Nor can an Offer be forged: one the control plane did not make is
+    // rescinded, and a task launched on it is refused.
+    let forged: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Offer", "metadata": {"name": "forged"},
+        "spec": {"framework": "ext", "agent": "sim",
+                 "resources": {"cpus": "64", "memory": "64Gi", "ports": "[1-65535]"}}}))
+    .unwrap();
+    api.create(&PostParams::default(), &forged).await.unwrap();
     let tasks = tasks_api(client.clone());
+    let t: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task", "metadata": {"name": "on-forged"},
+        "spec": {"framework": "ext", "offer": "forged", "command": "simulated",
+                 "resources": {"cpus": "32", "memory": "1Gi"},
+                 "ports": [{"name": "ssh", "hostPort": 22}]}}))
+    .unwrap();
+    tasks.create(&PostParams::default(), &t).await.unwrap();
+    let st = wait_task(&tasks, "on-forged", Duration::from_secs(30), |s| {
+        s["phase"] == "Error"
+    })
+    .await
+    .unwrap();
+    assert_eq!(st["reason"], "InvalidOffer", "{st}");
+    assert!(st.get("agent").is_none(), "never bound: {st}");
+    wait_for(
+        Duration::from_secs(15),
+        "the forged offer rescinded",
+        || async { api.get_opt("forged").await.unwrap().is_none() },
+    )
+    .await
+    .unwrap();
+
+    // Accept with a task asking for one port of the offer's choosing and one fixed.
     let t: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task", "metadata": {"name": "web"},
         "spec": {"framework": "ext", "offer": first_name, "command": "simulated",

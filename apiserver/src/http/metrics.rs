@@ -1,8 +1,8 @@
 //! The API server's Prometheus metrics, kept with prometheus-client:
 //! requests served and refused, request latency by verb, resource and
 //! subresource (as kube-apiserver's `apiserver_request_duration_seconds`;
-//! watches and log streams, which last as long as the client wants, are
-//! left out), open watches, the store's revision, and the listener's
+//! watches and task log requests, which can last as long as the client
+//! wants, are left out), open watches, the store's revision, and the listener's
 //! connections. `/metrics` renders them with whatever else the process
 //! registers (the in-process controllers').
 
