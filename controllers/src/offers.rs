@@ -3,8 +3,9 @@
 //!
 //! Each cycle the allocator offers free resources to External frameworks; an
 //! offer becomes an Offer object in the framework's namespace (`spec.framework`,
-//! `spec.agent`, `spec.resources`, `spec.expiresAt`) and its resources are held
-//! while it is outstanding. The framework accepts by creating Tasks with
+//! `spec.agent`, `spec.resources` with the agent's free host ports,
+//! `spec.expiresAt`) and its resources and ports are held while it is
+//! outstanding. The framework accepts by creating Tasks with
 //! `spec.offer: <name>` whose resources fit inside it, all together (as one
 //! Mesos ACCEPT call carries all its tasks): the tasks a cycle sees are bound
 //! to the offer's agent, the Offer is deleted and what they did not use
@@ -14,8 +15,11 @@
 //! suppressed, is rescinded (deleted by the controller).
 //!
 //! Offers are recomputed, so they need not survive a restart: the state kept
-//! here across cycles is only which deletions were the controller's own (so
-//! they are not taken for declines) and the refusals under way.
+//! here across cycles is the record of the offers this controller made (what
+//! each offered, and its uid: only these are held and accepted, by that
+//! record, and any other Offer is rescinded, so after a restart the old ones
+//! are rescinded and offered again), which deletions were the controller's
+//! own (so they are not taken for declines) and the refusals under way.
 
 use crate::allocator::{Allocation, Allocator};
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
