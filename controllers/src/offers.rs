@@ -64,6 +64,32 @@ struct Made {
     uid: Option<String>,
     /// What it holds: the resources and host ports the allocator offered.
     allocation: Allocation,
+    /// The allocation the allocator of the view of that generation holds
+    /// for it, if any (a rebuilt view holds it again; it is let go when the
+    /// offer goes, not every cycle).
+    held: Option<(u64, Allocation)>,
+}
+
+impl Made {
+    /// Lets go what the allocator of view `generation` holds for it.
+    fn let_go(&mut self, alloc: &mut Allocator, generation: u64) {
+        if let Some((g, a)) = self.held.take()
+            && g == generation
+        {
+            alloc.release(&a, None);
+        }
+    }
+
+    /// Holds what it offered in the allocator of view `generation`, unless held there already.
+    fn hold(&mut self, alloc: &mut Allocator, generation: u64) {
+        if self.held.as_ref().is_some_and(|(g, _)| *g == generation) {
+            return;
+        }
+        let a = &self.allocation;
+        self.held = alloc
+            .assign(&self.framework, &self.agent, a.total(), None, &a.ports)
+            .map(|held| (generation, held));
+    }
 }
 
 impl OfferState {
@@ -109,8 +135,8 @@ fn external(frameworks: &Store<Framework>) -> HashMap<String, Arc<Framework>> {
 
 /// The cycle's work on offers before allocation: notes declines, binds the
 /// tasks that accept offers, rescinds what must go, holds the rest in the
-/// allocator (adding what it holds to `held`, to be returned before the next
-/// cycle holds them again) and applies the refusals. `tasks` are those that
+/// allocator of view `generation` (once: an offer's hold lasts until it
+/// goes, or until the view is built again) and applies the refusals. `tasks` are those that
 /// name an offer. (The caller submits no task that names an offer or belongs
 /// to an External framework.) Returns the tasks bound on offers, by key,
 /// with what each holds: the caller counts them as placed (as the binder's
@@ -119,7 +145,7 @@ fn external(frameworks: &Store<Framework>) -> HashMap<String, Arc<Framework>> {
 pub async fn before_allocation(
     client: &Client,
     alloc: &mut Allocator,
-    held: &mut Vec<Allocation>,
+    generation: u64,
     state: &mut OfferState,
     offers: &Store<Offer>,
     frameworks: &Store<Framework>,
@@ -139,7 +165,8 @@ pub async fn before_allocation(
             .outstanding
             .get(&k)
             .is_some_and(|m| m.uid == o.metadata.uid);
-        if let Some(m) = state.outstanding.remove(&k).filter(|_| made) {
+        if let Some(mut m) = state.outstanding.remove(&k).filter(|_| made) {
+            m.let_go(alloc, generation);
             gone.push((k, m.framework, m.agent));
         } else {
             state.ours.remove(&k);
@@ -154,7 +181,9 @@ pub async fn before_allocation(
         }
     }
     for (k, fw, agent) in vanished {
-        state.outstanding.remove(&k);
+        if let Some(mut m) = state.outstanding.remove(&k) {
+            m.let_go(alloc, generation);
+        }
         gone.push((k, fw, agent));
     }
     for (k, fw, agent) in gone {
@@ -216,6 +245,10 @@ pub async fn before_allocation(
         let (fw, agent) = (m.framework.clone(), m.agent.clone());
         let mut room = m.allocation.total();
         let mut ports: BTreeSet<u16> = m.allocation.ports.iter().copied().collect();
+        // What the tasks take is held for them; the rest returns to the pool.
+        if let Some(m) = state.outstanding.get_mut(&k) {
+            m.let_go(alloc, generation);
+        }
         for t in accepting {
             let need = crate::scheduler::task_resources(&t);
             if t.spec.framework != o.spec.framework {
@@ -279,7 +312,7 @@ pub async fn before_allocation(
         }
         let Some(m) = state
             .outstanding
-            .get(k)
+            .get_mut(k)
             .filter(|m| m.uid.is_some() && m.uid == o.metadata.uid)
         else {
             rescind.push((o.clone(), "it was not made by this control plane"));
@@ -302,14 +335,12 @@ pub async fn before_allocation(
         } else if !agent_ok {
             rescind.push((o.clone(), "its agent is not schedulable"));
         } else {
-            let a = &m.allocation;
-            held.extend(alloc.assign(&m.framework, &m.agent, a.total(), None, &a.ports));
+            m.hold(alloc, generation);
         }
     }
-    for (k, m) in &state.outstanding {
+    for (k, m) in state.outstanding.iter_mut() {
         if !m.seen && !current.contains_key(k) {
-            let a = &m.allocation;
-            held.extend(alloc.assign(&m.framework, &m.agent, a.total(), None, &a.ports));
+            m.hold(alloc, generation);
         }
     }
     for (o, why) in rescind {
@@ -324,6 +355,9 @@ pub async fn before_allocation(
             &format!("offer rescinded: {why}"),
         )
         .await;
+        if let Some(m) = state.outstanding.get_mut(&k) {
+            m.let_go(alloc, generation);
+        }
         delete(client, &o, state).await;
     }
     for ((fw, agent), until) in &state.refused {
@@ -332,15 +366,18 @@ pub async fn before_allocation(
     placed
 }
 
-/// Makes an Offer object for an allocation the cycle offered.
+/// Makes an Offer object for an allocation the cycle offered (held in the
+/// allocator of view `generation`); the allocation back when no Offer was
+/// made, for the caller to let go.
 pub async fn create(
     client: &Client,
     state: &mut OfferState,
     frameworks: &Store<Framework>,
-    allocation: &crate::allocator::Allocation,
-) {
+    allocation: Allocation,
+    generation: u64,
+) -> Result<(), Allocation> {
     let Some((ns, name)) = allocation.framework.split_once('/') else {
-        return;
+        return Err(allocation);
     };
     let fw = frameworks
         .state()
@@ -388,11 +425,16 @@ pub async fn create(
                     agent: allocation.agent.clone(),
                     seen: false,
                     uid: o.metadata.uid.clone(),
-                    allocation: allocation.clone(),
+                    held: Some((generation, allocation.clone())),
+                    allocation,
                 },
             );
+            Ok(())
         }
-        Err(e) => tracing::warn!(framework = name, error = %e, "creating an offer"),
+        Err(e) => {
+            tracing::warn!(framework = name, error = %e, "creating an offer");
+            Err(allocation)
+        }
     }
 }
 

@@ -400,12 +400,11 @@ impl Scheduler {
             create_default_framework(&client, &ns).await;
         }
         let view = self.view.as_mut().expect("built");
-        view.release_transient();
         let accepting = view.accepting(&st.tasks);
         let on_offers = crate::offers::before_allocation(
             &client,
             &mut view.alloc,
-            &mut view.transient,
+            view.generation,
             &mut self.offer_state,
             &st.offers,
             &st.frameworks,
@@ -457,14 +456,17 @@ impl Scheduler {
                     }
                 }
                 Decision::Offer { allocation } => {
-                    crate::offers::create(
+                    let made = crate::offers::create(
                         &client,
                         &mut self.offer_state,
                         &st.frameworks,
-                        &allocation,
+                        allocation,
+                        view.generation,
                     )
                     .await;
-                    view.transient.push(allocation);
+                    if let Err(allocation) = made {
+                        view.alloc.release(&allocation, None);
+                    }
                 }
             }
         }

@@ -83,8 +83,9 @@ pub struct View {
     externals: HashSet<String>,
     /// Whether each agent may get new work, by name.
     pub schedulable: HashMap<String, bool>,
-    /// Offers held for one cycle (outstanding offers, accepted ones being bound).
-    pub transient: Vec<Allocation>,
+    /// Which build of the view this is: its allocator holds what was
+    /// assigned to it since, so an offer held in an earlier build is held again.
+    pub generation: u64,
     /// Ended tasks whose restart policy runs them again: when a restart was last written.
     restarting: HashMap<String, Option<Instant>>,
     /// Tasks queued.
@@ -171,6 +172,9 @@ pub struct Caches<'a> {
     pub offers: &'a Store<mosaic_crds::Offer>,
 }
 
+/// How many views were built (each one's [`View::generation`]).
+static BUILDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl View {
     /// Builds the view from the caches. `live` says whether an agent heartbeats.
     pub fn build(c: &Caches<'_>, live: &dyn Fn(&str) -> bool, cx: &mut TaskCx<'_>) -> Self {
@@ -224,7 +228,7 @@ impl View {
             known,
             externals,
             schedulable: HashMap::new(),
-            transient: Vec::new(),
+            generation: BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
             restarting: HashMap::new(),
             queued: 0,
             accepting: HashSet::new(),
@@ -548,13 +552,6 @@ impl View {
                 Want::Queue { framework, req }
             }
             None => Want::Nothing,
-        }
-    }
-
-    /// Returns the offers held for the last cycle (they are held again from the store).
-    pub fn release_transient(&mut self) {
-        for a in std::mem::take(&mut self.transient) {
-            self.alloc.release_transient(&a);
         }
     }
 }
