@@ -611,12 +611,6 @@ impl Allocator {
         if !self.agents.iter().any(|a| a.schedulable) {
             return;
         }
-        // An offer's ports that nothing holds again were let go.
-        for (a, ports) in std::mem::take(&mut self.offer_ports) {
-            if ports.iter().any(|p| self.agents[a].ports.is_free(*p)) {
-                self.recheck = self.recheck.max(Recheck::Unfit);
-            }
-        }
         let recheck = std::mem::replace(&mut self.recheck, Recheck::None);
         if recheck != Recheck::None {
             self.set_aside_any = false; // set aside again if still blocked

@@ -195,10 +195,6 @@ pub struct Allocator {
     /// Some task is set aside for its constraints: a release, or an
     /// allocation of a group, brings such tasks back to look again.
     set_aside_any: bool,
-    /// Ports outstanding offers held until they were returned for the cycle
-    /// (by agent), kept while tasks are set aside: those of an offer not
-    /// held again (declined, rescinded, accepted) bring such tasks back.
-    offer_ports: Vec<(usize, Vec<u16>)>,
     /// Where the next choice of any free host port starts (it moves on with
     /// each, so a port just let go is not handed out again at once).
     port_seed: u64,
@@ -447,20 +443,6 @@ impl Allocator {
             self.recheck = self.recheck.max(Recheck::Unfit);
         }
         self.give_back(alloc, amount);
-    }
-
-    /// Returns an allocation held for one cycle only (an outstanding offer,
-    /// held again from the store before the next cycle): as [`Self::release`],
-    /// but the tasks set aside for their constraints are not brought back
-    /// for it, as nothing changes for them.
-    pub fn release_transient(&mut self, alloc: &Allocation) {
-        if self.set_aside_any
-            && !alloc.ports.is_empty()
-            && let Some(&a) = self.agent_index.get(&alloc.agent)
-        {
-            self.offer_ports.push((a, alloc.ports.clone()));
-        }
-        self.give_back(alloc, None);
     }
 
     fn give_back(&mut self, alloc: &Allocation, amount: Option<Resources>) {

@@ -234,7 +234,7 @@ fn an_offer_carries_and_holds_the_free_ports_of_its_agent() {
     .unwrap();
     assert!(placed(&a.allocate(1)).is_empty());
     // Declined or rescinded, the offer gives them back.
-    a.release_transient(&offers[0]);
+    a.release(&offers[0], None);
     let got = placed(&a.allocate(2));
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].1.ports, vec![104]);
@@ -256,7 +256,7 @@ fn an_outstanding_offer_held_again_holds_the_ports_it_carries() {
         offered(&ds).iter().all(|o| o.ports.is_empty()),
         "an offer of an agent with no free port carries none: {ds:?}"
     );
-    a.release_transient(&offer);
+    a.release(&offer, None);
     let got = placed(&a.allocate(1));
     assert_eq!(got.len(), 1);
 }
