@@ -60,6 +60,8 @@ struct Made {
     agent: String,
     /// Whether the store has shown it.
     seen: bool,
+    /// When it was made (one the store never shows is let go after [`UNSEEN_FOR`]).
+    made_at: std::time::Instant,
     /// The uid it was made with.
     uid: Option<String>,
     /// What it holds: the resources and host ports the allocator offered.
@@ -69,6 +71,10 @@ struct Made {
     /// offer goes, not every cycle).
     held: Option<(u64, Allocation)>,
 }
+
+/// How long an offer made but never shown by the store is held (the watch
+/// may never show one deleted at once, when it lists again meanwhile).
+const UNSEEN_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Made {
     /// Lets go what the allocator of view `generation` holds for it.
@@ -338,10 +344,20 @@ pub async fn before_allocation(
             m.hold(alloc, generation);
         }
     }
+    let mut never_seen = Vec::new();
     for (k, m) in state.outstanding.iter_mut() {
         if !m.seen && !current.contains_key(k) {
-            m.hold(alloc, generation);
+            if m.made_at.elapsed() < UNSEEN_FOR {
+                m.hold(alloc, generation);
+            } else {
+                m.let_go(alloc, generation);
+                never_seen.push(k.clone());
+            }
         }
+    }
+    for k in never_seen {
+        tracing::info!(offer = %k, "an offer made was never seen in the store; letting it go");
+        state.outstanding.remove(&k);
     }
     for (o, why) in rescind {
         let k = key(&o);
@@ -424,6 +440,7 @@ pub async fn create(
                     framework: allocation.framework.clone(),
                     agent: allocation.agent.clone(),
                     seen: false,
+                    made_at: std::time::Instant::now(),
                     uid: o.metadata.uid.clone(),
                     held: Some((generation, allocation.clone())),
                     allocation,
