@@ -5,8 +5,9 @@
 //! frameworks, with quota guarantees and limits, reservations, refuse
 //! filters and suppression, as plain data structures with no API client (the
 //! crate depends on no API client), so it is tested and measured on its own.
-//! The scheduler loop ([`scheduler`]) keeps it up to date from the API's
-//! watches ([`watches`]) through a view that follows what changed ([`view`]:
+//! Every controller reads the API through one shared watch and cache per kind
+//! ([`index`]). The scheduler loop ([`scheduler`]) keeps the allocator up to
+//! date from what changed ([`watches`]) through a view that follows what changed ([`view`]:
 //! Roles, Frameworks, Reservations via [`reservations`], Tasks, Agents and
 //! their liveness via [`liveness`]) and writes its decisions back (bindings,
 //! in the background through [`binder`], reservation and task status).
@@ -19,6 +20,7 @@ pub mod binder;
 pub mod binding;
 pub mod constraints;
 pub mod events;
+pub mod index;
 pub mod kinds;
 pub mod leader;
 pub mod lean;

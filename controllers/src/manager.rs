@@ -1,8 +1,9 @@
 //! One controller manager: the scheduler cycle and every kind's controller,
-//! started together (under the caller's leader election) and each started
-//! again if it stops. A kind with its own controller registers it in
-//! [`crate::kinds`].
+//! started together (under the caller's leader election), sharing one watch
+//! and cache per kind ([`crate::index::Registry`]), and each started again if
+//! it stops. A kind with its own controller registers it in [`crate::kinds`].
 
+use crate::index::Registry;
 use crate::scheduler;
 use crate::watches::AbortOnDrop;
 use kube::Client;
@@ -10,21 +11,27 @@ use std::time::Duration;
 
 /// Runs the scheduler and every registered controller until the process ends.
 pub async fn run(client: Client, opts: scheduler::Options) {
+    let registry = Registry::new(client.clone());
     let mut all = vec![tokio::spawn(scheduler::run_supervised(
         client.clone(),
+        registry.clone(),
         opts,
     ))];
     for r in crate::kinds::CONTROLLERS {
-        all.push(tokio::spawn(supervised(r, client.clone())));
+        all.push(tokio::spawn(supervised(
+            r,
+            client.clone(),
+            registry.clone(),
+        )));
     }
     let _stop_with_me = AbortOnDrop(all.iter().map(|t| t.abort_handle()).collect());
     futures::future::join_all(all).await;
 }
 
 /// Runs `r`, starting it again (after a second) if it stops or panics.
-async fn supervised(r: &'static crate::kinds::Registration, client: Client) {
+async fn supervised(r: &'static crate::kinds::Registration, client: Client, registry: Registry) {
     loop {
-        let task = tokio::spawn((r.run)(client.clone()));
+        let task = tokio::spawn((r.run)(client.clone(), registry.clone()));
         let _stop_with_me = AbortOnDrop(vec![task.abort_handle()]);
         match task.await {
             Ok(()) => tracing::error!(

@@ -10,9 +10,10 @@
 //! bound from a stale view, and two schedulers cannot both bind it.
 
 use crate::allocator::{Decision, Resources};
+use crate::index::Registry;
 use crate::liveness::{self, Liveness};
 use crate::view::{Caches, TaskCx, View};
-use crate::watches::{AbortOnDrop, Changes, reflect};
+use crate::watches::{AbortOnDrop, Changes, Deletions};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -105,9 +106,9 @@ impl Default for Options {
 
 /// Runs the scheduler, starting it again (after a second) if it stops or
 /// panics, so one bad cycle never leaves a cluster without placements.
-pub async fn run_supervised(client: Client, opts: Options) {
+pub async fn run_supervised(client: Client, registry: Registry, opts: Options) {
     loop {
-        let task = tokio::spawn(run(client.clone(), opts.clone()));
+        let task = tokio::spawn(run(client.clone(), registry.clone(), opts.clone()));
         let _stop_with_me = AbortOnDrop(vec![task.abort_handle()]);
         match task.await {
             Ok(Ok(())) => return,
@@ -118,53 +119,26 @@ pub async fn run_supervised(client: Client, opts: Options) {
     }
 }
 
-/// Runs the scheduler until the process ends.
-pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
+/// Runs the scheduler until the process ends, reading every kind from the
+/// shared reflectors of `registry`.
+pub async fn run(client: Client, registry: Registry, opts: Options) -> Result<(), SchedulerError> {
     let notify = Arc::new(Notify::new());
-    let mut bg = Vec::new();
-    let (leases, lease_changes) = reflect(
-        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
-            client.clone(),
-            "mosaic-system",
-        ),
-        notify.clone(),
-        None,
-        &mut bg,
-    );
-    let (tasks, task_changes) =
-        crate::watches::reflect_tasks(&client, notify.clone(), None, &mut bg);
-    let (agents, agent_changes) = reflect(
-        Api::<Agent>::all(client.clone()),
-        notify.clone(),
-        None,
-        &mut bg,
-    );
-    let (frameworks, framework_changes) = reflect(
-        Api::<Framework>::all(client.clone()),
-        notify.clone(),
-        None,
-        &mut bg,
-    );
-    let (roles, role_changes) = reflect(
-        Api::<Role>::all(client.clone()),
-        notify.clone(),
-        None,
-        &mut bg,
-    );
-    let (reservations, reservation_changes) = reflect(
-        Api::<Reservation>::all(client.clone()),
-        notify.clone(),
-        None,
-        &mut bg,
-    );
-    let (deleted_tx, deleted_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (offers, offer_changes) = reflect(
-        Api::<Offer>::all(client.clone()),
-        notify.clone(),
-        Some(deleted_tx),
-        &mut bg,
-    );
-    let _watches = AbortOnDrop(bg);
+    let (leases, tasks, agents) = (registry.leases(), registry.tasks(), registry.agents());
+    let (frameworks, roles) = (registry.frameworks(), registry.roles());
+    let (reservations, offers) = (registry.reservations(), registry.offers());
+    let (_offer_deletions, deleted_rx) = Deletions::of(&offers);
+    let changes = ChangeFeeds {
+        tasks: Changes::of(&tasks, notify.clone()),
+        agents: Changes::of(&agents, notify.clone()),
+        leases: Changes::of(&leases, notify.clone()),
+        frameworks: Changes::of(&frameworks, notify.clone()),
+        roles: Changes::of(&roles, notify.clone()),
+        reservations: Changes::of(&reservations, notify.clone()),
+        offers: Changes::of(&offers, notify.clone()),
+    };
+    let (leases, tasks, agents) = (leases.store(), tasks.store(), agents.store());
+    let (frameworks, roles) = (frameworks.store(), roles.store());
+    let (reservations, offers) = (reservations.store(), offers.store());
     for (name, ready) in [
         ("tasks", tasks.wait_until_ready().await.is_ok()),
         ("agents", agents.wait_until_ready().await.is_ok()),
@@ -198,15 +172,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), SchedulerError> {
             offers,
             leases,
         },
-        changes: ChangeFeeds {
-            tasks: task_changes,
-            agents: agent_changes,
-            leases: lease_changes,
-            frameworks: framework_changes,
-            roles: role_changes,
-            reservations: reservation_changes,
-            offers: offer_changes,
-        },
+        changes,
         view: None,
         liveness: Liveness::default(),
         offer_state: crate::offers::OfferState::new(deleted_rx, binding),
@@ -266,14 +232,14 @@ impl Stores {
 
 /// What changed in the caches since the last cycle.
 struct ChangeFeeds {
-    tasks: Changes<Task>,
-    agents: Changes<Agent>,
-    leases: Changes<Lease>,
-    frameworks: Changes<Framework>,
-    roles: Changes<Role>,
-    reservations: Changes<Reservation>,
+    tasks: Arc<Changes<Task>>,
+    agents: Arc<Changes<Agent>>,
+    leases: Arc<Changes<Lease>>,
+    frameworks: Arc<Changes<Framework>>,
+    roles: Arc<Changes<Role>>,
+    reservations: Arc<Changes<Reservation>>,
     /// Offers are read whole from the cache each cycle; this is only drained.
-    offers: Changes<Offer>,
+    offers: Arc<Changes<Offer>>,
 }
 
 /// The scheduler's state across cycles.

@@ -1,13 +1,10 @@
-//! The scheduler's watches: a reflector cache per kind, a wake-up on every
-//! change, and for the kinds the scheduler follows by delta (Tasks, Agents,
-//! Leases) the set of objects that changed since it last looked.
+//! What the scheduler subscribes to the shared reflectors
+//! ([`crate::index`]): for each kind, the set of objects that changed since
+//! it last looked and a wake-up on every change; for Offers, each deletion
+//! too.
 
-use crate::lean::LeanTask;
-use futures::{StreamExt, TryStreamExt};
-use kube::api::Api;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use mosaic_crds::task::Task;
+use crate::index::{Index, Shared};
+use kube::runtime::reflector::{ObjectRef, Store};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -24,29 +21,35 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Field ownership is no business of the controllers: their caches leave it
-/// out (as controller-runtime's default transform does), which keeps every
-/// cached object, and every copy a cycle makes, small.
-fn drop_managed_fields<K: kube::Resource>(o: &mut K) {
-    o.meta_mut().managed_fields = None;
-}
-
-/// The watch of all Agents that the drain, maintenance and App controllers
-/// cache, without managedFields (as [`reflect`] leaves them out).
-pub fn agents(
-    client: kube::Client,
-) -> impl futures::Stream<Item = Result<watcher::Event<mosaic_crds::Agent>, watcher::Error>> {
-    watcher(Api::all(client), watcher::Config::default())
-        .default_backoff()
-        .modify(drop_managed_fields)
-}
-
 /// The objects of one kind that changed since the scheduler last looked.
-pub struct Changes<K: kube::Resource<DynamicType = ()>> {
-    inner: Arc<Mutex<(HashSet<ObjectRef<K>>, bool)>>,
+pub struct Changes<K: kube::Resource<DynamicType = ()> + 'static> {
+    inner: Mutex<(HashSet<ObjectRef<K>>, bool)>,
+    notify: Arc<Notify>,
 }
 
-impl<K: kube::Resource<DynamicType = ()>> Changes<K> {
+impl<K: kube::Resource<DynamicType = ()> + 'static> Changes<K> {
+    /// Changes of `shared`'s kind from now on, `notify` woken on each.
+    pub fn of(shared: &Shared<K>, notify: Arc<Notify>) -> Arc<Self>
+    where
+        K: Clone + Send + Sync + 'static,
+    {
+        let changes = Arc::new(Self {
+            inner: Mutex::new((HashSet::new(), false)),
+            notify,
+        });
+        shared.subscribe(changes.clone());
+        changes
+    }
+
+    fn changed(&self, obj: &K) {
+        self.inner
+            .lock()
+            .expect("not poisoned")
+            .0
+            .insert(ObjectRef::from_obj(obj));
+        self.notify.notify_one();
+    }
+
     /// The changed objects (each once, however often it changed), and whether
     /// the watch listed everything again (then every object may have changed).
     pub fn take(&self) -> (HashSet<ObjectRef<K>>, bool) {
@@ -61,94 +64,39 @@ impl<K: kube::Resource<DynamicType = ()>> Changes<K> {
     }
 }
 
-/// A cache of `api`'s objects, the changes to them, and `notify` woken on
-/// each; with `deleted`, each deletion the watch sees is passed on too (a
-/// framework declines an Offer by deleting it, maybe before a cycle saw it).
-pub fn reflect<K>(
-    api: Api<K>,
-    notify: Arc<Notify>,
-    deleted: Option<tokio::sync::mpsc::UnboundedSender<K>>,
-    bg: &mut Vec<tokio::task::AbortHandle>,
-) -> (Store<K>, Changes<K>)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let events = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(drop_managed_fields);
-    reflect_events(events, notify, deleted, bg)
+impl<K: kube::Resource<DynamicType = ()> + Send + Sync + 'static> Index<K> for Changes<K> {
+    fn apply(&self, obj: &Arc<K>) {
+        self.changed(obj);
+    }
+    fn delete(&self, obj: &Arc<K>) {
+        self.changed(obj);
+    }
+    fn reset(&self, _: &Store<K>) {
+        self.inner.lock().expect("not poisoned").1 = true;
+        self.notify.notify_one();
+    }
 }
 
-/// [`reflect`] for Tasks, decoded without their managedFields ([`crate::lean`]).
-pub fn reflect_tasks(
-    client: &kube::Client,
-    notify: Arc<Notify>,
-    deleted: Option<tokio::sync::mpsc::UnboundedSender<Task>>,
-    bg: &mut Vec<tokio::task::AbortHandle>,
-) -> (Store<Task>, Changes<Task>) {
-    let events = watcher(
-        Api::<LeanTask>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .map_ok(crate::lean::task_event);
-    reflect_events(events, notify, deleted, bg)
+/// Each deleted object, sent on (a framework declines an Offer by deleting
+/// it, maybe before a cycle saw it).
+pub struct Deletions<K>(tokio::sync::mpsc::UnboundedSender<K>);
+
+impl<K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static> Deletions<K> {
+    /// The deletions of `shared`'s kind from now on, and where they arrive.
+    pub fn of(shared: &Shared<K>) -> (Arc<Self>, tokio::sync::mpsc::UnboundedReceiver<K>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let d = Arc::new(Self(tx));
+        shared.subscribe(d.clone());
+        (d, rx)
+    }
 }
 
-fn reflect_events<K, S>(
-    events: S,
-    notify: Arc<Notify>,
-    deleted: Option<tokio::sync::mpsc::UnboundedSender<K>>,
-    bg: &mut Vec<tokio::task::AbortHandle>,
-) -> (Store<K>, Changes<K>)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + Sync + 'static,
-    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+impl<K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static> Index<K>
+    for Deletions<K>
 {
-    let (reader, writer) = reflector::store();
-    let changes = Changes {
-        inner: Arc::new(Mutex::new((HashSet::new(), false))),
-    };
-    let inner = changes.inner.clone();
-    let stream = events.reflect(writer);
-    let task = tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(watcher::Event::Apply(o)) => {
-                    inner
-                        .lock()
-                        .expect("not poisoned")
-                        .0
-                        .insert(ObjectRef::from_obj(&o));
-                }
-                Ok(watcher::Event::Delete(o)) => {
-                    inner
-                        .lock()
-                        .expect("not poisoned")
-                        .0
-                        .insert(ObjectRef::from_obj(&o));
-                    if let Some(tx) = &deleted {
-                        let _ = tx.send(o);
-                    }
-                }
-                // The cache is replaced whole when the relist is done.
-                Ok(watcher::Event::InitDone) => inner.lock().expect("not poisoned").1 = true,
-                Ok(_) => continue,
-                Err(e) => {
-                    tracing::debug!(error = %e, "watch error (retrying)");
-                    continue;
-                }
-            }
-            notify.notify_one();
-        }
-    });
-    bg.push(task.abort_handle());
-    (reader, changes)
+    fn apply(&self, _: &Arc<K>) {}
+    fn delete(&self, obj: &Arc<K>) {
+        let _ = self.0.send(K::clone(obj));
+    }
+    fn reset(&self, _: &Store<K>) {}
 }

@@ -186,3 +186,52 @@ async fn controllers_are_least_privileged_and_say_so_when_refused() {
     .await
     .unwrap();
 }
+
+/// The controllers (scheduler, App, drain and maintenance controllers) share
+/// one watch per kind: the audit log shows the controllers' identity
+/// watching each kind once, however many of them read it (Agents are read
+/// by four, Tasks by two).
+#[tokio::test]
+async fn the_controllers_watch_each_kind_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let s = TestServer::start_with(&["--audit-log", audit.to_str().unwrap()]).unwrap();
+    let _agent = s.spawn_agent("watch-node", "cpus=2,memory=2Gi");
+    let app = write_file(
+        s.dir.path(),
+        "app.yaml",
+        "apiVersion: mosaic.dev/v1alpha1\nkind: App\nmetadata: {name: web}\n\
+         spec: {replicas: 1, template: {spec: {command: 'sleep 60', \
+         resources: {cpus: 100m, memory: 32Mi}}}}\n",
+    );
+    s.kubectl_ok(&["apply", "-f", &app]);
+    s.kubectl_ok(&[
+        "wait",
+        "--for=condition=Available",
+        "app/web",
+        "--timeout=60s",
+    ]);
+    let mut watches = std::collections::BTreeMap::<String, usize>::new();
+    for (user, verb, resource) in audited(&audit) {
+        if user == USER && verb == "watch" {
+            *watches.entry(resource).or_default() += 1;
+        }
+    }
+    for kind in [
+        "tasks",
+        "agents",
+        "apps",
+        "frameworks",
+        "roles",
+        "reservations",
+        "offers",
+        "leases",
+    ] {
+        assert_eq!(
+            watches.get(kind),
+            Some(&1),
+            "watches of {kind}: {watches:?}"
+        );
+    }
+    assert!(watches.values().all(|n| *n == 1), "{watches:?}");
+}

@@ -37,8 +37,8 @@ pub enum DrainError {
 }
 
 /// Runs the drain controller until the process ends.
-pub async fn run(client: Client) {
-    super::agent_specs::run(client, reconcile, error_policy).await;
+pub async fn run(client: Client, registry: crate::index::Registry) {
+    super::agent_specs::run(client, registry, reconcile, error_policy).await;
 }
 
 async fn reconcile(agent: Arc<Agent>, client: Arc<Client>) -> Result<Action, DrainError> {

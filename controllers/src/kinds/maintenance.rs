@@ -188,8 +188,8 @@ fn plan(agent: &Agent, now: jiff::Timestamp) -> Plan {
 }
 
 /// Runs the maintenance controller until the process ends.
-pub async fn run(client: Client) {
-    super::agent_specs::run(client, reconcile, error_policy).await;
+pub async fn run(client: Client, registry: crate::index::Registry) {
+    super::agent_specs::run(client, registry, reconcile, error_policy).await;
 }
 
 async fn reconcile(agent: Arc<Agent>, client: Arc<Client>) -> Result<Action, MaintenanceError> {

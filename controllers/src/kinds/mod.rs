@@ -3,6 +3,7 @@
 //! [`CONTROLLERS`]; the manager (`crate::manager`) runs them all beside the
 //! scheduler.
 
+use crate::index::Registry;
 use futures::future::BoxFuture;
 use kube::Client;
 
@@ -15,22 +16,23 @@ pub mod maintenance;
 pub struct Registration {
     /// What the logs call it.
     pub name: &'static str,
-    /// Runs it until the process ends.
-    pub run: fn(Client) -> BoxFuture<'static, ()>,
+    /// Runs it until the process ends, reading the kinds it watches from
+    /// the shared reflectors.
+    pub run: fn(Client, Registry) -> BoxFuture<'static, ()>,
 }
 
 /// Every kind's controller.
 pub const CONTROLLERS: &[Registration] = &[
     Registration {
         name: "apps",
-        run: |c| Box::pin(apps::run(c)),
+        run: |c, r| Box::pin(apps::run(c, r)),
     },
     Registration {
         name: "drain",
-        run: |c| Box::pin(drain::run(c)),
+        run: |c, r| Box::pin(drain::run(c, r)),
     },
     Registration {
         name: "maintenance",
-        run: |c| Box::pin(maintenance::run(c)),
+        run: |c, r| Box::pin(maintenance::run(c, r)),
     },
 ];

@@ -12,14 +12,13 @@ mod expect;
 pub mod plan;
 mod revision;
 
-use crate::lean::LeanTask;
-use futures::{StreamExt, TryStreamExt};
+use crate::index::{ByOwner, Registry};
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{PredicateConfig, predicates};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use mosaic_crds::Agent;
 use mosaic_crds::app::{
@@ -58,6 +57,8 @@ pub enum AppError {
 struct Context {
     client: Client,
     tasks: Store<Task>,
+    /// The Tasks in `tasks` by the uid of the App that owns them.
+    owned: Arc<ByOwner<Task>>,
     /// Agents, to see which are being drained.
     agents: Store<Agent>,
     expected: expect::Expectations,
@@ -74,31 +75,27 @@ struct Context {
 /// The shortest time between two plans of one App.
 const PLAN_EVERY: Duration = Duration::from_millis(200);
 
-/// Runs the App controller until the process ends.
-pub async fn run(client: Client) {
+/// Whether a Task is an instance of some App.
+fn is_instance(t: &Task) -> bool {
+    t.owner_references().iter().any(|o| o.kind == "App")
+}
+
+/// Runs the App controller until the process ends, reading Tasks and
+/// Agents from the shared reflectors of `registry`.
+pub async fn run(client: Client, registry: Registry) {
     let apps = Api::<App>::all(client.clone());
-    let tasks = Api::<LeanTask>::all(client.clone());
-    // The instances, in a store the reconciles read and a stream that
-    // wakes the App that owns a changed one.
-    let (store, writer) = reflector::store();
-    let owned = watcher::watcher(
-        tasks,
-        watcher::Config::default().labels(APP_LABEL).any_semantic(),
-    )
-    .default_backoff()
-    .map_ok(crate::lean::task_event)
-    .reflect(writer)
-    .touched_objects();
+    // The instances: the shared Task cache, an index of them by App, and a
+    // stream that wakes the App that owns a changed one.
+    let tasks = registry.tasks();
+    let owned = ByOwner::of(&tasks, "App");
+    let changed = tasks.stream(is_instance);
     // Agents: a drain (a spec change) wakes the Apps with instances there.
-    let (agents, agent_writer) = reflector::store();
-    let drains = crate::watches::agents(client.clone())
-        .reflect(agent_writer)
-        .touched_objects()
-        .predicate_filter(predicates::generation, PredicateConfig::default());
-    let on_agent = store.clone();
+    let agents = registry.agents();
+    let drains = super::agent_specs::spec_changes(agents.stream(|_| true));
+    let (store, on_agent) = (tasks.store(), tasks.store());
     let controller = Controller::new(apps, watcher::Config::default().any_semantic())
-        .owns_stream(owned)
-        .watches_stream(drains, move |agent: Agent| {
+        .owns_shared_stream(changed)
+        .watches_shared_stream(drains, move |agent: Arc<Agent>| {
             let name = agent.name_any();
             let mut apps: Vec<ObjectRef<App>> = on_agent
                 .state()
@@ -111,13 +108,15 @@ pub async fn run(client: Client) {
                     Some(ObjectRef::new(&o.name).within(&t.namespace()?))
                 })
                 .collect();
-            apps.dedup();
+            let mut seen = std::collections::HashSet::new();
+            apps.retain(|a| seen.insert(a.clone()));
             apps
         });
     let ctx = Arc::new(Context {
         client,
         tasks: store,
-        agents,
+        owned,
+        agents: agents.store(),
         expected: expect::Expectations::default(),
         written: Default::default(),
         planned: Default::default(),
@@ -170,15 +169,16 @@ async fn reconcile_once(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppE
     }
     let revision = revision::of(&instance_template(&app.spec));
     let mut instances: Vec<Instance> = ctx
-        .tasks
-        .state()
+        .owned
+        .owned(&uid)
         .iter()
+        .filter_map(|r| ctx.tasks.get(r))
         .filter(|t| {
             t.namespace().as_deref() == Some(ns.as_str())
                 && t.owner_references().iter().any(|o| o.uid == uid)
         })
         .map(|t| {
-            let mut i = instance(t);
+            let mut i = instance(&t);
             let agent_name = t.status.as_ref().and_then(|s| s.agent.as_deref());
             let agent = agent_name.and_then(|a| ctx.agents.get(&ObjectRef::new(a)));
             i.draining = agent.as_ref().is_some_and(|a| a.spec.drain.is_some());
