@@ -14,6 +14,8 @@ pub mod binding;
 pub mod common;
 pub mod conditions;
 pub mod constraint;
+#[cfg(feature = "events")]
+pub mod events;
 pub mod framework;
 pub mod join;
 pub mod lean;

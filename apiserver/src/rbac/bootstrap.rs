@@ -28,7 +28,7 @@ pub fn agent_cluster_rules() -> Value {
         {"apiGroups": ["mosaic.dev"], "resources": ["agents/status"], "verbs": ["patch"]},
         {"apiGroups": ["mosaic.dev"], "resources": ["tasks"], "verbs": ["list", "watch"]},
         {"apiGroups": ["mosaic.dev"], "resources": ["tasks/status"], "verbs": ["patch"]},
-        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
         {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
         {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
     ])
