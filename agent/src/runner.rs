@@ -29,6 +29,11 @@ use tokio::sync::{Mutex, mpsc};
 
 use executor::now;
 
+/// A launch not running after this long says it is Starting (as Mesos's
+/// TASK_STARTING); a quick one goes straight from Staging to Running, with
+/// one status write fewer.
+const STARTING_AFTER: Duration = Duration::from_secs(1);
+
 /// Processes and threads a task may have when nothing else is said.
 const PIDS_MAX: u64 = 1024;
 /// How often usage is sampled into `status.usage`.
@@ -474,7 +479,22 @@ impl Runner {
                     if let Err(e) = handed.await {
                         tracing::warn!(task = %t.name_any(), error = %e, "handing the run to its executor");
                     }
-                    let line = p.lines.next_line().await.ok().flatten();
+                    let line = {
+                        let next = p.lines.next_line();
+                        tokio::pin!(next);
+                        match tokio::time::timeout(STARTING_AFTER, &mut next).await {
+                            Ok(line) => line,
+                            Err(_) => {
+                                let msg = format!("agent {} is starting it", self.cfg.name);
+                                let now = lifecycle::now();
+                                let status = lifecycle::starting(&msg, generation, now);
+                                reporter.report(&self.client, &t, status).await;
+                                next.await
+                            }
+                        }
+                    }
+                    .ok()
+                    .flatten();
                     proc = Some(p);
                     line.and_then(|l| l.strip_prefix("started ").map(str::to_string))
                         .and_then(|_| executor::read(&run.dir, executor::STATE))

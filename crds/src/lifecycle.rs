@@ -192,6 +192,20 @@ pub fn bound(
     p
 }
 
+/// Its agent is starting it (as Mesos's TASK_STARTING): the launch has
+/// taken longer than the agent waits before saying so.
+pub fn starting(message: &str, generation: Option<i64>, now: Timestamp) -> TaskStatusPatch {
+    TaskStatusPatch::phase(
+        TaskPhase::Starting,
+        "Starting",
+        message,
+        vec![conditions::new(
+            READY, false, "Starting", message, generation, now,
+        )],
+    )
+    .observing(generation)
+}
+
 /// The Ready condition of a running task: True once `healthy` (it has no
 /// health check, or it passed), else False while the check has not passed.
 pub fn ready_running(healthy: bool, generation: Option<i64>, now: Timestamp) -> Condition {
@@ -478,6 +492,22 @@ mod tests {
 
     fn t0() -> Timestamp {
         Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    #[test]
+    fn a_starting_status_is_not_ready_and_keeps_scheduled() {
+        let mut view = TaskStatus::default();
+        bound("a1", &[], Some(1), t0()).merge_into(&mut view, &[]);
+        starting("pulling the image", Some(1), t0()).merge_into(&mut view, &[]);
+        assert_eq!(view.phase, Some(TaskPhase::Starting));
+        assert_eq!(view.reason.as_deref(), Some("Starting"));
+        let types: Vec<(&str, &str)> = view
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str()))
+            .collect();
+        assert_eq!(types, [("Scheduled", "True"), ("Ready", "False")]);
+        assert!(!TaskPhase::Starting.is_terminal());
     }
 
     #[test]
