@@ -110,8 +110,7 @@ async fn follow(
         }
         let has_output = st.agent.is_some()
             && (matches!(st.phase, Some(TaskPhase::Running | TaskPhase::Killing))
-                || (mosaic_controllers::scheduler::is_terminal(st.phase)
-                    && st.start_time.is_some()));
+                || (st.phase.is_some_and(|p| p.is_terminal()) && st.start_time.is_some()));
         if has_output && !streamed {
             streamed = true;
             let la = LogsArgs {
@@ -129,7 +128,7 @@ async fn follow(
             }
             continue;
         }
-        if mosaic_controllers::scheduler::is_terminal(st.phase) {
+        if st.phase.is_some_and(|p| p.is_terminal()) {
             return Ok(match (st.phase, st.exit_code, st.signal) {
                 (Some(TaskPhase::Finished), _, _) => 0,
                 (_, Some(code), _) => code,

@@ -5,7 +5,7 @@
 //! the status (each resourceVersion-guarded). Either way the Task ends the same,
 //! and a `Scheduled` event is recorded.
 
-use crate::scheduler::{patch_status, set_finalizers, task_write};
+use crate::task_writes::{patch_status, set_finalizers, task_write};
 use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use mosaic_crds::Task;
@@ -69,7 +69,7 @@ async fn bind_once(client: &Client, t: &Task, agent: &str, ports: Vec<TaskPort>)
     let name = t.name_any();
     let body = TaskBinding::new(&name, t.resource_version(), agent, ports);
     let pp = PostParams {
-        field_manager: Some(crate::scheduler::MANAGER.into()),
+        field_manager: Some(crate::task_writes::MANAGER.into()),
         ..PostParams::default()
     };
     let call = api.create_subresource::<_, kube::core::Status>(SUBRESOURCE, &name, &pp, &body);

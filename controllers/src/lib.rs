@@ -21,6 +21,7 @@ pub mod binding;
 pub mod constraints;
 pub mod events;
 pub mod index;
+pub mod keys;
 pub mod kinds;
 pub mod leader;
 pub mod lean;
@@ -32,6 +33,7 @@ pub mod refused;
 pub mod reservations;
 pub mod scheduler;
 pub mod status;
+pub mod task_writes;
 pub mod view;
 pub mod watches;
 

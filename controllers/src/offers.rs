@@ -256,7 +256,7 @@ pub async fn before_allocation(
             m.let_go(alloc, generation);
         }
         for t in accepting {
-            let need = crate::scheduler::task_resources(&t);
+            let need = crate::keys::task_resources(&t);
             if t.spec.framework != o.spec.framework {
                 invalid(
                     client,
@@ -501,7 +501,7 @@ async fn delete(client: &Client, o: &Offer, state: &mut OfferState) {
 pub(crate) async fn invalid(client: &Client, t: &Task, why: &str) {
     let message = format!("cannot launch on the offer: {why}");
     let status = lifecycle::invalid_offer(&message, t.metadata.generation, lifecycle::now());
-    crate::scheduler::patch_status(client, t, &status).await;
+    crate::task_writes::patch_status(client, t, &status).await;
 }
 
 #[cfg(test)]

@@ -131,7 +131,7 @@ pub async fn bind_pending(
         if let Err(e) = api
             .patch_status(
                 &r.name_any(),
-                &crate::scheduler::patch_params(),
+                &crate::task_writes::patch_params(),
                 &Patch::Merge(&body),
             )
             .await

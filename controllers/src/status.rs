@@ -66,7 +66,7 @@ where
         if let Err(e) = api
             .patch_status(
                 &name,
-                &crate::scheduler::patch_params(),
+                &crate::task_writes::patch_params(),
                 &Patch::Merge(&body),
             )
             .await

@@ -13,7 +13,8 @@ use crate::allocator::{
     TaskRequest,
 };
 use crate::binder::Binder;
-use crate::scheduler::{FINALIZER, framework_key, is_terminal, quantities, task_resources};
+use crate::keys::{framework_key, quantities, task_resources};
+use crate::task_writes::FINALIZER;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 use mosaic_crds::framework::{Placement as FwPlacement, SchedulerKind};
@@ -285,7 +286,7 @@ impl View {
     pub fn accepting(&self, tasks: &Store<Task>) -> Vec<Arc<Task>> {
         self.accepting
             .iter()
-            .filter_map(|k| tasks.get(&crate::scheduler::task_ref(k)))
+            .filter_map(|k| tasks.get(&crate::keys::task_ref(k)))
             .collect()
     }
 
@@ -436,7 +437,7 @@ impl View {
         let framework = framework_key(&ns, &t.spec.framework);
         let phase = t.status.as_ref().and_then(|s| s.phase);
         let agent = t.status.as_ref().and_then(|s| s.agent.clone());
-        let running = agent.is_some() && !is_terminal(phase);
+        let running = agent.is_some() && !phase.is_some_and(TaskPhase::is_terminal);
         if t.spec.offer.is_some()
             && agent.is_none()
             && matches!(phase, None | Some(TaskPhase::Pending))
@@ -459,7 +460,7 @@ impl View {
                     cx.binder.confirm(key);
                     let (client, t) = (cx.client.clone(), t.clone());
                     cx.binder
-                        .write(async move { crate::scheduler::release(&client, &t).await });
+                        .write(async move { crate::task_writes::release(&client, &t).await });
                 }
                 return Want::Nothing;
             }
@@ -476,7 +477,7 @@ impl View {
             if releasable {
                 let (client, t) = (cx.client.clone(), t.clone());
                 cx.binder
-                    .write(async move { crate::scheduler::release(&client, &t).await });
+                    .write(async move { crate::task_writes::release(&client, &t).await });
             }
             return match agent {
                 Some(agent) if running => Want::Hold {
@@ -490,7 +491,7 @@ impl View {
             };
         }
         if let Some(ph) = phase
-            && is_terminal(Some(ph))
+            && ph.is_terminal()
         {
             cx.binder.confirm(key);
             let st = t.status.as_ref();
@@ -512,7 +513,7 @@ impl View {
                 *last = Some(Instant::now());
                 let (client, t) = (cx.client.clone(), t.clone());
                 cx.binder.write(async move {
-                    crate::scheduler::restart(&client, &t, attempt + 1).await
+                    crate::task_writes::restart(&client, &t, attempt + 1).await
                 });
             }
             return Want::Nothing;

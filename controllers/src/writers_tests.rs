@@ -100,7 +100,7 @@ async fn a_restart_unbinds_the_task_clears_its_run_and_says_after_what() {
     }));
     let write = tokio::spawn({
         let (client, t) = (client.clone(), t.clone());
-        async move { crate::scheduler::restart(&client, &t, 2).await }
+        async move { crate::task_writes::restart(&client, &t, 2).await }
     });
     let sent = status_write(&mut api, &t).await;
     assert_guarded_status_patch(&sent);
@@ -123,13 +123,14 @@ async fn a_restart_unbinds_the_task_clears_its_run_and_says_after_what() {
     let ev = api.next(201, json!({})).await;
     assert_eq!(ev.method, http::Method::POST);
     assert!(
-        ev.uri.starts_with("/api/v1/namespaces/default/events"),
+        ev.uri
+            .starts_with("/apis/events.k8s.io/v1/namespaces/default/events"),
         "{ev:?}"
     );
     assert_eq!(ev.body["reason"], "Restarting");
-    assert_eq!(ev.body["involvedObject"]["name"], "t");
-    assert_eq!(ev.body["involvedObject"]["uid"], "u-1");
-    assert_eq!(ev.body["source"]["component"], "mosaic-controllers");
+    assert_eq!(ev.body["regarding"]["name"], "t");
+    assert_eq!(ev.body["regarding"]["uid"], "u-1");
+    assert_eq!(ev.body["reportingController"], "mosaic-controllers");
     write.await.unwrap();
 }
 
@@ -140,7 +141,9 @@ async fn an_unschedulable_task_is_marked_once_and_stalls_only_when_it_never_fits
     let message = "no agent could ever run this task: too big";
     let write = tokio::spawn({
         let (client, t) = (client.clone(), t.clone());
-        async move { crate::scheduler::mark_unschedulable(&client, &t, message, "too big", false).await }
+        async move {
+            crate::task_writes::mark_unschedulable(&client, &t, message, "too big", false).await
+        }
     });
     let ev = api.next(201, json!({})).await;
     assert_eq!(ev.body["type"], "Warning");
@@ -170,7 +173,7 @@ async fn an_unschedulable_task_is_marked_once_and_stalls_only_when_it_never_fits
     }));
     tokio::time::timeout(
         Duration::from_secs(2),
-        crate::scheduler::mark_unschedulable(&client, &marked, message, "too big", false),
+        crate::task_writes::mark_unschedulable(&client, &marked, message, "too big", false),
     )
     .await
     .expect("no request sent (it would wait for an answer)");
@@ -220,7 +223,7 @@ async fn a_bind_is_one_post_of_the_binding_subresource_as_the_scheduler() {
     );
     let ev = api.next(201, json!({})).await;
     assert_eq!(ev.body["reason"], "Scheduled");
-    assert_eq!(ev.body["message"], "bound to agent a1");
+    assert_eq!(ev.body["note"], "bound to agent a1");
     assert!(write.await.unwrap(), "bound");
     assert!(crate::metrics::METRICS.placements.get() > placed);
     assert!(crate::metrics::text().contains("mosaic_scheduler_bind_duration_seconds_count"));
