@@ -224,12 +224,12 @@ pub(crate) fn exec(
         .stdout(program.stdout)
         .stderr(program.stderr);
     let filters = filters.clone();
-    let thp = crate::executor::task_thp();
+    let thp = crate::thp::task_thp();
     // SAFETY: runs in this (single-threaded) process just before execve;
     // only prctl and seccomp calls.
     unsafe {
         cmd.pre_exec(move || {
-            crate::executor::restore_thp(thp);
+            crate::thp::restore_thp(thp);
             filters.install()
         });
     }

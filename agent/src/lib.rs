@@ -39,6 +39,7 @@ mod runner;
 mod seccomp;
 pub mod simulate;
 mod status;
+mod thp;
 pub mod users;
 
 pub use endpoint::certificate_der;

@@ -10,6 +10,9 @@ use mosaic_crds::{Agent, ResourceQuantities, lifecycle};
 use serde_json::json;
 use std::time::Duration;
 
+/// The label every simulated Agent carries.
+pub const SIMULATED_LABEL: &str = "mosaic.dev/simulated";
+
 /// A Lease lasts this many heartbeats.
 const LEASE_HEARTBEATS: u64 = 4;
 
@@ -83,7 +86,7 @@ pub async fn register(
         &Patch::Apply(&body),
     )
     .await?;
-    let simulated = cfg.labels.contains_key(crate::simulate::SIMULATED_LABEL);
+    let simulated = cfg.labels.contains_key(SIMULATED_LABEL);
     if *mode == crate::cgroup::Mode::None && !simulated {
         tracing::warn!(agent = %cfg.name, root = %cfg.cgroup_root.display(),
             "no usable cgroups: tasks run WITHOUT resource limits (status.cgroup: none)");

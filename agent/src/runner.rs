@@ -43,16 +43,7 @@ const SPARES: usize = 2;
 /// How often an adopted run's files are looked at.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Why a run is being killed.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub enum KillReason {
-    /// The task was deleted.
-    User,
-    /// Its health check failed this many times in a row; the last failure.
-    HealthCheck(String),
-    /// The agent is stopping and was told to take its tasks with it.
-    Shutdown,
-}
+pub use crate::status::KillReason;
 
 /// What a run's helpers tell its supervisor.
 enum Event {

@@ -10,8 +10,7 @@
 
 use crate::AgentConfig;
 use crate::executor::now;
-use crate::runner::KillReason;
-use crate::status::{Reporter, killed, running};
+use crate::status::{KillReason, Reporter, killed, running};
 use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -27,8 +26,7 @@ use tokio::sync::Mutex;
 
 /// The annotation that says how long a simulated task runs.
 pub const DURATION_ANNOTATION: &str = "mosaic.dev/simulate-duration";
-/// The label every simulated Agent carries.
-pub const SIMULATED_LABEL: &str = "mosaic.dev/simulated";
+pub use crate::register::SIMULATED_LABEL;
 
 /// Runs simulated agents, one per config (they share `client`), until `shutdown`.
 pub async fn run(

@@ -5,7 +5,6 @@
 //! Real runs ([`crate::runner`]) and simulated ones ([`crate::simulate`]) share both.
 
 use crate::executor::Exited;
-use crate::runner::KillReason;
 use kube::api::{Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 use mosaic_crds::Task;
@@ -49,6 +48,17 @@ impl Reporter {
         update.merge_into(&mut self.mine, seen);
         apply(client, t, &self.mine).await;
     }
+}
+
+/// Why a run is being killed.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum KillReason {
+    /// The task was deleted.
+    User,
+    /// Its health check failed this many times in a row; the last failure.
+    HealthCheck(String),
+    /// The agent is stopping and was told to take its tasks with it.
+    Shutdown,
 }
 
 /// Applies `status` as the agent's, retrying with backoff until it is stored

@@ -2,8 +2,8 @@
 //! an `Established` status when stored, their objects removed with them; and
 //! namespaces, whose deletion removes what they hold.
 
+use crate::core::Core;
 use crate::error::{ApiError, Cause};
-use crate::http::App;
 use crate::registry;
 use crate::store::Precondition;
 use serde_json::{Value, json};
@@ -45,7 +45,7 @@ pub fn prepare(crd: &mut Value, served: &registry::Registry) -> Result<(), Cause
     Ok(())
 }
 
-async fn delete_prefix(app: &App, prefix: &str) -> Result<(), ApiError> {
+async fn delete_prefix(app: &Core, prefix: &str) -> Result<(), ApiError> {
     loop {
         let page = app
             .store
@@ -68,7 +68,7 @@ async fn delete_prefix(app: &App, prefix: &str) -> Result<(), ApiError> {
 }
 
 /// Removes every object of a CRD's resource and stops serving it.
-pub async fn delete_crd_content(app: &App, crd: &Value) -> Result<(), ApiError> {
+pub async fn delete_crd_content(app: &Core, crd: &Value) -> Result<(), ApiError> {
     let group = crd["spec"]["group"].as_str().unwrap_or_default();
     let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or_default();
     app.registry.remove_group_resource(group, plural);

@@ -77,11 +77,11 @@ impl AuditLog {
         }
         let mut ev = json!({
             "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
-            "auditID": crate::http::now_uid(), "stage": "ResponseComplete",
+            "auditID": crate::stamps::new_uid(), "stage": "ResponseComplete",
             "requestURI": uri, "verb": r.verb,
             "user": {"username": r.user, "groups": r.groups},
             "responseStatus": {"code": code},
-            "stageTimestamp": crate::http::now(),
+            "stageTimestamp": crate::stamps::now(),
         });
         if r.resource.is_empty() {
             ev["requestURI"] = json!(r.path);

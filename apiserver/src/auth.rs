@@ -10,33 +10,7 @@ use crate::rbac::{self, Policy};
 use crate::tokens::Signer;
 use std::collections::HashMap;
 
-/// An authenticated caller.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct User {
-    /// User name, e.g. `mosaic:admin` or `system:serviceaccount:team-a:builder`.
-    pub name: String,
-    /// Groups, e.g. `system:masters`.
-    pub groups: Vec<String>,
-}
-
-/// The attributes of a request that authorization looks at.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Attributes<'a> {
-    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`.
-    pub verb: &'a str,
-    /// API group.
-    pub group: &'a str,
-    /// Resource (plural); "" for a non-resource request (then `path` counts).
-    pub resource: &'a str,
-    /// Subresource, "" when none.
-    pub subresource: &'a str,
-    /// Namespace, "" for cluster scope.
-    pub namespace: &'a str,
-    /// The object's name, "" for a collection.
-    pub name: &'a str,
-    /// The URL path of a non-resource request (`/metrics`).
-    pub path: &'a str,
-}
+pub use crate::identity::{Attributes, User};
 
 /// Maps bearer tokens to users.
 pub struct Authenticator {

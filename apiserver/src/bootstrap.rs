@@ -1,6 +1,6 @@
 //! The objects every server has before its first request: the namespaces
-//! `default`, `kube-system` and `mosaic-system` (each with its `default`
-//! ServiceAccount), the bootstrap RBAC policy
+//! `default`, `kube-system` and `mosaic-system` (their `default`
+//! ServiceAccounts are made just after, by `default_sa`), the bootstrap RBAC policy
 //! ([`crate::rbac::bootstrap`]), and Mosaic's CRDs (updated in place when this
 //! version of Mosaic changes them). Stored CRDs are served.
 
@@ -9,8 +9,8 @@ use crate::store::{ListRequest, Precondition, Store, StoreError};
 use serde_json::{Value, json};
 
 fn stamp(mut obj: Value) -> Value {
-    obj["metadata"]["uid"] = json!(crate::http::now_uid());
-    obj["metadata"]["creationTimestamp"] = json!(crate::http::now());
+    obj["metadata"]["uid"] = json!(crate::stamps::new_uid());
+    obj["metadata"]["creationTimestamp"] = json!(crate::stamps::now());
     obj["metadata"]["generation"] = json!(1);
     obj
 }
@@ -66,9 +66,6 @@ pub async fn run(store: &dyn Store, registry: &Registry) -> Result<(), String> {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}, "status": {"phase": "Active"}});
         ensure(store, ns_info.key(None, ns), obj, |_, _| false).await?;
     }
-    crate::default_sa::ensure_all(store, registry)
-        .await
-        .map_err(|e| e.to_string())?;
     for want in crate::rbac::bootstrap::objects() {
         let key = crate::rbac::bootstrap::key(&want);
         ensure(store, key, want, |have, want| {

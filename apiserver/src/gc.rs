@@ -15,7 +15,7 @@
 //! Deletes here honour finalizers as the API does: an object with finalizers is
 //! only marked with a deletionTimestamp.
 
-use crate::http::App;
+use crate::core::Core;
 use crate::paths::Paths;
 use crate::registry::Builtin;
 use crate::store::{EventKind, ListRequest, Precondition, Store, StoreError};
@@ -120,7 +120,7 @@ fn finalizers(obj: &Value) -> Vec<String> {
 async fn delete(store: &dyn Store, key: &str) -> Result<(), StoreError> {
     edit(store, key, |obj| {
         if !obj["metadata"]["deletionTimestamp"].is_string() {
-            obj["metadata"]["deletionTimestamp"] = json!(crate::http::now());
+            obj["metadata"]["deletionTimestamp"] = json!(crate::stamps::now());
             obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
         }
     })
@@ -174,7 +174,7 @@ fn drop_finalizer(name: &'static str) -> impl Fn(&mut Value) {
 }
 
 /// Starts the collectors; they stop when the server's state is dropped.
-pub fn spawn(app: &Arc<App>) {
+pub fn spawn(app: &Arc<Core>) {
     tokio::spawn(run(Arc::downgrade(app)));
 }
 
@@ -190,7 +190,7 @@ struct State {
     terminating: BTreeSet<String>,
 }
 
-async fn run(app: Weak<App>) {
+async fn run(app: Weak<Core>) {
     loop {
         let Some(a) = app.upgrade() else { return };
         let store = a.store.clone();
@@ -321,7 +321,7 @@ fn uid_of(value: &[u8]) -> Option<String> {
 }
 
 /// One pass: collect what is due.
-async fn collect(app: &App, st: &mut State) -> Result<(), StoreError> {
+async fn collect(app: &Core, st: &mut State) -> Result<(), StoreError> {
     let store = app.store.as_ref();
     // Dependents of owners that are gone, unless another owner still lives.
     for uid in std::mem::take(&mut st.gone) {

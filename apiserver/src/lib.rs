@@ -13,7 +13,6 @@
 //!
 //! A newcomer starts at [`start`], then [`http::App::handle`], then [`store`].
 
-mod absent;
 pub mod admission;
 pub mod apiextensions;
 #[cfg(test)]
@@ -25,11 +24,13 @@ mod builtin_rules;
 mod builtin_schema;
 pub mod cel;
 pub mod conversion;
+pub mod core;
 mod default_sa;
 pub mod error;
 pub mod event_ttl;
 pub mod gc;
 pub mod http;
+pub mod identity;
 pub mod inprocess;
 pub mod namespaces;
 mod paths;
@@ -43,6 +44,7 @@ mod schema_pattern;
 pub mod serve;
 pub mod serving;
 pub mod ssa;
+pub mod stamps;
 pub mod store;
 pub mod task_user;
 pub mod tokens;
@@ -238,6 +240,10 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     bootstrap::run(store.as_ref(), &registry)
         .await
         .map_err(StartError::Bootstrap)?;
+    // Every namespace's `default` ServiceAccount, as kube-controller-manager makes them.
+    default_sa::ensure_all(store.as_ref(), &registry)
+        .await
+        .map_err(|e| StartError::Bootstrap(e.to_string()))?;
 
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -296,10 +302,14 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         None => None,
     };
     let rbac = rbac::cache::PolicyCache::start(store.clone()).await?;
-    let app = Arc::new(http::App {
+    let core = Arc::new(core::Core {
         namespaces: namespaces::ActiveNamespaces::start(store.clone()),
         store: store.clone(),
         registry,
+    });
+    gc::spawn(&core);
+    let app = Arc::new(http::App {
+        core,
         authn: auth::Authenticator::new(
             &pki.admin_token,
             &pki.agent_token,
@@ -315,7 +325,6 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         seats: http::seats::Seats::new(cfg.seats),
         agent_tls: serve::agent_client_config(&cfg.data_dir, &pki.agent_ca_pem)?,
     });
-    gc::spawn(&app);
     tokio::spawn(reload_tokens(
         Arc::downgrade(&app),
         cfg.data_dir.clone(),

@@ -2,6 +2,8 @@
 //! for the built-in kinds and for every established CustomResourceDefinition.
 //! Discovery, OpenAPI, routing, validation and table output all read from here.
 
+pub mod absent;
+
 use serde_json::{Value, json};
 use serde_json_path::JsonPath;
 use std::collections::BTreeMap;
@@ -23,7 +25,7 @@ pub enum Builtin {
     /// A Kubernetes kind Mosaic does not run (Pods, Services, Deployments...):
     /// always an empty list, so that tools which list them (kubectl's default
     /// prune allowlist, `kubectl cluster-info`) work; writes are refused with
-    /// a message naming the kind (see [`crate::absent`]).
+    /// a message naming the kind (see [`absent`]).
     Absent,
 }
 
@@ -414,7 +416,7 @@ pub fn builtins() -> Vec<ResourceInfo> {
     ]
     .into_iter()
     .chain(reviews())
-    .chain(crate::absent::kinds())
+    .chain(absent::kinds())
     .collect()
 }
 

@@ -10,16 +10,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-/// Why TLS could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// The PEM could not be read.
-    #[error("reading PEM: {0}")]
-    Pem(String),
-    /// rustls refused the configuration.
-    #[error("TLS configuration: {0}")]
-    Rustls(#[from] rustls::Error),
-}
+pub use crate::serving::TlsError;
 
 /// A TLS acceptor for a serving certificate and key (PEM) that asks clients
 /// for a certificate signed by `client_ca_pem` (optional: token clients send none;

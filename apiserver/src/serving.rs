@@ -3,13 +3,23 @@
 //! by the cluster CA when less than a third of its life is left, then swapped
 //! into the TLS acceptor without a restart (new handshakes get the new one).
 
-use crate::serve::TlsError;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The PEM could not be read.
+    #[error("reading PEM: {0}")]
+    Pem(String),
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+}
 
 /// The certificate the acceptor presents, replaceable.
 #[derive(Debug)]

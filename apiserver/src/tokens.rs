@@ -67,7 +67,7 @@ impl Signer {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         let payload = Payload {
             iss: ISSUER.into(),
-            sub: crate::rbac::service_account_user(&claims.namespace, &claims.name),
+            sub: crate::identity::service_account_user(&claims.namespace, &claims.name),
             aud: audiences.to_vec(),
             exp: claims.expires,
             iat: now,

@@ -37,6 +37,7 @@ mod logs;
 mod machinery;
 mod maintenance;
 mod marathon;
+mod module_cycles;
 mod newcomer;
 mod node_identity;
 mod offers;

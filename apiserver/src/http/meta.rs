@@ -7,30 +7,7 @@ use crate::store::KeyValue;
 use rand::Rng;
 use serde_json::{Value, json};
 
-/// Now, as Kubernetes writes timestamps (RFC 3339, seconds, UTC). The text
-/// is made once a second per thread: every write stamps one or two.
-pub fn now() -> String {
-    thread_local! {
-        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
-    }
-    let t = jiff::Timestamp::now();
-    LAST.with_borrow_mut(|(second, text)| {
-        if *second != t.as_second() {
-            *second = t.as_second();
-            *text = t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-        }
-        text.clone()
-    })
-}
-
-/// A random (version 4) UUID.
-pub fn new_uid() -> String {
-    let bytes: [u8; 16] = rand::rng().random();
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .hyphenated()
-        .to_string()
-}
+pub use crate::stamps::{new_uid, now};
 
 /// Five random lowercase alphanumerics, for `generateName`.
 pub fn name_suffix() -> String {

@@ -43,10 +43,9 @@ pub use route::Route;
 
 use crate::audit::{AuditLog, Record};
 use crate::auth::{self, Attributes, Authenticated, Authenticator, User};
+use crate::core::Core;
 use crate::error::ApiError;
 use crate::rbac::cache::PolicyCache;
-use crate::registry::Registry;
-use crate::store::Store;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -64,12 +63,9 @@ pub struct Served {
 
 /// Shared state of every request.
 pub struct App {
-    /// The store.
-    pub store: Arc<dyn Store>,
-    /// What is served.
-    pub registry: Arc<Registry>,
-    /// The namespaces known to be active (creates in them skip a store read).
-    pub namespaces: Arc<crate::namespaces::ActiveNamespaces>,
+    /// The store, what is served and the active namespaces (read through
+    /// `App` itself: it dereferences to them).
+    pub core: Arc<Core>,
     /// Token to user.
     pub authn: Authenticator,
     /// RBAC: what each user may do.
@@ -92,6 +88,13 @@ pub struct App {
     /// How the API server reaches agents' endpoints (`tasks/NAME/log`): the
     /// cluster CA as the only root, its own client certificate.
     pub agent_tls: Arc<rustls::ClientConfig>,
+}
+
+impl std::ops::Deref for App {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 impl App {
@@ -333,7 +336,7 @@ impl App {
                     path: "",
                 };
                 self.allow(&user, a, record).await?;
-                if let Some(refused) = crate::absent::refuse(&r.info, verb) {
+                if let Some(refused) = crate::registry::absent::refuse(&r.info, verb) {
                     return Err(refused);
                 }
                 if r.subresource.as_deref() == Some("token") {

@@ -6,8 +6,8 @@
 //! resource, name or URL) is allowed to the user; a `*` is held only as `*`.
 
 use super::Policy;
-use crate::auth::{Attributes, User};
 use crate::error::ApiError;
+use crate::identity::{Attributes, User};
 use crate::registry::ResourceInfo;
 use k8s_openapi::api::rbac::v1::PolicyRule;
 use serde_json::Value;

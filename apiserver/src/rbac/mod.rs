@@ -11,7 +11,7 @@ mod chart_rules;
 pub mod escalation;
 pub mod node;
 
-use crate::auth::{Attributes, User};
+use crate::identity::{Attributes, User};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use std::collections::HashMap;
 
@@ -44,10 +44,7 @@ pub const AUTHENTICATED: &str = "system:authenticated";
 /// The group that bypasses authorization, as in Kubernetes.
 pub const MASTERS: &str = "system:masters";
 
-/// The user name of a ServiceAccount.
-pub fn service_account_user(namespace: &str, name: &str) -> String {
-    format!("system:serviceaccount:{namespace}:{name}")
-}
+pub use crate::identity::service_account_user;
 
 impl Policy {
     /// Adds one stored object (Role, ClusterRole, RoleBinding, ClusterRoleBinding

@@ -15,8 +15,8 @@
 //!
 //! Everything else is refused, whatever RBAC says.
 
-use crate::auth::{Attributes, User};
 use crate::error::ApiError;
+use crate::identity::{Attributes, User};
 use crate::registry::ResourceInfo;
 use mosaic_crds::join;
 use serde_json::Value;

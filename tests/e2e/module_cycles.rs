@@ -1,0 +1,159 @@
+//! The crates' structure has no import cycles between their top-level
+//! modules (a module that imports one which imports it back is one thing
+//! split in two, or a layer upside down): each crate's `crate::module`
+//! references, outside tests and comments, form a graph without cycles.
+
+use crate::support::repo_root;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// The crates whose module graph is checked.
+const CRATES: [&str; 8] = [
+    "allocator",
+    "crds",
+    "apiserver",
+    "controllers",
+    "agent",
+    "cli",
+    "marathon",
+    "listener",
+];
+
+/// Each identifier that follows `crate::` in `text` (also inside
+/// `crate::{a, b::c}`), comments left out.
+fn referenced(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(i) = rest.find("crate::") {
+            rest = &rest[i + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                let inner = group.split('}').next().unwrap_or("");
+                for item in inner.split(',') {
+                    let name: String = item
+                        .trim()
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if !name.is_empty() {
+                        out.insert(name);
+                    }
+                }
+            } else {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() {
+                    out.insert(name);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The top-level module a file under `src` belongs to (`None`: the crate root).
+fn module_of(src: &Path, file: &Path) -> Option<String> {
+    let rel = file.strip_prefix(src).ok()?;
+    let first = rel.components().next()?.as_os_str().to_str()?;
+    let name = first.trim_end_matches(".rs");
+    (name != "lib" && name != "main").then(|| name.to_string())
+}
+
+fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The module graph of the crate whose sources are in `src`: test files
+/// (`tests.rs`, `*_tests.rs`) left out.
+fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut all = Vec::new();
+    files(src, &mut all);
+    let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in all {
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        if name == "tests.rs" || name.ends_with("_tests.rs") {
+            continue;
+        }
+        let Some(module) = module_of(src, &f) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&f).unwrap();
+        let edges = g.entry(module.clone()).or_default();
+        edges.extend(referenced(&text).into_iter().filter(|m| *m != module));
+    }
+    g
+}
+
+/// A cycle through `from`, if there is one (depth-first search).
+fn cycle(g: &BTreeMap<String, BTreeSet<String>>, from: &str) -> Option<Vec<String>> {
+    fn walk(
+        g: &BTreeMap<String, BTreeSet<String>>,
+        at: &str,
+        target: &str,
+        path: &mut Vec<String>,
+        seen: &mut BTreeSet<String>,
+    ) -> bool {
+        for next in g.get(at).into_iter().flatten() {
+            if next == target {
+                return true;
+            }
+            if seen.insert(next.clone()) {
+                path.push(next.clone());
+                if walk(g, next, target, path, seen) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    let mut path = vec![from.to_string()];
+    walk(g, from, from, &mut path, &mut BTreeSet::new()).then(|| {
+        path.push(from.to_string());
+        path
+    })
+}
+
+#[test]
+fn no_crate_has_an_import_cycle_between_its_modules() {
+    let mut found = Vec::new();
+    for c in CRATES {
+        let src = repo_root().join(c).join("src");
+        let g = graph(&src);
+        assert!(!g.is_empty(), "no modules found in {}", src.display());
+        let mut reported = BTreeSet::new();
+        for m in g.keys() {
+            if let Some(cyc) = cycle(&g, m) {
+                let key: BTreeSet<String> = cyc.iter().cloned().collect();
+                if reported.insert(key) {
+                    found.push(format!("{c}: {}", cyc.join(" -> ")));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "import cycles:\n{}", found.join("\n"));
+}
+
+#[test]
+fn the_cycle_check_sees_a_cycle() {
+    let text = "use crate::{b, c::D};\nlet x = crate::e::f(); // crate::ignored";
+    let names: Vec<String> = referenced(text).into_iter().collect();
+    assert_eq!(names, ["b", "c", "e"]);
+    let mut g = BTreeMap::new();
+    g.insert("a".to_string(), BTreeSet::from(["b".to_string()]));
+    g.insert("b".to_string(), BTreeSet::from(["c".to_string()]));
+    g.insert("c".to_string(), BTreeSet::from(["a".to_string()]));
+    assert_eq!(cycle(&g, "a").unwrap(), ["a", "b", "c", "a"]);
+    g.get_mut("c").unwrap().clear();
+    assert!(cycle(&g, "a").is_none());
+}
