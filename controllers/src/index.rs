@@ -55,6 +55,8 @@ impl<K: Resource<DynamicType = ()> + 'static> Subscribers<K> {
 pub struct Shared<K: Resource<DynamicType = ()> + 'static> {
     store: Store<K>,
     subscribers: Arc<Mutex<Subscribers<K>>>,
+    /// True once the first list is done.
+    listed: tokio::sync::watch::Receiver<bool>,
 }
 
 impl<K: Resource<DynamicType = ()> + 'static> Clone for Shared<K> {
@@ -62,6 +64,7 @@ impl<K: Resource<DynamicType = ()> + 'static> Clone for Shared<K> {
         Self {
             store: self.store.clone(),
             subscribers: self.subscribers.clone(),
+            listed: self.listed.clone(),
         }
     }
 }
@@ -82,6 +85,7 @@ where
             indexes: Vec::new(),
         }));
         let (subs, reader) = (subscribers.clone(), store.clone());
+        let (listed_tx, listed) = tokio::sync::watch::channel(false);
         let stream = events.reflect(writer);
         let task = tokio::spawn(async move {
             futures::pin_mut!(stream);
@@ -100,16 +104,35 @@ where
                     Ok(watcher::Event::InitDone) => {
                         g.listed = true;
                         g.each(|ix| ix.reset(&reader));
+                        listed_tx.send_replace(true);
                     }
                     Ok(_) => {}
                     Err(e) => tracing::debug!(error = %e, "watch error (retrying)"),
                 }
             }
         });
-        (Self { store, subscribers }, task.abort_handle())
+        (
+            Self {
+                store,
+                subscribers,
+                listed,
+            },
+            task.abort_handle(),
+        )
     }
 
-    /// The shared cache.
+    /// Waits until the first list is done (the cache holds every object);
+    /// `false` if the watch stopped first. Wait here, not on the cache's
+    /// `Store::wait_until_ready`: kube-runtime's readiness wakes only the
+    /// last of several tasks waiting on one cache at once, and a shared
+    /// cache has several (the scheduler's, a `Controller`'s).
+    pub async fn ready(&self) -> bool {
+        let mut listed = self.listed.clone();
+        listed.wait_for(|l| *l).await.is_ok()
+    }
+
+    /// The shared cache (hand it to a kube-runtime `Controller` only once
+    /// [`Shared::ready`]).
     pub fn store(&self) -> Store<K> {
         self.store.clone()
     }

@@ -90,25 +90,22 @@ pub async fn run(client: Client, registry: Registry, opts: Options) -> Result<()
         reservations: Changes::of(&reservations, notify.clone()),
         offers: Changes::of(&offers, notify.clone()),
     };
-    let (leases, tasks, agents) = (leases.store(), tasks.store(), agents.store());
-    let (frameworks, roles) = (frameworks.store(), roles.store());
-    let (reservations, offers) = (reservations.store(), offers.store());
     for (name, ready) in [
-        ("tasks", tasks.wait_until_ready().await.is_ok()),
-        ("agents", agents.wait_until_ready().await.is_ok()),
-        ("frameworks", frameworks.wait_until_ready().await.is_ok()),
-        ("roles", roles.wait_until_ready().await.is_ok()),
-        (
-            "reservations",
-            reservations.wait_until_ready().await.is_ok(),
-        ),
-        ("offers", offers.wait_until_ready().await.is_ok()),
-        ("leases", leases.wait_until_ready().await.is_ok()),
+        ("tasks", tasks.ready().await),
+        ("agents", agents.ready().await),
+        ("frameworks", frameworks.ready().await),
+        ("roles", roles.ready().await),
+        ("reservations", reservations.ready().await),
+        ("offers", offers.ready().await),
+        ("leases", leases.ready().await),
     ] {
         if !ready {
             return Err(SchedulerError::NotReady(name));
         }
     }
+    let (leases, tasks, agents) = (leases.store(), tasks.store(), agents.store());
+    let (frameworks, roles) = (frameworks.store(), roles.store());
+    let (reservations, offers) = (reservations.store(), offers.store());
     let binding = match opts.binding {
         Some(b) => b,
         None => crate::binding::Path::discover(&client).await,

@@ -170,3 +170,28 @@ async fn a_stream_hands_on_each_changed_object_once_and_deletions_too() {
         "nothing else is pending"
     );
 }
+
+#[tokio::test]
+async fn every_task_waiting_for_the_first_list_is_woken() {
+    let (tx, shared, _h) = started();
+    // Four waiters at once (the scheduler and three controllers share the
+    // Agent cache): each must see the list done.
+    let waiters: Vec<_> = (0..4)
+        .map(|_| {
+            let s = shared.clone();
+            tokio::spawn(async move { s.ready().await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    send(&tx, watcher::Event::Init);
+    send(&tx, watcher::Event::InitApply(task("a", None, "1")));
+    send(&tx, watcher::Event::InitDone);
+    for w in waiters {
+        let ready = tokio::time::timeout(Duration::from_secs(5), w)
+            .await
+            .expect("a waiter was not woken")
+            .expect("the waiter ran");
+        assert!(ready);
+    }
+    assert_eq!(shared.store().state().len(), 1);
+}

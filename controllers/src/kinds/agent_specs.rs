@@ -44,6 +44,9 @@ pub async fn run<Fut, E>(
 {
     let agents = registry.agents();
     let changed = spec_changes(agents.stream(|_| true));
+    if !agents.ready().await {
+        return;
+    }
     Controller::for_shared_stream(changed, agents.store())
         .run(reconcile, error_policy, Arc::new(client))
         .for_each(|_| async {})

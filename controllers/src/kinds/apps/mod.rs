@@ -92,6 +92,11 @@ pub async fn run(client: Client, registry: Registry) {
     // Agents: a drain (a spec change) wakes the Apps with instances there.
     let agents = registry.agents();
     let drains = super::agent_specs::spec_changes(agents.stream(|_| true));
+    // Never plan from a Task cache still being filled (at start, after a
+    // failover): every App would start its replicas again.
+    if !tasks.ready().await || !agents.ready().await {
+        return;
+    }
     let (store, on_agent) = (tasks.store(), tasks.store());
     let controller = Controller::new(apps, watcher::Config::default().any_semantic())
         .owns_shared_stream(changed)
@@ -158,14 +163,6 @@ async fn reconcile_once(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppE
             return Ok(Action::requeue(PLAN_EVERY - last.elapsed()));
         }
         planned.insert(uid.clone(), std::time::Instant::now());
-    }
-    // Never plan from a Task store still being filled (at start, after a
-    // failover): every App would start its replicas again.
-    if tokio::time::timeout(Duration::from_secs(5), ctx.tasks.wait_until_ready())
-        .await
-        .is_err()
-    {
-        return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let revision = revision::of(&instance_template(&app.spec));
     let mut instances: Vec<Instance> = ctx
