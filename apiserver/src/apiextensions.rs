@@ -30,7 +30,7 @@ pub fn prepare(crd: &mut Value, served: &registry::Registry) -> Result<(), Cause
             });
         }
     }
-    let now = super::http::now();
+    let now = crate::stamps::now();
     let names = crd["spec"]["names"].clone();
     let cond = |t: &str, reason: &str, message: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message});
     crd["status"] = json!({

@@ -103,6 +103,11 @@ pub async fn start_server(
     })
 }
 
+/// This process as a leader election candidate: `<hostname>-<pid>`.
+pub fn process_identity() -> String {
+    format!("{}-{}", hostname(), std::process::id())
+}
+
 /// This machine's name, as an Agent name (a lowercase DNS label).
 pub fn hostname() -> String {
     let raw =

@@ -58,14 +58,13 @@ pub fn run(args: ControllersArgs) -> anyhow::Result<()> {
             agent_lost_after: std::time::Duration::from_secs(args.agent_lost_after),
             binding: args.binding.map(Into::into),
         };
-        let election = mosaic_controllers::leader::Election::with_lease(
-            format!("{}-{}", cluster::hostname(), std::process::id()),
-            std::time::Duration::from_secs(args.leader_lease_seconds.max(1)),
+        let lease = std::time::Duration::from_secs(args.leader_lease_seconds.max(1));
+        let elected = mosaic_controllers::manager::run_elected(
+            client,
+            opts,
+            cluster::process_identity(),
+            lease,
         );
-        let elected =
-            mosaic_controllers::leader::run_elected(client.clone(), election, move || {
-                mosaic_controllers::manager::run(client.clone(), opts.clone())
-            });
         if let Some(addr) = args.metrics_listen {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await

@@ -118,18 +118,13 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             agent_lost_after: std::time::Duration::from_secs(args.agent_lost_after),
             ..Default::default()
         };
-        let election = mosaic_controllers::leader::Election::with_lease(
-            format!("{}-{}", crate::cluster::hostname(), std::process::id()),
-            std::time::Duration::from_secs(args.leader_lease_seconds.max(1)),
-        );
+        let lease = std::time::Duration::from_secs(args.leader_lease_seconds.max(1));
         let controllers = tokio::spawn(async move {
             if args.no_controllers {
                 return;
             }
-            mosaic_controllers::leader::run_elected(client.clone(), election, move || {
-                mosaic_controllers::manager::run(client.clone(), opts.clone())
-            })
-            .await
+            let identity = crate::cluster::process_identity();
+            mosaic_controllers::manager::run_elected(client, opts, identity, lease).await
         });
         wait_for_signal().await;
         tracing::info!("shutting down");

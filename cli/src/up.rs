@@ -58,9 +58,15 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             crate::marathon::start(&args.marathon, &server, &data_dir, args.listener.limits())
                 .await?;
         let admin = crate::in_process::admin(&server);
-        let controllers = tokio::spawn(mosaic_controllers::manager::run(
+        // Elected as `mosaic server` and `mosaic controllers` are. Only one
+        // `mosaic up` runs on its data at a time, so its identity stays the
+        // same across restarts: one started again leads at once, not after
+        // its predecessor's Lease runs out.
+        let controllers = tokio::spawn(mosaic_controllers::manager::run_elected(
             crate::in_process::controllers(&server),
             Default::default(),
+            format!("mosaic-up@{}", cluster::hostname()),
+            std::time::Duration::from_secs(15),
         ));
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

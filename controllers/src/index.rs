@@ -90,7 +90,8 @@ where
         let task = tokio::spawn(async move {
             futures::pin_mut!(stream);
             while let Some(ev) = stream.next().await {
-                let mut g = subs.lock().expect("not poisoned");
+                // A panic in an index must not freeze every reader's cache.
+                let mut g = subs.lock().unwrap_or_else(|p| p.into_inner());
                 match ev {
                     Ok(watcher::Event::Apply(o)) => {
                         let o = Arc::new(o);
@@ -140,7 +141,7 @@ where
     /// Feeds `index` every change from now on (reset at once with the cache
     /// if the first list is done) until it is dropped.
     pub fn subscribe(&self, index: Arc<dyn Index<K>>) {
-        let mut g = self.subscribers.lock().expect("not poisoned");
+        let mut g = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
         if g.listed {
             index.reset(&self.store);
         }

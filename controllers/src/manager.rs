@@ -28,6 +28,22 @@ pub async fn run(client: Client, opts: scheduler::Options) {
     futures::future::join_all(all).await;
 }
 
+/// Runs the manager whenever this process leads (`identity`, holding the
+/// Lease `mosaic-system/mosaic-controllers`, which lasts `lease` unrenewed):
+/// what `mosaic up`, `mosaic server` and `mosaic controllers` all run.
+pub async fn run_elected(
+    client: Client,
+    opts: scheduler::Options,
+    identity: String,
+    lease: Duration,
+) {
+    let election = crate::leader::Election::with_lease(identity, lease);
+    crate::leader::run_elected(client.clone(), election, move || {
+        run(client.clone(), opts.clone())
+    })
+    .await
+}
+
 /// Runs `r`, starting it again (after a second) if it stops or panics.
 async fn supervised(r: &'static crate::kinds::Registration, client: Client, registry: Registry) {
     loop {

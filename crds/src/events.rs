@@ -14,6 +14,23 @@
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
 
+/// The longest note kube-apiserver takes in an events.k8s.io/v1 Event (bytes).
+pub const MAX_NOTE: usize = 1024;
+/// The longest reason, action and reporting instance it takes.
+pub const MAX_REASON: usize = 128;
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+pub fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Who records: a component (`mosaic-controllers`, `mosaic-agent`) and,
 /// where there are several, which one (an agent's name).
 #[derive(Clone, Debug)]
@@ -24,7 +41,7 @@ impl Source {
     pub fn new(component: &str, instance: Option<&str>) -> Self {
         Self(Reporter {
             controller: component.into(),
-            instance: instance.map(String::from),
+            instance: instance.map(|i| cut(i, MAX_REASON).to_string()),
         })
     }
 }
@@ -48,12 +65,30 @@ where
         } else {
             EventType::Normal
         },
-        reason: reason.into(),
-        note: Some(note.into()),
-        action: reason.into(),
+        reason: cut(reason, MAX_REASON).into(),
+        note: Some(cut(note, MAX_NOTE).into()),
+        action: cut(reason, MAX_REASON).into(),
         secondary: None,
     };
     Recorder::new(client.clone(), source.0.clone())
         .publish(&ev, &obj.object_ref(&()))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_kube_apiserver_would_refuse_as_too_long_is_cut_at_a_character() {
+        assert_eq!(cut("short", MAX_NOTE), "short");
+        let long = "é".repeat(600); // 1,200 bytes
+        let c = cut(&long, MAX_NOTE);
+        assert!(
+            c.len() <= MAX_NOTE && c.len() >= MAX_NOTE - 1,
+            "{}",
+            c.len()
+        );
+        assert!(c.chars().all(|ch| ch == 'é'));
+    }
 }

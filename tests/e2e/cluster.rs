@@ -299,6 +299,17 @@ async fn up_runs_the_demo_stops_cleanly_and_resumes() {
     // A long-running task, then SIGTERM: nothing of it may be left.
     let kubeconfig = dir.path().join("data/kubeconfig");
     let client = crate::support::client_from(&kubeconfig).await.unwrap();
+    // Its controllers run elected, as `mosaic server`'s do.
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(client.clone(), "mosaic-system");
+    let holder = leases
+        .get("mosaic-controllers")
+        .await
+        .unwrap()
+        .spec
+        .and_then(|s| s.holder_identity)
+        .unwrap_or_default();
+    assert!(holder.starts_with("mosaic-up@"), "leader: {holder:?}");
     let api = tasks_api(client);
     api.create(&PostParams::default(), &task("long", "sleep 300", "100m"))
         .await

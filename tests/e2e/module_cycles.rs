@@ -19,15 +19,16 @@ const CRATES: [&str; 8] = [
     "listener",
 ];
 
-/// Each identifier that follows `crate::` in `text` (also inside
-/// `crate::{a, b::c}`), comments left out.
-fn referenced(text: &str) -> BTreeSet<String> {
+/// Each identifier that follows `prefix` (`crate::`, or `super::` in a
+/// top-level module's file, which names a sibling) in `text`, also inside
+/// `prefix{a, b::c}`, comments left out.
+fn referenced_after(text: &str, prefix: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for line in text.lines() {
         let code = line.split("//").next().unwrap_or("");
         let mut rest = code;
-        while let Some(i) = rest.find("crate::") {
-            rest = &rest[i + "crate::".len()..];
+        while let Some(i) = rest.find(prefix) {
+            rest = &rest[i + prefix.len()..];
             if let Some(group) = rest.strip_prefix('{') {
                 let inner = group.split('}').next().unwrap_or("");
                 for item in inner.split(',') {
@@ -52,6 +53,11 @@ fn referenced(text: &str) -> BTreeSet<String> {
         }
     }
     out
+}
+
+/// The modules `crate::` names in `text`.
+fn referenced(text: &str) -> BTreeSet<String> {
+    referenced_after(text, "crate::")
 }
 
 /// The top-level module a file under `src` belongs to (`None`: the crate root).
@@ -90,6 +96,13 @@ fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
         let text = std::fs::read_to_string(&f).unwrap();
         let edges = g.entry(module.clone()).or_default();
         edges.extend(referenced(&text).into_iter().filter(|m| *m != module));
+        // In a top-level module's own file (its tests left out), `super::`
+        // is the crate root: `super::x` names the sibling `x`.
+        if f.parent() == Some(src) {
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            let siblings = referenced_after(code, "super::");
+            edges.extend(siblings.into_iter().filter(|m| *m != module));
+        }
     }
     g
 }
@@ -149,6 +162,10 @@ fn the_cycle_check_sees_a_cycle() {
     let text = "use crate::{b, c::D};\nlet x = crate::e::f(); // crate::ignored";
     let names: Vec<String> = referenced(text).into_iter().collect();
     assert_eq!(names, ["b", "c", "e"]);
+    let siblings: Vec<String> = referenced_after("let n = super::http::now();", "super::")
+        .into_iter()
+        .collect();
+    assert_eq!(siblings, ["http"]);
     let mut g = BTreeMap::new();
     g.insert("a".to_string(), BTreeSet::from(["b".to_string()]));
     g.insert("b".to_string(), BTreeSet::from(["c".to_string()]));

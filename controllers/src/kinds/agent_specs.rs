@@ -12,20 +12,18 @@ use std::future::Future;
 use std::sync::Arc;
 
 /// The Agents of `changed` whose spec (generation) changed since they were
-/// last seen (or that are new), as kube-runtime's `predicates::generation`
-/// passes them.
+/// last seen (or that are new, or have no generation), as kube-runtime's
+/// `predicates::generation` passes them: an Agent's own status writes (its
+/// heartbeat, usage) do not wake the drain and maintenance controllers.
 pub fn spec_changes(
     changed: impl Stream<Item = Arc<Agent>> + Send + 'static,
 ) -> impl Stream<Item = Arc<Agent>> + Send + 'static {
-    let mut seen: HashMap<String, Option<i64>> = HashMap::new();
+    let mut seen: HashMap<String, i64> = HashMap::new();
     changed.filter(move |a| {
         let key = a.uid().unwrap_or_else(|| a.name_any());
-        let generation = a.metadata.generation;
-        let new = if a.metadata.deletion_timestamp.is_some() {
-            seen.remove(&key);
-            true
-        } else {
-            seen.insert(key, generation) != Some(generation)
+        let new = match a.metadata.generation {
+            Some(g) => seen.insert(key, g) != Some(g),
+            None => true,
         };
         std::future::ready(new)
     })

@@ -1,7 +1,8 @@
 //! The App controller: keeps each App's instances (Tasks it owns) as its
 //! spec asks, through a kube-runtime `Controller` over Apps and the Tasks
-//! labelled with an App. Each reconcile reads the App's instances from the
-//! controller's Task store, asks [`plan`] what to do, and does it: ended
+//! they own. Each reconcile reads the App's instances (owned and labelled
+//! with an App) from the shared Task cache through an index by owner, asks
+//! [`plan`] what to do, and does it: ended
 //! instances are cleared, new ones created (named `<app>-<revision>-<suffix>`,
 //! owned by the App so the garbage collector deletes them with it), doomed
 //! ones deleted (their agent kills them with their grace period), and the
@@ -171,8 +172,11 @@ async fn reconcile_once(app: Arc<App>, ctx: Arc<Context>) -> Result<Action, AppE
         .iter()
         .filter_map(|r| ctx.tasks.get(r))
         .filter(|t| {
+            // As a ReplicaSet's Pods: owned and labelled (a Task whose App
+            // label was taken off is no longer counted, and is replaced).
             t.namespace().as_deref() == Some(ns.as_str())
                 && t.owner_references().iter().any(|o| o.uid == uid)
+                && t.labels().contains_key(APP_LABEL)
         })
         .map(|t| {
             let mut i = instance(&t);
