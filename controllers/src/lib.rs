@@ -40,4 +40,8 @@ pub mod watches;
 #[cfg(test)]
 mod fake_api;
 #[cfg(test)]
+mod reservations_tests;
+#[cfg(test)]
+mod view_tests;
+#[cfg(test)]
 mod writers_tests;
