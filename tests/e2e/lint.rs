@@ -59,6 +59,12 @@ fn no_status_body_in_the_controllers_or_the_agent_is_raw_json() {
     assert!(files.len() > 20, "found only {files:?}");
     let mut found = Vec::new();
     for f in &files {
+        // Unit tests' fixtures describe objects as the API holds them (and
+        // answers the fake API gives); they write no status.
+        let name = f.file_name().unwrap().to_string_lossy();
+        if name == "tests.rs" || name.ends_with("_tests.rs") || name == "fake_api.rs" {
+            continue;
+        }
         let text = std::fs::read_to_string(f).unwrap();
         for (line, body) in json_macros(&text) {
             if is_status_body(body) {
