@@ -243,6 +243,16 @@ where
             .unwrap_or_default()
     }
 
+    /// Files `obj` under each of its owners of the kind.
+    fn add(&self, owned: &mut HashMap<String, HashSet<ObjectRef<K>>>, obj: &K) {
+        for uid in self.owners(obj) {
+            owned
+                .entry(uid.to_string())
+                .or_default()
+                .insert(ObjectRef::from_obj(obj));
+        }
+    }
+
     fn owners<'a>(&self, obj: &'a K) -> impl Iterator<Item = &'a str> {
         let kind = self.owner_kind;
         obj.meta()
@@ -259,12 +269,7 @@ where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
     fn apply(&self, obj: &Arc<K>) {
-        let mut g = self.owned.lock().expect("not poisoned");
-        for uid in self.owners(obj) {
-            g.entry(uid.to_string())
-                .or_default()
-                .insert(ObjectRef::from_obj(obj.as_ref()));
-        }
+        self.add(&mut self.owned.lock().expect("not poisoned"), obj);
     }
     fn delete(&self, obj: &Arc<K>) {
         let mut g = self.owned.lock().expect("not poisoned");
@@ -279,14 +284,9 @@ where
         }
     }
     fn reset(&self, store: &Store<K>) {
-        let mut fresh: HashMap<String, HashSet<ObjectRef<K>>> = HashMap::new();
+        let mut fresh = HashMap::new();
         for o in store.state() {
-            for uid in self.owners(&o) {
-                fresh
-                    .entry(uid.to_string())
-                    .or_default()
-                    .insert(ObjectRef::from_obj(o.as_ref()));
-            }
+            self.add(&mut fresh, &o);
         }
         *self.owned.lock().expect("not poisoned") = fresh;
     }

@@ -3,8 +3,7 @@
 //! the typed status builders in `crds/` (`mosaic_crds::lifecycle` and the
 //! kinds' own), so a phase reads the same whoever writes it.
 
-use crate::support::repo_root;
-use std::path::Path;
+use crate::support::{repo_root, rust_sources};
 
 /// Every `json!(...)` invocation in `text`, with its line number.
 fn json_macros(text: &str) -> Vec<(usize, &str)> {
@@ -39,30 +38,18 @@ fn is_status_body(body: &str) -> bool {
         .any(|k| body.contains(k))
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
-
 #[test]
 fn no_status_body_in_the_controllers_or_the_agent_is_raw_json() {
     let mut files = Vec::new();
     for dir in ["controllers/src", "agent/src"] {
-        rust_files(&repo_root().join(dir), &mut files);
+        files.extend(rust_sources(&repo_root().join(dir)));
     }
     assert!(files.len() > 20, "found only {files:?}");
     let mut found = Vec::new();
-    for f in &files {
+    for (f, test) in &files {
         // Unit tests' fixtures describe objects as the API holds them (and
         // answers the fake API gives); they write no status.
-        let name = f.file_name().unwrap().to_string_lossy();
-        if name == "tests.rs" || name.ends_with("_tests.rs") || name == "fake_api.rs" {
+        if *test || f.ends_with("fake_api.rs") {
             continue;
         }
         let text = std::fs::read_to_string(f).unwrap();

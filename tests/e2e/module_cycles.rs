@@ -3,7 +3,7 @@
 //! split in two, or a layer upside down): each crate's `crate::module`
 //! references, outside tests and comments, form a graph without cycles.
 
-use crate::support::repo_root;
+use crate::support::{repo_root, rust_sources};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -68,26 +68,12 @@ fn module_of(src: &Path, file: &Path) -> Option<String> {
     (name != "lib" && name != "main").then(|| name.to_string())
 }
 
-fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
-
 /// The module graph of the crate whose sources are in `src`: test files
 /// (`tests.rs`, `*_tests.rs`) left out.
 fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    let mut all = Vec::new();
-    files(src, &mut all);
     let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for f in all {
-        let name = f.file_name().unwrap().to_string_lossy().to_string();
-        if name == "tests.rs" || name.ends_with("_tests.rs") {
+    for (f, test) in rust_sources(src) {
+        if test {
             continue;
         }
         let Some(module) = module_of(src, &f) else {

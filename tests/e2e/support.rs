@@ -414,6 +414,26 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Every `.rs` file under `dir`, the source checks read, with whether it is
+/// a unit test's own file (`tests.rs`, `*_tests.rs`).
+pub fn rust_sources(dir: &Path) -> Vec<(PathBuf, bool)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, bool)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let name = p.file_name().unwrap().to_string_lossy();
+                let test = name == "tests.rs" || name.ends_with("_tests.rs");
+                out.push((p, test));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out
+}
+
 /// `helm template` of charts/mosaic into namespace mosaic-system with extra flags
 /// (paths relative to the repository's root):
 /// every rendered object, as JSON.
