@@ -10,6 +10,7 @@
 mod apps;
 mod procs;
 mod report;
+mod teardown;
 mod workload;
 
 use anyhow::Context;
@@ -108,7 +109,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             rate: args.rate,
             timeout: Duration::from_secs(args.timeout),
         };
-        let app = match args.shape {
+        let mut app = match args.shape {
             Some(Shape::App) => {
                 let g = &plan.groups[0];
                 let n = plan.total_tasks();
@@ -124,15 +125,27 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             _ => None,
         };
-        let result = workload::run(&cluster, &plan, &load).await;
+        let mut result = workload::run(&cluster, &plan, &load).await;
+        if let (Some(_), Ok(_)) = (&app, &result) {
+            let names = plan.tasks().into_iter().map(|t| t.name).collect();
+            match teardown::delete_all(&cluster, names, load.clients, load.timeout).await {
+                Ok(phase) => {
+                    if let Some(phases) = app.as_mut() {
+                        phases.push(phase);
+                    }
+                }
+                Err(e) => result = Err(e),
+            }
+        }
         let end = cluster.stop().await;
         let (mut figures, end) = (result?, end?);
         figures.peak_rss_bytes = end.peak_rss_bytes;
         Ok::<_, anyhow::Error>((figures, app))
     })?;
     let (figures, app) = figures;
-    if let Some(phases) = app {
+    if let Some(mut phases) = app {
         let per_task = figures.cpu_seconds[0] * 1000.0 / plan.total_tasks() as f64;
+        let deleted = phases.pop();
         println!("App phases (server CPU per instance against {per_task:.2} ms per plain Task):");
         for p in &phases {
             println!(
@@ -143,6 +156,20 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 p.rate(),
                 p.cpu_ms_per_instance(),
                 p.cpu_ms_per_instance() / per_task
+            );
+        }
+        if let (Some(d), Some(r)) = (
+            &deleted,
+            phases.iter().find(|p| p.name == "rolling upgrade"),
+        ) {
+            // A replaced instance is one start and one end.
+            let start_end = per_task + d.cpu_ms_per_instance();
+            println!(
+                "Plain Tasks deleted after: {:.0}/s, {:.2} ms CPU each; the rolling upgrade's {:.2} ms per replaced instance is {:.2}x a plain Task's start and end ({start_end:.2} ms)",
+                d.rate(),
+                d.cpu_ms_per_instance(),
+                r.cpu_ms_per_instance(),
+                r.cpu_ms_per_instance() / start_end
             );
         }
         println!("Plain Tasks on the same cluster, after the App:");

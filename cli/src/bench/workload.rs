@@ -199,12 +199,12 @@ impl Plan {
 
 /// A Task as the watch reads it: its status's phase and agent, nothing else.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
-struct Progress {
+pub(super) struct Progress {
     phase: Option<TaskPhase>,
     agent: Option<String>,
 }
 
-type Lite = Object<NotUsed, Progress>;
+pub(super) type Lite = Object<NotUsed, Progress>;
 
 /// When each task was bound and Running, as this process saw it.
 #[derive(Default)]
