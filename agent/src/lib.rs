@@ -34,6 +34,7 @@ mod health;
 pub mod join;
 pub mod launch;
 mod metrics;
+pub mod ports;
 mod register;
 mod runner;
 mod seccomp;
@@ -89,6 +90,10 @@ pub struct AgentConfig {
     pub resources: Option<(u64, u64)>,
     /// Host ports tasks may be given (Mesos's default is `[31000-32000]`).
     pub ports: mosaic_crds::ports::PortRanges,
+    /// Where tasks may listen besides the ports they were given ([`ports`]).
+    pub port_isolation: ports::PortIsolation,
+    /// How often each task's listening ports are looked at.
+    pub port_check: std::time::Duration,
     /// Labels for the Agent object.
     pub labels: BTreeMap<String, String>,
     /// The cgroup hierarchy root (normally `/sys/fs/cgroup`).

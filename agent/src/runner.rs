@@ -559,6 +559,7 @@ impl Runner {
                     .unwrap_or_default();
                 helpers.spawn(health::check(hc, target));
             }
+            helpers.spawn(crate::ports::watch(self.ports_watch(&t, &run)));
         }
         // Wait for the run to end, reporting what the helpers say meanwhile.
         let ended = wait_for_exit(&run, proc);
@@ -709,6 +710,30 @@ async fn wait_for_exit(run: &Run, proc: Option<ExecutorProc>) -> Exited {
             finish_time: now(),
         }
     })
+}
+
+impl Runner {
+    /// What the watch of a run's listening ports needs.
+    fn ports_watch(&self, t: &Task, run: &Arc<Run>) -> crate::ports::Watch {
+        let given = t.status.iter().flat_map(|s| s.ports.iter().map(|p| p.port));
+        let (run2, run3) = (run.clone(), run.clone());
+        crate::ports::Watch {
+            policy: self.cfg.port_isolation,
+            every: self.cfg.port_check,
+            range: self.cfg.ports.clone(),
+            given: given.collect(),
+            pids: Box::new(move || {
+                // With cgroups, every process of the task; without, its main one.
+                let mut pids = run2.cgroup().pids();
+                let main = run2.pid.load(Ordering::Acquire);
+                if main > 0 && !pids.contains(&main) {
+                    pids.insert(0, main);
+                }
+                pids
+            }),
+            violated: Box::new(move |msg| run3.request_kill(KillReason::Ports(msg), run3.grace)),
+        }
+    }
 }
 
 /// What the health checker needs of a run.

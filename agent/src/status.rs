@@ -59,6 +59,8 @@ pub enum KillReason {
     HealthCheck(String),
     /// The agent is stopping and was told to take its tasks with it.
     Shutdown,
+    /// It listened on host ports it was not given ([`crate::ports`]); which.
+    Ports(String),
 }
 
 /// Applies `status` as the agent's, retrying with backoff until it is stored
@@ -102,6 +104,7 @@ pub(crate) fn describe_kill(reason: &KillReason) -> (&'static str, String) {
         KillReason::HealthCheck(m) => {
             ("HealthCheckFailed", format!("the health check failed: {m}"))
         }
+        KillReason::Ports(m) => ("PortNotAllocated", m.clone()),
     }
 }
 
@@ -121,7 +124,9 @@ pub(crate) fn outcome(
     if let Some(reason) = kill {
         let (r, m) = describe_kill(reason);
         return match reason {
-            KillReason::HealthCheck(_) => lifecycle::failed(r, &m, code, signal, generation, now),
+            KillReason::HealthCheck(_) | KillReason::Ports(_) => {
+                lifecycle::failed(r, &m, code, signal, generation, now)
+            }
             _ => lifecycle::killed(r, &m, code, signal, generation, now),
         };
     }

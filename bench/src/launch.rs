@@ -129,6 +129,8 @@ async fn main() -> Result<()> {
         kill_tasks_on_exit: true,
         listen: None,
         advertise_host: "127.0.0.1".into(),
+        port_isolation: mosaic_agent::ports::PortIsolation::Off,
+        port_check: Duration::from_secs(5),
         gc_delay: Duration::from_secs(24 * 3600),
         users: Default::default(),
         limits: Default::default(),

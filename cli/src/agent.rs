@@ -55,7 +55,42 @@ pub struct AgentArgs {
     #[command(flatten)]
     pub users: TaskUserArgs,
     #[command(flatten)]
+    pub ports: PortArgs,
+    #[command(flatten)]
     pub listener: crate::limits::ListenerArgs,
+}
+
+/// Where tasks may listen (`mosaic agent` and `mosaic up`), as Mesos's
+/// `network/ports` isolator holds them.
+#[derive(Args, Clone, Debug)]
+pub struct PortArgs {
+    /// Which listening ports tasks are held to: `range` (within the agent's
+    /// `ports` resource, only the ports a task was given), `all` (no port
+    /// but those given), `off`. A task listening where it may not is killed
+    /// (reason PortNotAllocated).
+    #[arg(long, default_value = "range")]
+    pub port_isolation: mosaic_agent::ports::PortIsolation,
+    /// How often each task's listening ports are looked at, e.g. 5s.
+    #[arg(long, default_value = "5s")]
+    pub port_check_interval: String,
+}
+
+impl PortArgs {
+    /// The policy and the interval.
+    pub fn policy(
+        &self,
+    ) -> anyhow::Result<(mosaic_agent::ports::PortIsolation, std::time::Duration)> {
+        let every = cluster::parse_duration(&self.port_check_interval)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .with_context(|| {
+                format!(
+                    "--port-check-interval {:?} is not a positive duration like 5s or 500ms",
+                    self.port_check_interval
+                )
+            })?;
+        Ok((self.port_isolation, every))
+    }
 }
 
 /// Who tasks run as (`mosaic agent` and `mosaic up`).
@@ -87,6 +122,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     crate::limits::raise_open_files();
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
+        let (port_isolation, port_check) = args.ports.policy()?;
         let mut cfg = mosaic_agent::AgentConfig {
             name: args.name.unwrap_or_else(cluster::hostname),
             data_dir: std::path::absolute(&args.data_dir).unwrap_or(args.data_dir),
@@ -106,6 +142,8 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             executor: std::env::current_exe().context("finding the mosaic binary")?,
             kill_tasks_on_exit: args.kill_tasks_on_exit,
             listen: Some(args.listen),
+            port_isolation,
+            port_check,
             gc_delay: cluster::parse_duration(&args.gc_delay)
                 .ok()
                 .with_context(|| {

@@ -39,6 +39,8 @@ pub struct UpArgs {
     #[command(flatten)]
     pub users: crate::agent::TaskUserArgs,
     #[command(flatten)]
+    pub ports: crate::agent::PortArgs,
+    #[command(flatten)]
     pub listener: crate::limits::ListenerArgs,
     #[command(flatten)]
     pub marathon: crate::marathon::MarathonArgs,
@@ -77,6 +79,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             .split(n)
             .into_iter();
         let mut agents = Vec::new();
+        let (port_isolation, port_check) = args.ports.policy()?;
         let mut agent_dirs = Vec::new();
         for i in 0..n {
             let name = if n == 1 {
@@ -99,6 +102,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 serving,
                 resources: Some((cpus / n as u64, memory / n as u64)),
                 ports: ports.next().unwrap_or_default(),
+                port_isolation,
+                port_check,
                 labels: Default::default(),
                 cgroup_root: "/sys/fs/cgroup".into(),
                 heartbeat: Duration::from_secs(5),
@@ -126,6 +131,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 data_dir: data_dir.join("agents").join("simulated"),
                 resources: Some((8000, 32 << 30)),
                 ports: mosaic_crds::ports::PortRanges::mesos_default(),
+                port_isolation: mosaic_agent::ports::PortIsolation::Off,
+                port_check,
                 labels: Default::default(),
                 cgroup_root: "/sys/fs/cgroup".into(),
                 heartbeat: Duration::from_secs(5),

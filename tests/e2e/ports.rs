@@ -367,3 +367,134 @@ async fn instances_get_distinct_host_ports_and_serve_at_their_endpoints() {
     .await
     .unwrap();
 }
+
+/// A task that listens on `port` (0: any the kernel picks) with `ports` asked
+/// for, on the agent labelled `policy=<policy>`.
+fn listener(name: &str, port: &str, policy: &str, ports: &str) -> String {
+    format!(
+        r#"apiVersion: mosaic.dev/v1alpha1
+kind: Task
+metadata:
+  name: {name}
+spec:
+  command: exec python3 -m http.server {port} --bind 127.0.0.1
+  agentSelector:
+    matchLabels:
+      policy: {policy}
+  ports: {ports}
+  resources:
+    cpus: 100m
+    memory: 64Mi
+  killGracePeriodSeconds: 1
+"#
+    )
+}
+
+/// The attack of a task that listens on a host port it was not given (and
+/// so could take the port the scheduler gives another task next): the agent
+/// kills it (Failed, reason PortNotAllocated, its ports named, an Event), as
+/// Mesos's `network/ports` isolator does. By default only the agent's
+/// `ports` range is held; `--port-isolation all` holds every port. A task
+/// listening on the port it was given runs on.
+#[tokio::test]
+async fn a_task_listening_on_a_port_it_was_not_given_is_killed() {
+    let s = TestServer::start().unwrap();
+    let base = 12_000 + (std::process::id() % 800) as u16 * 10;
+    let every = ["--port-check-interval", "300ms"];
+    let range = format!("cpus=2,memory=1Gi,ports=[{}-{}]", base, base + 3);
+    let all = format!("cpus=2,memory=1Gi,ports=[{}-{}]", base + 4, base + 7);
+    let _a1 = s.spawn_agent_with(
+        "held-range",
+        &range,
+        &[&every[..], &["--labels", "policy=range"]].concat(),
+    );
+    let _a2 = s.spawn_agent_with(
+        "held-all",
+        &all,
+        &[
+            &every[..],
+            &["--labels", "policy=all", "--port-isolation", "all"],
+        ]
+        .concat(),
+    );
+    let client = s.client().await.unwrap();
+    let tasks: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &mosaic("Task", "tasks"));
+    let dir = s.dir.path();
+    let apply = |name: &str, port: &str, policy: &str, ports: &str| {
+        let yaml = listener(name, port, policy, ports);
+        s.kubectl_ok(&[
+            "apply",
+            "-f",
+            &write_file(dir, &format!("{name}.yaml"), &yaml),
+        ]);
+    };
+    // The squatter takes a port of the range the honest task was not given.
+    apply("honest", "\"$PORT_HTTP\"", "range", "[{name: http}]");
+    wait_for(Duration::from_secs(60), "honest given its port", || async {
+        given(&tasks.get("honest").await.unwrap()).contains_key("http")
+    })
+    .await
+    .unwrap();
+    let honest = given(&tasks.get("honest").await.unwrap())["http"];
+    assert!((base..=base + 3).contains(&honest), "{honest}");
+    let squat = (base..=base + 3).find(|p| *p != honest).unwrap();
+    apply("outside", "0", "range", "[]");
+    apply("squat", &squat.to_string(), "range", "[]");
+    apply("outside-all", "0", "all", "[]");
+    let phase = |t: &DynamicObject| status(t, "phase").as_str().unwrap_or_default().to_string();
+    for (name, port) in [("squat", squat.to_string()), ("outside-all", String::new())] {
+        let ended = wait_for(
+            Duration::from_secs(60),
+            &format!("{name} killed"),
+            || async { phase(&tasks.get(name).await.unwrap()) == "Failed" },
+        )
+        .await;
+        let t = tasks.get(name).await.unwrap();
+        assert!(ended.is_ok(), "{name}: {:?}", t.data["status"]);
+        assert_eq!(
+            status(&t, "reason"),
+            "PortNotAllocated",
+            "{:?}",
+            t.data["status"]
+        );
+        let message = status(&t, "message").as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("listened on port(s) {port}"))
+                && message.contains("(its ports: none)"),
+            "{message}"
+        );
+        let events = s.kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={name},reason=PortNotAllocated"),
+            "-o",
+            "name",
+        ]);
+        assert!(
+            !events.stdout.is_empty(),
+            "no PortNotAllocated event for {name}"
+        );
+    }
+    // The task listening on its own port, and the one outside the range on
+    // the agent that holds only its range, run on through several checks.
+    wait_for(
+        Duration::from_secs(30),
+        "honest and outside Running",
+        || async {
+            phase(&tasks.get("honest").await.unwrap()) == "Running"
+                && phase(&tasks.get("outside").await.unwrap()) == "Running"
+        },
+    )
+    .await
+    .unwrap();
+    let since = std::time::Instant::now();
+    while since.elapsed() < Duration::from_secs(2) {
+        for name in ["honest", "outside"] {
+            let t = tasks.get(name).await.unwrap();
+            assert_eq!(phase(&t), "Running", "{name}: {:?}", t.data["status"]);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
