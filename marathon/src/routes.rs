@@ -2,7 +2,9 @@
 //! gateway's namespace, made as the caller.
 
 use crate::error::MarathonError;
-use crate::model::{AppIn, Apps, DeploymentResult, HttpConfig, Info, OneApp, OneTask, Tasks};
+use crate::model::{
+    AppIn, Apps, DeploymentResult, HttpConfig, Info, OneApp, OneTask, TaskOut, Tasks,
+};
 use crate::{present, translate};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -96,10 +98,12 @@ pub async fn route(c: &Call<'_>) -> Result<Answer> {
         {
             return restart(c, id).await;
         }
-        if let Some(id) = rest.strip_suffix("/tasks")
-            && m == Method::GET
-        {
-            return list_tasks(c, Some(id)).await;
+        if let Some(id) = rest.strip_suffix("/tasks") {
+            match *m {
+                Method::GET => return list_tasks(c, Some(id)).await,
+                Method::DELETE => return kill_tasks(c, id).await,
+                _ => {}
+            }
         }
         if let Some((id, task)) = rest.rsplit_once("/tasks/")
             && m == Method::DELETE
@@ -496,6 +500,67 @@ async fn kill_task(c: &Call<'_>, id: &str, task: &str) -> Result<Answer> {
             task: present::task(&canonical, &present::version_of(&app), &t, &hosts),
         },
     ))
+}
+
+/// `DELETE /v2/apps/{id}/tasks`: kills every launched instance of the app
+/// (those on `host` only, when given, as Marathon names an agent's host).
+/// With `scale=true` the App then asks for that many fewer and its
+/// controller kills exactly these (the deployment is answered); otherwise
+/// each is deleted and replaced, and the killed tasks are answered.
+async fn kill_tasks(c: &Call<'_>, id: &str) -> Result<Answer> {
+    let (canonical, app) = get(c, id).await?;
+    let name = app.name_any();
+    let uid = app.uid().unwrap_or_default();
+    let host = c.query.get("host").and_then(|v| v.last()).cloned();
+    let hosts = hosts(c).await;
+    let version = present::version_of(&app);
+    let chosen: Vec<(Task, TaskOut)> = instances(c, Some(&name))
+        .await?
+        .remove(&name)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| t.owner_references().iter().any(|o| o.uid == uid))
+        .filter(|t| t.status.as_ref().and_then(|s| s.agent.as_ref()).is_some())
+        .filter(|t| t.metadata.deletion_timestamp.is_none())
+        .map(|t| {
+            let out = present::task(&canonical, &version, &t, &hosts);
+            (t, out)
+        })
+        .filter(|(_, out)| {
+            host.as_ref()
+                .is_none_or(|h| *h == out.host || *h == out.slave_id)
+        })
+        .collect();
+    if c.flag("scale") {
+        // These go first, then the App asks for as many fewer.
+        let mark = serde_json::json!({"metadata": {"annotations": {
+            DELETION_COST_ANNOTATION: i64::MIN.to_string()}}});
+        for (t, _) in &chosen {
+            let task = t.name_any();
+            c.tasks()
+                .patch(&task, &PatchParams::default(), &Patch::Merge(&mark))
+                .await
+                .map_err(|e| MarathonError::from_kube(e, &format!("Task '{task}'")))?;
+        }
+        let fewer = i32::try_from(chosen.len()).unwrap_or(i32::MAX);
+        let updated = modify(c, &name, &canonical, |a| {
+            a.spec.replicas = a.spec.replicas.saturating_sub(fewer).max(0);
+            Ok(())
+        })
+        .await?;
+        return Ok(result(&updated));
+    }
+    let mut killed = Vec::with_capacity(chosen.len());
+    for (t, out) in chosen {
+        let task = t.name_any();
+        match c.tasks().delete(&task, &DeleteParams::default()).await {
+            Ok(_) => killed.push(out),
+            // Gone meanwhile: not killed by this call.
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(MarathonError::from_kube(e, &format!("Task '{task}'"))),
+        }
+    }
+    Ok(Answer::json(200, &Tasks { tasks: killed }))
 }
 
 async fn list_deployments(c: &Call<'_>) -> Result<Answer> {

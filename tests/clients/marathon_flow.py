@@ -1,6 +1,6 @@
 """The `marathon` client (0.13.0, from PyPI, unchanged) against Mosaic's
 Marathon API (--marathon-listen): create, list, get, scale, list tasks, kill a
-task with scale, delete, with an app definition from Marathon's own
+task with and without scale, kill an app's tasks (by host, with scale), delete, with an app definition from Marathon's own
 documentation (Application Basics). The same app is visible through kubectl.
 Credentials are a token (Marathon's `Authorization: token=`); none is 401,
 one RBAC does not allow is 403. Fields Mosaic cannot honour are refused with
@@ -130,6 +130,20 @@ before = {t.id for t in c.list_tasks("/basic-0")}
 r = requests.post(URL + "/v2/apps/basic-0/restart", headers=auth)
 assert r.status_code == 200 and r.json()["deploymentId"], r.text
 wait("every task replaced", lambda: (lambda ts: len(ts) == 2 and not ({t.id for t in ts} & before) and all(t.state == "TASK_RUNNING" for t in ts))(c.list_tasks("/basic-0")))
+
+# Killing an app's tasks on a host (DELETE /v2/apps/{id}/tasks): the killed
+# are answered and replaced; a host with none kills nothing; with scale, the
+# app asks for as many fewer.
+before = c.list_tasks("/basic-0")
+host = before[0].host
+killed = c.kill_tasks("/basic-0", host=host)
+assert sorted(t.id for t in killed) == sorted(t.id for t in before if t.host == host), killed
+wait("the killed replaced", lambda: (lambda ts: len(ts) == 2 and not ({t.id for t in ts} & {t.id for t in killed}) and all(t.state == "TASK_RUNNING" for t in ts))(c.list_tasks("/basic-0")))
+assert c.kill_tasks("/basic-0", host="no-such-host") == []
+scaled = c.kill_tasks("/basic-0", scale=True)
+assert scaled["deploymentId"], scaled
+wait("no tasks left", lambda: c.list_tasks("/basic-0") == [])
+assert c.get_app("/basic-0").instances == 0
 
 c.delete_app("/basic-0")
 wait("the app gone", lambda: c.list_apps() == [])
