@@ -94,6 +94,9 @@ pub struct AgentConfig {
     pub port_isolation: ports::PortIsolation,
     /// How often each task's listening ports are looked at.
     pub port_check: std::time::Duration,
+    /// The ports tasks are held to: the agent's `ports` (under `mosaic up`,
+    /// all its agents' together, as they share the host).
+    pub held_ports: mosaic_crds::ports::PortRanges,
     /// Labels for the Agent object.
     pub labels: BTreeMap<String, String>,
     /// The cgroup hierarchy root (normally `/sys/fs/cgroup`).
@@ -171,6 +174,11 @@ pub async fn run(
         }
     } else {
         tracing::warn!(agent = %cfg.name, "the agent is not root: tasks run as its own user, without namespaces or seccomp, and tasks naming a user are refused");
+    }
+    if cfg.port_isolation != ports::PortIsolation::Off
+        && let Some((lo, hi)) = ports::ephemeral_overlap(&cfg.held_ports)
+    {
+        tracing::warn!(agent = %cfg.name, "the kernel's ephemeral ports ({lo}-{hi}, net.ipv4.ip_local_port_range) overlap the ports tasks are held to: a task whose listener takes an ephemeral port there is killed (PortNotAllocated); reserve them with net.ipv4.ip_local_reserved_ports or move the range");
     }
     let mode = cgroup::Mode::detect(&cfg.cgroup_root);
     let endpoint = match cfg.listen {

@@ -50,7 +50,8 @@ pub struct Watch {
     pub policy: PortIsolation,
     /// How often to look.
     pub every: Duration,
-    /// The agent's `ports` resource.
+    /// The ports held: the agent's `ports` resource (under `mosaic up`, all
+    /// of its agents' together, as they share the host).
     pub range: PortRanges,
     /// The ports the task was given.
     pub given: BTreeSet<u16>,
@@ -61,49 +62,87 @@ pub struct Watch {
     pub violated: Box<dyn Fn(String) + Send + Sync>,
 }
 
+/// The most descriptors of one run looked at in one check: past it the run
+/// is reported (a task does not hide a listener behind a million files).
+pub const MAX_FDS: usize = 65_536;
+
 /// Looks at the run's listening ports every interval until it breaks the
-/// policy (then reports it and returns) or the watch is dropped.
+/// policy (then reports it and returns) or the watch is dropped. Each look
+/// reads `/proc`, off the async runtime's threads.
 pub async fn watch(w: Watch) {
     if w.policy == PortIsolation::Off {
         return;
     }
+    let w = std::sync::Arc::new(w);
     loop {
         tokio::time::sleep(w.every).await;
-        let listening = listening((w.pids)());
-        let bad = unallocated(&listening, &w.given, &w.range, w.policy);
-        if !bad.is_empty() {
-            (w.violated)(describe(&bad, &w.given));
+        let look = w.clone();
+        let found = tokio::task::spawn_blocking(move || check(&look)).await;
+        if let Ok(Some(msg)) = found {
+            (w.violated)(msg);
             return;
         }
     }
 }
 
-/// The TCP ports the processes `pids` listen on, read from their network
-/// namespace's socket tables and their open descriptors. A process that has
-/// gone meanwhile is passed over.
-pub fn listening(pids: Vec<i32>) -> BTreeSet<u16> {
+/// One look: what the run does wrong, if anything.
+fn check(w: &Watch) -> Option<String> {
+    let pids = (w.pids)();
+    let flagged =
+        |p: u16| !unallocated(&BTreeSet::from([p]), &w.given, &w.range, w.policy).is_empty();
+    match listening(&pids, flagged, MAX_FDS) {
+        Held::Ports(ports) => {
+            let bad = unallocated(&ports, &w.given, &w.range, w.policy);
+            (!bad.is_empty()).then(|| describe(&bad, &w.given))
+        }
+        Held::TooManyFds => Some(format!(
+            "the task held more than {MAX_FDS} open files, too many for its listening ports to be checked"
+        )),
+    }
+}
+
+/// What a look at a run's sockets found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Held {
+    /// The flagged ports it listens on.
+    Ports(BTreeSet<u16>),
+    /// More descriptors than may be looked at.
+    TooManyFds,
+}
+
+/// The TCP ports among those `flagged` that the processes `pids` listen on,
+/// read from their network namespace's socket tables and their open
+/// descriptors (at most `max_fds` of them in all). A process that has gone
+/// meanwhile is passed over; when no listener is flagged, no descriptor is read.
+pub fn listening(pids: &[i32], flagged: impl Fn(u16) -> bool, max_fds: usize) -> Held {
+    let none = Held::Ports(BTreeSet::new());
     let Some(first) = pids
         .first()
         .and_then(|p| procfs::process::Process::new(*p).ok())
     else {
-        return BTreeSet::new();
+        return none;
     };
     let mut by_inode: HashMap<u64, u16> = HashMap::new();
     let tables = [first.tcp(), first.tcp6()];
     for entry in tables.into_iter().flatten().flatten() {
-        if entry.state == procfs::net::TcpState::Listen {
-            by_inode.insert(entry.inode, entry.local_address.port());
+        let port = entry.local_address.port();
+        if entry.state == procfs::net::TcpState::Listen && flagged(port) {
+            by_inode.insert(entry.inode, port);
         }
     }
     if by_inode.is_empty() {
-        return BTreeSet::new();
+        return none;
     }
-    let mut ports = BTreeSet::new();
+    let (mut ports, mut seen) = (BTreeSet::new(), 0usize);
     for pid in pids {
-        let Ok(fds) = procfs::process::Process::new(pid).and_then(|p| p.fd()) else {
+        let Ok(fds) = procfs::process::Process::new(*pid).and_then(|p| p.fd()) else {
             continue;
         };
         for fd in fds.flatten() {
+            seen += 1;
+            if seen > max_fds {
+                return Held::TooManyFds;
+            }
             if let procfs::process::FDTarget::Socket(inode) = fd.target
                 && let Some(port) = by_inode.get(&inode)
             {
@@ -111,7 +150,38 @@ pub fn listening(pids: Vec<i32>) -> BTreeSet<u16> {
             }
         }
     }
-    ports
+    Held::Ports(ports)
+}
+
+/// `pid` and every process descended from it (for a run with no cgroup to
+/// list them), read from `/proc/PID/task/*/children`.
+pub fn with_descendants(pid: i32) -> Vec<i32> {
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() && out.len() < MAX_FDS {
+        if let Ok(tasks) = procfs::process::Process::new(out[i]).and_then(|p| p.tasks()) {
+            for t in tasks.flatten() {
+                let children = t.children().unwrap_or_default();
+                out.extend(children.into_iter().filter_map(|c| i32::try_from(c).ok()));
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The kernel's ephemeral port range, when it overlaps `held` (an honest
+/// listener on port 0 could then land on a held port).
+pub fn ephemeral_overlap(held: &PortRanges) -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u16>().ok());
+    let (lo, hi) = (it.next()?, it.next()?);
+    held.ranges()
+        .iter()
+        .any(|(a, b)| *a <= hi && lo <= *b)
+        .then_some((lo, hi))
 }
 
 /// The listening ports the policy forbids, given the task's ports and the
@@ -179,10 +249,40 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("binding");
         let port = l.local_addr().expect("address").port();
         let me = std::process::id() as i32;
-        assert!(listening(vec![me]).contains(&port), "port {port} not seen");
+        let found = |pids: &[i32], max| listening(pids, |p| p == port, max);
+        assert_eq!(found(&[me], MAX_FDS), Held::Ports(BTreeSet::from([port])));
+        // Not flagged: not looked for.
+        assert_eq!(
+            listening(&[me], |_| false, MAX_FDS),
+            Held::Ports(BTreeSet::new())
+        );
+        assert_eq!(found(&[me], 0), Held::TooManyFds);
         drop(l);
-        assert!(!listening(vec![me]).contains(&port));
-        assert!(listening(vec![]).is_empty());
+        assert_eq!(found(&[me], MAX_FDS), Held::Ports(BTreeSet::new()));
+        assert_eq!(found(&[], MAX_FDS), Held::Ports(BTreeSet::new()));
+    }
+
+    #[test]
+    fn a_childs_listener_is_found_through_its_parent() {
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", "import socket,sys,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("reading the port");
+        let port: u16 = line.trim().parse().expect("a port");
+        let me = std::process::id() as i32;
+        let pids = with_descendants(me);
+        let found = listening(&pids, |p| p == port, MAX_FDS);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(pids.contains(&(child.id() as i32)), "{pids:?}");
+        assert_eq!(found, Held::Ports(BTreeSet::from([port])));
     }
 
     #[test]

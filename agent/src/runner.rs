@@ -720,18 +720,23 @@ impl Runner {
         crate::ports::Watch {
             policy: self.cfg.port_isolation,
             every: self.cfg.port_check,
-            range: self.cfg.ports.clone(),
+            range: self.cfg.held_ports.clone(),
             given: given.collect(),
             pids: Box::new(move || {
-                // With cgroups, every process of the task; without, its main one.
-                let mut pids = run2.cgroup().pids();
+                // With cgroups, every process of the task; without, its main
+                // process and all that descend from it.
+                let pids = run2.cgroup().pids();
                 let main = run2.pid.load(Ordering::Acquire);
-                if main > 0 && !pids.contains(&main) {
-                    pids.insert(0, main);
+                if pids.is_empty() && main > 0 {
+                    return crate::ports::with_descendants(main);
                 }
                 pids
             }),
-            violated: Box::new(move |msg| run3.request_kill(KillReason::Ports(msg), run3.grace)),
+            // At once, as Mesos destroys a container on a limitation: no
+            // grace period for a task holding what is not its own.
+            violated: Box::new(move |msg| {
+                run3.request_kill(KillReason::Ports(msg), Duration::ZERO)
+            }),
         }
     }
 }

@@ -131,6 +131,7 @@ async fn main() -> Result<()> {
         advertise_host: "127.0.0.1".into(),
         port_isolation: mosaic_agent::ports::PortIsolation::Off,
         port_check: Duration::from_secs(5),
+        held_ports: Default::default(),
         gc_delay: Duration::from_secs(24 * 3600),
         users: Default::default(),
         limits: Default::default(),

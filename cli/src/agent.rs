@@ -144,6 +144,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             listen: Some(args.listen),
             port_isolation,
             port_check,
+            held_ports: cluster::parse_ports(&args.resources)?,
             gc_delay: cluster::parse_duration(&args.gc_delay)
                 .ok()
                 .with_context(|| {

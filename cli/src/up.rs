@@ -75,9 +75,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         let (cpus, memory) = cluster::parse_resources(&args.agent_resources)?;
         let n = args.agents.max(1);
         // Agents on one machine share its ports: each offers its own share.
-        let mut ports = cluster::parse_ports(&args.agent_resources)?
-            .split(n)
-            .into_iter();
+        let all_ports = cluster::parse_ports(&args.agent_resources)?;
+        let mut ports = all_ports.split(n).into_iter();
         let mut agents = Vec::new();
         let (port_isolation, port_check) = args.ports.policy()?;
         let mut agent_dirs = Vec::new();
@@ -104,6 +103,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 ports: ports.next().unwrap_or_default(),
                 port_isolation,
                 port_check,
+                held_ports: all_ports.clone(),
                 labels: Default::default(),
                 cgroup_root: "/sys/fs/cgroup".into(),
                 heartbeat: Duration::from_secs(5),
@@ -133,6 +133,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 ports: mosaic_crds::ports::PortRanges::mesos_default(),
                 port_isolation: mosaic_agent::ports::PortIsolation::Off,
                 port_check,
+                held_ports: Default::default(),
                 labels: Default::default(),
                 cgroup_root: "/sys/fs/cgroup".into(),
                 heartbeat: Duration::from_secs(5),

@@ -123,9 +123,8 @@ fn normalize(path: &str) -> String {
 
 fn query(q: Option<&str>) -> HashMap<String, Vec<String>> {
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        out.entry(k.to_string()).or_default().push(v.to_string());
+    for (k, v) in form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
+        out.entry(k.into_owned()).or_default().push(v.into_owned());
     }
     out
 }
@@ -235,5 +234,9 @@ mod tests {
         let q = super::query(Some("embed=app.tasks&embed=app.counts&force=False"));
         assert_eq!(q["embed"], ["app.tasks", "app.counts"]);
         assert_eq!(q["force"], ["False"]);
+        // Percent-encoded, as requests sends `host=*`.
+        let q = super::query(Some("host=%2A&scale=True&label=a%3Db+c"));
+        assert_eq!(q["host"], ["*"]);
+        assert_eq!(q["label"], ["a=b c"]);
     }
 }

@@ -502,16 +502,28 @@ async fn kill_task(c: &Call<'_>, id: &str, task: &str) -> Result<Answer> {
     ))
 }
 
-/// `DELETE /v2/apps/{id}/tasks`: kills every launched instance of the app
-/// (those on `host` only, when given, as Marathon names an agent's host).
-/// With `scale=true` the App then asks for that many fewer and its
-/// controller kills exactly these (the deployment is answered); otherwise
-/// each is deleted and replaced, and the killed tasks are answered.
+/// `DELETE /v2/apps/{id}/tasks`: kills every launched, live instance of the
+/// app not already being killed (those on `host` only, when given and not
+/// `*`, as Marathon names an agent's host). With `scale=true` the App then
+/// asks for that many fewer and its controller kills exactly these (the
+/// deployment is answered); otherwise each is deleted and replaced, and the
+/// killed tasks are answered. `scale` with `wipe` is refused, as Marathon
+/// refuses it.
 async fn kill_tasks(c: &Call<'_>, id: &str) -> Result<Answer> {
+    if c.flag("scale") && c.flag("wipe") {
+        return Err(MarathonError::BadRequest(
+            "You cannot use scale and wipe at the same time.".into(),
+        ));
+    }
     let (canonical, app) = get(c, id).await?;
     let name = app.name_any();
     let uid = app.uid().unwrap_or_default();
-    let host = c.query.get("host").and_then(|v| v.last()).cloned();
+    let host = c
+        .query
+        .get("host")
+        .and_then(|v| v.last())
+        .filter(|h| *h != "*")
+        .cloned();
     let hosts = hosts(c).await;
     let version = present::version_of(&app);
     let chosen: Vec<(Task, TaskOut)> = instances(c, Some(&name))
@@ -520,7 +532,14 @@ async fn kill_tasks(c: &Call<'_>, id: &str) -> Result<Answer> {
         .unwrap_or_default()
         .into_iter()
         .filter(|t| t.owner_references().iter().any(|o| o.uid == uid))
-        .filter(|t| t.status.as_ref().and_then(|s| s.agent.as_ref()).is_some())
+        .filter(|t| {
+            t.status.as_ref().is_some_and(|s| {
+                s.agent.is_some()
+                    && !s
+                        .phase
+                        .is_some_and(mosaic_crds::task::TaskPhase::is_terminal)
+            })
+        })
         .filter(|t| t.metadata.deletion_timestamp.is_none())
         .map(|t| {
             let out = present::task(&canonical, &version, &t, &hosts);
@@ -547,8 +566,23 @@ async fn kill_tasks(c: &Call<'_>, id: &str) -> Result<Answer> {
             a.spec.replicas = a.spec.replicas.saturating_sub(fewer).max(0);
             Ok(())
         })
-        .await?;
-        return Ok(result(&updated));
+        .await;
+        if updated.is_err() {
+            // Not scaled: the marks go, so no later scale-down takes these first.
+            let unmark = serde_json::json!({"metadata": {"annotations": {
+                DELETION_COST_ANNOTATION: null}}});
+            for (t, _) in &chosen {
+                let _ = c
+                    .tasks()
+                    .patch(
+                        &t.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(&unmark),
+                    )
+                    .await;
+            }
+        }
+        return Ok(result(&updated?));
     }
     let mut killed = Vec::with_capacity(chosen.len());
     for (t, out) in chosen {

@@ -140,7 +140,9 @@ killed = c.kill_tasks("/basic-0", host=host)
 assert sorted(t.id for t in killed) == sorted(t.id for t in before if t.host == host), killed
 wait("the killed replaced", lambda: (lambda ts: len(ts) == 2 and not ({t.id for t in ts} & {t.id for t in killed}) and all(t.state == "TASK_RUNNING" for t in ts))(c.list_tasks("/basic-0")))
 assert c.kill_tasks("/basic-0", host="no-such-host") == []
-scaled = c.kill_tasks("/basic-0", scale=True)
+r = requests.delete(URL + "/v2/apps/basic-0/tasks?scale=true&wipe=true", headers=auth)
+assert r.status_code == 400 and "scale and wipe" in r.json()["message"], r.text
+scaled = c.kill_tasks("/basic-0", scale=True, host="*")
 assert scaled["deploymentId"], scaled
 wait("no tasks left", lambda: c.list_tasks("/basic-0") == [])
 assert c.get_app("/basic-0").instances == 0

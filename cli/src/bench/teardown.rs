@@ -9,6 +9,7 @@ use super::procs;
 use super::workload::Lite;
 use anyhow::{Context, bail};
 use futures::StreamExt;
+use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DeleteParams};
 use kube::runtime::watcher;
 use mosaic_crds::Task;
@@ -35,6 +36,7 @@ pub async fn delete_all(
         }
     }
     let total = names.len();
+    let mut waiting: std::collections::HashSet<String> = names.iter().cloned().collect();
     let (start, cpu) = (Instant::now(), cluster.cpu()[0]);
     let api: Api<Task> = Api::namespaced(cluster.client.clone(), "default");
     let deletes = futures::stream::iter(names)
@@ -49,14 +51,28 @@ pub async fn delete_all(
         })
         .buffer_unordered(clients.max(1))
         .collect::<Vec<anyhow::Result<()>>>();
+    // Only these Tasks' deletions count; a relist (which brings no Delete
+    // events) is taken as the list of those still there.
     let gone = async {
-        let mut gone = 0;
-        while gone < total {
+        let mut listed = std::collections::HashSet::new();
+        while !waiting.is_empty() {
             match events.next().await {
-                Some(Ok(watcher::Event::Delete(_))) => gone += 1,
+                Some(Ok(watcher::Event::Delete(t))) => {
+                    waiting.remove(&t.name_any());
+                }
+                Some(Ok(watcher::Event::Init)) => listed.clear(),
+                Some(Ok(watcher::Event::InitApply(t))) => {
+                    listed.insert(t.name_any());
+                }
+                Some(Ok(watcher::Event::InitDone)) => {
+                    waiting.retain(|n| listed.contains(n));
+                }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e).context("watching the Tasks"),
-                None => bail!("the Task watch ended with {gone} of {total} gone"),
+                None => bail!(
+                    "the Task watch ended with {} of {total} not gone",
+                    waiting.len()
+                ),
             }
         }
         Ok(())
