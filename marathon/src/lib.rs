@@ -20,6 +20,7 @@
 pub mod auth;
 pub mod clients;
 pub mod error;
+pub mod kills;
 pub mod model;
 pub mod present;
 pub mod routes;

@@ -2,14 +2,12 @@
 //! gateway's namespace, made as the caller.
 
 use crate::error::MarathonError;
-use crate::model::{
-    AppIn, Apps, DeploymentResult, HttpConfig, Info, OneApp, OneTask, TaskOut, Tasks,
-};
+use crate::model::{AppIn, Apps, DeploymentResult, HttpConfig, Info, OneApp, Tasks};
 use crate::{present, translate};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use mosaic_crds::Agent;
-use mosaic_crds::app::{APP_LABEL, App, DELETION_COST_ANNOTATION};
+use mosaic_crds::app::{APP_LABEL, App};
 use mosaic_crds::task::Task;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -48,18 +46,18 @@ pub struct Call<'a> {
 }
 
 impl Call<'_> {
-    fn flag(&self, name: &str) -> bool {
+    pub(crate) fn flag(&self, name: &str) -> bool {
         self.query
             .get(name)
             .and_then(|v| v.last())
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
-    fn apps(&self) -> Api<App> {
+    pub(crate) fn apps(&self) -> Api<App> {
         Api::namespaced(self.client.clone(), self.namespace)
     }
 
-    fn tasks(&self) -> Api<Task> {
+    pub(crate) fn tasks(&self) -> Api<Task> {
         Api::namespaced(self.client.clone(), self.namespace)
     }
 }
@@ -84,6 +82,9 @@ pub async fn route(c: &Call<'_>) -> Result<Answer> {
     if path == "/v2/tasks" && m == Method::GET {
         return list_tasks(c, None).await;
     }
+    if path == "/v2/tasks/delete" && m == Method::POST {
+        return crate::kills::kill_given(c).await;
+    }
     if path == "/v2/deployments" && m == Method::GET {
         return list_deployments(c).await;
     }
@@ -101,14 +102,14 @@ pub async fn route(c: &Call<'_>) -> Result<Answer> {
         if let Some(id) = rest.strip_suffix("/tasks") {
             match *m {
                 Method::GET => return list_tasks(c, Some(id)).await,
-                Method::DELETE => return kill_tasks(c, id).await,
+                Method::DELETE => return crate::kills::kill_tasks(c, id).await,
                 _ => {}
             }
         }
         if let Some((id, task)) = rest.rsplit_once("/tasks/")
             && m == Method::DELETE
         {
-            return kill_task(c, id, task).await;
+            return crate::kills::kill_task(c, id, task).await;
         }
         // What names a part of an app is never taken for an app's id.
         let part = rest.ends_with("/tasks")
@@ -153,7 +154,7 @@ async fn info(c: &Call<'_>) -> Result<Answer> {
 
 /// The hosts agents serve at, by agent name (none if the caller may not
 /// read Agents: tasks then show their agent's name).
-async fn hosts(c: &Call<'_>) -> BTreeMap<String, String> {
+pub(crate) async fn hosts(c: &Call<'_>) -> BTreeMap<String, String> {
     let Ok(list) = Api::<Agent>::all(c.client.clone())
         .list(&ListParams::default())
         .await
@@ -167,7 +168,10 @@ async fn hosts(c: &Call<'_>) -> BTreeMap<String, String> {
 }
 
 /// The instances of the Apps in the namespace, by App name.
-async fn instances(c: &Call<'_>, app: Option<&str>) -> Result<HashMap<String, Vec<Task>>> {
+pub(crate) async fn instances(
+    c: &Call<'_>,
+    app: Option<&str>,
+) -> Result<HashMap<String, Vec<Task>>> {
     let selector = match app {
         Some(name) => format!("{APP_LABEL}={name}"),
         None => APP_LABEL.to_string(),
@@ -186,7 +190,7 @@ async fn instances(c: &Call<'_>, app: Option<&str>) -> Result<HashMap<String, Ve
     Ok(by_app)
 }
 
-async fn get(c: &Call<'_>, id: &str) -> Result<(String, App)> {
+pub(crate) async fn get(c: &Call<'_>, id: &str) -> Result<(String, App)> {
     let (canonical, name) = translate::name_of(id)?;
     let app = c
         .apps()
@@ -312,7 +316,7 @@ async fn create_app(c: &Call<'_>) -> Result<Answer> {
     Ok(created(&made))
 }
 
-fn result(app: &App) -> Answer {
+pub(crate) fn result(app: &App) -> Answer {
     let mut a = Answer::json(
         200,
         &DeploymentResult {
@@ -374,7 +378,7 @@ async fn update_app(c: &Call<'_>, id: &str) -> Result<Answer> {
 /// Changes an App by `f` and writes it whole, guarded by the version read;
 /// read again and changed again when it moved meanwhile (its status is
 /// written often), a few times.
-async fn modify(
+pub(crate) async fn modify(
     c: &Call<'_>,
     name: &str,
     canonical: &str,
@@ -449,152 +453,6 @@ async fn list_tasks(c: &Call<'_>, id: Option<&str>) -> Result<Answer> {
         }
     }
     Ok(Answer::json(200, &Tasks { tasks: out }))
-}
-
-async fn kill_task(c: &Call<'_>, id: &str, task: &str) -> Result<Answer> {
-    let (canonical, app) = get(c, id).await?;
-    let missing = || MarathonError::NotFound(format!("Task '{task}' does not exist"));
-    // A task id is an instance's name; anything else names no task (and
-    // never reaches the API server as a path).
-    let is_name = !task.is_empty()
-        && task.len() <= 253
-        && task
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-    if !is_name {
-        return Err(missing());
-    }
-    let t = match c.tasks().get(task).await {
-        Ok(t) => t,
-        Err(kube::Error::Api(s)) if s.code == 404 => return Err(missing()),
-        Err(e) => return Err(MarathonError::from_kube(e, &format!("Task '{task}'"))),
-    };
-    if t.labels().get(APP_LABEL) != Some(&app.name_any()) {
-        return Err(missing());
-    }
-    if c.flag("scale") {
-        // This instance goes first, then the App asks for one fewer: its
-        // controller kills exactly this one (as a Pod's deletion cost ranks
-        // a ReplicaSet's scale-down).
-        let mark = serde_json::json!({"metadata": {"annotations": {
-            DELETION_COST_ANNOTATION: i64::MIN.to_string()}}});
-        c.tasks()
-            .patch(task, &PatchParams::default(), &Patch::Merge(&mark))
-            .await
-            .map_err(|e| MarathonError::from_kube(e, &format!("Task '{task}'")))?;
-        let updated = modify(c, &app.name_any(), &canonical, |a| {
-            a.spec.replicas = (a.spec.replicas - 1).max(0);
-            Ok(())
-        })
-        .await?;
-        return Ok(result(&updated));
-    }
-    c.tasks()
-        .delete(task, &DeleteParams::default())
-        .await
-        .map_err(|e| MarathonError::from_kube(e, &format!("Task '{task}'")))?;
-    let hosts = hosts(c).await;
-    Ok(Answer::json(
-        200,
-        &OneTask {
-            task: present::task(&canonical, &present::version_of(&app), &t, &hosts),
-        },
-    ))
-}
-
-/// `DELETE /v2/apps/{id}/tasks`: kills every launched, live instance of the
-/// app not already being killed (those on `host` only, when given and not
-/// `*`, as Marathon names an agent's host). With `scale=true` the App then
-/// asks for that many fewer and its controller kills exactly these (the
-/// deployment is answered); otherwise each is deleted and replaced, and the
-/// killed tasks are answered. `scale` with `wipe` is refused, as Marathon
-/// refuses it.
-async fn kill_tasks(c: &Call<'_>, id: &str) -> Result<Answer> {
-    if c.flag("scale") && c.flag("wipe") {
-        return Err(MarathonError::BadRequest(
-            "You cannot use scale and wipe at the same time.".into(),
-        ));
-    }
-    let (canonical, app) = get(c, id).await?;
-    let name = app.name_any();
-    let uid = app.uid().unwrap_or_default();
-    let host = c
-        .query
-        .get("host")
-        .and_then(|v| v.last())
-        .filter(|h| *h != "*")
-        .cloned();
-    let hosts = hosts(c).await;
-    let version = present::version_of(&app);
-    let chosen: Vec<(Task, TaskOut)> = instances(c, Some(&name))
-        .await?
-        .remove(&name)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|t| t.owner_references().iter().any(|o| o.uid == uid))
-        .filter(|t| {
-            t.status.as_ref().is_some_and(|s| {
-                s.agent.is_some()
-                    && !s
-                        .phase
-                        .is_some_and(mosaic_crds::task::TaskPhase::is_terminal)
-            })
-        })
-        .filter(|t| t.metadata.deletion_timestamp.is_none())
-        .map(|t| {
-            let out = present::task(&canonical, &version, &t, &hosts);
-            (t, out)
-        })
-        .filter(|(_, out)| {
-            host.as_ref()
-                .is_none_or(|h| *h == out.host || *h == out.slave_id)
-        })
-        .collect();
-    if c.flag("scale") {
-        // These go first, then the App asks for as many fewer.
-        let mark = serde_json::json!({"metadata": {"annotations": {
-            DELETION_COST_ANNOTATION: i64::MIN.to_string()}}});
-        for (t, _) in &chosen {
-            let task = t.name_any();
-            c.tasks()
-                .patch(&task, &PatchParams::default(), &Patch::Merge(&mark))
-                .await
-                .map_err(|e| MarathonError::from_kube(e, &format!("Task '{task}'")))?;
-        }
-        let fewer = i32::try_from(chosen.len()).unwrap_or(i32::MAX);
-        let updated = modify(c, &name, &canonical, |a| {
-            a.spec.replicas = a.spec.replicas.saturating_sub(fewer).max(0);
-            Ok(())
-        })
-        .await;
-        if updated.is_err() {
-            // Not scaled: the marks go, so no later scale-down takes these first.
-            let unmark = serde_json::json!({"metadata": {"annotations": {
-                DELETION_COST_ANNOTATION: null}}});
-            for (t, _) in &chosen {
-                let _ = c
-                    .tasks()
-                    .patch(
-                        &t.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(&unmark),
-                    )
-                    .await;
-            }
-        }
-        return Ok(result(&updated?));
-    }
-    let mut killed = Vec::with_capacity(chosen.len());
-    for (t, out) in chosen {
-        let task = t.name_any();
-        match c.tasks().delete(&task, &DeleteParams::default()).await {
-            Ok(_) => killed.push(out),
-            // Gone meanwhile: not killed by this call.
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(MarathonError::from_kube(e, &format!("Task '{task}'"))),
-        }
-    }
-    Ok(Answer::json(200, &Tasks { tasks: killed }))
 }
 
 async fn list_deployments(c: &Call<'_>) -> Result<Answer> {

@@ -1,6 +1,7 @@
 """The `marathon` client (0.13.0, from PyPI, unchanged) against Mosaic's
 Marathon API (--marathon-listen): create, list, get, scale, list tasks, kill a
-task with and without scale, kill an app's tasks (by host, with scale), delete, with an app definition from Marathon's own
+task with and without scale, kill given tasks, kill an app's tasks (by host,
+with scale), delete, with an app definition from Marathon's own
 documentation (Application Basics). The same app is visible through kubectl.
 Credentials are a token (Marathon's `Authorization: token=`); none is 401,
 one RBAC does not allow is 403. Fields Mosaic cannot honour are refused with
@@ -130,6 +131,14 @@ before = {t.id for t in c.list_tasks("/basic-0")}
 r = requests.post(URL + "/v2/apps/basic-0/restart", headers=auth)
 assert r.status_code == 200 and r.json()["deploymentId"], r.text
 wait("every task replaced", lambda: (lambda ts: len(ts) == 2 and not ({t.id for t in ts} & before) and all(t.state == "TASK_RUNNING" for t in ts))(c.list_tasks("/basic-0")))
+
+# Killing given tasks by id (POST /v2/tasks/delete): replaced; an id that
+# names no task is refused.
+given = c.list_tasks("/basic-0")[0].id
+assert c.kill_given_tasks([given])
+wait("the given one replaced", lambda: (lambda ts: len(ts) == 2 and given not in [t.id for t in ts] and all(t.state == "TASK_RUNNING" for t in ts))(c.list_tasks("/basic-0")))
+r = requests.post(URL + "/v2/tasks/delete", headers=auth, json={"ids": ["../../agents"]})
+assert r.status_code == 400 and "Invalid task id" in r.json()["message"], r.text
 
 # Killing an app's tasks on a host (DELETE /v2/apps/{id}/tasks): the killed
 # are answered and replaced; a host with none kills nothing; with scale, the

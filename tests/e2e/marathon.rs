@@ -2,8 +2,8 @@
 //! --marathon-listen`, driven by the `marathon` Python client from PyPI
 //! (0.13.0, unchanged; tests/clients/marathon_flow.py) with a ServiceAccount
 //! token that RBAC allows Apps and Tasks, and one it allows nothing: create,
-//! list, get, scale, tasks, kill one (with and without scale), kill an app's
-//! tasks (by host, with scale), delete, with an
+//! list, get, scale, tasks, kill one (with and without scale), kill given
+//! tasks, kill an app's tasks (by host, with scale), delete, with an
 //! app definition from Marathon's documentation, seen through kubectl too.
 
 use crate::support::{TestServer, kubectl_bin, repo_root, write_file};
