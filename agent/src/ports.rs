@@ -10,7 +10,7 @@
 //! and a message naming the ports, as Mesos's REASON_CONTAINER_LIMITATION.
 
 use mosaic_crds::ports::PortRanges;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 /// Which listening ports an agent holds its tasks to.
@@ -110,47 +110,80 @@ pub enum Held {
     TooManyFds,
 }
 
-/// The TCP ports among those `flagged` that the processes `pids` listen on,
-/// read from their network namespace's socket tables and their open
-/// descriptors (at most `max_fds` of them in all). A process that has gone
-/// meanwhile is passed over; when no listener is flagged, no descriptor is read.
+/// The most sockets of one run that the socket tables do not show (TCP
+/// sockets bound and not listening, raw and netlink ones) looked at in one
+/// check.
+const MAX_UNLISTED: usize = 1024;
+
+/// The TCP ports among those `flagged` that the processes `pids` hold: those
+/// they listen on, read from their network namespace's socket tables, and
+/// those they have bound without listening (which keep the port from its
+/// owner as surely, and which no table shows: each such socket is copied
+/// from the process with `pidfd_getfd` and asked its address). At most
+/// `max_fds` descriptors are read in all. A process that has gone meanwhile
+/// is passed over.
 pub fn listening(pids: &[i32], flagged: impl Fn(u16) -> bool, max_fds: usize) -> Held {
-    let none = Held::Ports(BTreeSet::new());
     let Some(first) = pids
         .first()
         .and_then(|p| procfs::process::Process::new(*p).ok())
     else {
-        return none;
+        return Held::Ports(BTreeSet::new());
     };
+    // Listeners on flagged ports; every socket the tables know (connected
+    // TCP, UDP, Unix), which needs no closer look.
     let mut by_inode: HashMap<u64, u16> = HashMap::new();
-    let tables = [first.tcp(), first.tcp6()];
-    for entry in tables.into_iter().flatten().flatten() {
+    let mut known: HashSet<u64> = HashSet::new();
+    for entry in [first.tcp(), first.tcp6()].into_iter().flatten().flatten() {
         let port = entry.local_address.port();
         if entry.state == procfs::net::TcpState::Listen && flagged(port) {
             by_inode.insert(entry.inode, port);
         }
+        known.insert(entry.inode);
     }
-    if by_inode.is_empty() {
-        return none;
+    for entry in [first.udp(), first.udp6()].into_iter().flatten().flatten() {
+        known.insert(entry.inode);
     }
-    let (mut ports, mut seen) = (BTreeSet::new(), 0usize);
+    known.extend(first.unix().into_iter().flatten().map(|e| e.inode));
+    let (mut ports, mut seen, mut unlisted) = (BTreeSet::new(), 0usize, 0usize);
     for pid in pids {
         let Ok(fds) = procfs::process::Process::new(*pid).and_then(|p| p.fd()) else {
             continue;
         };
+        let mut pidfd = None;
         for fd in fds.flatten() {
             seen += 1;
             if seen > max_fds {
                 return Held::TooManyFds;
             }
-            if let procfs::process::FDTarget::Socket(inode) = fd.target
-                && let Some(port) = by_inode.get(&inode)
-            {
+            let procfs::process::FDTarget::Socket(inode) = fd.target else {
+                continue;
+            };
+            if let Some(port) = by_inode.get(&inode) {
                 ports.insert(*port);
+            } else if !known.contains(&inode) && unlisted < MAX_UNLISTED {
+                unlisted += 1;
+                if let Some(port) = bound_port(*pid, &mut pidfd, fd.fd).filter(|p| flagged(*p)) {
+                    ports.insert(port);
+                }
             }
         }
     }
     Held::Ports(ports)
+}
+
+/// The local port of process `pid`'s descriptor `fd` when it is a bound TCP
+/// socket (`pidfd` opened on first use and kept for the process's others).
+fn bound_port(pid: i32, pidfd: &mut Option<rustix::fd::OwnedFd>, fd: i32) -> Option<u16> {
+    use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags, pidfd_getfd, pidfd_open};
+    if pidfd.is_none() {
+        *pidfd = pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok();
+    }
+    let copy = pidfd_getfd(pidfd.as_ref()?, fd, PidfdGetfdFlags::empty()).ok()?;
+    if rustix::net::sockopt::socket_type(&copy).ok()? != rustix::net::SocketType::STREAM {
+        return None;
+    }
+    let addr = std::net::SocketAddr::try_from(rustix::net::getsockname(&copy).ok()?).ok()?;
+    (addr.port() != 0).then_some(addr.port())
 }
 
 /// `pid` and every process descended from it (for a run with no cgroup to
@@ -251,7 +284,7 @@ mod tests {
         let me = std::process::id() as i32;
         let found = |pids: &[i32], max| listening(pids, |p| p == port, max);
         assert_eq!(found(&[me], MAX_FDS), Held::Ports(BTreeSet::from([port])));
-        // Not flagged: not looked for.
+        // Not flagged: not reported.
         assert_eq!(
             listening(&[me], |_| false, MAX_FDS),
             Held::Ports(BTreeSet::new())
@@ -260,6 +293,29 @@ mod tests {
         drop(l);
         assert_eq!(found(&[me], MAX_FDS), Held::Ports(BTreeSet::new()));
         assert_eq!(found(&[], MAX_FDS), Held::Ports(BTreeSet::new()));
+    }
+
+    #[test]
+    fn a_socket_bound_and_not_listening_is_found_and_udp_is_not() {
+        use rustix::net::{AddressFamily, SocketType};
+        let sock = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        rustix::net::bind(&sock, &any).expect("binding");
+        let addr = rustix::net::getsockname(&sock).unwrap();
+        let port = std::net::SocketAddr::try_from(addr).unwrap().port();
+        let me = std::process::id() as i32;
+        // pidfd_getfd on oneself needs no privilege.
+        assert_eq!(
+            listening(&[me], |p| p == port, MAX_FDS),
+            Held::Ports(BTreeSet::from([port])),
+            "a bound socket on {port} not found"
+        );
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let uport = udp.local_addr().unwrap().port();
+        assert_eq!(
+            listening(&[me], |p| p == uport, MAX_FDS),
+            Held::Ports(BTreeSet::new())
+        );
     }
 
     #[test]

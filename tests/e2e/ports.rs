@@ -407,13 +407,14 @@ spec:
     )
 }
 
-/// The attack of a task that listens on a host port it was not given (and
-/// so could take the port the scheduler gives another task next): the agent
-/// kills it at once, whatever grace it asked for and though it ignores
-/// SIGTERM from a child process (Failed, reason PortNotAllocated, its ports
-/// named, an Event), as Mesos's `network/ports` isolator does. By default only the agent's
-/// `ports` range is held; `--port-isolation all` holds every port. A task
-/// listening on the port it was given runs on.
+/// The attack of a task that holds a host port it was not given (and so
+/// could take the port the scheduler gives another task next), listening on
+/// it or only bound to it: the agent kills it at once, whatever grace it
+/// asked for and though its listener is a child ignoring SIGTERM (Failed,
+/// reason PortNotAllocated, its ports named, an Event), as Mesos's
+/// `network/ports` isolator does. By default only the agent's `ports` range
+/// is held; `--port-isolation all` holds every port. A task listening on the
+/// port it was given runs on.
 #[tokio::test]
 async fn a_task_listening_on_a_port_it_was_not_given_is_killed() {
     let s = TestServer::start().unwrap();
@@ -456,13 +457,21 @@ async fn a_task_listening_on_a_port_it_was_not_given_is_killed() {
     .unwrap();
     let honest = given(&tasks.get("honest").await.unwrap())["http"];
     assert!((base..=base + 3).contains(&honest), "{honest}");
-    let squat = (base..=base + 3).find(|p| *p != honest).unwrap();
+    let mut free = (base..=base + 3).filter(|p| *p != honest);
+    let (squat, bound) = (free.next().unwrap(), free.next().unwrap());
     apply("outside", "0", "range", "[]");
     let yaml = squatter("squat", squat, "range");
     s.kubectl_ok(&["apply", "-f", &write_file(dir, "squat.yaml", &yaml)]);
+    // Bound and never listening: no socket table shows it, and it keeps the
+    // port from its owner as surely.
+    let hold = format!(
+        "exec python3 -c \"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {bound})); time.sleep(3600)\""
+    );
+    let yaml = task("bound", &hold, "range", "[]", 1);
+    s.kubectl_ok(&["apply", "-f", &write_file(dir, "bound.yaml", &yaml)]);
     apply("outside-all", "0", "all", "[]");
     let phase = |t: &DynamicObject| status(t, "phase").as_str().unwrap_or_default().to_string();
-    for name in ["squat", "outside-all"] {
+    for name in ["squat", "bound", "outside-all"] {
         let ended = wait_for(
             Duration::from_secs(60),
             &format!("{name} killed"),
@@ -484,6 +493,7 @@ async fn a_task_listening_on_a_port_it_was_not_given_is_killed() {
             .and_then(|(p, _)| p.parse().ok());
         match name {
             "squat" => assert_eq!(named, Some(squat), "{message}"),
+            "bound" => assert_eq!(named, Some(bound), "{message}"),
             _ => assert!(
                 named.is_some_and(|p| !(base..=base + 7).contains(&p)),
                 "{message}"
