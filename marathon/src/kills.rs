@@ -5,17 +5,15 @@
 //! it; with `scale` each is marked to go first and its App asks for as many
 //! fewer, so its controller kills exactly those.
 
+use crate::call::{Answer, Call, Result, get, hosts, instances, modify, result};
 use crate::error::MarathonError;
 use crate::model::{OneTask, TaskOut, Tasks};
 use crate::present;
-use crate::routes::{Answer, Call, get, hosts, instances, modify, result};
 use kube::ResourceExt;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use mosaic_crds::app::{APP_LABEL, App, DELETION_COST_ANNOTATION};
 use mosaic_crds::task::{Task, TaskPhase};
 use std::collections::BTreeMap;
-
-type Result<T> = std::result::Result<T, MarathonError>;
 
 /// `DELETE /v2/apps/{id}/tasks/{taskId}[?scale=true]`.
 pub async fn kill_task(c: &Call<'_>, id: &str, task: &str) -> Result<Answer> {

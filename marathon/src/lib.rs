@@ -18,6 +18,7 @@
 //!   [`serve`]). Request bodies are limited to [`MAX_BODY`].
 
 pub mod auth;
+pub mod call;
 pub mod clients;
 pub mod error;
 pub mod kills;
@@ -130,7 +131,7 @@ fn query(q: Option<&str>) -> HashMap<String, Vec<String>> {
     out
 }
 
-fn respond(a: routes::Answer) -> http::Response<Full<Bytes>> {
+fn respond(a: call::Answer) -> http::Response<Full<Bytes>> {
     let mut r = http::Response::builder().status(a.code).header(
         http::header::CONTENT_TYPE,
         if a.text {
@@ -150,7 +151,7 @@ fn respond(a: routes::Answer) -> http::Response<Full<Bytes>> {
 }
 
 fn failed(e: MarathonError) -> http::Response<Full<Bytes>> {
-    let mut a = routes::Answer::json(e.code(), &e.body());
+    let mut a = call::Answer::json(e.code(), &e.body());
     if e.code() == 401 {
         a.headers.push((
             "WWW-Authenticate",
@@ -166,7 +167,7 @@ async fn handle(gw: &Gateway, req: mosaic_listener::Request) -> http::Response<F
     let path = normalize(parts.uri.path());
     if path == "/ping" {
         // As Marathon's: a liveness probe, open to all, saying nothing.
-        return respond(routes::Answer {
+        return respond(call::Answer {
             code: 200,
             body: b"pong".to_vec(),
             text: true,
@@ -206,7 +207,7 @@ async fn handle(gw: &Gateway, req: mosaic_listener::Request) -> http::Response<F
             )));
         }
     };
-    let call = routes::Call {
+    let call = call::Call {
         client,
         namespace: &gw.namespace,
         method: &parts.method,
