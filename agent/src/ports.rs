@@ -10,7 +10,7 @@
 //! and a message naming the ports, as Mesos's REASON_CONTAINER_LIMITATION.
 
 use mosaic_crds::ports::PortRanges;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 /// Which listening ports an agent holds its tasks to.
@@ -88,13 +88,14 @@ pub async fn watch(w: Watch) {
 /// One look: what the run does wrong, if anything.
 fn check(w: &Watch) -> Option<String> {
     let pids = (w.pids)();
-    let flagged =
+    let listener =
         |p: u16| !unallocated(&BTreeSet::from([p]), &w.given, &w.range, w.policy).is_empty();
-    match listening(&pids, flagged, MAX_FDS) {
-        Held::Ports(ports) => {
-            let bad = unallocated(&ports, &w.given, &w.range, w.policy);
-            (!bad.is_empty()).then(|| describe(&bad, &w.given))
-        }
+    // Other sockets only within the range: elsewhere they are clients'
+    // ephemeral ports.
+    let held = |p: u16| w.range.contains(p) && !w.given.contains(&p);
+    match listening(&pids, listener, held, MAX_FDS) {
+        Held::Ports(bad) if bad.is_empty() => None,
+        Held::Ports(bad) => Some(describe(&bad.into_iter().collect::<Vec<_>>(), &w.given)),
         Held::TooManyFds => Some(format!(
             "the task held more than {MAX_FDS} open files, too many for its listening ports to be checked"
         )),
@@ -110,80 +111,92 @@ pub enum Held {
     TooManyFds,
 }
 
-/// The most sockets of one run that the socket tables do not show (TCP
-/// sockets bound and not listening, raw and netlink ones) looked at in one
-/// check.
-const MAX_UNLISTED: usize = 1024;
-
-/// The TCP ports among those `flagged` that the processes `pids` hold: those
-/// they listen on, read from their network namespace's socket tables, and
-/// those they have bound without listening (which keep the port from its
-/// owner as surely, and which no table shows: each such socket is copied
-/// from the process with `pidfd_getfd` and asked its address). At most
-/// `max_fds` descriptors are read in all. A process that has gone meanwhile
-/// is passed over.
-pub fn listening(pids: &[i32], flagged: impl Fn(u16) -> bool, max_fds: usize) -> Held {
-    let Some(first) = pids
-        .first()
-        .and_then(|p| procfs::process::Process::new(*p).ok())
-    else {
-        return Held::Ports(BTreeSet::new());
-    };
-    // Listeners on flagged ports; every socket the tables know (connected
-    // TCP, UDP, Unix), which needs no closer look.
+/// The TCP ports the processes `pids` hold that they may not: those they
+/// listen on where `listener` says no, and those their other sockets are
+/// bound to where `held` says no (a connected socket bound to a port keeps
+/// it from its owner as a listener does). Read from the host's socket tables
+/// (tasks share the agent's network) and the processes' descriptors, at most
+/// `max_fds` of them in all; a process whose main thread has ended is read
+/// through its other threads. A process that has gone meanwhile is passed
+/// over.
+pub fn listening(
+    pids: &[i32],
+    listener: impl Fn(u16) -> bool,
+    held: impl Fn(u16) -> bool,
+    max_fds: usize,
+) -> Held {
     let mut by_inode: HashMap<u64, u16> = HashMap::new();
-    let mut known: HashSet<u64> = HashSet::new();
-    for entry in [first.tcp(), first.tcp6()].into_iter().flatten().flatten() {
+    for entry in [procfs::net::tcp(), procfs::net::tcp6()]
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let port = entry.local_address.port();
-        if entry.state == procfs::net::TcpState::Listen && flagged(port) {
+        let bad = match entry.state {
+            procfs::net::TcpState::Listen => listener(port),
+            _ => held(port),
+        };
+        if bad && entry.inode != 0 {
             by_inode.insert(entry.inode, port);
         }
-        known.insert(entry.inode);
     }
-    for entry in [first.udp(), first.udp6()].into_iter().flatten().flatten() {
-        known.insert(entry.inode);
+    if by_inode.is_empty() {
+        return Held::Ports(BTreeSet::new());
     }
-    known.extend(first.unix().into_iter().flatten().map(|e| e.inode));
-    let (mut ports, mut seen, mut unlisted) = (BTreeSet::new(), 0usize, 0usize);
+    let (mut ports, mut seen) = (BTreeSet::new(), 0usize);
     for pid in pids {
-        let Ok(fds) = procfs::process::Process::new(*pid).and_then(|p| p.fd()) else {
-            continue;
-        };
-        let mut pidfd = None;
-        for fd in fds.flatten() {
+        for inode in socket_inodes(*pid) {
             seen += 1;
             if seen > max_fds {
                 return Held::TooManyFds;
             }
-            let procfs::process::FDTarget::Socket(inode) = fd.target else {
-                continue;
-            };
             if let Some(port) = by_inode.get(&inode) {
                 ports.insert(*port);
-            } else if !known.contains(&inode) && unlisted < MAX_UNLISTED {
-                unlisted += 1;
-                if let Some(port) = bound_port(*pid, &mut pidfd, fd.fd).filter(|p| flagged(*p)) {
-                    ports.insert(port);
-                }
             }
         }
     }
     Held::Ports(ports)
 }
 
-/// The local port of process `pid`'s descriptor `fd` when it is a bound TCP
-/// socket (`pidfd` opened on first use and kept for the process's others).
-fn bound_port(pid: i32, pidfd: &mut Option<rustix::fd::OwnedFd>, fd: i32) -> Option<u16> {
-    use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags, pidfd_getfd, pidfd_open};
-    if pidfd.is_none() {
-        *pidfd = pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok();
+/// The socket inodes among process `pid`'s descriptors (empty when it has
+/// gone); through its threads when the main one has ended and taken its
+/// descriptor table's view with it.
+fn socket_inodes(pid: i32) -> Vec<u64> {
+    let Ok(p) = procfs::process::Process::new(pid) else {
+        return Vec::new();
+    };
+    let mut fds = p.fd().map(|it| it.flatten().peekable()).ok();
+    if let Some(it) = fds.as_mut()
+        && it.peek().is_some()
+    {
+        return it
+            .filter_map(|fd| match fd.target {
+                procfs::process::FDTarget::Socket(inode) => Some(inode),
+                _ => None,
+            })
+            .collect();
     }
-    let copy = pidfd_getfd(pidfd.as_ref()?, fd, PidfdGetfdFlags::empty()).ok()?;
-    if rustix::net::sockopt::socket_type(&copy).ok()? != rustix::net::SocketType::STREAM {
-        return None;
+    let mut inodes = Vec::new();
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return inodes;
+    };
+    for t in threads.flatten() {
+        let Ok(entries) = std::fs::read_dir(t.path().join("fd")) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let target = std::fs::read_link(e.path()).unwrap_or_default();
+            let inode: Option<u64> = target
+                .to_str()
+                .and_then(|s| s.strip_prefix("socket:["))
+                .and_then(|s| s.strip_suffix(']'))
+                .and_then(|s| s.parse().ok());
+            inodes.extend(inode);
+        }
     }
-    let addr = std::net::SocketAddr::try_from(rustix::net::getsockname(&copy).ok()?).ok()?;
-    (addr.port() != 0).then_some(addr.port())
+    inodes.sort_unstable();
+    inodes.dedup();
+    inodes
 }
 
 /// `pid` and every process descended from it (for a run with no cgroup to
@@ -282,11 +295,12 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("binding");
         let port = l.local_addr().expect("address").port();
         let me = std::process::id() as i32;
-        let found = |pids: &[i32], max| listening(pids, |p| p == port, max);
+        let none = |_: u16| false;
+        let found = |pids: &[i32], max| listening(pids, |p| p == port, none, max);
         assert_eq!(found(&[me], MAX_FDS), Held::Ports(BTreeSet::from([port])));
         // Not flagged: not reported.
         assert_eq!(
-            listening(&[me], |_| false, MAX_FDS),
+            listening(&[me], none, none, MAX_FDS),
             Held::Ports(BTreeSet::new())
         );
         assert_eq!(found(&[me], 0), Held::TooManyFds);
@@ -296,26 +310,43 @@ mod tests {
     }
 
     #[test]
-    fn a_socket_bound_and_not_listening_is_found_and_udp_is_not() {
-        use rustix::net::{AddressFamily, SocketType};
-        let sock = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
-        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        rustix::net::bind(&sock, &any).expect("binding");
-        let addr = rustix::net::getsockname(&sock).unwrap();
-        let port = std::net::SocketAddr::try_from(addr).unwrap().port();
+    fn a_connected_socket_bound_to_a_held_port_is_found_and_udp_is_not() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = l.local_addr().unwrap();
+        // A client bound to a port of its own choosing before it connects.
+        let sock = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = sock.local_addr().unwrap().port();
+        drop(sock);
+        let client = connect_from(port, target);
         let me = std::process::id() as i32;
-        // pidfd_getfd on oneself needs no privilege.
+        let none = |_: u16| false;
         assert_eq!(
-            listening(&[me], |p| p == port, MAX_FDS),
-            Held::Ports(BTreeSet::from([port])),
-            "a bound socket on {port} not found"
+            listening(&[me], none, |p| p == port, MAX_FDS),
+            Held::Ports(BTreeSet::from([port]))
         );
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let uport = udp.local_addr().unwrap().port();
+        // Not held: a client's port is its own business.
         assert_eq!(
-            listening(&[me], |p| p == uport, MAX_FDS),
+            listening(&[me], none, none, MAX_FDS),
             Held::Ports(BTreeSet::new())
         );
+        drop(client);
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let uport = udp.local_addr().unwrap().port();
+        let only = |p: u16| p == uport;
+        assert_eq!(
+            listening(&[me], only, only, MAX_FDS),
+            Held::Ports(BTreeSet::new())
+        );
+    }
+
+    /// A TCP connection from local port `port` to `target`.
+    fn connect_from(port: u16, target: std::net::SocketAddr) -> rustix::fd::OwnedFd {
+        use rustix::net::{AddressFamily, SocketType, sockopt};
+        let s = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+        sockopt::set_socket_reuseaddr(&s, true).unwrap();
+        rustix::net::bind(&s, &std::net::SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+        rustix::net::connect(&s, &target).unwrap();
+        s
     }
 
     #[test]
@@ -334,7 +365,7 @@ mod tests {
         let port: u16 = line.trim().parse().expect("a port");
         let me = std::process::id() as i32;
         let pids = with_descendants(me);
-        let found = listening(&pids, |p| p == port, MAX_FDS);
+        let found = listening(&pids, |p| p == port, |_| false, MAX_FDS);
         let _ = child.kill();
         let _ = child.wait();
         assert!(pids.contains(&(child.id() as i32)), "{pids:?}");

@@ -409,7 +409,7 @@ spec:
 
 /// The attack of a task that holds a host port it was not given (and so
 /// could take the port the scheduler gives another task next), listening on
-/// it or only bound to it: the agent kills it at once, whatever grace it
+/// it or bound to it and connected: the agent kills it at once, whatever grace it
 /// asked for and though its listener is a child ignoring SIGTERM (Failed,
 /// reason PortNotAllocated, its ports named, an Event), as Mesos's
 /// `network/ports` isolator does. By default only the agent's `ports` range
@@ -462,10 +462,10 @@ async fn a_task_listening_on_a_port_it_was_not_given_is_killed() {
     apply("outside", "0", "range", "[]");
     let yaml = squatter("squat", squat, "range");
     s.kubectl_ok(&["apply", "-f", &write_file(dir, "squat.yaml", &yaml)]);
-    // Bound and never listening: no socket table shows it, and it keeps the
-    // port from its owner as surely.
+    // Bound to a port of the range and connected (to the honest task) rather
+    // than listening: it keeps the port from its owner as surely.
     let hold = format!(
-        "exec python3 -c \"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {bound})); time.sleep(3600)\""
+        "exec python3 -c \"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {bound})); s.connect(('127.0.0.1', {honest})); time.sleep(3600)\""
     );
     let yaml = task("bound", &hold, "range", "[]", 1);
     s.kubectl_ok(&["apply", "-f", &write_file(dir, "bound.yaml", &yaml)]);
