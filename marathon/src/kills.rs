@@ -13,10 +13,11 @@ use kube::ResourceExt;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use mosaic_crds::app::{APP_LABEL, App, DELETION_COST_ANNOTATION};
 use mosaic_crds::task::{Task, TaskPhase};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// `DELETE /v2/apps/{id}/tasks/{taskId}[?scale=true]`.
 pub async fn kill_task(c: &Call<'_>, id: &str, task: &str) -> Result<Answer> {
+    no_scale_with_wipe(c)?;
     let (canonical, app) = get(c, id).await?;
     let missing = || MarathonError::NotFound(format!("Task '{task}' does not exist"));
     if !is_name(task) {
@@ -27,7 +28,8 @@ pub async fn kill_task(c: &Call<'_>, id: &str, task: &str) -> Result<Answer> {
         Err(kube::Error::Api(s)) if s.code == 404 => return Err(missing()),
         Err(e) => return Err(MarathonError::from_kube(e, &format!("Task '{task}'"))),
     };
-    if t.labels().get(APP_LABEL) != Some(&app.name_any()) {
+    // Only a live instance of this App, as Marathon knows only those.
+    if !killable(&t, &app) {
         return Err(missing());
     }
     if c.flag("scale") {
@@ -128,7 +130,8 @@ pub async fn kill_tasks(c: &Call<'_>, id: &str) -> Result<Answer> {
 /// tasks, of whichever apps. An id that is not a task's name is refused
 /// (400, as Marathon refuses an id it cannot parse); one naming no live
 /// instance is passed over. With `scale`, each App asks for as many fewer and
-/// the last one's deployment is answered; else the tasks killed.
+/// the last one's deployment is answered (Marathon answers one plan for all);
+/// else the tasks killed.
 pub async fn kill_given(c: &Call<'_>) -> Result<Answer> {
     no_scale_with_wipe(c)?;
     #[derive(serde::Deserialize)]
@@ -142,16 +145,17 @@ pub async fn kill_given(c: &Call<'_>) -> Result<Answer> {
             "Invalid task id '{bad}'."
         )));
     }
+    // A set, as Marathon reads them: a task named twice is killed once.
+    let ids: BTreeSet<String> = ids.ids.into_iter().collect();
+    // One list of the namespace's instances, however many ids.
     let mut by_app: BTreeMap<String, Vec<Task>> = BTreeMap::new();
-    for id in &ids.ids {
-        match c.tasks().get(id).await {
-            Ok(t) => {
-                if let Some(app) = t.labels().get(APP_LABEL).cloned() {
-                    by_app.entry(app).or_default().push(t);
-                }
-            }
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(MarathonError::from_kube(e, &format!("Task '{id}'"))),
+    for (app, tasks) in instances(c, None).await? {
+        let named: Vec<Task> = tasks
+            .into_iter()
+            .filter(|t| ids.contains(&t.name_any()))
+            .collect();
+        if !named.is_empty() {
+            by_app.insert(app, named);
         }
     }
     let hosts = hosts(c).await;

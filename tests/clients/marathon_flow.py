@@ -139,6 +139,13 @@ assert c.kill_given_tasks([given])
 wait("the given one replaced", lambda: (lambda ts: len(ts) == 2 and given not in [t.id for t in ts] and all(t.state == "TASK_RUNNING" for t in ts))(c.list_tasks("/basic-0")))
 r = requests.post(URL + "/v2/tasks/delete", headers=auth, json={"ids": ["../../agents"]})
 assert r.status_code == 400 and "Invalid task id" in r.json()["message"], r.text
+# The same id twice, with scale: killed once, and the app asks for one fewer.
+dup = c.list_tasks("/basic-0")[0].id
+assert c.kill_given_tasks([dup, dup], scale=True)
+wait("one task left, not the killed one", lambda: (lambda ts: len(ts) == 1 and ts[0].id != dup and ts[0].state == "TASK_RUNNING")(c.list_tasks("/basic-0")))
+assert c.get_app("/basic-0").instances == 1
+c.scale_app("/basic-0", instances=2)
+wait("2 tasks running again", running(2))
 
 # Killing an app's tasks on a host (DELETE /v2/apps/{id}/tasks): the killed
 # are answered and replaced; a host with none kills nothing; with scale, the
