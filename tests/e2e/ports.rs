@@ -462,10 +462,24 @@ async fn a_task_listening_on_a_port_it_was_not_given_is_killed() {
     apply("outside", "0", "range", "[]");
     let yaml = squatter("squat", squat, "range");
     s.kubectl_ok(&["apply", "-f", &write_file(dir, "squat.yaml", &yaml)]);
-    // Bound to a port of the range and connected (to the honest task) rather
-    // than listening: it keeps the port from its owner as surely.
+    // Bound to a port of the range and connected (to the honest task, once
+    // it listens) rather than listening: it keeps the port from its owner as
+    // surely.
     let hold = format!(
-        "exec python3 -c \"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {bound})); s.connect(('127.0.0.1', {honest})); time.sleep(3600)\""
+        "exec python3 -c \"
+import socket, time
+while True:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(('127.0.0.1', {bound}))
+    try:
+        s.connect(('127.0.0.1', {honest}))
+        break
+    except OSError:
+        s.close()
+        time.sleep(0.1)
+time.sleep(3600)
+\""
     );
     let yaml = task("bound", &hold, "range", "[]", 1);
     s.kubectl_ok(&["apply", "-f", &write_file(dir, "bound.yaml", &yaml)]);

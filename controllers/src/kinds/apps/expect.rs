@@ -2,12 +2,19 @@
 //! ReplicaSet controller's expectations): an instance created is counted
 //! before its watch event arrives, and one deleted counts as being killed,
 //! so a reconcile that runs on a stale store neither starts instances twice
-//! nor kills more than it meant to. An expectation the store never meets
+//! nor kills more than it meant to. As a ReplicaSet's, an expectation is met
+//! when the watch shows the instance (its creation, its deletion), whatever
+//! happened to it since: one created and deleted by someone else before the
+//! next reconcile is not counted on for ever. One the watch never shows
 //! lapses after a minute.
 
 use super::plan::Instance;
+use crate::index::Index;
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+use mosaic_crds::task::Task;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long an unmet expectation is kept.
@@ -99,6 +106,41 @@ impl Expectations {
     }
 }
 
+impl Expectations {
+    /// The watch showed `t`: what was expected of it is met (its creation;
+    /// its deletion too, once it is being deleted or gone).
+    fn observed(&self, t: &Task, gone: bool) {
+        let deleting = gone || t.metadata.deletion_timestamp.is_some();
+        let name = t.name_any();
+        let mut all = self.0.lock().expect("expectations lock");
+        for o in t.owner_references().iter().filter(|o| o.kind == "App") {
+            let Some(p) = all.apps.get_mut(&o.uid) else {
+                continue;
+            };
+            p.created.remove(&name);
+            if deleting {
+                p.deleted.remove(&name);
+            }
+            if p.created.is_empty() && p.deleted.is_empty() {
+                all.apps.remove(&o.uid);
+            }
+        }
+    }
+}
+
+/// Fed by the shared Task reflector, after the index of instances by App.
+impl Index<Task> for Expectations {
+    fn apply(&self, obj: &Arc<Task>) {
+        self.observed(obj, false);
+    }
+    fn delete(&self, obj: &Arc<Task>) {
+        self.observed(obj, true);
+    }
+    // A relist shows what is there; what is missing stays expected until a
+    // reconcile sees it or it lapses.
+    fn reset(&self, _: &Store<Task>) {}
+}
+
 /// Drops what has lapsed, for Apps no reconcile will look at again
 /// (deleted ones), every [`SWEEP_EVERY`] at most.
 fn sweep(all: &mut All) {
@@ -162,5 +204,37 @@ mod tests {
         e.apply("app", &mut seen);
         assert_eq!(seen.len(), 2);
         assert!(e.0.lock().unwrap().apps.is_empty());
+    }
+
+    fn task(name: &str, owner: &str) -> Arc<Task> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "mosaic.dev/v1alpha1", "kind": "Task",
+                "metadata": {"name": name, "namespace": "default", "ownerReferences": [
+                    {"apiVersion": "mosaic.dev/v1alpha1", "kind": "App", "name": "a", "uid": owner}]},
+                "spec": {"command": "true"}}))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn an_instance_created_and_deleted_between_reconciles_is_not_counted_on() {
+        let e = Expectations::default();
+        e.created("app", inst("quick"));
+        e.deleted("app", "old");
+        // The watch shows it made, then gone, before any reconcile looks.
+        Index::apply(&e, &task("quick", "app"));
+        Index::delete(&e, &task("quick", "app"));
+        Index::delete(&e, &task("old", "app"));
+        let mut seen = Vec::new();
+        e.apply("app", &mut seen);
+        assert!(seen.is_empty(), "a phantom instance: {:?}", seen.len());
+        assert!(e.0.lock().unwrap().apps.is_empty());
+        // Another App's expectations are not touched.
+        e.created("other", inst("x"));
+        Index::apply(&e, &task("x", "app"));
+        let mut seen = Vec::new();
+        e.apply("other", &mut seen);
+        assert_eq!(seen.len(), 1);
     }
 }

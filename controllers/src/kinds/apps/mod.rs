@@ -62,7 +62,7 @@ struct Context {
     owned: Arc<ByOwner<Task>>,
     /// Agents, to see which are being drained.
     agents: Store<Agent>,
-    expected: expect::Expectations,
+    expected: Arc<expect::Expectations>,
     /// The status last written for each App (by uid): newer than the
     /// store's copy until the watch brings it back, and this controller is
     /// its only writer.
@@ -99,6 +99,8 @@ pub async fn run(client: Client, registry: Registry) {
         return;
     }
     let (store, on_agent) = (tasks.store(), tasks.store());
+    let expected = Arc::new(expect::Expectations::default());
+    tasks.subscribe(expected.clone());
     let controller = Controller::new(apps, watcher::Config::default().any_semantic())
         .owns_shared_stream(changed)
         .watches_shared_stream(drains, move |agent: Arc<Agent>| {
@@ -123,7 +125,7 @@ pub async fn run(client: Client, registry: Registry) {
         tasks: store,
         owned,
         agents: agents.store(),
-        expected: expect::Expectations::default(),
+        expected,
         written: Default::default(),
         planned: Default::default(),
     });
