@@ -1,17 +1,19 @@
 //! Host-port enforcement, as Mesos's `network/ports` isolator does it. Tasks
 //! share the host's network, so a task listening on a port it was not given
 //! could take one the scheduler gives another task next. Every interval the
-//! agent reads the TCP sockets in LISTEN state (as the task's own network
-//! namespace shows them), finds the ones the task's processes hold, and kills
-//! a task listening on a port outside its `status.ports`: only within the
-//! agent's `ports` resource by default (Mesos's `--check_agent_port_range_only`;
-//! those are the ports other tasks are given), anywhere with
-//! `--port-isolation all`. The task ends Failed with reason `PortNotAllocated`
-//! and a message naming the ports, as Mesos's REASON_CONTAINER_LIMITATION.
+//! agent reads the host's TCP socket tables (once for all its runs), finds
+//! the sockets each task's processes hold, and kills a task listening on a
+//! port outside its `status.ports`, or holding one of the range with a
+//! connected socket bound to it: only within the agent's `ports` resource by
+//! default (Mesos's `--check_agent_port_range_only`; those are the ports
+//! other tasks are given), anywhere with `--port-isolation all`. The task
+//! ends Failed with reason `PortNotAllocated` and a message naming the ports,
+//! as Mesos's REASON_CONTAINER_LIMITATION.
 
 use mosaic_crds::ports::PortRanges;
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Which listening ports an agent holds its tasks to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,6 +46,50 @@ impl std::str::FromStr for PortIsolation {
     }
 }
 
+/// One TCP socket of the host's tables.
+#[derive(Clone, Copy, Debug)]
+pub struct Socket {
+    inode: u64,
+    port: u16,
+    listening: bool,
+}
+
+/// The host's TCP sockets (tasks share the agent's network), read at most
+/// once per half interval however many runs look at them.
+#[derive(Default)]
+pub struct Sockets(Mutex<Option<(Instant, Arc<Vec<Socket>>)>>);
+
+impl Sockets {
+    /// The tables as read no longer than `fresh` ago (a caller waits for
+    /// another's read under way rather than reading them again).
+    pub fn read(&self, fresh: Duration) -> Arc<Vec<Socket>> {
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, tables)) = last.as_ref()
+            && at.elapsed() < fresh
+        {
+            return tables.clone();
+        }
+        let tables = Arc::new(tables_now());
+        *last = Some((Instant::now(), tables.clone()));
+        tables
+    }
+}
+
+/// The host's TCP sockets now.
+pub fn tables_now() -> Vec<Socket> {
+    [procfs::net::tcp(), procfs::net::tcp6()]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.inode != 0)
+        .map(|e| Socket {
+            inode: e.inode,
+            port: e.local_address.port(),
+            listening: e.state == procfs::net::TcpState::Listen,
+        })
+        .collect()
+}
+
 /// What the watch of one run needs.
 pub struct Watch {
     /// The agent's policy.
@@ -55,6 +101,8 @@ pub struct Watch {
     pub range: PortRanges,
     /// The ports the task was given.
     pub given: BTreeSet<u16>,
+    /// The host's sockets, shared by the agent's runs.
+    pub sockets: Arc<Sockets>,
     /// The run's processes (host pids) now.
     pub pids: Box<dyn Fn() -> Vec<i32> + Send + Sync>,
     /// Called once with a sentence naming the ports, when the task listens
@@ -73,7 +121,7 @@ pub async fn watch(w: Watch) {
     if w.policy == PortIsolation::Off {
         return;
     }
-    let w = std::sync::Arc::new(w);
+    let w = Arc::new(w);
     loop {
         tokio::time::sleep(w.every).await;
         let look = w.clone();
@@ -88,14 +136,17 @@ pub async fn watch(w: Watch) {
 /// One look: what the run does wrong, if anything.
 fn check(w: &Watch) -> Option<String> {
     let pids = (w.pids)();
-    let listener =
-        |p: u16| !unallocated(&BTreeSet::from([p]), &w.given, &w.range, w.policy).is_empty();
+    if pids.is_empty() {
+        return None;
+    }
+    let tables = w.sockets.read(w.every / 2);
+    let listener = |p: u16| forbids(w.policy, &w.range, &w.given, p);
     // Other sockets only within the range: elsewhere they are clients'
     // ephemeral ports.
-    let held = |p: u16| w.range.contains(p) && !w.given.contains(&p);
-    match listening(&pids, listener, held, MAX_FDS) {
+    let held = |p: u16| forbids(PortIsolation::Range, &w.range, &w.given, p);
+    match listening(&tables, &pids, listener, held, MAX_FDS) {
         Held::Ports(bad) if bad.is_empty() => None,
-        Held::Ports(bad) => Some(describe(&bad.into_iter().collect::<Vec<_>>(), &w.given)),
+        Held::Ports(bad) => Some(describe(&bad, &w.given)),
         Held::TooManyFds => Some(format!(
             "the task held more than {MAX_FDS} open files, too many for its listening ports to be checked"
         )),
@@ -105,7 +156,7 @@ fn check(w: &Watch) -> Option<String> {
 /// What a look at a run's sockets found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Held {
-    /// The flagged ports it listens on.
+    /// The ports it holds that it may not.
     Ports(BTreeSet<u16>),
     /// More descriptors than may be looked at.
     TooManyFds,
@@ -114,32 +165,28 @@ pub enum Held {
 /// The TCP ports the processes `pids` hold that they may not: those they
 /// listen on where `listener` says no, and those their other sockets are
 /// bound to where `held` says no (a connected socket bound to a port keeps
-/// it from its owner as a listener does). Read from the host's socket tables
-/// (tasks share the agent's network) and the processes' descriptors, at most
-/// `max_fds` of them in all; a process whose main thread has ended is read
-/// through its other threads. A process that has gone meanwhile is passed
-/// over.
+/// it from its owner as a listener does), among the host's sockets `tables`,
+/// found through the processes' descriptors, at most `max_fds` of them in
+/// all; a process whose main thread has ended is read through its other
+/// threads. A process that has gone meanwhile is passed over.
 pub fn listening(
+    tables: &[Socket],
     pids: &[i32],
     listener: impl Fn(u16) -> bool,
     held: impl Fn(u16) -> bool,
     max_fds: usize,
 ) -> Held {
-    let mut by_inode: HashMap<u64, u16> = HashMap::new();
-    for entry in [procfs::net::tcp(), procfs::net::tcp6()]
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let port = entry.local_address.port();
-        let bad = match entry.state {
-            procfs::net::TcpState::Listen => listener(port),
-            _ => held(port),
-        };
-        if bad && entry.inode != 0 {
-            by_inode.insert(entry.inode, port);
-        }
-    }
+    let by_inode: HashMap<u64, u16> = tables
+        .iter()
+        .filter(|s| {
+            if s.listening {
+                listener(s.port)
+            } else {
+                held(s.port)
+            }
+        })
+        .map(|s| (s.inode, s.port))
+        .collect();
     if by_inode.is_empty() {
         return Held::Ports(BTreeSet::new());
     }
@@ -199,12 +246,15 @@ fn socket_inodes(pid: i32) -> Vec<u64> {
     inodes
 }
 
+/// The most processes of a run with no cgroup looked at.
+const MAX_PROCESSES: usize = 65_536;
+
 /// `pid` and every process descended from it (for a run with no cgroup to
 /// list them), read from `/proc/PID/task/*/children`.
 pub fn with_descendants(pid: i32) -> Vec<i32> {
     let mut out = vec![pid];
     let mut i = 0;
-    while i < out.len() && out.len() < MAX_FDS {
+    while i < out.len() && out.len() < MAX_PROCESSES {
         if let Ok(tasks) = procfs::process::Process::new(out[i]).and_then(|p| p.tasks()) {
             for t in tasks.flatten() {
                 let children = t.children().unwrap_or_default();
@@ -230,27 +280,23 @@ pub fn ephemeral_overlap(held: &PortRanges) -> Option<(u16, u16)> {
         .then_some((lo, hi))
 }
 
-/// The listening ports the policy forbids, given the task's ports and the
-/// agent's range.
-pub fn unallocated(
-    listening: &BTreeSet<u16>,
-    given: &BTreeSet<u16>,
-    range: &PortRanges,
+/// Whether `policy` forbids a task given `given` of the agent's `range` to
+/// hold `port`.
+pub fn forbids(
     policy: PortIsolation,
-) -> Vec<u16> {
-    listening
-        .iter()
-        .copied()
-        .filter(|p| !given.contains(p))
-        .filter(|p| match policy {
+    range: &PortRanges,
+    given: &BTreeSet<u16>,
+    port: u16,
+) -> bool {
+    !given.contains(&port)
+        && match policy {
             PortIsolation::Off => false,
-            PortIsolation::Range => range.contains(*p),
+            PortIsolation::Range => range.contains(port),
             PortIsolation::All => true,
-        })
-        .collect()
+        }
 }
 
-fn describe(bad: &[u16], given: &BTreeSet<u16>) -> String {
+fn describe(bad: &BTreeSet<u16>, given: &BTreeSet<u16>) -> String {
     let list = |ports: &mut dyn Iterator<Item = u16>| {
         ports.map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
     };
@@ -276,18 +322,16 @@ mod tests {
     #[test]
     fn only_ports_in_the_agents_range_count_unless_all_do() {
         let range = PortRanges::new([(31000, 32000)]);
-        let listening = set(&[8080, 31000, 31005]);
         let given = set(&[31005]);
-        assert_eq!(
-            unallocated(&listening, &given, &range, PortIsolation::Range),
-            vec![31000]
-        );
-        assert_eq!(
-            unallocated(&listening, &given, &range, PortIsolation::All),
-            vec![8080, 31000]
-        );
-        assert!(unallocated(&listening, &given, &range, PortIsolation::Off).is_empty());
-        assert!(unallocated(&set(&[31005]), &given, &range, PortIsolation::All).is_empty());
+        let forbidden = |policy| {
+            [8080, 31000, 31005]
+                .into_iter()
+                .filter(|p| forbids(policy, &range, &given, *p))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(forbidden(PortIsolation::Range), vec![31000]);
+        assert_eq!(forbidden(PortIsolation::All), vec![8080, 31000]);
+        assert!(forbidden(PortIsolation::Off).is_empty());
     }
 
     #[test]
@@ -296,11 +340,11 @@ mod tests {
         let port = l.local_addr().expect("address").port();
         let me = std::process::id() as i32;
         let none = |_: u16| false;
-        let found = |pids: &[i32], max| listening(pids, |p| p == port, none, max);
+        let found = |pids: &[i32], max| listening(&tables_now(), pids, |p| p == port, none, max);
         assert_eq!(found(&[me], MAX_FDS), Held::Ports(BTreeSet::from([port])));
         // Not flagged: not reported.
         assert_eq!(
-            listening(&[me], none, none, MAX_FDS),
+            listening(&tables_now(), &[me], none, none, MAX_FDS),
             Held::Ports(BTreeSet::new())
         );
         assert_eq!(found(&[me], 0), Held::TooManyFds);
@@ -321,12 +365,12 @@ mod tests {
         let me = std::process::id() as i32;
         let none = |_: u16| false;
         assert_eq!(
-            listening(&[me], none, |p| p == port, MAX_FDS),
+            listening(&tables_now(), &[me], none, |p| p == port, MAX_FDS),
             Held::Ports(BTreeSet::from([port]))
         );
         // Not held: a client's port is its own business.
         assert_eq!(
-            listening(&[me], none, none, MAX_FDS),
+            listening(&tables_now(), &[me], none, none, MAX_FDS),
             Held::Ports(BTreeSet::new())
         );
         drop(client);
@@ -334,7 +378,7 @@ mod tests {
         let uport = udp.local_addr().unwrap().port();
         let only = |p: u16| p == uport;
         assert_eq!(
-            listening(&[me], only, only, MAX_FDS),
+            listening(&tables_now(), &[me], only, only, MAX_FDS),
             Held::Ports(BTreeSet::new())
         );
     }
@@ -365,7 +409,7 @@ mod tests {
         let port: u16 = line.trim().parse().expect("a port");
         let me = std::process::id() as i32;
         let pids = with_descendants(me);
-        let found = listening(&pids, |p| p == port, |_| false, MAX_FDS);
+        let found = listening(&tables_now(), &pids, |p| p == port, |_| false, MAX_FDS);
         let _ = child.kill();
         let _ = child.wait();
         assert!(pids.contains(&(child.id() as i32)), "{pids:?}");
@@ -373,12 +417,20 @@ mod tests {
     }
 
     #[test]
+    fn the_tables_are_read_once_for_all_runs_while_fresh() {
+        let s = Sockets::default();
+        let a = s.read(Duration::from_secs(3600));
+        assert!(Arc::ptr_eq(&a, &s.read(Duration::from_secs(3600))));
+        assert!(!Arc::ptr_eq(&a, &s.read(Duration::ZERO)));
+    }
+
+    #[test]
     fn the_message_names_the_ports() {
-        let m = describe(&[31000, 31001], &set(&[31005]));
+        let m = describe(&set(&[31000, 31001]), &set(&[31005]));
         assert_eq!(
             m,
             "the task listened on port(s) 31000, 31001 it was not given (its ports: 31005)"
         );
-        assert!(describe(&[1], &set(&[])).ends_with("(its ports: none)"));
+        assert!(describe(&set(&[1]), &set(&[])).ends_with("(its ports: none)"));
     }
 }

@@ -133,6 +133,8 @@ pub struct Runner {
     spare: std::sync::Mutex<Vec<tokio::process::Child>>,
     /// Whether tasks run isolated (the agent is root).
     isolate: bool,
+    /// The host's sockets, read once for all the runs' port checks.
+    sockets: Arc<crate::ports::Sockets>,
 }
 
 impl Runner {
@@ -147,6 +149,7 @@ impl Runner {
             metrics: crate::metrics::Metrics::default(),
             spare: std::sync::Mutex::new(Vec::new()),
             isolate: rustix::process::geteuid().is_root(),
+            sockets: Default::default(),
         }
     }
 
@@ -722,15 +725,17 @@ impl Runner {
             every: self.cfg.port_check,
             range: self.cfg.held_ports.clone(),
             given: given.collect(),
+            sockets: self.sockets.clone(),
             pids: Box::new(move || {
                 // With cgroups, every process of the task; without, its main
                 // process and all that descend from it.
-                let pids = run2.cgroup().pids();
-                let main = run2.pid.load(Ordering::Acquire);
-                if pids.is_empty() && main > 0 {
-                    return crate::ports::with_descendants(main);
+                if run2.mode != Mode::None {
+                    return run2.cgroup().pids();
                 }
-                pids
+                match run2.pid.load(Ordering::Acquire) {
+                    main if main > 0 => crate::ports::with_descendants(main),
+                    _ => Vec::new(),
+                }
             }),
             // At once, as Mesos destroys a container on a limitation: no
             // grace period for a task holding what is not its own.

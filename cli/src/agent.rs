@@ -123,6 +123,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let (port_isolation, port_check) = args.ports.policy()?;
+        let ports = cluster::parse_ports(&args.resources)?;
         let mut cfg = mosaic_agent::AgentConfig {
             name: args.name.unwrap_or_else(cluster::hostname),
             data_dir: std::path::absolute(&args.data_dir).unwrap_or(args.data_dir),
@@ -135,7 +136,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
                 .map(|k| std::path::absolute(k).unwrap_or_else(|_| k.clone()))
                 .collect(),
             resources: Some(cluster::parse_resources(&args.resources)?),
-            ports: cluster::parse_ports(&args.resources)?,
+            ports: ports.clone(),
             labels: cluster::parse_labels(&args.labels)?,
             cgroup_root: args.cgroup_root,
             heartbeat: std::time::Duration::from_secs(args.heartbeat_seconds.max(1)),
@@ -144,7 +145,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
             listen: Some(args.listen),
             port_isolation,
             port_check,
-            held_ports: cluster::parse_ports(&args.resources)?,
+            held_ports: ports,
             gc_delay: cluster::parse_duration(&args.gc_delay)
                 .ok()
                 .with_context(|| {
