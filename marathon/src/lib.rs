@@ -12,7 +12,8 @@
 //! - [`model`]: Marathon's JSON; [`translate`]: an app definition into an
 //!   App (what cannot be honoured is refused, by path); [`present`]: Apps,
 //!   instances and rollouts as Marathon's apps, tasks and deployments;
-//!   [`routes`]: the calls; [`error`]: Marathon's error answers.
+//!   [`routes`]: the calls, [`kills`] the kills, with what they share in
+//!   [`call`]; [`error`]: Marathon's error answers.
 //! - Served through `mosaic-listener` (timeouts, connection cap): plain HTTP
 //!   only on a loopback address, TLS elsewhere (the caller decides, see
 //!   [`serve`]). Request bodies are limited to [`MAX_BODY`].

@@ -109,7 +109,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             rate: args.rate,
             timeout: Duration::from_secs(args.timeout),
         };
-        let mut app = match args.shape {
+        let app = match args.shape {
             Some(Shape::App) => {
                 let g = &plan.groups[0];
                 let n = plan.total_tasks();
@@ -126,26 +126,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             _ => None,
         };
         let mut result = workload::run(&cluster, &plan, &load).await;
+        let mut deleted = None;
         if let (Some(_), Ok(_)) = (&app, &result) {
             let names = plan.tasks().into_iter().map(|t| t.name).collect();
             match teardown::delete_all(&cluster, names, load.clients, load.timeout).await {
-                Ok(phase) => {
-                    if let Some(phases) = app.as_mut() {
-                        phases.push(phase);
-                    }
-                }
+                Ok(phase) => deleted = Some(phase),
                 Err(e) => result = Err(e),
             }
         }
         let end = cluster.stop().await;
         let (mut figures, end) = (result?, end?);
         figures.peak_rss_bytes = end.peak_rss_bytes;
-        Ok::<_, anyhow::Error>((figures, app))
+        Ok::<_, anyhow::Error>((figures, app, deleted))
     })?;
-    let (figures, app) = figures;
-    if let Some(mut phases) = app {
+    let (figures, app, deleted) = figures;
+    if let Some(phases) = app {
         let per_task = figures.cpu_seconds[0] * 1000.0 / plan.total_tasks() as f64;
-        let deleted = phases.pop();
         println!("App phases (server CPU per instance against {per_task:.2} ms per plain Task):");
         for p in &phases {
             println!(

@@ -104,9 +104,7 @@ impl Expectations {
             all.apps.remove(uid);
         }
     }
-}
 
-impl Expectations {
     /// The watch showed `t`: what was expected of it is met (its creation;
     /// its deletion too, once it is being deleted or gone).
     fn observed(&self, t: &Task, gone: bool) {
